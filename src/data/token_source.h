@@ -24,6 +24,9 @@ class TokenSource {
   // The process's exact entropy rate in nats/token, when the source knows it.
   virtual std::optional<double> entropy_rate_nats() const { return std::nullopt; }
 
+  // Standard error of entropy_rate_nats() when it is an estimate; 0 when exact or unknown.
+  virtual double entropy_rate_stderr() const { return 0.0; }
+
   // Exact conditionals of a sequence drawn from this source, when the source knows them:
   // returns a len x vocab_size() row-major array whose row t is P(x_t = . | x_0..x_{t-1})
   // (row 0 is the distribution of the first token of a window). Empty when unknown.

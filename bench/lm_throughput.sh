@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# CPU training throughput of stoch's GPT against nanoGPT's training step in Python
+# (bench/nanogpt_ref.py), both on the same LibTorch, for the tiny and small configs.
+#
+# Env: THREADS (default: nproc), STEPS_TINY (100), STEPS_SMALL (80) timed steps,
+#      WARMUP (5) untimed steps, STOCH (build/stoch) the binary to time.
+# About 3.5 minutes on 2 cores with the defaults. Prints a Markdown table on stdout;
+# progress goes to stderr. ratio = stoch / nanoGPT (above 1: stoch is faster).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+threads="${THREADS:-$(nproc)}"
+steps_tiny="${STEPS_TINY:-100}"
+steps_small="${STEPS_SMALL:-80}"
+warmup="${WARMUP:-5}"
+stoch="${STOCH:-build/stoch}"
+
+venv="$(scripts/setup | tail -n 1)"
+py="$venv/bin/python"
+[ -x "$stoch" ] || { echo "lm_throughput: no stoch binary at $stoch (build first)" >&2; exit 1; }
+
+# OpenMP and MKL size their pools from these when the library loads, before either
+# program can call set_num_threads, so both sides get them from here.
+export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# Median tokens_per_s over train lines of a stoch metrics.jsonl, skipping steps up to
+# $2 (warm-up), so the logging interval does not matter.
+median_train_tps() {
+  "$py" - "$1" "$2" <<'EOF'
+import json, statistics, sys
+path, skip = sys.argv[1], int(sys.argv[2])
+with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+tps = [r["tokens_per_s"] for r in rows
+       if r.get("split") == "train" and "tokens_per_s" in r and r["step"] > skip]
+if not tps:
+    sys.exit(f"lm_throughput: no train lines after step {skip} in {path}")
+print(f"{statistics.median(tps):.1f}")
+EOF
+}
+
+# run_config NAME STEPS NANOGPT-ARGS...
+run_config() {
+  local name="$1" steps="$2"
+  shift 2
+  echo "lm_throughput: $name: nanoGPT reference, $steps steps, $threads threads" >&2
+  local out ref
+  out="$("$py" bench/nanogpt_ref.py "$@" --steps "$steps" --warmup "$warmup" --threads "$threads")"
+  echo "$out" | sed 's/^/  /' >&2
+  ref="$(echo "$out" | tail -n 1 | sed -n 's/^nanogpt tokens_per_s=\([0-9.]*\) .*/\1/p')"
+  [ -n "$ref" ] || { echo "lm_throughput: cannot parse nanogpt_ref output" >&2; exit 1; }
+
+  echo "lm_throughput: $name: stoch, $((warmup + steps)) steps" >&2
+  if ! "$stoch" train "configs/bench/lm_${name}_cpu.yaml" --run-dir "$tmp/$name" \
+      --set "train.steps=$((warmup + steps))" >"$tmp/$name.log" 2>&1; then
+    tail -n 30 "$tmp/$name.log" >&2
+    echo "lm_throughput: stoch failed on $name" >&2
+    exit 1
+  fi
+  local ours
+  ours="$(median_train_tps "$tmp/$name/metrics.jsonl" "$warmup")"
+  echo "  stoch tokens_per_s=$ours" >&2
+  rows+=("| $name | $ref | $ours | $("$py" -c "print(f'{$ours / $ref:.2f}')") |")
+}
+
+# Other processes on a 2-core box hurt multi-threaded runs far more than their share
+# (OpenMP barriers wait for a descheduled thread), so record the load next to the table.
+load_start="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+rows=()
+run_config tiny "$steps_tiny" --n-layer 4 --n-head 4 --n-embd 128 --block-size 128 \
+  --batch-size 16 --vocab-size 256
+run_config small "$steps_small" --n-layer 6 --n-head 6 --n-embd 384 --block-size 256 \
+  --batch-size 8 --vocab-size 256
+
+echo
+echo "CPU, $threads threads, median over timed steps;" \
+  "load average at start $load_start, at end $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo
+echo "| config | nanoGPT tokens/s | stoch tokens/s | ratio |"
+echo "|---|---|---|---|"
+printf '%s\n' "${rows[@]}"

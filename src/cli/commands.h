@@ -1,0 +1,55 @@
+// The `stoch` subcommands. Each returns the process exit code; InputError escapes to main,
+// which prints it as one line and exits 2.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace stoch::cli {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  std::string run_dir;
+};
+int train(const TrainArgs& a);
+
+struct ResumeArgs {
+  std::string run_dir;
+  std::vector<std::string> sets;
+};
+int resume(const ResumeArgs& a);
+
+struct ConfigArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  bool no_docs = false;
+};
+int print_config(const ConfigArgs& a);
+
+struct EvalArgs {
+  std::string run_dir;
+  int64_t checkpoint = -1;  // -1: newest complete
+};
+int eval(const EvalArgs& a);
+
+struct SampleArgs {
+  std::string run_dir;
+  std::string prompt;
+  int64_t max_tokens = 200;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  int64_t seed = 0;
+  int64_t checkpoint = -1;
+};
+int sample(const SampleArgs& a);
+
+struct PrepareArgs {
+  std::vector<std::string> inputs;
+  std::string out;
+  double val_fraction = 0.1;
+};
+int data_prepare(const PrepareArgs& a);
+
+}  // namespace stoch::cli

@@ -1,0 +1,90 @@
+// The `stoch` executable: parses the command line with CLI11 and dispatches to a subcommand.
+#include <c10/util/Exception.h>
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  using namespace stoch;
+  CLI::App app{"stoch: train transformer LMs and value networks from one YAML config"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "stoch 0.1");
+
+  cli::TrainArgs train;
+  auto* t = app.add_subcommand("train", "start a run from a config");
+  t->add_option("config", train.config, "YAML config file")->required();
+  t->add_option("--set", train.sets, "override a key: KEY=VALUE (repeatable)");
+  t->add_option("--run-dir", train.run_dir, "run directory (default runs/<name>-<time>)");
+
+  cli::ResumeArgs resume;
+  auto* r = app.add_subcommand("resume", "continue a run from its newest complete checkpoint");
+  r->add_option("run_dir", resume.run_dir, "run directory")->required();
+  r->add_option("--set", resume.sets, "override a key that cannot change the past (e.g. train.steps)");
+
+  cli::ConfigArgs config;
+  auto* c = app.add_subcommand("config", "print the resolved config with every default, then exit");
+  c->add_option("config", config.config, "YAML config file")->required();
+  c->add_option("--set", config.sets, "override a key: KEY=VALUE (repeatable)");
+  c->add_flag("--no-docs", config.no_docs, "omit the doc comments");
+
+  cli::EvalArgs eval;
+  auto* e = app.add_subcommand("eval", "evaluate a run's checkpoint on held-out data");
+  e->add_option("run_dir", eval.run_dir, "run directory")->required();
+  e->add_option("--checkpoint", eval.checkpoint, "checkpoint step (default: newest complete)");
+
+  cli::SampleArgs sample;
+  auto* s = app.add_subcommand("sample", "generate text from a trained language model");
+  s->add_option("run_dir", sample.run_dir, "run directory")->required();
+  s->add_option("--prompt", sample.prompt, "prompt text (token ids separated by spaces for synthetic data)");
+  s->add_option("--max-tokens", sample.max_tokens, "tokens to generate")->check(CLI::PositiveNumber);
+  s->add_option("--temperature", sample.temperature, "softmax temperature; 0 is greedy")->check(CLI::NonNegativeNumber);
+  s->add_option("--top-k", sample.top_k, "keep the k most likely tokens; 0 keeps all")->check(CLI::NonNegativeNumber);
+  s->add_option("--top-p", sample.top_p, "keep the smallest set with this much mass")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--seed", sample.seed, "sampling seed");
+  s->add_option("--checkpoint", sample.checkpoint, "checkpoint step (default: newest complete)");
+
+  cli::PrepareArgs prep;
+  auto* d = app.add_subcommand("data", "data tools");
+  d->require_subcommand(1);
+  auto* dp = d->add_subcommand("prepare", "tokenise text files (bytes) into train.bin/val.bin/meta.json");
+  dp->add_option("--input", prep.inputs, "input text files")->required();
+  dp->add_option("--out", prep.out, "output folder")->required();
+  dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")->check(CLI::Range(0.0, 0.5));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& ex) {
+    return app.exit(ex);
+  } catch (const CLI::CallForAllHelp& ex) {
+    return app.exit(ex);
+  } catch (const CLI::CallForVersion& ex) {
+    return app.exit(ex);
+  } catch (const CLI::ParseError& ex) {
+    std::cerr << "stoch: error: " << ex.what() << " (see stoch --help)\n";
+    return kExitBadInput;
+  }
+
+  try {
+    if (*t) return cli::train(train);
+    if (*r) return cli::resume(resume);
+    if (*c) return cli::print_config(config);
+    if (*e) return cli::eval(eval);
+    if (*s) return cli::sample(sample);
+    if (*dp) return cli::data_prepare(prep);
+  } catch (const InputError& ex) {
+    log::error(ex.what());
+    return kExitBadInput;
+  } catch (const c10::Error& ex) {
+    log::error(std::string("run failed: ") + ex.what_without_backtrace());
+    return kExitFailure;
+  } catch (const std::exception& ex) {
+    log::error(std::string("run failed: ") + ex.what());
+    return kExitFailure;
+  }
+  return kExitBadInput;
+}

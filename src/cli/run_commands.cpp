@@ -1,0 +1,87 @@
+// train, resume, config: everything that reads a config and starts (or shows) a run.
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "core/torch/checkpoint.h"
+#include "core/torch/safetensors.h"
+#include "train/experiment.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::cli {
+namespace {
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return buf;
+}
+
+std::string default_run_dir(const train::ExperimentConfig& cfg, const std::string& config_path) {
+  const std::string name = cfg.run.name.empty() ? fs::path(config_path).stem().string() : cfg.run.name;
+  std::string dir = stoch::str("runs/", name, "-", timestamp());
+  for (int i = 2; fs::exists(dir); ++i) dir = stoch::str("runs/", name, "-", timestamp(), "-", i);
+  return dir;
+}
+
+void write_config(train::ExperimentConfig& cfg, const std::string& run_dir) {
+  const std::string header = "# Resolved by stoch: every key with its value; the run's identity.\n";
+  write_file_durably(run_dir + "/config.yaml.tmp", header + train::to_yaml(cfg, true));
+  fs::rename(run_dir + "/config.yaml.tmp", run_dir + "/config.yaml");
+}
+
+}  // namespace
+
+int print_config(const ConfigArgs& a) {
+  auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
+  std::cout << train::to_yaml(cfg, !a.no_docs);
+  return kExitOk;
+}
+
+int train(const TrainArgs& a) {
+  auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
+  const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
+  if (!CheckpointStore(run_dir).steps().empty())
+    throw InputError(stoch::str(run_dir, ": already holds checkpoints; continue it with `stoch resume ", run_dir,
+                         "` or choose another --run-dir"));
+  return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
+    fs::create_directories(run_dir);
+    std::error_code ec;
+    fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
+    log::set_file(run_dir + "/log.txt");
+    write_config(cfg, run_dir);
+    log::info(stoch::str("run dir ", run_dir));
+  });
+}
+
+int resume(const ResumeArgs& a) {
+  const std::string cfg_path = a.run_dir + "/config.yaml";
+  if (!fs::is_regular_file(cfg_path)) throw InputError(stoch::str(cfg_path, ": not found (is ", a.run_dir, " a run directory?)"));
+  // Only keys that cannot change what already happened may be overridden.
+  auto base = train::parse_experiment(train::load_config(cfg_path, {}));
+  const auto keys = train::list_keys(base);
+  for (const auto& s : a.sets) {
+    const std::string key = config::split_assignment(s).first;
+    if (!keys.resumable.count(key)) {
+      std::string allowed;
+      for (const auto& k : keys.resumable) allowed += " " + k;
+      throw InputError(stoch::str("--set ", s, ": ", key, " cannot change on resume (allowed:", allowed, ")"));
+    }
+  }
+  auto cfg = train::parse_experiment(train::load_config(cfg_path, a.sets));
+  return train::run_training(cfg, a.run_dir, /*resume=*/true, [&] {
+    log::set_file(a.run_dir + "/log.txt");
+    if (!a.sets.empty()) write_config(cfg, a.run_dir);
+    log::info(stoch::str("resuming ", a.run_dir));
+  });
+}
+
+}  // namespace stoch::cli

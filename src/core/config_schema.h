@@ -1,0 +1,150 @@
+// Config keys are declared once, in a struct's `visit` method:
+//
+//   struct TrainConfig {
+//     int64_t steps = 1000;
+//     template <class V> void visit(V& v) {
+//       v("steps", steps, "optimiser steps in the whole run", Spec().at_least(1).on_resume());
+//     }
+//   };
+//
+// The same declaration is walked by the Reader (parse + validate with file:line errors and
+// "did you mean"), the Printer (`stoch config`, the run's config.yaml) and the KeyLister
+// (which keys exist and which may change on resume).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/config_tree.h"
+
+namespace stoch::config {
+
+struct Spec {
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  bool min_exclusive = false;
+  std::vector<std::string> choices;
+  bool resumable = false;  // may be overridden on resume: it cannot change what already happened
+
+  Spec& at_least(double v) { min = v; min_exclusive = false; return *this; }
+  Spec& above(double v) { min = v; min_exclusive = true; return *this; }
+  Spec& at_most(double v) { max = v; return *this; }
+  Spec& one_of(std::vector<std::string> c) { choices = std::move(c); return *this; }
+  Spec& on_resume() { resumable = true; return *this; }
+};
+
+// "an integer >= 1", "one of cpu, cuda, auto", "a number in (0, 1]".
+std::string describe_expectation(const char* type, const Spec& spec);
+
+class Reader {
+ public:
+  // `node` may be null (section absent: every key keeps its default). `where` locates the section.
+  Reader(const Node* node, std::string prefix, std::string where);
+
+  void operator()(const char* key, int64_t& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, int& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, double& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, bool& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, std::string& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, std::vector<std::string>& field, const char* doc,
+                  const Spec& spec = {});
+
+  template <class S>
+  void section(const char* key, S& sub, const char* doc) {
+    (void)doc;
+    Reader child = child_reader(key);
+    sub.visit(child);
+    child.finish();
+  }
+
+  // The raw node of a key this struct reads itself (e.g. a list of hooks); null when absent.
+  const Node* raw(const char* key);
+  Reader child_reader(const char* key);
+
+  // Throws for any key in the section that no declaration consumed, naming the nearest one.
+  void finish();
+
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  const Node* take(const char* key);
+  std::string path(const char* key) const;
+
+  const Node* node_;
+  std::string prefix_;
+  std::string where_;
+  std::vector<std::string> declared_;
+};
+
+class Printer {
+ public:
+  explicit Printer(int indent = 0, bool with_docs = true) : indent_(indent), docs_(with_docs) {}
+
+  void operator()(const char* key, const int64_t& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, const int& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, const double& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, const bool& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, const std::string& field, const char* doc,
+                  const Spec& spec = {});
+  void operator()(const char* key, const std::vector<std::string>& field, const char* doc,
+                  const Spec& spec = {});
+
+  template <class S>
+  void section(const char* key, S& sub, const char* doc) {
+    comment(doc);
+    out_ += pad() + key + ":\n";
+    Printer child(indent_ + 2, docs_);
+    sub.visit(child);
+    out_ += child.text();
+  }
+
+  void comment(const char* doc);
+  void raw_line(const std::string& line) { out_ += pad() + line + "\n"; }
+  void raw_block(const std::string& key, const Node& value, const char* doc);
+  const std::string& text() const { return out_; }
+  int indent() const { return indent_; }
+  bool with_docs() const { return docs_; }
+
+ private:
+  void line(const char* key, const std::string& value, const char* type, const char* doc,
+            const Spec& spec);
+  std::string pad() const { return std::string(indent_, ' '); }
+  int indent_;
+  bool docs_;
+  std::string out_;
+};
+
+// Collects every declared key's dotted path, and those that may change on resume.
+class KeyLister {
+ public:
+  explicit KeyLister(std::string prefix = "") : prefix_(std::move(prefix)) {}
+
+  template <class T>
+  void operator()(const char* key, T& field, const char* doc, const Spec& spec = {}) {
+    (void)field;
+    (void)doc;
+    const std::string p = prefix_ + key;
+    all.insert(p);
+    if (spec.resumable) resumable.insert(p);
+  }
+
+  template <class S>
+  void section(const char* key, S& sub, const char* doc) {
+    (void)doc;
+    KeyLister child(prefix_ + key + ".");
+    sub.visit(child);
+    all.insert(child.all.begin(), child.all.end());
+    resumable.insert(child.resumable.begin(), child.resumable.end());
+  }
+
+  std::set<std::string> all;
+  std::set<std::string> resumable;
+
+ private:
+  std::string prefix_;
+};
+
+}  // namespace stoch::config

@@ -1,0 +1,271 @@
+#include "core/config_tree.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/errors.h"
+#include "core/strings.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::config {
+
+const Node* Node::find(const std::string& key) const {
+  for (const auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Node* Node::find(const std::string& key) {
+  for (auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Node& Node::get_or_add(const std::string& key) {
+  if (kind == Kind::kNull) kind = Kind::kMap;
+  if (Node* n = find(key)) return *n;
+  map.emplace_back(key, Node{});
+  map.back().second.file = file;
+  map.back().second.line = line;
+  return map.back().second;
+}
+
+std::string Node::where() const {
+  if (file.empty()) return "<default>";
+  if (line <= 0) return file;
+  return str(file, ":", line);
+}
+
+namespace {
+
+Node convert(const YAML::Node& y, const std::string& file) {
+  Node n;
+  n.file = file;
+  n.line = y.Mark().line >= 0 ? y.Mark().line + 1 : 0;
+  switch (y.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      n.kind = Node::Kind::kNull;
+      break;
+    case YAML::NodeType::Scalar:
+      n.kind = Node::Kind::kScalar;
+      n.scalar = y.Scalar();
+      break;
+    case YAML::NodeType::Sequence:
+      n.kind = Node::Kind::kSeq;
+      for (const auto& e : y) n.seq.push_back(convert(e, file));
+      break;
+    case YAML::NodeType::Map: {
+      n.kind = Node::Kind::kMap;
+      std::set<std::string> seen;
+      for (const auto& kv : y) {
+        const std::string key = kv.first.Scalar();
+        if (!seen.insert(key).second) {
+          throw InputError(str(file, ":", kv.first.Mark().line + 1, ": duplicate key '", key, "'"));
+        }
+        n.map.emplace_back(key, convert(kv.second, file));
+      }
+      break;
+    }
+  }
+  return n;
+}
+
+Node parse_yaml(const std::string& text, const std::string& origin) {
+  try {
+    return convert(YAML::Load(text), origin);
+  } catch (const YAML::Exception& e) {
+    throw InputError(
+        str(origin, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ", e.mark.column + 1, ")"));
+  }
+}
+
+Node load_recursive(const fs::path& path, std::vector<fs::path>& stack) {
+  const std::string name = path.string();
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw InputError(str(name, ": config file not found"));
+  const fs::path canon = fs::weakly_canonical(path);
+  for (const auto& p : stack)
+    if (p == canon) throw InputError(str(name, ": `base:` files form a cycle"));
+  stack.push_back(canon);
+
+  YAML::Node y;
+  try {
+    y = YAML::LoadFile(name);
+  } catch (const YAML::BadFile&) {
+    throw InputError(str(name, ": cannot read config file"));
+  } catch (const YAML::Exception& e) {
+    throw InputError(
+        str(name, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ", e.mark.column + 1, ")"));
+  }
+  Node doc = convert(y, name);
+  if (doc.is_null()) doc.kind = Node::Kind::kMap;
+  if (!doc.is_map()) throw InputError(str(doc.where(), ": expected a mapping of config sections"));
+
+  Node result;
+  result.kind = Node::Kind::kMap;
+  result.file = name;
+  result.line = 1;
+  if (const Node* base = doc.find("base")) {
+    std::vector<const Node*> items;
+    if (base->kind == Node::Kind::kScalar) items.push_back(base);
+    else if (base->kind == Node::Kind::kSeq)
+      for (const auto& e : base->seq) items.push_back(&e);
+    else
+      throw InputError(str(base->where(), ": base: expected a file name or a list of file names"));
+    for (const Node* item : items) {
+      if (item->kind != Node::Kind::kScalar)
+        throw InputError(str(item->where(), ": base: expected a file name"));
+      fs::path p = item->scalar;
+      if (p.is_relative()) p = path.parent_path() / p;
+      if (!fs::is_regular_file(p, ec))
+        throw InputError(str(item->where(), ": base file '", p.string(), "' not found"));
+      merge(result, load_recursive(p, stack));
+    }
+    doc.map.erase(std::remove_if(doc.map.begin(), doc.map.end(),
+                                 [](const auto& kv) { return kv.first == "base"; }),
+                  doc.map.end());
+  }
+  merge(result, doc);
+  stack.pop_back();
+  return result;
+}
+
+}  // namespace
+
+Node load_file(const std::string& path) {
+  std::vector<fs::path> stack;
+  return load_recursive(path, stack);
+}
+
+Node parse_text(const std::string& text, const std::string& origin) { return parse_yaml(text, origin); }
+
+void merge(Node& dst, const Node& src) {
+  if (dst.is_map() && src.is_map()) {
+    for (const auto& [k, v] : src.map) {
+      if (Node* d = dst.find(k)) merge(*d, v);
+      else dst.map.emplace_back(k, v);
+    }
+    return;
+  }
+  dst = src;
+}
+
+std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError(str("--set ", assignment, ": expected KEY=VALUE, e.g. train.steps=100"));
+  return {assignment.substr(0, eq), assignment.substr(eq + 1)};
+}
+
+void apply_override(Node& root, const std::string& assignment) {
+  const auto [key, text] = split_assignment(assignment);
+  Node value = parse_yaml(text, "--set " + assignment);
+  // An empty value means the empty string, not null: `--set run.name=` clears the name.
+  if (value.is_null() && text.empty()) {
+    value.kind = Node::Kind::kScalar;
+  }
+  const auto set_origin = [&](auto& self, Node& n) -> void {
+    n.file = "--set " + key;
+    n.line = 0;
+    for (auto& kv : n.map) self(self, kv.second);
+    for (auto& e : n.seq) self(self, e);
+  };
+  set_origin(set_origin, value);
+
+  Node* cur = &root;
+  const auto parts = split(key, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (part.empty()) throw InputError(str("--set ", assignment, ": empty key segment"));
+    const bool last = i + 1 == parts.size();
+    if (cur->kind == Node::Kind::kSeq) {
+      size_t idx = 0;
+      try {
+        size_t used = 0;
+        idx = std::stoul(part, &used);
+        if (used != part.size()) throw std::invalid_argument(part);
+      } catch (const std::exception&) {
+        throw InputError(str("--set ", assignment, ": '", part, "' must be a list index"));
+      }
+      if (idx >= cur->seq.size())
+        throw InputError(str("--set ", assignment, ": index ", idx, " is past the end of a list of ",
+                             cur->seq.size()));
+      cur = &cur->seq[idx];
+    } else {
+      if (cur->kind == Node::Kind::kScalar)
+        throw InputError(str("--set ", assignment, ": '", part, "' is inside a scalar value"));
+      cur = &cur->get_or_add(part);
+    }
+    if (last) {
+      if (cur->is_map() && value.is_map()) merge(*cur, value);
+      else *cur = value;
+    }
+  }
+}
+
+std::string yaml_scalar(const std::string& s) {
+  if (s.empty()) return "\"\"";
+  bool plain = true;
+  const std::string specials = ":#{}[],&*!|>'\"%@`";
+  if (specials.find(s.front()) != std::string::npos || s.front() == '-' || s.front() == '?' ||
+      s.front() == ' ' || s.back() == ' ')
+    plain = false;
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos ||
+      s.find('\n') != std::string::npos)
+    plain = false;
+  // A string that YAML would read as null must stay a string.
+  if (s == "null" || s == "~" || s == "Null" || s == "NULL") plain = false;
+  // Leading '-' is fine for numbers.
+  if (!plain && s.front() == '-' && s.size() > 1 && (std::isdigit(static_cast<unsigned char>(s[1])) || s[1] == '.'))
+    plain = s.find_first_of(":#\n") == std::string::npos;
+  if (plain) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string to_yaml(const Node& node, int indent) {
+  const std::string pad(indent, ' ');
+  std::string out;
+  switch (node.kind) {
+    case Node::Kind::kNull:
+      return "null\n";
+    case Node::Kind::kScalar:
+      return yaml_scalar(node.scalar) + "\n";
+    case Node::Kind::kMap:
+      if (node.map.empty()) return "{}\n";
+      for (const auto& [k, v] : node.map) {
+        out += pad + k + ":";
+        if ((v.is_map() && !v.map.empty()) || (v.kind == Node::Kind::kSeq && !v.seq.empty())) {
+          out += "\n" + to_yaml(v, indent + 2);
+        } else {
+          out += " " + to_yaml(v, indent + 2);
+        }
+      }
+      return out;
+    case Node::Kind::kSeq:
+      if (node.seq.empty()) return "[]\n";
+      for (const auto& e : node.seq) {
+        std::string item = to_yaml(e, indent + 2);
+        // The first line of a nested block goes right after the dash.
+        if ((e.is_map() && !e.map.empty()) || (e.kind == Node::Kind::kSeq && !e.seq.empty()))
+          item = item.substr(indent + 2);
+        out += pad + "- " + item;
+      }
+      return out;
+  }
+  return out;
+}
+
+}  // namespace stoch::config

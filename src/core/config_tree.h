@@ -1,0 +1,51 @@
+// A YAML document as a tree whose every value remembers where it was written (file and line),
+// so that a bad value found after `base:` merging and `--set` overrides still names its origin.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stoch::config {
+
+struct Node {
+  enum class Kind { kNull, kScalar, kMap, kSeq };
+  Kind kind = Kind::kNull;
+  std::string scalar;
+  std::vector<std::pair<std::string, Node>> map;  // in document order
+  std::vector<Node> seq;
+  std::string file;  // "configs/x.yaml", or "--set" for command-line overrides
+  int line = 0;      // 1-based line in `file`; 0 when unknown
+
+  bool is_map() const { return kind == Kind::kMap; }
+  bool is_null() const { return kind == Kind::kNull; }
+  const Node* find(const std::string& key) const;
+  Node* find(const std::string& key);
+  Node& get_or_add(const std::string& key);  // turns a null node into a map
+  std::string where() const;                 // "file:line" or "--set"
+};
+
+// Reads a YAML file and the `base:` files it names (relative to it, earlier bases first, the
+// file itself last). Throws InputError naming the file and line on malformed YAML,
+// a missing file or a cycle.
+Node load_file(const std::string& path);
+
+// Parses YAML text (used for --set values and tests); `origin` names it in errors.
+Node parse_text(const std::string& text, const std::string& origin);
+
+// Overlays src onto dst: maps merge key by key, anything else replaces.
+void merge(Node& dst, const Node& src);
+
+// Applies "a.b.c=value" (value parsed as YAML; list elements addressed by index).
+void apply_override(Node& root, const std::string& assignment);
+
+// Splits "a.b=value" into its dotted key and value text; throws InputError when malformed.
+std::pair<std::string, std::string> split_assignment(const std::string& assignment);
+
+// Writes a node as YAML (scalars quoted when YAML would misread them).
+std::string to_yaml(const Node& node, int indent = 0);
+
+// Quotes a scalar for YAML output when it would not read back as the same string.
+std::string yaml_scalar(const std::string& s);
+
+}  // namespace stoch::config

@@ -1,0 +1,97 @@
+#include "core/log.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+namespace stoch::log {
+namespace {
+
+std::recursive_mutex g_mu;  // logger() may call init() while emit() holds it
+std::shared_ptr<spdlog::logger> g_logger;
+std::shared_ptr<spdlog::sinks::basic_file_sink_mt> g_file;
+bool g_progress_shown = false;
+
+spdlog::logger& logger() {
+  if (!g_logger) init();
+  return *g_logger;
+}
+
+void clear_progress() {
+  if (g_progress_shown) {
+    std::fputs("\r\033[K", stderr);
+    g_progress_shown = false;
+  }
+}
+
+void emit(spdlog::level::level_enum lvl, const std::string& msg) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  clear_progress();
+  logger().log(lvl, msg);
+  if (lvl >= spdlog::level::warn) logger().flush();
+}
+
+}  // namespace
+
+void init(const std::string& file, Level console) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto console_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  console_sink->set_pattern("%H:%M:%S %^%l%$ %v");
+  g_logger = std::make_shared<spdlog::logger>("stoch", console_sink);
+  g_logger->set_level(spdlog::level::debug);
+  const auto lvl = console == Level::kDebug  ? spdlog::level::debug
+                   : console == Level::kInfo ? spdlog::level::info
+                   : console == Level::kWarn ? spdlog::level::warn
+                                             : spdlog::level::err;
+  console_sink->set_level(lvl);
+  g_file.reset();
+  if (!file.empty()) {
+    g_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
+    g_file->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+    g_logger->sinks().push_back(g_file);
+  }
+}
+
+void set_file(const std::string& file) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  auto& sinks = logger().sinks();
+  if (g_file) sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
+  g_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
+  g_file->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  sinks.push_back(g_file);
+}
+
+void close_file() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (!g_file) return;
+  g_file->flush();
+  auto& sinks = logger().sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
+  g_file.reset();
+}
+
+void debug(const std::string& msg) { emit(spdlog::level::debug, msg); }
+void info(const std::string& msg) { emit(spdlog::level::info, msg); }
+void warn(const std::string& msg) { emit(spdlog::level::warn, msg); }
+void error(const std::string& msg) { emit(spdlog::level::err, msg); }
+
+bool console_is_tty() {
+  static const bool tty = isatty(STDERR_FILENO) == 1;
+  return tty;
+}
+
+void progress(const std::string& line) {
+  if (!console_is_tty()) return;
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  std::fflush(stderr);
+  g_progress_shown = true;
+}
+
+}  // namespace stoch::log

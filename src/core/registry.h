@@ -1,0 +1,53 @@
+// Name -> factory tables. An entry is data, added next to what it builds:
+//   static const bool registered = registry<TaskEntry>().add("lm", {...});
+// A config key names the entry; an unknown name is an input error with the nearest valid one.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/strings.h"
+
+namespace stoch {
+
+template <class Entry>
+class Registry {
+ public:
+  bool add(const std::string& name, Entry entry) {
+    entries_[name] = std::move(entry);
+    return true;
+  }
+
+  bool has(const std::string& name) const { return entries_.count(name) > 0; }
+
+  // `what` names the config key in the error, e.g. "task".
+  const Entry& get(const std::string& name, const std::string& what) const {
+    auto it = entries_.find(name);
+    if (it != entries_.end()) return it->second;
+    std::string msg = str(what, ": unknown name \"", name, "\"");
+    const std::string near = nearest(name, names());
+    if (!near.empty()) msg += str(" (did you mean ", near, "?)");
+    msg += " (known:";
+    for (const auto& n : names()) msg += " " + n;
+    throw InputError(msg + ")");
+  }
+
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& kv : entries_) out.push_back(kv.first);
+    return out;
+  }
+
+ private:
+  std::map<std::string, Entry> entries_;
+};
+
+template <class Entry>
+Registry<Entry>& registry() {
+  static Registry<Entry> r;
+  return r;
+}
+
+}  // namespace stoch

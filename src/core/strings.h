@@ -1,0 +1,33 @@
+// String helpers that need neither fmt nor LibTorch (the facade keeps fmt versions apart).
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace stoch {
+
+// Concatenates anything streamable: str("step ", 3, ": ", 0.5).
+template <class... Args>
+std::string str(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+std::vector<std::string> split(const std::string& s, char sep);
+
+// Levenshtein distance, for "did you mean" hints.
+size_t edit_distance(const std::string& a, const std::string& b);
+
+// The candidate closest to `word`, or "" when none is plausibly a misspelling of it.
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
+
+// Fixed-point or scientific, whichever reads better, with `digits` significant digits.
+std::string format_number(double v, int digits = 4);
+
+// "1h02m", "3m05s", "12s".
+std::string format_duration(double seconds);
+
+}  // namespace stoch

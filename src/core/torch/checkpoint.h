@@ -1,0 +1,51 @@
+// Checkpoint folders: RUN_DIR/checkpoints/step-00000100/ holding named safetensors files,
+// state.json, and manifest.json (format version, LibTorch version, a CRC-32C per file).
+// A folder is written under a temporary name, fsynced, then renamed: a crash at any moment
+// leaves every earlier checkpoint intact, and a folder with the final name is complete.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/torch/safetensors.h"
+
+namespace stoch {
+
+struct Checkpoint {
+  int64_t step = 0;
+  std::string dir;
+  std::map<std::string, TensorList> tensors;  // file stem -> tensors ("model", "optimizer", ...)
+  nlohmann::json state;                        // training state, RNG positions, data cursor
+};
+
+class CheckpointStore {
+ public:
+  static constexpr int kFormatVersion = 1;
+
+  explicit CheckpointStore(std::string run_dir);
+
+  // Writes the checkpoint of `ckpt.step` atomically, then removes the oldest ones beyond
+  // `keep_last` (0 keeps all). Returns the folder.
+  std::string save(const Checkpoint& ckpt, int keep_last);
+
+  // Steps with a final-named folder, ascending (not yet verified).
+  std::vector<int64_t> steps() const;
+
+  // Loads and verifies one step; throws InputError describing the damage.
+  Checkpoint load(int64_t step) const;
+
+  // Newest checkpoint that verifies; damaged ones are reported (log::warn) and skipped.
+  std::optional<Checkpoint> load_latest() const;
+
+  std::string folder(int64_t step) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace stoch

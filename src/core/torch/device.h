@@ -1,0 +1,33 @@
+// Device and precision choices, resolved once from the run config.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace stoch {
+
+// "auto" picks CUDA when a GPU is visible; "cuda" without one is an input error.
+c10::Device resolve_device(const std::string& name);
+
+// "auto" means bf16 autocast on CUDA and fp32 on the CPU.
+bool use_bf16_autocast(const std::string& precision, const c10::Device& device);
+
+// Sets LibTorch's intra-op threads (0: every core) and one inter-op thread; on few cores,
+// oversubscription between the two pools costs more than it gives.
+void configure_threads(int64_t threads);
+
+// bf16 autocast for the forward pass while alive (no-op when disabled).
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, const c10::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+  c10::DeviceType type_;
+};
+
+}  // namespace stoch

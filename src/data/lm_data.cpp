@@ -1,0 +1,64 @@
+#include "data/lm_data.h"
+
+#include "core/errors.h"
+#include "core/rng.h"
+#include "core/strings.h"
+#include "data/hmm_source.h"
+#include "data/markov_source.h"
+#include "data/token_files.h"
+
+namespace stoch::data {
+namespace {
+
+// Synthetic sources draw train windows from a stream keyed by the run seed, so seeds see
+// different samples of the same process, while held-out windows stay the same for every run.
+class ReseededSource : public TokenSource {
+ public:
+  ReseededSource(std::unique_ptr<TokenSource> inner, uint64_t order_seed)
+      : inner_(std::move(inner)), order_seed_(order_seed) {}
+  int64_t vocab_size() const override { return inner_->vocab_size(); }
+  void window(Split split, uint64_t index, int64_t len, int32_t* out) const override {
+    // Train windows live far from the val stream's indices and differ per run seed.
+    const uint64_t i = split == Split::kTrain ? mix_seed(order_seed_, index) : index;
+    inner_->window(split, i, len, out);
+  }
+  std::optional<double> entropy_rate_nats() const override { return inner_->entropy_rate_nats(); }
+  double entropy_rate_stderr() const override { return inner_->entropy_rate_stderr(); }
+  std::vector<double> exact_conditionals(const int32_t* t, int64_t len) const override {
+    return inner_->exact_conditionals(t, len);
+  }
+  std::string describe() const override { return inner_->describe(); }
+  const TokenSource& inner() const { return *inner_; }
+
+ private:
+  std::unique_ptr<TokenSource> inner_;
+  uint64_t order_seed_;
+};
+
+}  // namespace
+
+bool is_byte_level(const LmDataConfig& cfg) { return cfg.source == "text" || cfg.source == "tokens"; }
+
+std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
+  const uint64_t seed = static_cast<uint64_t>(cfg.seed);
+  try {
+    if (cfg.source == "markov")
+      return std::make_unique<ReseededSource>(
+          std::make_unique<MarkovSource>(cfg.vocab_size, cfg.order, cfg.alpha, seed), order_seed);
+    if (cfg.source == "hmm")
+      return std::make_unique<ReseededSource>(
+          std::make_unique<HmmSource>(cfg.states, cfg.vocab_size, cfg.alpha_transition,
+                                      cfg.alpha_emission, seed, cfg.entropy_tokens),
+          order_seed);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  }
+  if (cfg.source == "text") {
+    if (cfg.files.empty()) throw InputError("data.files: expected at least one text file for source text");
+    return open_text_files(cfg.files, cfg.val_fraction, seed, order_seed);
+  }
+  if (cfg.dir.empty()) throw InputError("data.dir: expected a prepared token folder for source tokens");
+  return open_token_dir(cfg.dir, seed, order_seed);
+}
+
+}  // namespace stoch::data

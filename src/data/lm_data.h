@@ -1,0 +1,56 @@
+// The `data` section of a language-model run and the token source it builds.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config_schema.h"
+#include "data/token_source.h"
+
+namespace stoch::data {
+
+struct LmDataConfig {
+  std::string source = "hmm";
+  int64_t seed = 0;
+  int64_t vocab_size = 32;
+  int64_t order = 1;
+  double alpha = 0.1;
+  int64_t states = 8;
+  double alpha_transition = 0.1;
+  double alpha_emission = 0.1;
+  int64_t entropy_tokens = 2'000'000;
+  std::vector<std::string> files;
+  std::string dir;
+  double val_fraction = 0.1;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("source", source, "hmm/markov: synthetic with exact entropy; text: byte-level files; tokens: a prepared folder",
+      Spec().one_of({"hmm", "markov", "text", "tokens"}));
+    v("seed", seed, "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
+      Spec().at_least(0));
+    v("vocab_size", vocab_size, "synthetic sources: number of distinct tokens", Spec().at_least(2).at_most(65536));
+    v("order", order, "markov: tokens of context the chain conditions on", Spec().at_least(1).at_most(8));
+    v("alpha", alpha, "markov: Dirichlet concentration of each transition row (small = peaked)", Spec().above(0));
+    v("states", states, "hmm: hidden states", Spec().at_least(1).at_most(4096));
+    v("alpha_transition", alpha_transition, "hmm: Dirichlet concentration of transition rows", Spec().above(0));
+    v("alpha_emission", alpha_emission, "hmm: Dirichlet concentration of emission rows", Spec().above(0));
+    v("entropy_tokens", entropy_tokens, "hmm: sequence length of the Monte Carlo entropy-rate estimate",
+      Spec().at_least(1000));
+    v("files", files, "text: input files, tokenised as bytes");
+    v("dir", dir, "tokens: folder written by `stoch data prepare`");
+    v("val_fraction", val_fraction, "text: tail of each file held out for validation",
+      Spec().above(0).at_most(0.5));
+  }
+};
+
+// Builds the configured source. `order_seed` (run.seed) orders training windows only.
+// Throws InputError for missing files or inconsistent settings, naming the key.
+std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed);
+
+// True when tokens are bytes of text (so bits per byte and decoded samples make sense).
+bool is_byte_level(const LmDataConfig& cfg);
+
+}  // namespace stoch::data

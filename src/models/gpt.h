@@ -1,0 +1,114 @@
+// A GPT-style decoder-only transformer: pre-norm blocks, learned or rotary positions, GELU MLP,
+// tied embeddings, GPT-2 initialisation. Attention goes through LibTorch's fused
+// scaled-dot-product attention; the plain masked-softmax form is kept as the tested reference.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/config_schema.h"
+
+namespace stoch::models {
+
+struct GptConfig {
+  int64_t vocab_size = 0;  // 0: taken from the data source
+  int64_t context = 128;
+  int64_t n_layer = 4;
+  int64_t n_head = 4;
+  int64_t d_model = 128;
+  int64_t mlp_ratio = 4;
+  double dropout = 0.0;
+  bool bias = true;
+  std::string positions = "learned";
+  std::string attention = "sdpa";
+  double init_std = 0.02;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("vocab_size", vocab_size, "vocabulary size; 0 takes the data source's", Spec().at_least(0));
+    v("context", context, "tokens the model sees (block size)", Spec().at_least(1));
+    v("n_layer", n_layer, "transformer blocks", Spec().at_least(1));
+    v("n_head", n_head, "attention heads (must divide d_model)", Spec().at_least(1));
+    v("d_model", d_model, "residual stream width", Spec().at_least(1));
+    v("mlp_ratio", mlp_ratio, "MLP hidden width as a multiple of d_model", Spec().at_least(1));
+    v("dropout", dropout, "dropout probability in attention and residual branches",
+      Spec().at_least(0).at_most(0.99));
+    v("bias", bias, "biases in linear layers and LayerNorms");
+    v("positions", positions, "position encoding", Spec().one_of({"learned", "rotary"}));
+    v("attention", attention, "attention kernel: fused SDPA or the plain reference",
+      Spec().one_of({"sdpa", "plain"}));
+    v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
+  }
+};
+
+// LayerNorm with an optional bias (LibTorch's module always has one).
+class NormImpl : public torch::nn::Module {
+ public:
+  NormImpl(int64_t dim, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Norm);
+
+class CausalSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit CausalSelfAttentionImpl(const GptConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
+                        const torch::Tensor& rope_sin);
+
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+
+ private:
+  int64_t n_head_, d_model_;
+  double dropout_;
+  bool sdpa_;
+  torch::nn::Dropout resid_drop_{nullptr};
+};
+TORCH_MODULE(CausalSelfAttention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const GptConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
+                        const torch::Tensor& rope_sin);
+
+  Norm ln1{nullptr}, ln2{nullptr};
+  CausalSelfAttention attn{nullptr};
+  torch::nn::Linear fc{nullptr}, fc_proj{nullptr};
+  torch::nn::Dropout drop{nullptr};
+};
+TORCH_MODULE(Block);
+
+class GptImpl : public torch::nn::Module {
+ public:
+  explicit GptImpl(GptConfig cfg);
+
+  // Final hidden states h (after the last LayerNorm): [B, T, d_model]. T <= context.
+  torch::Tensor hidden(const torch::Tensor& idx);
+  // Next-token logits from hidden states: [B, T, vocab].
+  torch::Tensor logits(const torch::Tensor& h);
+  torch::Tensor forward(const torch::Tensor& idx) { return logits(hidden(idx)); }
+
+  const GptConfig& config() const { return cfg_; }
+  int64_t num_parameters(bool exclude_position_embedding = true) const;
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  Norm ln_f{nullptr};
+
+ private:
+  void init_weights();
+  GptConfig cfg_;
+  torch::nn::Dropout drop_{nullptr};
+  torch::Tensor rope_cos_, rope_sin_;
+};
+TORCH_MODULE(Gpt);
+
+}  // namespace stoch::models

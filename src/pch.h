@@ -1,0 +1,3 @@
+// Precompiled for every target that uses LibTorch: its headers dominate compile time.
+#pragma once
+#include <torch/torch.h>

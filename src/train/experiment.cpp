@@ -1,0 +1,48 @@
+#include "train/experiment.h"
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+
+namespace stoch::train {
+
+template <class V>
+void ExperimentConfig::visit(V& v) {
+  v.section("run", run, "identity of the run: name, seed, device, precision");
+  v("task", task, "what is trained; selects the task's own sections",
+    config::Spec().one_of(registry<TaskEntry>().names()));
+  if (!sections) sections = registry<TaskEntry>().get(task, "task").make_sections();
+  sections->accept(v);
+  v.section("optim", optim, "optimiser (AdamW)");
+  v.section("schedule", schedule, "learning-rate schedule, a pure function of the step");
+  v.section("train", train, "the loop: steps, batches, evaluation, checkpoints");
+  v.section("log", log, "metrics and console output");
+}
+
+ExperimentConfig parse_experiment(const config::Node& root) {
+  ExperimentConfig cfg;
+  config::Reader reader(&root, "", root.where());
+  cfg.visit(reader);
+  reader.finish();
+  return cfg;
+}
+
+config::Node load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  config::Node root = config::load_file(path);
+  for (const auto& o : overrides) config::apply_override(root, o);
+  return root;
+}
+
+std::string to_yaml(ExperimentConfig& cfg, bool with_docs) {
+  config::Printer printer(0, with_docs);
+  cfg.visit(printer);
+  return printer.text();
+}
+
+config::KeyLister list_keys(ExperimentConfig& cfg) {
+  config::KeyLister lister;
+  cfg.visit(lister);
+  return lister;
+}
+
+}  // namespace stoch::train

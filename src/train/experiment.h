@@ -1,0 +1,110 @@
+// The whole config of a run: the shared sections (run, optim, schedule, train, log) plus the
+// sections of the chosen task. One tree, one declaration per key, one resolved config.yaml.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/config_schema.h"
+#include "train/optim.h"
+#include "train/schedule.h"
+#include "train/task.h"
+
+namespace stoch::train {
+
+struct RunConfig {
+  std::string name;
+  int64_t seed = 1;
+  std::string device = "auto";
+  std::string precision = "auto";
+  int64_t threads = 0;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("name", name, "run name; empty uses the config file's name");
+    v("seed", seed, "seed for initialisation, dropout and data order", Spec().at_least(0));
+    v("device", device, "where to train: cuda when available (auto), or forced",
+      Spec().one_of({"auto", "cpu", "cuda"}));
+    v("precision", precision, "auto: bf16 autocast on CUDA, fp32 on CPU",
+      Spec().one_of({"auto", "fp32", "bf16"}));
+    v("threads", threads, "CPU threads for LibTorch; 0 uses every core", Spec().at_least(0).on_resume());
+  }
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;
+  int64_t batch_size = 16;
+  int64_t grad_accum = 1;
+  double grad_clip = 1.0;
+  int64_t eval_every = 100;
+  int64_t eval_batches = 8;
+  int64_t ckpt_every = 500;
+  int64_t keep_last = 2;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("steps", steps, "optimiser steps in the whole run", Spec().at_least(1).on_resume());
+    v("batch_size", batch_size, "sequences (or samples) per micro-batch", Spec().at_least(1));
+    v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step", Spec().at_least(1));
+    v("grad_clip", grad_clip, "clip the global gradient norm to this; 0 disables", Spec().at_least(0));
+    v("eval_every", eval_every, "evaluate every this many steps (and at the end); 0 only at the end",
+      Spec().at_least(0).on_resume());
+    v("eval_batches", eval_batches, "held-out batches per evaluation", Spec().at_least(1));
+    v("ckpt_every", ckpt_every, "checkpoint every this many steps (and at the end); 0 only at the end",
+      Spec().at_least(0).on_resume());
+    v("keep_last", keep_last, "checkpoints kept; older ones are deleted; 0 keeps all",
+      Spec().at_least(0).on_resume());
+  }
+};
+
+struct LogConfig {
+  int64_t every = 10;
+  int64_t console_every = 100;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("every", every, "write a train line to metrics.jsonl every this many steps",
+      Spec().at_least(1).on_resume());
+    v("console_every", console_every, "print a progress line to the log every this many steps",
+      Spec().at_least(1).on_resume());
+  }
+};
+
+class ExperimentConfig {
+ public:
+  RunConfig run;
+  std::string task = "lm";
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  TrainConfig train;
+  LogConfig log;
+  std::shared_ptr<TaskSections> sections;  // the task's own sections, made from its registry entry
+
+  template <class V>
+  void visit(V& v);
+
+  // The task's sections, cast to the task's own type.
+  template <class S>
+  const S& task_sections() const {
+    return dynamic_cast<const S&>(*sections);
+  }
+};
+
+// Parses and validates a merged config tree; throws InputError naming file:line and the key.
+ExperimentConfig parse_experiment(const config::Node& root);
+
+// Loads `path` (with its `base:` files) and applies --set overrides, in order.
+config::Node load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The resolved config as YAML; with docs, each key carries its doc, type and range as a comment.
+std::string to_yaml(ExperimentConfig& cfg, bool with_docs);
+
+// Every declared key, and the ones that may change on resume.
+config::KeyLister list_keys(ExperimentConfig& cfg);
+
+}  // namespace stoch::train

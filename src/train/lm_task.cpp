@@ -1,0 +1,117 @@
+#include "train/lm_task.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "train/experiment.h"
+
+namespace stoch::train {
+
+LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
+    : device_(device),
+      batch_size_(cfg.train.batch_size),
+      eval_batches_(cfg.train.eval_batches) {
+  const auto& s = cfg.task_sections<LmSections>();
+  source_ = data::make_token_source(s.data, static_cast<uint64_t>(cfg.run.seed));
+  byte_level_ = data::is_byte_level(s.data);
+  models::GptConfig mc = s.model;
+  if (mc.vocab_size == 0) mc.vocab_size = source_->vocab_size();
+  if (mc.vocab_size < source_->vocab_size())
+    throw InputError(stoch::str("model.vocab_size: ", mc.vocab_size, " is smaller than the data's vocabulary (",
+                         source_->vocab_size(), ")"));
+  context_ = mc.context;
+  gpt_ = models::Gpt(mc);
+  gpt_->to(device_);
+  log::info(stoch::str("data ", source_->describe(), "; model ", gpt_->num_parameters() / 1e6,
+                "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ", mc.context, ")"));
+
+  // The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this
+  // context could reach, next to the infinite-context entropy rate.
+  const int64_t n = eval_batches_ * batch_size_, len = context_ + 1;
+  std::vector<int32_t> buf(static_cast<size_t>(len));
+  double total = 0.0;
+  for (int64_t w = 0; w < n; ++w) {
+    source_->window(data::Split::kVal, static_cast<uint64_t>(w), len, buf.data());
+    const auto cond = source_->exact_conditionals(buf.data(), len);
+    if (cond.empty()) return;
+    const int64_t V = source_->vocab_size();
+    for (int64_t t = 1; t < len; ++t) total -= std::log(cond[static_cast<size_t>(t * V + buf[t])]);
+  }
+  bayes_val_loss_ = total / static_cast<double>(n * context_);
+}
+
+torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) const {
+  const int64_t len = context_ + 1;
+  auto out = torch::empty({n, len}, torch::kInt);
+  auto* p = out.data_ptr<int32_t>();
+  for (int64_t i = 0; i < n; ++i) source_->window(split, first + static_cast<uint64_t>(i), len, p + i * len);
+  return out.to(torch::kLong).to(device_, /*non_blocking=*/true);
+}
+
+torch::Tensor LmTask::train_loss(int64_t micro) {
+  auto w = windows(data::Split::kTrain, static_cast<uint64_t>(micro * batch_size_), batch_size_);
+  auto x = w.slice(1, 0, context_), y = w.slice(1, 1, context_ + 1);
+  auto logits = gpt_->forward(x);
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
+                                              y.reshape({-1}));
+}
+
+Metrics LmTask::evaluate() {
+  torch::NoGradGuard no_grad;
+  gpt_->eval();
+  double total = 0.0;
+  for (int64_t b = 0; b < eval_batches_; ++b) {
+    auto w = windows(data::Split::kVal, static_cast<uint64_t>(b * batch_size_), batch_size_);
+    auto logits = gpt_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
+    total += torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                                  w.slice(1, 1, context_ + 1).reshape({-1}))
+                 .item<double>();
+  }
+  Metrics m;
+  m["val/loss"] = total / static_cast<double>(eval_batches_);
+  if (byte_level_) m["val/bpb"] = m["val/loss"] / std::log(2.0);
+  if (!std::isnan(bayes_val_loss_)) m["val/bayes_loss"] = bayes_val_loss_;
+  return m;
+}
+
+Metrics LmTask::data_facts() {
+  Metrics m;
+  if (auto h = source_->entropy_rate_nats()) {
+    m["data/entropy_rate"] = *h;
+    m["data/entropy_rate_stderr"] = source_->entropy_rate_stderr();
+  }
+  m["data/vocab_size"] = static_cast<double>(source_->vocab_size());
+  return m;
+}
+
+std::string LmTask::summary(const Metrics& last_eval) const {
+  auto it = last_eval.find("val/loss");
+  if (it == last_eval.end()) return "";
+  const double loss = it->second;
+  std::string s = stoch::str("summary: val/loss ", format_number(loss, 5), " nats/token");
+  if (byte_level_) s += stoch::str(" (", format_number(loss / std::log(2.0), 4), " bits/byte)");
+  if (auto h = source_->entropy_rate_nats()) {
+    const double gap = loss - *h;
+    s += stoch::str("; data entropy rate ", format_number(*h, 5), " -> gap ", format_number(gap, 3),
+             " nats/token, ", std::fabs(gap) <= 0.05 ? "within" : "NOT within", " 0.05 of the truth");
+  }
+  if (!std::isnan(bayes_val_loss_))
+    s += stoch::str("; Bayes-optimal loss on these windows ", format_number(bayes_val_loss_, 5));
+  return s;
+}
+
+namespace {
+const bool registered = registry<TaskEntry>().add(
+    "lm", TaskEntry{"decoder-only transformer language model",
+                    [] { return std::make_shared<LmSections>(); },
+                    [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
+                      return std::make_unique<LmTask>(cfg, device);
+                    }});
+}  // namespace
+
+}  // namespace stoch::train

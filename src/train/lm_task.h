@@ -1,0 +1,51 @@
+// Task "lm": next-token prediction with the GPT decoder on a token source.
+#pragma once
+
+#include <memory>
+
+#include "data/lm_data.h"
+#include "data/token_source.h"
+#include "models/gpt.h"
+#include "train/task.h"
+
+namespace stoch::train {
+
+struct LmSections : TaskSectionsOf<LmSections> {
+  models::GptConfig model;
+  data::LmDataConfig data;
+
+  template <class V>
+  void visit(V& v) {
+    v.section("model", model, "the GPT decoder");
+    v.section("data", data, "where tokens come from");
+  }
+};
+
+class LmTask : public Task {
+ public:
+  LmTask(const ExperimentConfig& cfg, const torch::Device& device);
+
+  torch::nn::Module& model() override { return *gpt_; }
+  torch::Tensor train_loss(int64_t micro) override;
+  int64_t units_per_micro() const override { return batch_size_ * context_; }
+  Metrics evaluate() override;
+  Metrics data_facts() override;
+  std::string summary(const Metrics& last_eval) const override;
+
+  models::Gpt& gpt() { return gpt_; }
+  const data::TokenSource& source() const { return *source_; }
+  bool byte_level() const { return byte_level_; }
+
+  // [n, context + 1] windows first..first+n-1 of `split`, as int64 on the task's device.
+  torch::Tensor windows(data::Split split, uint64_t first, int64_t n) const;
+
+ private:
+  std::unique_ptr<data::TokenSource> source_;
+  models::Gpt gpt_{nullptr};
+  torch::Device device_;
+  int64_t batch_size_, context_, eval_batches_;
+  bool byte_level_;
+  double bayes_val_loss_ = NAN;  // exact-conditional loss on the held-out windows, when known
+};
+
+}  // namespace stoch::train

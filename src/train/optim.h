@@ -1,0 +1,61 @@
+// AdamW with decoupled weight decay, applied to two parameter groups (decay / no decay).
+// Its state is plain tensors so that checkpoints hold it exactly and resume is bit-for-bit.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <string>
+#include <vector>
+
+#include "core/config_schema.h"
+#include "core/torch/safetensors.h"
+
+namespace stoch::train {
+
+struct OptimConfig {
+  double lr = 1e-3;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  bool fused = true;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("lr", lr, "peak learning rate (the schedule scales it)", Spec().above(0));
+    v("weight_decay", weight_decay, "decoupled weight decay on matrices (not on norms, biases, embeddings)",
+      Spec().at_least(0));
+    v("beta1", beta1, "AdamW first-moment decay", Spec().at_least(0).at_most(0.999999));
+    v("beta2", beta2, "AdamW second-moment decay", Spec().at_least(0).at_most(0.999999));
+    v("eps", eps, "AdamW denominator epsilon", Spec().above(0));
+    v("fused", fused, "use LibTorch's fused AdamW kernel (false: the plain reference ops)");
+  }
+};
+
+// Whether a parameter gets weight decay: matrices do; norms, biases and embeddings do not.
+bool decays(const std::string& name, const torch::Tensor& p);
+
+class AdamW {
+ public:
+  AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, OptimConfig cfg);
+
+  void zero_grad();
+  void step(double lr);
+
+  TensorList state() const;               // moments and step counts, by parameter name
+  void load_state(const TensorList& s);   // throws InputError when names or shapes differ
+  int64_t num_decayed() const;
+
+ private:
+  struct Slot {
+    std::string name;
+    torch::Tensor param, exp_avg, exp_avg_sq, step;
+    bool decay;
+  };
+  void step_group(const std::vector<Slot*>& slots, double lr, double wd);
+  OptimConfig cfg_;
+  std::vector<Slot> slots_;
+};
+
+}  // namespace stoch::train

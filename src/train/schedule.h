@@ -1,0 +1,31 @@
+// The learning rate as a pure function of the step: nothing to save, nothing to drift on resume.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/config_schema.h"
+
+namespace stoch::train {
+
+struct ScheduleConfig {
+  std::string kind = "cosine";
+  int64_t warmup_steps = 100;
+  double min_lr_ratio = 0.1;
+  int64_t decay_steps = 0;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("kind", kind, "shape after warm-up", Spec().one_of({"cosine", "linear", "constant"}));
+    v("warmup_steps", warmup_steps, "linear warm-up from 0 over this many steps", Spec().at_least(0));
+    v("min_lr_ratio", min_lr_ratio, "final learning rate as a fraction of optim.lr",
+      Spec().at_least(0).at_most(1));
+    v("decay_steps", decay_steps, "step where decay ends; 0 means train.steps", Spec().at_least(0));
+  }
+};
+
+// Multiplier of the peak learning rate for optimiser step `step` (0-based) of `total_steps`.
+double lr_multiplier(const ScheduleConfig& cfg, int64_t step, int64_t total_steps);
+
+}  // namespace stoch::train

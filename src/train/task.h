@@ -1,0 +1,71 @@
+// What a task plugs into the shared training loop. The loop never knows whether it trains a
+// language model or a value network; it asks the task for losses, evaluations and extra state.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/config_schema.h"
+#include "core/torch/checkpoint.h"
+
+namespace stoch::train {
+
+class ExperimentConfig;
+using Metrics = std::map<std::string, double>;
+
+class Task {
+ public:
+  virtual ~Task() = default;
+
+  // The module whose parameters are trained, checkpointed and evaluated.
+  virtual torch::nn::Module& model() = 0;
+
+  // Loss of micro-batch number `micro` (counted over the whole run): a pure function of it
+  // and the task's construction, so a resumed run sees exactly the data it would have seen.
+  virtual torch::Tensor train_loss(int64_t micro) = 0;
+
+  // Units (tokens, samples) one micro-batch trains on: tokens_per_s is units per second.
+  virtual int64_t units_per_micro() const = 0;
+
+  // Held-out evaluation, under no-grad, in eval mode; keys like "val/loss".
+  virtual Metrics evaluate() = 0;
+
+  // Facts about the data logged once at the start ("data/entropy_rate").
+  virtual Metrics data_facts() { return {}; }
+
+  // A few lines for the end of a run, given the last evaluation.
+  virtual std::string summary(const Metrics& last_eval) const { return ""; }
+
+  // Extra state for checkpoints (none for stateless tasks).
+  virtual void save_state(Checkpoint& ckpt) const {}
+  virtual void load_state(const Checkpoint& ckpt) {}
+};
+
+// A task's own config sections (model, data, ...), visited like every other config struct.
+class TaskSections {
+ public:
+  virtual ~TaskSections() = default;
+  virtual void accept(config::Reader& v) = 0;
+  virtual void accept(config::Printer& v) = 0;
+  virtual void accept(config::KeyLister& v) = 0;
+};
+
+template <class Derived>
+class TaskSectionsOf : public TaskSections {
+ public:
+  void accept(config::Reader& v) override { static_cast<Derived*>(this)->visit(v); }
+  void accept(config::Printer& v) override { static_cast<Derived*>(this)->visit(v); }
+  void accept(config::KeyLister& v) override { static_cast<Derived*>(this)->visit(v); }
+};
+
+struct TaskEntry {
+  std::string doc;
+  std::function<std::shared_ptr<TaskSections>()> make_sections;
+  std::function<std::unique_ptr<Task>(const ExperimentConfig&, const torch::Device&)> make;
+};
+
+}  // namespace stoch::train

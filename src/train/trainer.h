@@ -1,0 +1,25 @@
+// The training loop shared by every task: schedule, accumulation, clipping, AdamW, periodic
+// evaluation, metrics, checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "train/experiment.h"
+
+namespace stoch::train {
+
+// Trains into `run_dir`. With `resume`, continues from the newest complete checkpoint there.
+// `on_ready` runs once the task and model are built (so bad data files fail before it) and
+// before anything is written: the caller creates the run directory there.
+// Returns the process exit code (0, or 130/143 after a signal-triggered checkpoint).
+int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
+                 const std::function<void()>& on_ready = {});
+
+// Copies saved model tensors into the module; throws InputError on a missing name or shape.
+void load_model_tensors(torch::nn::Module& model, const TensorList& saved);
+
+// The model's tensors as saved in checkpoints (parameters, then buffers).
+TensorList model_tensors(torch::nn::Module& model);
+
+}  // namespace stoch::train

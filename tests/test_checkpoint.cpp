@@ -1,0 +1,99 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "core/crc32c.h"
+#include "core/errors.h"
+#include "core/torch/checkpoint.h"
+#include "core/torch/safetensors.h"
+#include "test_util.h"
+
+namespace stoch {
+namespace {
+
+TEST(Crc32c, CheckValueAndChaining) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c("6789", 4, crc32c("12345", 5)), 0xE3069283u);
+  EXPECT_EQ(crc32c("", 0), 0u);
+}
+
+TEST(Safetensors, RoundTripsEveryDtypeWeUse) {
+  const std::string dir = test::temp_dir("st");
+  TensorList t = {{"f", torch::randn({3, 4})},
+                  {"d", torch::randn({2}, torch::kDouble)},
+                  {"b", torch::randn({5}).to(torch::kBFloat16)},
+                  {"i", torch::arange(7, torch::kLong)},
+                  {"u", torch::randint(0, 255, {9}, torch::kByte)},
+                  {"scalar", torch::tensor(3.5f)}};
+  write_safetensors(dir + "/x.safetensors", t, {{"k", "v"}});
+  const auto back = read_safetensors(dir + "/x.safetensors");
+  ASSERT_EQ(back.size(), t.size());
+  for (size_t i = 0; i < t.size(); ++i) {
+    EXPECT_EQ(back[i].first, t[i].first);
+    EXPECT_TRUE(torch::equal(back[i].second, t[i].second)) << t[i].first;
+  }
+  // Header length is little-endian and the header is padded to 8 bytes.
+  const std::string bytes = test::read_text(dir + "/x.safetensors");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  EXPECT_EQ(n % 8, 0u);
+  EXPECT_EQ(bytes[8], '{');
+}
+
+TEST(Safetensors, TruncatedFileIsAnInputError) {
+  const std::string dir = test::temp_dir("st");
+  write_safetensors(dir + "/x.safetensors", {{"a", torch::randn({100})}});
+  test::fs::resize_file(dir + "/x.safetensors", 200);
+  EXPECT_THROW(read_safetensors(dir + "/x.safetensors"), InputError);
+}
+
+Checkpoint make(int64_t step) {
+  Checkpoint c;
+  c.step = step;
+  c.tensors["model"] = {{"w", torch::full({4}, static_cast<float>(step))}};
+  c.state = {{"step", step}};
+  return c;
+}
+
+TEST(CheckpointStore, KeepsNewestAndLoadsThem) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  for (int64_t s : {10, 20, 30, 40}) store.save(make(s), 2);
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{30, 40}));
+  auto c = store.load_latest();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->step, 40);
+  EXPECT_EQ(c->tensors["model"][0].second[0].item<float>(), 40.0f);
+  // Nothing temporary is left behind.
+  for (const auto& e : test::fs::directory_iterator(dir + "/checkpoints"))
+    EXPECT_EQ(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
+}
+
+TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  store.save(make(1), 0);
+  store.save(make(2), 0);
+  {
+    // Flip one byte of the tensor data in the newest checkpoint.
+    std::fstream f(store.folder(2) + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_THROW(store.load(2), InputError);
+  auto c = store.load_latest();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->step, 1);
+}
+
+TEST(CheckpointStore, FolderWithoutManifestIsIncomplete) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  store.save(make(5), 0);
+  test::fs::create_directories(store.folder(6));
+  EXPECT_EQ(store.load_latest()->step, 5);
+}
+
+}  // namespace
+}  // namespace stoch

@@ -1,0 +1,142 @@
+#include <gtest/gtest.h>
+
+#include "core/config_tree.h"
+#include "core/errors.h"
+#include "test_util.h"
+#include "train/experiment.h"
+#include "train/lm_task.h"
+
+namespace stoch {
+namespace {
+
+using test::write_text;
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  const std::string dir = test::temp_dir("cfg");
+  write_text(dir + "/c.yaml", yaml);
+  try {
+    train::parse_experiment(train::load_config(dir + "/c.yaml", sets));
+  } catch (const InputError& e) {
+    std::string msg = e.what();
+    const auto pos = msg.find(dir);
+    if (pos != std::string::npos) msg.replace(pos, dir.size(), "DIR");
+    return msg;
+  }
+  return "";
+}
+
+TEST(Config, DefaultsFillEveryKey) {
+  auto cfg = train::parse_experiment(config::parse_text("task: lm\n", "t"));
+  EXPECT_EQ(cfg.train.steps, 1000);
+  EXPECT_EQ(cfg.task_sections<train::LmSections>().model.n_layer, 4);
+}
+
+TEST(Config, UnknownKeySuggestsNearest) {
+  EXPECT_EQ(error_of("task: lm\ntrain:\n  stesp: 5\n"),
+            "DIR/c.yaml:3: unknown key train.stesp (did you mean train.steps?)");
+  EXPECT_EQ(error_of("trian: {steps: 5}\n"), "DIR/c.yaml:1: unknown key trian (did you mean train?)");
+}
+
+TEST(Config, WrongTypeNamesFileLineAndExpectation) {
+  EXPECT_EQ(error_of("train:\n  steps: many\n"),
+            "DIR/c.yaml:2: train.steps: expected an integer >= 1, got \"many\"");
+  EXPECT_EQ(error_of("model: {dropout: 1.5}\n"),
+            "DIR/c.yaml:1: model.dropout: expected a number in [0, 0.99], got \"1.5\"");
+  EXPECT_EQ(error_of("run: {device: gpu}\n"),
+            "DIR/c.yaml:1: run.device: expected one of auto, cpu, cuda, got \"gpu\" (did you mean cpu?)");
+  EXPECT_EQ(error_of("model: {bias: maybe}\n"), "DIR/c.yaml:1: model.bias: expected true or false, got \"maybe\"");
+  EXPECT_EQ(error_of("train: 5\n"), "DIR/c.yaml:1: train: expected a mapping of keys, got a scalar");
+}
+
+TEST(Config, UnknownTaskSuggestsNearest) {
+  EXPECT_EQ(error_of("task: llm\n"), "DIR/c.yaml:1: task: expected one of lm, got \"llm\" (did you mean lm?)");
+}
+
+TEST(Config, MalformedYamlNamesLine) {
+  const std::string e = error_of("train:\n  steps: 5\n  eval_every: [1, 2\n");
+  EXPECT_EQ(e.rfind("DIR/c.yaml:", 0), 0u) << e;
+  EXPECT_NE(e.find("malformed YAML"), std::string::npos) << e;
+}
+
+TEST(Config, BaseInheritanceAndSetOverrides) {
+  const std::string dir = test::temp_dir("base");
+  write_text(dir + "/base.yaml", "train: {steps: 7, batch_size: 3}\nmodel: {n_layer: 2}\n");
+  write_text(dir + "/c.yaml", "base: [base.yaml]\ntrain: {steps: 9}\n");
+  auto cfg = train::parse_experiment(train::load_config(dir + "/c.yaml", {"model.d_model=32"}));
+  EXPECT_EQ(cfg.train.steps, 9);       // the file wins over its base
+  EXPECT_EQ(cfg.train.batch_size, 3);  // untouched keys come from the base
+  EXPECT_EQ(cfg.task_sections<train::LmSections>().model.n_layer, 2);
+  EXPECT_EQ(cfg.task_sections<train::LmSections>().model.d_model, 32);
+}
+
+TEST(Config, SetOverridesAreTypeChecked) {
+  EXPECT_EQ(error_of("task: lm\n", {"train.steps=abc"}),
+            "--set train.steps: train.steps: expected an integer >= 1, got \"abc\"");
+  EXPECT_EQ(error_of("task: lm\n", {"train.stepz=3"}),
+            "--set train.stepz: unknown key train.stepz (did you mean train.steps?)");
+  EXPECT_EQ(error_of("task: lm\n", {"nonsense"}), "--set nonsense: expected KEY=VALUE, e.g. train.steps=100");
+}
+
+TEST(Config, BaseCycleAndMissingFileAreErrors) {
+  const std::string dir = test::temp_dir("cycle");
+  write_text(dir + "/a.yaml", "base: b.yaml\n");
+  write_text(dir + "/b.yaml", "base: a.yaml\n");
+  EXPECT_THROW(config::load_file(dir + "/a.yaml"), InputError);
+  EXPECT_THROW(config::load_file(dir + "/missing.yaml"), InputError);
+}
+
+TEST(Config, PrintedConfigReadsBackIdentically) {
+  auto cfg = train::parse_experiment(
+      config::parse_text("task: lm\noptim: {lr: 0.0003}\ndata: {files: [a b.txt, 'x: y']}\n", "t"));
+  const std::string yaml = train::to_yaml(cfg, true);
+  auto again = train::parse_experiment(config::parse_text(yaml, "printed"));
+  EXPECT_EQ(train::to_yaml(again, true), yaml);
+  EXPECT_DOUBLE_EQ(again.optim.lr, 0.0003);
+  EXPECT_EQ(again.task_sections<train::LmSections>().data.files[1], "x: y");
+}
+
+TEST(Config, ResumableKeysAreDeclared) {
+  auto cfg = train::parse_experiment(config::parse_text("task: lm\n", "t"));
+  const auto keys = train::list_keys(cfg);
+  EXPECT_TRUE(keys.resumable.count("train.steps"));
+  EXPECT_FALSE(keys.resumable.count("optim.lr"));
+  EXPECT_TRUE(keys.all.count("model.n_layer"));
+}
+
+TEST(Cli, BadConfigExitsTwoWithOneLineAndNoRunDir) {
+  const std::string dir = test::temp_dir("cli");
+  write_text(dir + "/c.yaml", "task: lm\ntrain: {stepss: 3}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("c.yaml:2: unknown key train.stepss (did you mean train.steps?)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+TEST(Cli, MissingDataFileExitsTwoBeforeCreatingTheRun) {
+  const std::string dir = test::temp_dir("cli");
+  write_text(dir + "/c.yaml", "task: lm\ndata: {source: text, files: [" + dir + "/nope.txt]}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("nope.txt: input file not found"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+TEST(Cli, BadCommandLineExitsTwo) {
+  EXPECT_EQ(test::run_stoch("trian x.yaml").code, 2);
+  EXPECT_EQ(test::run_stoch("train").code, 2);
+  const auto r = test::run_stoch("config /nonexistent.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("/nonexistent.yaml: config file not found"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ConfigPrintsResolvedDefaults) {
+  const auto r = test::run_stoch(std::string("config ") + STOCH_SOURCE_DIR + "/configs/quickstart.yaml --set train.steps=7");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("steps: 7"), std::string::npos);
+  EXPECT_NE(r.output.find("keep_last: 2"), std::string::npos);  // a default the file never names
+}
+
+}  // namespace
+}  // namespace stoch

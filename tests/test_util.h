@@ -1,0 +1,118 @@
+// Helpers shared by the test suites: temporary folders, files, and running the stoch binary.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace stoch::test {
+
+namespace fs = std::filesystem;
+
+inline std::string temp_dir(const std::string& tag) {
+  static std::mt19937_64 rng(std::random_device{}());
+  fs::path p = fs::temp_directory_path() / ("stoch-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(rng() % 1000000));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `stoch ARGS` through the shell and returns its exit code and output.
+inline Result run_stoch(const std::string& args) {
+  Result r;
+  const std::string cmd = std::string(STOCH_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// Starts `stoch ARGS` as a child process with output to `log`; returns its pid.
+inline pid_t spawn_stoch(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* f = std::fopen(log.c_str(), "w");
+    ::dup2(fileno(f), 1);
+    ::dup2(fileno(f), 2);
+    std::vector<char*> argv;
+    std::string bin = STOCH_BINARY;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Counts lines of `path` containing `needle`.
+inline int count_lines(const std::string& path, const std::string& needle) {
+  std::ifstream in(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+// Polls until pred() or the timeout; returns pred().
+template <class Pred>
+bool wait_for(Pred pred, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// A config for runs of a second or two: a tiny GPT on an order-1 Markov source.
+inline std::string tiny_lm_config(int steps = 20) {
+  return "task: lm\n"
+         "run: {seed: 3, threads: 1}\n"
+         "data: {source: markov, vocab_size: 8, order: 1, alpha: 0.3}\n"
+         "model: {context: 16, n_layer: 1, n_head: 2, d_model: 16, dropout: 0.1}\n"
+         "optim: {lr: 0.01}\n"
+         "schedule: {warmup_steps: 3, decay_steps: 20}\n"
+         "train: {steps: " + std::to_string(steps) + ", batch_size: 4, grad_accum: 2, eval_every: 5,"
+         " eval_batches: 2, ckpt_every: 5, keep_last: 3}\n"
+         "log: {every: 1, console_every: 1000}\n";
+}
+
+}  // namespace stoch::test
