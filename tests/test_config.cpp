@@ -49,7 +49,7 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
 }
 
 TEST(Config, UnknownTaskSuggestsNearest) {
-  EXPECT_EQ(error_of("task: llm\n"), "DIR/c.yaml:1: task: expected one of lm, got \"llm\" (did you mean lm?)");
+  EXPECT_EQ(error_of("task: llm\n"), "DIR/c.yaml:1: task: expected one of lm, value_regression, got \"llm\" (did you mean lm?)");
 }
 
 TEST(Config, MalformedYamlNamesLine) {

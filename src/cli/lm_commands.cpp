@@ -85,7 +85,7 @@ int64_t draw(torch::Tensor logits, const SampleArgs& a, torch::Generator& gen) {
 
 int eval(const EvalArgs& a) {
   auto lm = load_lm(a.run_dir, a.checkpoint);
-  const auto m = lm.task->evaluate();
+  const auto m = lm.task->evaluate(lm.step);
   std::cout << "step " << lm.step;
   for (const auto& [k, v] : m) std::cout << " " << k << "=" << format_number(v, 6);
   std::cout << "\n";

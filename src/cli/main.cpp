@@ -6,6 +6,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/compare_command.h"
+#include "cli/sweep.h"
 #include "core/errors.h"
 #include "core/log.h"
 
@@ -56,6 +58,16 @@ int main(int argc, char** argv) {
   dp->add_option("--out", prep.out, "output folder")->required();
   dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")->check(CLI::Range(0.0, 0.5));
 
+  cli::SweepArgs sweep;
+  cli::add_sweep_command(app, sweep);
+  auto* sw = app.get_subcommand("sweep");
+
+  cli::CompareArgs compare;
+#ifdef STOCH_PYTHON
+  compare.default_python = STOCH_PYTHON;
+#endif
+  auto* cmp = cli::add_compare_command(app, compare);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& ex) {
@@ -76,6 +88,8 @@ int main(int argc, char** argv) {
     if (*e) return cli::eval(eval);
     if (*s) return cli::sample(sample);
     if (*dp) return cli::data_prepare(prep);
+    if (*sw) return cli::sweep(sweep);
+    if (*cmp) return cli::compare(compare);
   } catch (const InputError& ex) {
     log::error(ex.what());
     return kExitBadInput;

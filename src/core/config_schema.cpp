@@ -73,6 +73,20 @@ bool parse_double(const std::string& s, double& out) {
   return true;
 }
 
+// The shortest form that reads back as the same double, with a decimal point so that YAML
+// readers see a number rather than an integer.
+std::string format_double(double f) {
+  if (std::isinf(f)) return f > 0 ? ".inf" : "-.inf";
+  char buf[64];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, f);
+    if (std::strtod(buf, nullptr) == f) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
 }  // namespace
 
 Reader::Reader(const Node* node, std::string prefix, std::string where)
@@ -182,6 +196,40 @@ void Reader::operator()(const char* key, std::vector<std::string>& field, const 
   field = out;
 }
 
+namespace {
+
+// Reads a list (or a single scalar) of numbers, each checked against the spec's range.
+template <class T, class Parse>
+std::vector<T> read_number_list(const Node& n, const std::string& path, const char* type,
+                                const Spec& spec, Parse parse) {
+  std::vector<const Node*> items;
+  if (n.kind == Node::Kind::kScalar) items.push_back(&n);
+  else if (n.kind == Node::Kind::kSeq)
+    for (const auto& e : n.seq) items.push_back(&e);
+  else
+    fail(n, path, type, spec);
+  std::vector<T> out;
+  for (const Node* e : items) {
+    T v{};
+    if (e->kind != Node::Kind::kScalar || !parse(e->scalar, v)) fail(*e, path, type, spec);
+    check_range(static_cast<double>(v), *e, path, type, spec);
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+void Reader::operator()(const char* key, std::vector<int64_t>& field, const char* doc, const Spec& spec) {
+  (void)doc;
+  if (const Node* n = take(key)) field = read_number_list<int64_t>(*n, path(key), "a list of integers", spec, parse_int);
+}
+
+void Reader::operator()(const char* key, std::vector<double>& field, const char* doc, const Spec& spec) {
+  (void)doc;
+  if (const Node* n = take(key)) field = read_number_list<double>(*n, path(key), "a list of numbers", spec, parse_double);
+}
+
 void Reader::finish() {
   if (!node_) return;
   for (const auto& [k, v] : node_->map) {
@@ -222,17 +270,7 @@ void Printer::operator()(const char* key, const int& f, const char* doc, const S
   line(key, std::to_string(f), "an integer", doc, spec);
 }
 void Printer::operator()(const char* key, const double& f, const char* doc, const Spec& spec) {
-  // The shortest form that reads back as the same double.
-  char buf[64];
-  for (int digits = 6; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, f);
-    if (std::strtod(buf, nullptr) == f) break;
-  }
-  std::string s = buf;
-  // Keep a decimal point so the value reads back as a number, not an integer.
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  if (std::isinf(f)) s = f > 0 ? ".inf" : "-.inf";
-  line(key, s, "a number", doc, spec);
+  line(key, format_double(f), "a number", doc, spec);
 }
 void Printer::operator()(const char* key, const bool& f, const char* doc, const Spec& spec) {
   line(key, f ? "true" : "false", "true or false", doc, spec);
@@ -245,6 +283,20 @@ void Printer::operator()(const char* key, const std::vector<std::string>& f, con
   std::string s = "[";
   for (size_t i = 0; i < f.size(); ++i) s += (i ? ", " : "") + yaml_scalar(f[i]);
   line(key, s + "]", "a list of strings", doc, spec);
+}
+
+void Printer::operator()(const char* key, const std::vector<int64_t>& f, const char* doc,
+                         const Spec& spec) {
+  std::string s = "[";
+  for (size_t i = 0; i < f.size(); ++i) s += (i ? ", " : "") + std::to_string(f[i]);
+  line(key, s + "]", "a list of integers", doc, spec);
+}
+
+void Printer::operator()(const char* key, const std::vector<double>& f, const char* doc,
+                         const Spec& spec) {
+  std::string s = "[";
+  for (size_t i = 0; i < f.size(); ++i) s += (i ? ", " : "") + format_double(f[i]);
+  line(key, s + "]", "a list of numbers", doc, spec);
 }
 
 void Printer::raw_block(const std::string& key, const Node& value, const char* doc) {

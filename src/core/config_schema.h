@@ -51,6 +51,8 @@ class Reader {
   void operator()(const char* key, std::string& field, const char* doc, const Spec& spec = {});
   void operator()(const char* key, std::vector<std::string>& field, const char* doc,
                   const Spec& spec = {});
+  void operator()(const char* key, std::vector<int64_t>& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, std::vector<double>& field, const char* doc, const Spec& spec = {});
 
   template <class S>
   void section(const char* key, S& sub, const char* doc) {
@@ -90,6 +92,10 @@ class Printer {
   void operator()(const char* key, const std::string& field, const char* doc,
                   const Spec& spec = {});
   void operator()(const char* key, const std::vector<std::string>& field, const char* doc,
+                  const Spec& spec = {});
+  void operator()(const char* key, const std::vector<int64_t>& field, const char* doc,
+                  const Spec& spec = {});
+  void operator()(const char* key, const std::vector<double>& field, const char* doc,
                   const Spec& spec = {});
 
   template <class S>

@@ -6,11 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
+#include "core/tensorboard.h"
 
 namespace stoch {
 
-MetricsWriter::MetricsWriter(const std::string& path) : f_(std::fopen(path.c_str(), "a")) {
+MetricsWriter::MetricsWriter(const std::string& path, const std::string& tb_dir)
+    : f_(std::fopen(path.c_str(), "a")) {
   if (!f_) throw std::runtime_error(str(path, ": cannot open for appending"));
+  if (!tb_dir.empty()) tb_ = std::make_unique<TensorBoardWriter>(tb_dir);
 }
 
 MetricsWriter::~MetricsWriter() {
@@ -29,6 +32,8 @@ void MetricsWriter::write(int64_t step, const std::string& split,
   const std::string line = j.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), f_);
   std::fflush(f_);
+  if (tb_)
+    for (const auto& [k, v] : values) tb_->scalar(k, step, v);
 }
 
 void truncate_metrics_after(const std::string& path, int64_t step) {

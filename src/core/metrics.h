@@ -5,13 +5,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace stoch {
 
+class TensorBoardWriter;
+
 class MetricsWriter {
  public:
-  explicit MetricsWriter(const std::string& path);
+  // With a non-empty tb_dir, every value also goes to a TensorBoard event file there, tagged
+  // by its metric name.
+  explicit MetricsWriter(const std::string& path, const std::string& tb_dir = "");
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
@@ -20,6 +25,7 @@ class MetricsWriter {
 
  private:
   std::FILE* f_ = nullptr;
+  std::unique_ptr<TensorBoardWriter> tb_;
 };
 
 // Rewrites the file keeping only lines whose step is <= `step` (a resumed run re-logs the rest).

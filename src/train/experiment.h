@@ -64,6 +64,7 @@ struct TrainConfig {
 struct LogConfig {
   int64_t every = 10;
   int64_t console_every = 100;
+  bool tensorboard = true;
 
   template <class V>
   void visit(V& v) {
@@ -72,6 +73,8 @@ struct LogConfig {
       Spec().at_least(1).on_resume());
     v("console_every", console_every, "print a progress line to the log every this many steps",
       Spec().at_least(1).on_resume());
+    v("tensorboard", tensorboard, "also write metrics as TensorBoard scalars under RUN_DIR/tb/",
+      Spec().on_resume());
   }
 };
 

@@ -61,7 +61,7 @@ torch::Tensor LmTask::train_loss(int64_t micro) {
                                               y.reshape({-1}));
 }
 
-Metrics LmTask::evaluate() {
+Metrics LmTask::evaluate(int64_t /*step*/) {
   torch::NoGradGuard no_grad;
   gpt_->eval();
   double total = 0.0;

@@ -28,7 +28,7 @@ class LmTask : public Task {
   torch::nn::Module& model() override { return *gpt_; }
   torch::Tensor train_loss(int64_t micro) override;
   int64_t units_per_micro() const override { return batch_size_ * context_; }
-  Metrics evaluate() override;
+  Metrics evaluate(int64_t step) override;
   Metrics data_facts() override;
   std::string summary(const Metrics& last_eval) const override;
 

@@ -28,11 +28,13 @@ class Task {
   // and the task's construction, so a resumed run sees exactly the data it would have seen.
   virtual torch::Tensor train_loss(int64_t micro) = 0;
 
-  // Units (tokens, samples) one micro-batch trains on: tokens_per_s is units per second.
+  // Units (tokens, samples) one micro-batch trains on, and the name of their rate metric.
   virtual int64_t units_per_micro() const = 0;
+  virtual std::string rate_name() const { return "tokens_per_s"; }
 
-  // Held-out evaluation, under no-grad, in eval mode; keys like "val/loss".
-  virtual Metrics evaluate() = 0;
+  // Held-out evaluation after `step` optimiser steps, under no-grad, in eval mode; keys like
+  // "val/loss". Must leave the model in eval mode or restore it; the loop sets train mode after.
+  virtual Metrics evaluate(int64_t step) = 0;
 
   // Facts about the data logged once at the start ("data/entropy_rate").
   virtual Metrics data_facts() { return {}; }

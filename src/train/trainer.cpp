@@ -105,18 +105,18 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     truncate_metrics_after(run_dir + "/metrics.jsonl", start_step);
   }
 
-  MetricsWriter metrics(run_dir + "/metrics.jsonl");
+  MetricsWriter metrics(run_dir + "/metrics.jsonl", cfg.log.tensorboard ? run_dir + "/tb" : "");
   const int64_t total = cfg.train.steps;
   const int64_t accum = cfg.train.grad_accum;
   const int64_t units_per_step = task->units_per_micro() * accum;
-  const std::string rate_name = "tokens_per_s";
+  const std::string rate_name = task->rate_name();
 
   if (start_step == 0) {
     const Metrics facts = task->data_facts();
     if (!facts.empty()) metrics.write(0, "data", facts);
   }
   log::info(stoch::str("device ", device.str(), bf16 ? " (bf16 autocast)" : " (fp32)", ", ",
-                at::get_num_threads(), " threads; ", units_per_step, " tokens per step; steps ",
+                at::get_num_threads(), " threads; ", units_per_step, " ", rate_name.substr(0, rate_name.find("_per_s")), " per step; steps ",
                 start_step, " -> ", total));
 
   const auto save = [&](int64_t step) {
@@ -137,7 +137,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 
   Metrics last_eval;
   const auto evaluate = [&](int64_t step) {
-    last_eval = task->evaluate();
+    last_eval = task->evaluate(step);
     metrics.write(step, "eval", last_eval);
     std::string line = stoch::str("eval step ", step);
     for (const auto& [k, v] : last_eval) line += stoch::str(" ", k, "=", format_number(v, 5));
@@ -195,7 +195,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
         return kExitFailure;
       }
       const std::string line = stoch::str("step ", done, "/", total, " loss ", format_number(loss, 4), " lr ",
-                                   format_number(lr, 3), " ", format_number(rate, 4), " tok/s eta ",
+                                   format_number(lr, 3), " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")), "/s eta ",
                                    format_duration(recent_step_s * static_cast<double>(total - done)));
       if (done % cfg.log.console_every == 0 || done == total) log::info(line);
       else if (seconds_since(last_progress) > 0.25) {

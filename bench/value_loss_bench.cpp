@@ -1,0 +1,102 @@
+// Times each value loss on a batch of 4096 targets x 101 bins: building the target distribution
+// alone, then a whole loss + backward through the head (which builds the targets again).
+// Median of 50 repeats after 5 warm-up runs, printed as a Markdown table.
+// usage: value_loss_bench [cpu|cuda]
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "value/targets.h"
+#include "value/value_loss.h"
+
+namespace {
+
+constexpr int64_t kBatch = 4096, kBins = 101;
+constexpr int kWarmup = 5, kRepeats = 50;
+
+// Median wall time of `fn` in milliseconds; waits for the device so GPU work is counted.
+double median_ms(const torch::Device& device, const std::function<void()>& fn) {
+  const auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  for (int i = 0; i < kWarmup; ++i) fn();
+  sync();
+  std::vector<double> ms;
+  for (int i = 0; i < kRepeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    sync();
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(ms.begin(), ms.begin() + kRepeats / 2, ms.end());
+  return ms[kRepeats / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace stoch::value;
+  const torch::Device device(argc > 1 ? argv[1] : "cpu");
+  torch::manual_seed(0);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const double v_min = -10, v_max = 10, sigma = 0.75 * (v_max - v_min) / kBins;
+  const auto edges = bin_edges(v_min, v_max, kBins, f32);
+  const auto centres = bin_centres(v_min, v_max, kBins, f32);
+  const auto atoms = torch::linspace(v_min, v_max, kBins, f32);
+  const auto y = torch::rand({kBatch}, f32) * 24 - 12;  // a sixth of the targets off the support
+
+  // How each loss builds its targets (scalar losses and mse_on_expectation have none).
+  const std::vector<std::pair<std::string, std::function<torch::Tensor()>>> losses = {
+      {"mse", nullptr},
+      {"huber", nullptr},
+      {"two_hot", [&] { return two_hot_targets(y, centres); }},
+      {"hl_gauss", [&] { return hl_gauss_targets(y, edges, sigma); }},
+      {"c51", [&] { return two_hot_targets(y, atoms); }},
+      {"mse_on_expectation", nullptr},
+  };
+
+  std::printf(
+      "value losses, batch %lld x %lld bins, float32, %s, %d intra-op threads; "
+      "median of %d after %d warm-up\n\n",
+      static_cast<long long>(kBatch), static_cast<long long>(kBins), argc > 1 ? argv[1] : "cpu",
+      torch::get_num_threads(), kRepeats, kWarmup);
+  std::printf("| loss | targets ms | loss+backward ms |\n| --- | ---: | ---: |\n");
+  for (const auto& [name, targets] : losses) {
+    ValueLossConfig cfg;
+    cfg.loss = name;
+    cfg.num_bins = kBins;
+    cfg.v_min = v_min;
+    cfg.v_max = v_max;
+    auto loss = make_value_loss(cfg);
+    loss->to(device);
+    auto head = torch::randn({kBatch, loss->head_outputs()}, f32).requires_grad_();
+    std::string targets_ms = "-";
+    if (targets) {
+      torch::NoGradGuard no_grad;
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.3f", median_ms(device, [&] { targets(); }));
+      targets_ms = buf;
+    }
+    const double step_ms = median_ms(device, [&] {
+      head.mutable_grad() = torch::Tensor();
+      loss->loss(head, y).backward();
+    });
+    std::printf("| %s | %s | %.3f |\n", name.c_str(), targets_ms.c_str(), step_ms);
+  }
+
+  // The RL-side C51 target: shift and project a next-state distribution.
+  const auto next_probs = torch::softmax(torch::randn({kBatch, kBins}, f32), -1);
+  const auto rewards = torch::rand({kBatch}, f32) * 2 - 1;
+  const auto discounts = (torch::rand({kBatch}, f32) > 0.05).to(torch::kFloat32) * 0.99;
+  torch::NoGradGuard no_grad;
+  std::printf("| c51_project (RL target) | %.3f | - |\n",
+              median_ms(device, [&] { c51_project(next_probs, rewards, discounts, atoms); }));
+  return 0;
+}

@@ -1,0 +1,45 @@
+#include "cli/compare_command.h"
+
+#include <cstdlib>
+
+#include "analysis/compare.h"
+
+namespace stoch::cli {
+
+CLI::App* add_compare_command(CLI::App& app, CompareArgs& args) {
+  auto* c = app.add_subcommand(
+      "compare",
+      "compare groups of runs over seeds: IQM, bootstrap CIs, probability of improvement");
+  c->add_option("paths", args.paths,
+                "run directories or sweep directories (runs one or two levels down)")
+      ->required();
+  c->add_option("--metric", args.metric, "metric name in metrics.jsonl (eval split preferred)");
+  c->add_option("--out", args.out,
+                "folder for compare.md/.csv, curves.csv and plots (default: SWEEP_DIR/compare when "
+                "the first path is a sweep; otherwise tables are only printed)");
+  c->add_option("--mode", args.mode,
+                "min, max, or auto (min when the name says loss/mse/error/bpb)")
+      ->check(CLI::IsMember({"min", "max", "auto"}));
+  c->add_option("--reps", args.reps, "bootstrap resamples")->check(CLI::PositiveNumber);
+  c->add_option("--seed", args.seed, "bootstrap seed");
+  c->add_option("--python", args.python,
+                "Python with matplotlib for the plots (default: $STOCH_PYTHON)");
+  return c;
+}
+
+int compare(const CompareArgs& args) {
+  analysis::CompareOptions o;
+  o.paths = args.paths;
+  o.metric = args.metric;
+  o.out_dir = args.out;
+  o.mode = args.mode;
+  o.reps = args.reps;
+  o.seed = args.seed;
+  o.python = args.python;
+  if (o.python.empty())
+    if (const char* env = std::getenv("STOCH_PYTHON")) o.python = env;
+  if (o.python.empty()) o.python = args.default_python;
+  return analysis::run_compare(o);
+}
+
+}  // namespace stoch::cli

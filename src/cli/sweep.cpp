@@ -1,0 +1,162 @@
+#include "cli/sweep.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "core/torch/checkpoint.h"
+#include "train/experiment.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::cli {
+namespace {
+
+// Folder names keep key=value readable but drop characters that paths and shells dislike.
+std::string sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '=' || c == '-' || c == '_') ? c : '_';
+  return out;
+}
+
+enum class RunState { kFresh, kInterrupted, kFinished };
+
+RunState state_of(const std::string& dir) {
+  const auto steps = CheckpointStore(dir).steps();
+  if (steps.empty() || !fs::is_regular_file(dir + "/config.yaml")) return RunState::kFresh;
+  const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
+  return steps.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted;
+}
+
+pid_t launch(const std::vector<std::string>& args, const std::string& console) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* f = std::fopen(console.c_str(), "a");
+    if (f) {
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  for (const auto& g : a.grid) {
+    const auto [key, values] = config::split_assignment(g);
+    auto list = split(values, ',');
+    for (const auto& v : list)
+      if (v.empty()) throw InputError(stoch::str("--grid ", g, ": empty value in the list"));
+    axes.emplace_back(key, list);
+  }
+  std::vector<SweepRun> combos = {{"", {}}};
+  for (const auto& [key, values] : axes) {
+    std::vector<SweepRun> next;
+    for (const auto& c : combos)
+      for (const auto& v : values) {
+        SweepRun r = c;
+        r.name += (r.name.empty() ? "" : ",") + sanitize(key + "=" + v);
+        r.sets.push_back(key + "=" + v);
+        next.push_back(r);
+      }
+    combos = next;
+  }
+  std::vector<SweepRun> runs;
+  for (const auto& c : combos)
+    for (int64_t s = a.first_seed; s < a.first_seed + a.seeds; ++s) {
+      SweepRun r = c;
+      r.name += stoch::str(r.name.empty() ? "" : ",", "seed=", s);
+      r.sets.push_back(stoch::str("run.seed=", s));
+      runs.push_back(r);
+    }
+  return runs;
+}
+
+void add_sweep_command(CLI::App& app, SweepArgs& a) {
+  auto* s = app.add_subcommand("sweep", "run a grid of configs times seeds (re-run to continue)");
+  s->add_option("config", a.config, "YAML config file")->required();
+  s->add_option("--grid", a.grid, "KEY=V1,V2,... (repeatable; the grid is their product)");
+  s->add_option("--set", a.sets, "KEY=VALUE applied to every run");
+  s->add_option("--seeds", a.seeds, "seeds per grid point")->check(CLI::PositiveNumber);
+  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")->check(CLI::NonNegativeNumber);
+  s->add_option("--jobs", a.jobs, "runs at a time; CPU threads are shared among them")->check(CLI::PositiveNumber);
+  s->add_option("--out", a.out, "sweep folder (default runs/sweep-<config name>)");
+}
+
+int sweep(const SweepArgs& a) {
+  const auto runs = expand_sweep(a);
+  const std::string out = a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out;
+  // Validate every run's config before launching any, so a typo fails at once with exit 2.
+  const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& r : runs) {
+    std::vector<std::string> sets = a.sets;
+    sets.insert(sets.end(), r.sets.begin(), r.sets.end());
+    train::parse_experiment(train::load_config(a.config, sets));
+    const std::string dir = out + "/" + r.name;
+    const RunState st = state_of(dir);
+    if (st == RunState::kFinished) {
+      log::info(stoch::str("sweep: ", r.name, " finished; skipping"));
+      continue;
+    }
+    std::vector<std::string> cmd = {"stoch"};
+    if (st == RunState::kInterrupted) {
+      cmd.insert(cmd.end(), {"resume", dir, "--set", stoch::str("run.threads=", threads)});
+    } else {
+      cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
+      for (const auto& s : sets) cmd.insert(cmd.end(), {"--set", s});
+      cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
+    }
+    commands.push_back(cmd);
+  }
+  fs::create_directories(out);
+  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ", a.jobs,
+                       " at a time, ", threads, " threads each"));
+
+  std::map<pid_t, std::string> running;
+  size_t next = 0, failed = 0;
+  while (next < commands.size() || !running.empty()) {
+    while (next < commands.size() && static_cast<int64_t>(running.size()) < a.jobs) {
+      const auto& cmd = commands[next++];
+      const std::string dir = cmd[1] == "resume" ? cmd[2] : cmd[4];
+      const std::string name = fs::path(dir).filename().string();
+      log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
+      running[launch(cmd, out + "/" + name + ".console.log")] = name;
+    }
+    int status = 0;
+    const pid_t pid = ::wait(&status);
+    if (pid < 0) break;
+    const std::string name = running[pid];
+    running.erase(pid);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0) {
+      ++failed;
+      log::warn(stoch::str("sweep: ", name, " exited with ", code, " (see ", out, "/", name, ".console.log)"));
+    } else {
+      log::info(stoch::str("sweep: ", name, " done"));
+    }
+  }
+  if (failed) {
+    log::error(stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
+    return kExitFailure;
+  }
+  log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ", out, "`"));
+  return kExitOk;
+}
+
+}  // namespace stoch::cli

@@ -1,0 +1,44 @@
+// TensorBoard scalar logging without TensorFlow: hand-encoded Event protobufs in TFRecord framing
+// (see design/trainer.md, "Formats"). Plain C++17, no LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace stoch {
+
+// Appends scalars to one event file. Not thread-safe: use it from the thread that logs metrics.
+class TensorBoardWriter {
+ public:
+  // Creates dir if needed and opens dir/events.out.tfevents.<unix seconds>.<hostname> (with a
+  // ".<n>" suffix if that name is taken, so a second writer never truncates a first one's file);
+  // writes the file_version record ("brain.Event:2") first. Throws std::runtime_error naming the
+  // path on failure.
+  explicit TensorBoardWriter(const std::string& dir);
+  ~TensorBoardWriter();
+  TensorBoardWriter(const TensorBoardWriter&) = delete;
+  TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
+
+  // Writes and flushes one record, so a killed run keeps its curves. value is stored as a float
+  // (TensorBoard's simple_value); NaN and inf are written as they are. wall_time < 0 means now.
+  // Throws std::runtime_error naming the path when the write fails.
+  void scalar(const std::string& tag, int64_t step, double value, double wall_time = -1);
+  void flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  void write_record(const std::string& data);
+
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+// Encodes one framed record (length, masked crc of length, data, masked crc of data) — exposed
+// for tests.
+std::string tfrecord_frame(const std::string& data);
+
+// Encodes an Event protobuf with one scalar summary value — exposed for tests.
+std::string scalar_event(const std::string& tag, int64_t step, float value, double wall_time);
+
+}  // namespace stoch

@@ -1,0 +1,47 @@
+// Torso "cnn": 3x3 convolutions (stride 1, padding 1) with activations, then flatten; the
+// shape MinAtar's reference network uses, with configurable channels.
+#include <torch/torch.h>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "models/value_net.h"
+
+namespace stoch::models {
+namespace {
+
+class CnnTorso : public Torso {
+ public:
+  CnnTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& shape) : activation_(cfg.activation) {
+    convs_ = register_module("convs", torch::nn::ModuleList());
+    int64_t in = shape[0];
+    for (int64_t c : cfg.channels) {
+      convs_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c, 3).stride(1).padding(1)));
+      in = c;
+    }
+    features_ = in * shape[1] * shape[2];
+  }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto h = x;
+    for (const auto& c : *convs_) h = activate(c->as<torch::nn::Conv2d>()->forward(h), activation_);
+    return h.flatten(1);
+  }
+  int64_t features() const override { return features_; }
+
+ private:
+  std::string activation_;
+  torch::nn::ModuleList convs_{nullptr};
+  int64_t features_ = 0;
+};
+
+const bool registered = registry<TorsoEntry>().add(
+    "cnn", {"3x3 convolutions on [C, H, W] inputs, flattened",
+            [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
+              if (shape.size() != 3)
+                throw InputError(stoch::str("model.torso: cnn needs [C, H, W] inputs, got ", shape.size(), " dimensions"));
+              if (cfg.channels.empty()) throw InputError("model.channels: expected at least one layer for torso cnn");
+              return std::make_shared<CnnTorso>(cfg, shape);
+            }});
+
+}  // namespace
+}  // namespace stoch::models

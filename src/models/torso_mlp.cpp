@@ -1,0 +1,45 @@
+// Torso "mlp": flatten, then Linear + activation per hidden width.
+#include <torch/torch.h>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "models/value_net.h"
+
+namespace stoch::models {
+namespace {
+
+class MlpTorso : public Torso {
+ public:
+  MlpTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape) : activation_(cfg.activation) {
+    int64_t in = 1;
+    for (int64_t d : input_shape) in *= d;
+    layers_ = register_module("layers", torch::nn::ModuleList());
+    for (int64_t width : cfg.hidden) {
+      layers_->push_back(torch::nn::Linear(in, width));
+      in = width;
+    }
+    features_ = in;
+  }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto h = x.flatten(1);
+    for (const auto& l : *layers_) h = activate(l->as<torch::nn::Linear>()->forward(h), activation_);
+    return h;
+  }
+  int64_t features() const override { return features_; }
+
+ private:
+  std::string activation_;
+  torch::nn::ModuleList layers_{nullptr};
+  int64_t features_ = 0;
+};
+
+const bool registered = registry<TorsoEntry>().add(
+    "mlp", {"fully connected layers on the flattened input",
+            [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
+              if (cfg.hidden.empty()) throw InputError("model.hidden: expected at least one width for torso mlp");
+              return std::make_shared<MlpTorso>(cfg, shape);
+            }});
+
+}  // namespace
+}  // namespace stoch::models

@@ -1,0 +1,71 @@
+// Value networks: a torso (MLP, small CNN or small transformer) that maps an input to a
+// feature vector, then one linear head with as many outputs as the value loss needs (1 for a
+// scalar head, num_bins for a categorical one). Every loss trains the same torso, so
+// comparisons between losses change nothing but the head and the loss.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/config_schema.h"
+
+namespace stoch::models {
+
+struct ValueNetConfig {
+  std::string torso = "mlp";
+  std::vector<int64_t> hidden = {256, 256};
+  std::vector<int64_t> channels = {16, 32};
+  int64_t n_layer = 2;
+  int64_t n_head = 4;
+  int64_t d_model = 64;
+  std::string activation = "relu";
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("torso", torso, "feature extractor", Spec().one_of({"mlp", "cnn", "transformer"}));
+    v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)", Spec().at_least(1));
+    v("channels", channels, "cnn: channels of each 3x3 conv layer", Spec().at_least(1));
+    v("n_layer", n_layer, "transformer: encoder blocks", Spec().at_least(1));
+    v("n_head", n_head, "transformer: attention heads", Spec().at_least(1));
+    v("d_model", d_model, "transformer: width (also the feature size)", Spec().at_least(1));
+    v("activation", activation, "mlp and cnn nonlinearity", Spec().one_of({"relu", "gelu", "tanh"}));
+  }
+};
+
+// Maps [B, ...input_shape] to features [B, F].
+class Torso : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  virtual int64_t features() const = 0;
+};
+
+// input_shape: [D] for mlp, [C, H, W] for cnn, [T, D] for transformer (a sequence of T vectors).
+using TorsoFactory =
+    std::function<std::shared_ptr<Torso>(const ValueNetConfig&, const std::vector<int64_t>& input_shape)>;
+struct TorsoEntry {
+  std::string doc;
+  TorsoFactory make;
+};
+
+class ValueNetImpl : public torch::nn::Module {
+ public:
+  ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape, int64_t head_outputs);
+
+  torch::Tensor features(const torch::Tensor& x) { return torso_->forward(x); }
+  torch::Tensor head(const torch::Tensor& f) { return head_->forward(f); }
+  torch::Tensor forward(const torch::Tensor& x) { return head(features(x)); }
+
+ private:
+  std::shared_ptr<Torso> torso_;
+  torch::nn::Linear head_{nullptr};
+};
+TORCH_MODULE(ValueNet);
+
+torch::Tensor activate(const torch::Tensor& x, const std::string& activation);
+
+}  // namespace stoch::models

@@ -1,0 +1,133 @@
+#include "train/value_regression_task.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/rng.h"
+#include "core/strings.h"
+#include "train/experiment.h"
+
+namespace stoch::train {
+namespace {
+
+// Stream tags for mix_seed, so inputs, targets and batches never share random numbers.
+constexpr uint64_t kInputs = 1, kTargetNet = 2, kBatch = 3;
+
+// f(x) of a freshly initialised random MLP (two ReLU layers, He-normal weights), evaluated in
+// float64 and drawn from stoch's own generator: the targets never touch LibTorch's RNG.
+torch::Tensor random_network_output(const torch::Tensor& x_flat, int64_t width, uint64_t seed) {
+  Rng rng(seed);
+  auto layer = [&](int64_t in, int64_t out) {
+    auto w = torch::empty({in, out}, torch::kDouble);
+    auto* p = w.data_ptr<double>();
+    const double std = std::sqrt(2.0 / static_cast<double>(in));
+    for (int64_t i = 0; i < in * out; ++i) p[i] = rng.normal() * std;
+    return w;
+  };
+  auto h = torch::relu(torch::matmul(x_flat, layer(x_flat.size(1), width)));
+  h = torch::relu(torch::matmul(h, layer(width, width)));
+  return torch::matmul(h, layer(width, 1)).squeeze(1);
+}
+
+}  // namespace
+
+ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torch::Device& device)
+    : run_seed_(static_cast<uint64_t>(cfg.run.seed)),
+      batch_size_(cfg.train.batch_size),
+      grad_accum_(cfg.train.grad_accum),
+      device_(device) {
+  const auto& s = cfg.task_sections<ValueRegressionSections>();
+  data_ = s.data;
+  if (data_.offsets.empty()) throw InputError("data.offsets: expected at least one phase offset");
+  if (data_.kind == "noisy" && data_.offsets.size() != 1)
+    throw InputError("data.offsets: kind noisy has one phase; give a single offset");
+  const uint64_t seed = static_cast<uint64_t>(data_.seed);
+
+  std::vector<int64_t> shape = {data_.num_inputs};
+  shape.insert(shape.end(), data_.input_shape.begin(), data_.input_shape.end());
+  auto x = torch::empty(shape, torch::kDouble);
+  Rng rng(mix_seed(seed, kInputs));
+  auto* p = x.data_ptr<double>();
+  for (int64_t i = 0; i < x.numel(); ++i) p[i] = rng.normal();
+  const auto flat = x.reshape({data_.num_inputs, -1});
+
+  std::vector<torch::Tensor> per_phase;
+  for (size_t k = 0; k < data_.offsets.size(); ++k) {
+    const auto f = random_network_output(flat, data_.target_width, mix_seed(seed, kTargetNet, k));
+    per_phase.push_back(torch::sin(data_.frequency * f) + data_.offsets[k]);
+  }
+  inputs_ = x.to(torch::kFloat).to(device_);
+  targets_ = torch::stack(per_phase).to(torch::kFloat).to(device_);
+
+  loss_ = value::make_value_loss(s.value);
+  loss_->to(device_);
+  net_ = models::ValueNet(s.model, data_.input_shape, loss_->head_outputs());
+  net_->to(device_);
+}
+
+int64_t ValueRegressionTask::phase_of_step(int64_t step) const {
+  return std::min<int64_t>(step / data_.steps_per_phase, static_cast<int64_t>(data_.offsets.size()) - 1);
+}
+
+torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
+  const int64_t phase = phase_of_step(micro / grad_accum_);
+  Rng rng(mix_seed(run_seed_, kBatch, static_cast<uint64_t>(micro)));
+  auto idx = torch::empty({batch_size_}, torch::kLong);
+  auto* ip = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < batch_size_; ++i) ip[i] = static_cast<int64_t>(rng.below(data_.num_inputs));
+  idx = idx.to(device_);
+  auto y = targets_[phase].index_select(0, idx);
+  if (data_.noise > 0) {
+    auto n = torch::empty({batch_size_}, torch::kFloat);
+    auto* np = n.data_ptr<float>();
+    for (int64_t i = 0; i < batch_size_; ++i) np[i] = static_cast<float>(rng.uniform() * data_.noise);
+    y = y + n.to(device_);
+  }
+  return loss_->loss(net_->forward(inputs_.index_select(0, idx)), y);
+}
+
+Metrics ValueRegressionTask::evaluate(int64_t step) {
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  const int64_t phase = phase_of_step(std::max<int64_t>(step - 1, 0));
+  // Noise U(0, noise) shifts the conditional mean by noise / 2: that is the best possible fit.
+  const auto y = targets_[phase] + data_.noise / 2;
+  Metrics m;
+  double sq = 0.0, loss = 0.0;
+  const int64_t chunk = 4096;
+  for (int64_t i = 0; i < data_.num_inputs; i += chunk) {
+    const int64_t j = std::min(data_.num_inputs, i + chunk);
+    const auto out = net_->forward(inputs_.slice(0, i, j));
+    sq += (loss_->value(out) - y.slice(0, i, j)).pow(2).sum().item<double>();
+    loss += loss_->loss(out, y.slice(0, i, j)).item<double>() * static_cast<double>(j - i);
+  }
+  const double n = static_cast<double>(data_.num_inputs);
+  m["fit/mse"] = sq / n;
+  m["val/loss"] = loss / n;
+  m["phase"] = static_cast<double>(phase);
+  m["phase/offset"] = data_.offsets[static_cast<size_t>(phase)];
+  return m;
+}
+
+std::string ValueRegressionTask::summary(const Metrics& last_eval) const {
+  auto it = last_eval.find("fit/mse");
+  if (it == last_eval.end()) return "";
+  return stoch::str("summary: fit/mse ", format_number(it->second, 4), " on phase ",
+                    static_cast<int64_t>(last_eval.at("phase")), " (offset ",
+                    format_number(last_eval.at("phase/offset"), 4), "); the target's variance is about 0.5");
+}
+
+namespace {
+const bool registered = registry<TaskEntry>().add(
+    "value_regression",
+    TaskEntry{"supervised value network on generated targets (non-stationary or noisy)",
+              [] { return std::make_shared<ValueRegressionSections>(); },
+              [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
+                return std::make_unique<ValueRegressionTask>(cfg, device);
+              }});
+}  // namespace
+
+}  // namespace stoch::train

@@ -1,0 +1,121 @@
+#include "value/targets.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace stoch::value {
+namespace {
+
+// float64 stays float64; everything else (half, bfloat16, integers) is computed in float32.
+torch::ScalarType compute_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
+// Splits each point x[..., k] carrying mass w[..., k] between its two neighbouring atoms of
+// `support` [m] (linear interpolation weights), summing into [..., m]. Points outside the support
+// are clamped onto its ends. Two-hot is the case k = 1, w = 1; C51 the case k = m.
+torch::Tensor project_linear(const torch::Tensor& x, const torch::Tensor& w,
+                             const torch::Tensor& support) {
+  const int64_t m = support.size(0);
+  const auto xc = torch::clamp(x, support[0], support[m - 1]);
+  // The atom at or below x; the upper neighbour is always lo + 1 (lo <= m - 2), so a point on an
+  // atom gives frac 0 (or 1 at the top atom) and needs no lower == upper special case.
+  const auto lo =
+      (torch::searchsorted(support, xc, /*out_int32=*/false, /*right=*/true) - 1).clamp(0, m - 2);
+  const auto s_lo = support.take(lo);
+  const auto frac = (xc - s_lo) / (support.take(lo + 1) - s_lo);
+  auto sizes = x.sizes().vec();
+  sizes.back() = m;
+  auto out = torch::zeros(sizes, x.options());
+  out.scatter_add_(-1, lo, w * (1 - frac));
+  out.scatter_add_(-1, lo + 1, w * frac);
+  return out;
+}
+
+torch::Tensor as_support(const torch::Tensor& s, const torch::Tensor& like, const char* what) {
+  TORCH_CHECK(s.dim() == 1 && s.size(0) >= 2, what, " must be 1-D with at least 2 entries, got ",
+              s.sizes());
+  return s.to(like.device(), like.scalar_type()).contiguous();
+}
+
+}  // namespace
+
+torch::Tensor bin_edges(double v_min, double v_max, int64_t m, const torch::TensorOptions& opts) {
+  TORCH_CHECK(m >= 1 && v_min < v_max, "bin_edges: need m >= 1 and v_min < v_max, got m=", m,
+              " on [", v_min, ", ", v_max, "]");
+  // linspace pins both ends exactly; float64 keeps interior edges exact to the output dtype.
+  return torch::linspace(v_min, v_max, m + 1, torch::kFloat64).to(opts);
+}
+
+torch::Tensor bin_centres(double v_min, double v_max, int64_t m, const torch::TensorOptions& opts) {
+  const auto e = bin_edges(v_min, v_max, m, torch::kFloat64);
+  return ((e.narrow(0, 0, m) + e.narrow(0, 1, m)) / 2).to(opts);
+}
+
+torch::Tensor two_hot_targets(const torch::Tensor& y, const torch::Tensor& support) {
+  torch::NoGradGuard no_grad;
+  const auto yf = y.to(compute_type(y)).unsqueeze(-1);
+  return project_linear(yf, torch::ones_like(yf), as_support(support, yf, "two_hot support"));
+}
+
+torch::Tensor hl_gauss_targets(const torch::Tensor& y, const torch::Tensor& edges, double sigma) {
+  TORCH_CHECK(sigma > 0 && std::isfinite(sigma), "hl_gauss_targets: sigma must be > 0, got ",
+              sigma);
+  torch::NoGradGuard no_grad;
+  const auto yf = y.to(compute_type(y));
+  const auto e = as_support(edges, yf, "hl_gauss edges");
+  const int64_t m = e.size(0) - 1;
+  // Far outside the support every erf saturates to the same +-1 and the normaliser is 0/0.
+  const auto yc = torch::clamp(yf, e[0], e[m]).unsqueeze(-1);
+  const auto u = torch::erf((e - yc) / (sigma * std::sqrt(2.0)));
+  // erf differences are >= 0 in exact arithmetic; the clamp guards against a rounding sign flip,
+  // and dividing by the sum (rather than u_m - u_0) makes the result sum to 1 in the output dtype.
+  const auto p = (u.narrow(-1, 1, m) - u.narrow(-1, 0, m)).clamp_min(0);
+  return p / p.sum(-1, /*keepdim=*/true);
+}
+
+torch::Tensor c51_project(const torch::Tensor& next_probs, const torch::Tensor& rewards,
+                          const torch::Tensor& discounts, const torch::Tensor& atoms) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(next_probs.dim() == 2, "c51_project: next_probs must be [B, m], got ",
+              next_probs.sizes());
+  const int64_t b = next_probs.size(0);
+  TORCH_CHECK(
+      rewards.dim() == 1 && rewards.size(0) == b && discounts.dim() == 1 && discounts.size(0) == b,
+      "c51_project: rewards and discounts must be [", b, "], got ", rewards.sizes(), " and ",
+      discounts.sizes());
+  const auto p = next_probs.to(compute_type(next_probs));
+  const auto z = as_support(atoms, p, "c51 atoms");
+  TORCH_CHECK(z.size(0) == p.size(1), "c51_project: ", p.size(1), " probabilities per row but ",
+              z.size(0), " atoms");
+  const auto r = rewards.to(p.options()).unsqueeze(1);
+  const auto d = discounts.to(p.options()).unsqueeze(1);
+  return project_linear(r + d * z.unsqueeze(0), p, z);
+}
+
+torch::Tensor muzero_h(const torch::Tensor& x, double eps) {
+  torch::NoGradGuard no_grad;
+  const auto xf = x.to(compute_type(x));
+  const auto a = xf.abs();
+  // sqrt(a + 1) - 1 written as a / (sqrt(a + 1) + 1): no cancellation for small |x|.
+  return torch::sign(xf) * a / (torch::sqrt(a + 1) + 1) + eps * xf;
+}
+
+torch::Tensor muzero_h_inverse(const torch::Tensor& x, double eps) {
+  TORCH_CHECK(eps >= 0, "muzero_h_inverse: eps must be >= 0, got ", eps);
+  torch::NoGradGuard no_grad;
+  const auto xf = x.to(compute_type(x));
+  const auto y = xf.abs();
+  // h(t) = y with z = sqrt(t + 1) solves eps z^2 + z - (1 + eps + y) = 0, so t = (z - 1)(z + 1).
+  // The textbook root (sqrt(1 + 4 eps (1 + eps + y)) - 1) / (2 eps) loses most float32 digits
+  // for small eps and y; with q = 1 + 2 eps and s = sqrt(q^2 + 4 eps y) the same root and z - 1
+  // are sums of positive terms (and stay exact at eps = 0).
+  const double q = 1 + 2 * eps;
+  const auto s = torch::sqrt(q * q + 4 * eps * y);
+  const auto z = 2 * (1 + eps + y) / (s + 1);
+  const auto z_minus_1 = 2 * y * (1 - 2 * eps / (q + s)) / (s + 1);
+  return torch::sign(xf) * z_minus_1 * (z + 1);
+}
+
+}  // namespace stoch::value

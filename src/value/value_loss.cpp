@@ -1,0 +1,189 @@
+#include "value/value_loss.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "value/targets.h"
+
+namespace stoch::value {
+namespace {
+
+// Losses and targets in float32 at least, float64 when either side is float64.
+torch::ScalarType compute_type(const torch::Tensor& head_out, const torch::Tensor& target) {
+  return torch::promote_types(torch::promote_types(head_out.scalar_type(), target.scalar_type()),
+                              torch::kFloat32);
+}
+
+void check_head(const torch::Tensor& head_out, int64_t outputs) {
+  TORCH_CHECK(head_out.dim() >= 1 && head_out.size(-1) == outputs, "value head: expected [..., ",
+              outputs, "] outputs, got ", head_out.sizes());
+}
+
+void check_shapes(const torch::Tensor& head_out, const torch::Tensor& target, int64_t outputs) {
+  check_head(head_out, outputs);
+  TORCH_CHECK(head_out.sizes().slice(0, head_out.dim() - 1) == target.sizes(), "value loss: head ",
+              head_out.sizes(), " does not match target ", target.sizes());
+}
+
+// ---- scalar head: regression on the (optionally transformed) target ----
+
+class ScalarLoss : public ValueLoss {
+ public:
+  ScalarLoss(const ValueLossConfig& cfg, bool huber)
+      : huber_(huber), delta_(cfg.huber_delta), transform_(cfg.value_transform) {}
+
+  int64_t head_outputs() const override { return 1; }
+  bool categorical() const override { return false; }
+  void to(const torch::Device&) override {}
+
+  torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const override {
+    check_shapes(head_out, target, 1);
+    const auto ct = compute_type(head_out, target);
+    const auto v = head_out.squeeze(-1).to(ct);
+    torch::Tensor y;
+    {
+      torch::NoGradGuard no_grad;
+      y = (transform_ ? muzero_h(target) : target).to(ct);
+    }
+    if (huber_) return torch::huber_loss(v, y, at::Reduction::Mean, delta_);
+    return (v - y).pow(2).mean();
+  }
+
+  torch::Tensor value(const torch::Tensor& head_out) const override {
+    check_head(head_out, 1);
+    torch::NoGradGuard no_grad;
+    const auto v = head_out.detach().squeeze(-1);
+    return transform_ ? muzero_h_inverse(v) : v;
+  }
+
+ private:
+  bool huber_;
+  double delta_;
+  bool transform_;
+};
+
+const bool registered_mse = registry<ValueLossEntry>().add(
+    "mse", {"scalar head, mean squared error (the baseline)",
+            [](const ValueLossConfig& c) -> std::unique_ptr<ValueLoss> {
+              return std::make_unique<ScalarLoss>(c, /*huber=*/false);
+            }});
+
+const bool registered_huber = registry<ValueLossEntry>().add(
+    "huber", {"scalar head, Huber loss with huber_delta",
+              [](const ValueLossConfig& c) -> std::unique_ptr<ValueLoss> {
+                return std::make_unique<ScalarLoss>(c, /*huber=*/true);
+              }});
+
+// ---- categorical head: m logits, read back as the expectation over the support ----
+
+enum class Target { kTwoHot, kHlGauss, kC51, kExpectationMse };
+
+class CategoricalLoss : public ValueLoss {
+ public:
+  CategoricalLoss(const ValueLossConfig& cfg, Target kind)
+      : kind_(kind), m_(cfg.num_bins), transform_(cfg.value_transform) {
+    // With the transform the bins are uniform in h-space between the images of the bounds.
+    const auto bound = [&](double v) {
+      return transform_ ? muzero_h(torch::tensor(v, torch::kFloat64)).item<double>() : v;
+    };
+    const double lo = bound(cfg.v_min), hi = bound(cfg.v_max);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    edges_ = bin_edges(lo, hi, m_, f64);
+    // C51's atoms include both ends; every other loss reads back over the bin centres.
+    support_ =
+        kind == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64);
+    sigma_ = cfg.sigma_ratio * (hi - lo) / static_cast<double>(m_);
+  }
+
+  int64_t head_outputs() const override { return m_; }
+  bool categorical() const override { return true; }
+
+  void to(const torch::Device& d) override {
+    edges_ = edges_.to(d);
+    support_ = support_.to(d);
+  }
+
+  torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const override {
+    check_shapes(head_out, target, m_);
+    const auto logits = head_out.to(compute_type(head_out, target));
+    torch::Tensor y, p;
+    {
+      torch::NoGradGuard no_grad;
+      y = (transform_ ? muzero_h(target) : target).to(logits.scalar_type());
+      if (kind_ == Target::kHlGauss) p = hl_gauss_targets(y, edges_, sigma_);
+      if (kind_ == Target::kTwoHot || kind_ == Target::kC51) p = two_hot_targets(y, support_);
+    }
+    if (kind_ == Target::kExpectationMse) return (expectation(logits) - y).pow(2).mean();
+    return -(p * torch::log_softmax(logits, -1)).sum(-1).mean();
+  }
+
+  torch::Tensor value(const torch::Tensor& head_out) const override {
+    check_head(head_out, m_);
+    torch::NoGradGuard no_grad;
+    const auto ct = torch::promote_types(head_out.scalar_type(), torch::kFloat32);
+    const auto v = expectation(head_out.detach().to(ct));
+    return transform_ ? muzero_h_inverse(v) : v;
+  }
+
+ private:
+  torch::Tensor expectation(const torch::Tensor& logits) const {
+    return torch::matmul(torch::softmax(logits, -1), support_.to(logits.scalar_type()));
+  }
+
+  Target kind_;
+  int64_t m_;
+  bool transform_;
+  double sigma_ = 0;
+  torch::Tensor edges_;    // [m + 1], float64: hl_gauss integrates over these
+  torch::Tensor support_;  // [m], float64: bin centres, or c51's atoms
+};
+
+std::unique_ptr<ValueLoss> make_categorical(const ValueLossConfig& c, Target kind) {
+  return std::make_unique<CategoricalLoss>(c, kind);
+}
+
+const bool registered_two_hot = registry<ValueLossEntry>().add(
+    "two_hot", {"categorical head, cross-entropy against two-hot targets on the bin centres",
+                [](const ValueLossConfig& c) { return make_categorical(c, Target::kTwoHot); }});
+
+const bool registered_hl_gauss = registry<ValueLossEntry>().add(
+    "hl_gauss", {"categorical head, cross-entropy against a Gaussian of sigma_ratio bin widths "
+                 "integrated over the bins",
+                 [](const ValueLossConfig& c) { return make_categorical(c, Target::kHlGauss); }});
+
+const bool registered_c51 = registry<ValueLossEntry>().add(
+    "c51", {"categorical head on atoms linspace(v_min, v_max, num_bins); supervised targets are "
+            "two-hot on the atoms",
+            [](const ValueLossConfig& c) { return make_categorical(c, Target::kC51); }});
+
+const bool registered_mse_on_expectation = registry<ValueLossEntry>().add(
+    "mse_on_expectation",
+    {"categorical head trained with MSE on its expectation (ablation: softmax without "
+     "cross-entropy)",
+     [](const ValueLossConfig& c) { return make_categorical(c, Target::kExpectationMse); }});
+
+}  // namespace
+
+std::vector<std::string> value_loss_names() {
+  return registry<ValueLossEntry>().names();
+}
+
+std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg) {
+  const ValueLossEntry& entry = registry<ValueLossEntry>().get(cfg.loss, "value.loss");
+  if (cfg.num_bins < 2)
+    throw InputError(stoch::str("value.num_bins: expected an integer >= 2, got ", cfg.num_bins));
+  if (!std::isfinite(cfg.v_min) || !std::isfinite(cfg.v_max) || cfg.v_min >= cfg.v_max)
+    throw InputError(stoch::str("value.v_min, value.v_max: expected finite v_min < v_max, got ",
+                                cfg.v_min, " and ", cfg.v_max));
+  if (!(cfg.sigma_ratio > 0) || !std::isfinite(cfg.sigma_ratio))
+    throw InputError(stoch::str("value.sigma_ratio: expected a number > 0, got ", cfg.sigma_ratio));
+  if (!(cfg.huber_delta > 0) || !std::isfinite(cfg.huber_delta))
+    throw InputError(stoch::str("value.huber_delta: expected a number > 0, got ", cfg.huber_delta));
+  return entry.make(cfg);
+}
+
+}  // namespace stoch::value

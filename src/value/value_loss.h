@@ -1,0 +1,75 @@
+// The value head's loss, picked by `value.loss`: scalar regression (mse, huber) or a categorical
+// head trained against a target distribution (two_hot, hl_gauss, c51) or, as an ablation, with
+// MSE on its expectation. See shared/design/value-learning.md.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config_schema.h"
+
+namespace stoch::value {
+
+// Names of the registered losses (the choices of `value.loss`).
+std::vector<std::string> value_loss_names();
+
+struct ValueLossConfig {
+  std::string loss = "hl_gauss";  // mse | huber | two_hot | hl_gauss | c51 | mse_on_expectation
+  int64_t num_bins = 101;
+  double v_min = -10.0, v_max = 10.0;
+  double sigma_ratio = 0.75;  // hl_gauss: sigma = sigma_ratio * bin width
+  double huber_delta = 1.0;
+  bool value_transform = false;  // MuZero h(x) on targets before binning, h^-1 after read-back
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("loss", loss,
+      "value loss: mse, huber (scalar head); two_hot, hl_gauss, c51 (cross-entropy on a "
+      "categorical head); mse_on_expectation (categorical head, MSE on its mean)",
+      Spec().one_of(value_loss_names()));
+    v("num_bins", num_bins, "categorical head: number of bins (atoms for c51)", Spec().at_least(2));
+    v("v_min", v_min,
+      "categorical head: low end of the support, in return units (with value_transform the bins "
+      "are uniform in h between h(v_min) and h(v_max))");
+    v("v_max", v_max, "categorical head: high end of the support, in return units (> v_min)");
+    v("sigma_ratio", sigma_ratio, "hl_gauss: target standard deviation in bin widths",
+      Spec().above(0));
+    v("huber_delta", huber_delta, "huber: where the loss turns from quadratic to linear",
+      Spec().above(0));
+    v("value_transform", value_transform,
+      "apply MuZero's h(x) = sign(x)(sqrt(|x|+1)-1) + 0.001x to targets and h^-1 to read-backs");
+  }
+};
+
+// One object per run. A categorical loss holds its support as tensors; `to` moves them.
+class ValueLoss {
+ public:
+  virtual ~ValueLoss() = default;
+  virtual int64_t head_outputs() const = 0;  // 1 for scalar losses, num_bins otherwise
+  // head_out [..., head_outputs()], target [...] (any float dtype) -> scalar mean loss.
+  virtual torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const = 0;
+  // head_out [..., head_outputs()] -> [...]: the head itself for scalar losses, the expectation
+  // sum softmax * support for categorical ones (then h^-1). For acting, bootstrapping and logging:
+  // no gradient flows through it.
+  virtual torch::Tensor value(const torch::Tensor& head_out) const = 0;
+  virtual bool categorical() const = 0;
+  virtual void to(const torch::Device& d) = 0;
+};
+
+// Throws InputError for an unknown loss name or values no loss can use (v_min >= v_max,
+// num_bins < 2, sigma_ratio <= 0, huber_delta <= 0, non-finite numbers).
+std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg);
+
+// A registry entry: `registry<ValueLossEntry>().add("name", {...})` next to the loss's code.
+struct ValueLossEntry {
+  std::string doc;
+  std::function<std::unique_ptr<ValueLoss>(const ValueLossConfig&)> make;
+};
+
+}  // namespace stoch::value
