@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config_tree.h"
+#include "models/value_net.h"
+#include "test_util.h"
+#include "train/experiment.h"
+#include "train/value_regression_task.h"
+
+namespace stoch {
+namespace {
+
+std::string tiny_value_config(const std::string& loss) {
+  return "task: value_regression\n"
+         "run: {seed: 1, threads: 1}\n"
+         "model: {torso: mlp, hidden: [64, 64]}\n"
+         "data: {num_inputs: 64, input_shape: [4], offsets: [0, 3], steps_per_phase: 150, frequency: 3.0}\n"
+         "value: {loss: " + loss + ", num_bins: 41, v_min: -5, v_max: 5}\n"
+         "optim: {lr: 0.003, weight_decay: 0}\n"
+         "schedule: {kind: constant, warmup_steps: 0}\n"
+         "train: {steps: 300, batch_size: 32, grad_clip: 0, eval_every: 50, ckpt_every: 0}\n"
+         "log: {every: 10}\n";
+}
+
+// (step, fit/mse, phase) of every eval line.
+std::vector<std::tuple<int64_t, double, int>> fits(const std::string& run) {
+  std::vector<std::tuple<int64_t, double, int>> out;
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["split"] == "eval") out.emplace_back(j["step"], j["fit/mse"], static_cast<int>(j["phase"].get<double>()));
+  }
+  return out;
+}
+
+class ValueRegression : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ValueRegression, FitsEachPhaseAndMovesToTheNext) {
+  const std::string dir = test::temp_dir("vr");
+  test::write_text(dir + "/c.yaml", tiny_value_config(GetParam()));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto f = fits(dir + "/run");
+  ASSERT_EQ(f.size(), 6u);
+  EXPECT_EQ(std::get<2>(f[0]), 0);
+  EXPECT_EQ(std::get<2>(f[2]), 0);  // step 150: still the first phase
+  EXPECT_EQ(std::get<2>(f[3]), 1);
+  // Within each phase the fit improves; the targets' variance is about 0.5.
+  EXPECT_LT(std::get<1>(f[2]), std::get<1>(f[0]));
+  EXPECT_LT(std::get<1>(f[5]), std::get<1>(f[3]));
+  EXPECT_LT(std::get<1>(f[5]), 0.3);
+  EXPECT_NE(test::read_text(dir + "/run/metrics.jsonl").find("samples_per_s"), std::string::npos);
+  // TensorBoard scalars are written beside the JSONL.
+  bool has_events = false;
+  for (const auto& e : test::fs::directory_iterator(dir + "/run/tb"))
+    has_events = has_events || e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_TRUE(has_events);
+}
+
+INSTANTIATE_TEST_SUITE_P(Losses, ValueRegression, ::testing::Values("mse", "two_hot", "hl_gauss"));
+
+TEST(ValueNet, EveryTorsoMapsItsInputToValues) {
+  for (const auto& [torso, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"mlp", {6}}, {"cnn", {2, 5, 5}}, {"transformer", {3, 8}}}) {
+    models::ValueNetConfig c;
+    c.torso = torso;
+    c.hidden = {16};
+    c.channels = {4};
+    c.d_model = 16;
+    c.n_head = 2;
+    models::ValueNet net(c, shape, 7);
+    std::vector<int64_t> in = {5};
+    in.insert(in.end(), shape.begin(), shape.end());
+    const auto out = net->forward(torch::randn(in));
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5, 7})) << torso;
+  }
+}
+
+TEST(ValueNet, TorsoShapeMismatchIsAnInputError) {
+  const std::string dir = test::temp_dir("vr");
+  test::write_text(dir + "/c.yaml", tiny_value_config("mse") + "");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set model.torso=cnn");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("cnn needs [C, H, W] inputs"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+}  // namespace
+}  // namespace stoch
