@@ -77,7 +77,8 @@ TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
   store.save(make(2), 0);
   {
     // Flip one byte of the tensor data in the newest checkpoint.
-    std::fstream f(store.folder(2) + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(store.folder(2) + "/model.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-2, std::ios::end);
     f.put('\x7f');
   }

@@ -34,7 +34,8 @@ TEST(Config, DefaultsFillEveryKey) {
 TEST(Config, UnknownKeySuggestsNearest) {
   EXPECT_EQ(error_of("task: lm\ntrain:\n  stesp: 5\n"),
             "DIR/c.yaml:3: unknown key train.stesp (did you mean train.steps?)");
-  EXPECT_EQ(error_of("trian: {steps: 5}\n"), "DIR/c.yaml:1: unknown key trian (did you mean train?)");
+  EXPECT_EQ(error_of("trian: {steps: 5}\n"),
+            "DIR/c.yaml:1: unknown key trian (did you mean train?)");
 }
 
 TEST(Config, WrongTypeNamesFileLineAndExpectation) {
@@ -42,14 +43,19 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
             "DIR/c.yaml:2: train.steps: expected an integer >= 1, got \"many\"");
   EXPECT_EQ(error_of("model: {dropout: 1.5}\n"),
             "DIR/c.yaml:1: model.dropout: expected a number in [0, 0.99], got \"1.5\"");
-  EXPECT_EQ(error_of("run: {device: gpu}\n"),
-            "DIR/c.yaml:1: run.device: expected one of auto, cpu, cuda, got \"gpu\" (did you mean cpu?)");
-  EXPECT_EQ(error_of("model: {bias: maybe}\n"), "DIR/c.yaml:1: model.bias: expected true or false, got \"maybe\"");
-  EXPECT_EQ(error_of("train: 5\n"), "DIR/c.yaml:1: train: expected a mapping of keys, got a scalar");
+  EXPECT_EQ(
+      error_of("run: {device: gpu}\n"),
+      "DIR/c.yaml:1: run.device: expected one of auto, cpu, cuda, got \"gpu\" (did you mean cpu?)");
+  EXPECT_EQ(error_of("model: {bias: maybe}\n"),
+            "DIR/c.yaml:1: model.bias: expected true or false, got \"maybe\"");
+  EXPECT_EQ(error_of("train: 5\n"),
+            "DIR/c.yaml:1: train: expected a mapping of keys, got a scalar");
 }
 
 TEST(Config, UnknownTaskSuggestsNearest) {
-  EXPECT_EQ(error_of("task: llm\n"), "DIR/c.yaml:1: task: expected one of lm, value_regression, got \"llm\" (did you mean lm?)");
+  EXPECT_EQ(
+      error_of("task: llm\n"),
+      "DIR/c.yaml:1: task: expected one of lm, value_regression, got \"llm\" (did you mean lm?)");
 }
 
 TEST(Config, MalformedYamlNamesLine) {
@@ -74,7 +80,8 @@ TEST(Config, SetOverridesAreTypeChecked) {
             "--set train.steps: train.steps: expected an integer >= 1, got \"abc\"");
   EXPECT_EQ(error_of("task: lm\n", {"train.stepz=3"}),
             "--set train.stepz: unknown key train.stepz (did you mean train.steps?)");
-  EXPECT_EQ(error_of("task: lm\n", {"nonsense"}), "--set nonsense: expected KEY=VALUE, e.g. train.steps=100");
+  EXPECT_EQ(error_of("task: lm\n", {"nonsense"}),
+            "--set nonsense: expected KEY=VALUE, e.g. train.steps=100");
 }
 
 TEST(Config, BaseCycleAndMissingFileAreErrors) {
@@ -103,12 +110,24 @@ TEST(Config, ResumableKeysAreDeclared) {
   EXPECT_TRUE(keys.all.count("model.n_layer"));
 }
 
+TEST(Config, EveryShippedConfigIsValid) {
+  int n = 0;
+  for (const auto& e :
+       test::fs::recursive_directory_iterator(std::string(STOCH_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(train::parse_experiment(train::load_config(e.path().string(), {}))) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 10);
+}
+
 TEST(Cli, BadConfigExitsTwoWithOneLineAndNoRunDir) {
   const std::string dir = test::temp_dir("cli");
   write_text(dir + "/c.yaml", "task: lm\ntrain: {stepss: 3}\n");
   const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("c.yaml:2: unknown key train.stepss (did you mean train.steps?)"), std::string::npos)
+  EXPECT_NE(r.output.find("c.yaml:2: unknown key train.stepss (did you mean train.steps?)"),
+            std::string::npos)
       << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/run"));
@@ -128,11 +147,13 @@ TEST(Cli, BadCommandLineExitsTwo) {
   EXPECT_EQ(test::run_stoch("train").code, 2);
   const auto r = test::run_stoch("config /nonexistent.yaml");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("/nonexistent.yaml: config file not found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent.yaml: config file not found"), std::string::npos)
+      << r.output;
 }
 
 TEST(Cli, ConfigPrintsResolvedDefaults) {
-  const auto r = test::run_stoch(std::string("config ") + STOCH_SOURCE_DIR + "/configs/quickstart.yaml --set train.steps=7");
+  const auto r = test::run_stoch(std::string("config ") + STOCH_SOURCE_DIR +
+                                 "/configs/quickstart.yaml --set train.steps=7");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("steps: 7"), std::string::npos);
   EXPECT_NE(r.output.find("keep_last: 2"), std::string::npos);  // a default the file never names

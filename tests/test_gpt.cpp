@@ -6,7 +6,8 @@
 namespace stoch {
 namespace {
 
-models::GptConfig tiny(const std::string& positions = "learned", const std::string& attention = "sdpa") {
+models::GptConfig tiny(const std::string& positions = "learned",
+                       const std::string& attention = "sdpa") {
   models::GptConfig c;
   c.vocab_size = 11;
   c.context = 12;
@@ -30,8 +31,10 @@ TEST_P(GptPositions, FutureTokensDoNotChangePastLogits) {
     auto y = x.clone();
     y.slice(1, i + 1, 12).random_(0, 11);
     const auto out = gpt->forward(y);
-    EXPECT_TRUE(torch::allclose(out.slice(1, 0, i + 1), base.slice(1, 0, i + 1), 1e-5, 1e-6)) << "position " << i;
-    if (i + 1 < 12) EXPECT_FALSE(torch::allclose(out.slice(1, i + 1, 12), base.slice(1, i + 1, 12)));
+    EXPECT_TRUE(torch::allclose(out.slice(1, 0, i + 1), base.slice(1, 0, i + 1), 1e-5, 1e-6))
+        << "position " << i;
+    if (i + 1 < 12)
+      EXPECT_FALSE(torch::allclose(out.slice(1, i + 1, 12), base.slice(1, i + 1, 12)));
   }
 }
 
@@ -57,7 +60,8 @@ TEST(Gpt, TiedEmbeddingsAndResidualInit) {
   models::Gpt gpt(c);
   // Logits are the hidden states times the token embedding: one matrix, not two.
   int64_t matrices_with_vocab_rows = 0;
-  for (const auto& p : gpt->parameters()) matrices_with_vocab_rows += p.dim() == 2 && p.size(0) == 11;
+  for (const auto& p : gpt->parameters())
+    matrices_with_vocab_rows += p.dim() == 2 && p.size(0) == 11;
   EXPECT_EQ(matrices_with_vocab_rows, 1);
   const double wte_std = gpt->wte->weight.std().item<double>();
   const double proj_std = gpt->blocks[0]->as<models::Block>()->fc_proj->weight.std().item<double>();
@@ -74,7 +78,8 @@ TEST(Gpt, OverfitsOneBatch) {
   for (int i = 0; i < 150; ++i) {
     opt.zero_grad();
     auto logits = gpt->forward(x.slice(1, 0, 12));
-    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 11}), x.slice(1, 1, 13).reshape({-1}));
+    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 11}),
+                                                     x.slice(1, 1, 13).reshape({-1}));
     loss.backward();
     opt.step();
     (i == 0 ? first : last) = loss.item<double>();

@@ -10,10 +10,10 @@ namespace {
 TEST(AdamW, FusedKernelMatchesReferenceOps) {
   torch::manual_seed(0);
   auto w = torch::randn({5, 4}), b = torch::randn({4});
-  std::vector<std::pair<std::string, torch::Tensor>> p1 = {{"fc.weight", w.clone().requires_grad_()},
-                                                           {"fc.bias", b.clone().requires_grad_()}};
-  std::vector<std::pair<std::string, torch::Tensor>> p2 = {{"fc.weight", w.clone().requires_grad_()},
-                                                           {"fc.bias", b.clone().requires_grad_()}};
+  std::vector<std::pair<std::string, torch::Tensor>> p1 = {
+      {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
+  std::vector<std::pair<std::string, torch::Tensor>> p2 = {
+      {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
   train::OptimConfig cfg;
   cfg.weight_decay = 0.1;
   train::AdamW fused(p1, cfg);

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "test_util.h"
 
@@ -11,30 +10,10 @@ namespace {
 
 using test::fs::exists;
 
-// step -> loss of every train line; fails the test on duplicates.
-std::map<int64_t, double> train_losses(const std::string& run_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] != "train") continue;
-    const int64_t step = j["step"];
-    EXPECT_FALSE(out.count(step)) << "step " << step << " logged twice in " << run_dir;
-    out[step] = j["loss"].get<double>();
-  }
-  return out;
-}
+using test::train_losses;
 
 std::map<int64_t, double> eval_losses(const std::string& run_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "eval") out[j["step"]] = j["val/loss"].get<double>();
-  }
-  return out;
+  return test::metric_by_step(run_dir, "eval", "val/loss");
 }
 
 class Resume : public ::testing::Test {
@@ -63,15 +42,39 @@ TEST_F(Resume, HalfThenResumeIsBitExact) {
   EXPECT_EQ(eval_losses(dir_ + "/straight"), eval_losses(dir_ + "/split"));
 }
 
+TEST_F(Resume, ParallelMicroBatchWorkersAreExactAndMatchSequential) {
+  const std::string w = " --set model.dropout=0 --set train.cpu_workers=2 --set run.threads=2";
+  ASSERT_EQ(
+      test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/seq --set model.dropout=0").code,
+      0);
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/par" + w).code, 0);
+  auto r =
+      test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/split --set train.steps=10" + w);
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(test::run_stoch("resume " + dir_ + "/split --set train.steps=20").code, 0);
+  const auto seq = train_losses(dir_ + "/seq"), par = train_losses(dir_ + "/par"),
+             split = train_losses(dir_ + "/split");
+  ASSERT_EQ(par.size(), 20u);
+  for (const auto& [step, loss] : par) {
+    EXPECT_EQ(loss, split.at(step)) << "step " << step;               // exact under resume
+    EXPECT_NEAR(loss, seq.at(step), 1e-4 * loss) << "step " << step;  // same maths, other sum order
+  }
+  r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/bad --set train.cpu_workers=2");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("model.dropout = 0"), std::string::npos) << r.output;
+}
+
 TEST_F(Resume, TrainRefusesARunDirWithCheckpoints) {
-  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code, 0);
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code,
+            0);
   const auto r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("stoch resume"), std::string::npos) << r.output;
 }
 
 TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
-  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code, 0);
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code,
+            0);
   const auto r = test::run_stoch("resume " + dir_ + "/r --set optim.lr=0.5");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("optim.lr cannot change on resume"), std::string::npos) << r.output;
@@ -79,16 +82,19 @@ TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
 
 TEST_F(Resume, SigtermCheckpointsTheCurrentStepAndExits143) {
   const std::string run = dir_ + "/term";
-  const pid_t pid = test::spawn_stoch({"train", cfg_, "--run-dir", run, "--set", "train.steps=1000000",
-                                       "--set", "train.ckpt_every=0", "--set", "train.eval_every=0"},
-                                      dir_ + "/term.log");
-  ASSERT_TRUE(test::wait_for([&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 5; }, 60));
+  const pid_t pid =
+      test::spawn_stoch({"train", cfg_, "--run-dir", run, "--set", "train.steps=1000000", "--set",
+                         "train.ckpt_every=0", "--set", "train.eval_every=0"},
+                        dir_ + "/term.log");
+  ASSERT_TRUE(test::wait_for(
+      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 5; }, 60));
   ::kill(pid, SIGTERM);
   EXPECT_EQ(test::wait_exit(pid), 143) << test::read_text(dir_ + "/term.log");
   const auto losses = train_losses(run);
   ASSERT_FALSE(losses.empty());
   const int64_t last = losses.rbegin()->first;
-  const std::string expected = run + "/checkpoints/step-" + std::string(8 - std::to_string(last).size(), '0') +
+  const std::string expected = run + "/checkpoints/step-" +
+                               std::string(8 - std::to_string(last).size(), '0') +
                                std::to_string(last);
   EXPECT_TRUE(exists(expected + "/manifest.json")) << "no checkpoint of step " << last;
 }
@@ -99,11 +105,12 @@ TEST_F(Resume, SigkillAtARandomMomentResumesFromTheLastCompleteCheckpoint) {
   std::mt19937 rng(std::random_device{}());
   for (int trial = 0; trial < 3; ++trial) {
     const std::string run = dir_ + "/kill" + std::to_string(trial);
-    const pid_t pid = test::spawn_stoch({"train", cfg_, "--run-dir", run, "--set", "train.ckpt_every=1",
-                                         "--set", "train.keep_last=2"},
+    const pid_t pid = test::spawn_stoch({"train", cfg_, "--run-dir", run, "--set",
+                                         "train.ckpt_every=1", "--set", "train.keep_last=2"},
                                         dir_ + "/kill.log");
     // Die somewhere between the first metrics line and the end of the run.
-    ASSERT_TRUE(test::wait_for([&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 1; }, 60));
+    ASSERT_TRUE(test::wait_for(
+        [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 1; }, 60));
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300000));
     ::kill(pid, SIGKILL);
     test::wait_exit(pid);
@@ -111,7 +118,8 @@ TEST_F(Resume, SigkillAtARandomMomentResumesFromTheLastCompleteCheckpoint) {
     ASSERT_EQ(r.code, 0) << r.output;
     const auto resumed = train_losses(run);
     ASSERT_EQ(resumed.size(), reference.size()) << r.output;
-    for (const auto& [step, loss] : reference) EXPECT_EQ(loss, resumed.at(step)) << "trial " << trial << " step " << step;
+    for (const auto& [step, loss] : reference)
+      EXPECT_EQ(loss, resumed.at(step)) << "trial " << trial << " step " << step;
   }
 }
 

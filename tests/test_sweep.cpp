@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/sweep.h"
 #include "core/errors.h"
 #include "test_util.h"
@@ -9,17 +7,7 @@
 namespace stoch {
 namespace {
 
-// step -> train loss (timings differ between runs; losses must not).
-std::map<int64_t, double> losses(const std::string& run) {
-  std::map<int64_t, double> out;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "train") out[j["step"]] = j["loss"];
-  }
-  return out;
-}
+using test::train_losses;
 
 TEST(Sweep, ExpandsTheGridTimesSeeds) {
   cli::SweepArgs a;
@@ -28,7 +16,8 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
   const auto runs = cli::expand_sweep(a);
   ASSERT_EQ(runs.size(), 8u);
   EXPECT_EQ(runs[0].name, "optim.lr=0.1,model.n_layer=1,seed=1");
-  EXPECT_EQ(runs[0].sets, (std::vector<std::string>{"optim.lr=0.1", "model.n_layer=1", "run.seed=1"}));
+  EXPECT_EQ(runs[0].sets,
+            (std::vector<std::string>{"optim.lr=0.1", "model.n_layer=1", "run.seed=1"}));
   EXPECT_EQ(runs[7].name, "optim.lr=0.2,model.n_layer=2,seed=2");
   a.grid = {"optim.lr"};
   EXPECT_THROW(cli::expand_sweep(a), InputError);
@@ -39,13 +28,16 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
 TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));
-  const std::string cmd = "sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 2 --jobs 2 --out " + dir + "/sw";
+  const std::string cmd =
+      "sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 2 --jobs 2 --out " + dir + "/sw";
   auto r = test::run_stoch(cmd);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string one = dir + "/sw/optim.lr=0.01,seed=1";
-  for (const char* name : {"optim.lr=0.01,seed=1", "optim.lr=0.01,seed=2", "optim.lr=0.02,seed=1", "optim.lr=0.02,seed=2"})
-    EXPECT_TRUE(test::fs::exists(dir + "/sw/" + name + "/checkpoints/step-00000010/manifest.json")) << name;
-  const auto before = losses(one);
+  for (const char* name : {"optim.lr=0.01,seed=1", "optim.lr=0.01,seed=2", "optim.lr=0.02,seed=1",
+                           "optim.lr=0.02,seed=2"})
+    EXPECT_TRUE(test::fs::exists(dir + "/sw/" + name + "/checkpoints/step-00000010/manifest.json"))
+        << name;
+  const auto before = train_losses(one);
   ASSERT_EQ(before.size(), 10u);
   const std::string metrics = test::read_text(one + "/metrics.jsonl");
 
@@ -62,13 +54,14 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("1 to do"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resuming optim.lr=0.01,seed=1"), std::string::npos) << r.output;
-  EXPECT_EQ(losses(one), before);  // resumed bit for bit
+  EXPECT_EQ(train_losses(one), before);  // resumed bit for bit
 }
 
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));
-  const auto r = test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,fast --out " + dir + "/sw");
+  const auto r =
+      test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,fast --out " + dir + "/sw");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("optim.lr: expected a number"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/sw"));

@@ -26,7 +26,8 @@ TEST(TokenFiles, PrepareRoundTripsBytes) {
   for (int32_t t : val) joined_val.push_back(static_cast<char>(t));
   EXPECT_EQ(joined_train, expect_train);
   EXPECT_EQ(joined_val, expect_val);
-  EXPECT_NE(test::read_text(dir + "/out/meta.json").find("\"tokenizer\": \"byte\""), std::string::npos);
+  EXPECT_NE(test::read_text(dir + "/out/meta.json").find("\"tokenizer\": \"byte\""),
+            std::string::npos);
 
   auto src = data::open_token_dir(dir + "/out", 1, 2);
   EXPECT_EQ(src->vocab_size(), 256);
@@ -57,14 +58,16 @@ TEST(TokenFiles, CliPrepareThenTrainOnTokens) {
   std::string text;
   for (int i = 0; i < 300; ++i) text += "the quick brown fox jumps over the lazy dog\n";
   test::write_text(dir + "/in.txt", text);
-  auto r = test::run_stoch("data prepare --input " + dir + "/in.txt --out " + dir + "/tok --val-fraction 0.1");
+  auto r = test::run_stoch("data prepare --input " + dir + "/in.txt --out " + dir +
+                           "/tok --val-fraction 0.1");
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("data prepare --input " + dir + "/nope.txt --out " + dir + "/tok2");
   EXPECT_EQ(r.code, 2);
-  test::write_text(dir + "/c.yaml", "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
-                                        "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
-                                        "train: {steps: 30, batch_size: 8, eval_every: 0, eval_batches: 2}\n"
-                                        "optim: {lr: 0.01}\nschedule: {warmup_steps: 5}\n");
+  test::write_text(dir + "/c.yaml",
+                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
+                       "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
+                       "train: {steps: 30, batch_size: 8, eval_every: 0, eval_batches: 2}\n"
+                       "optim: {lr: 0.01}\nschedule: {warmup_steps: 5}\n");
   r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(test::read_text(dir + "/run/metrics.jsonl").find("val/bpb"), std::string::npos);

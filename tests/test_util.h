@@ -5,10 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -21,8 +25,8 @@ namespace fs = std::filesystem;
 
 inline std::string temp_dir(const std::string& tag) {
   static std::mt19937_64 rng(std::random_device{}());
-  fs::path p = fs::temp_directory_path() / ("stoch-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(rng() % 1000000));
+  fs::path p = fs::temp_directory_path() / ("stoch-test-" + tag + "-" + std::to_string(::getpid()) +
+                                            "-" + std::to_string(rng() % 1000000));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -91,6 +95,28 @@ inline int count_lines(const std::string& path, const std::string& needle) {
   return n;
 }
 
+// step -> value of `metric` on the `split` lines of RUN_DIR/metrics.jsonl; a step logged twice
+// fails the test (a resumed run must re-log exactly what it lost).
+inline std::map<int64_t, double> metric_by_step(const std::string& run_dir,
+                                                const std::string& split,
+                                                const std::string& metric) {
+  std::map<int64_t, double> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["split"] != split || !j.contains(metric)) continue;
+    const int64_t step = j["step"];
+    if (out.count(step)) ADD_FAILURE() << "step " << step << " logged twice in " << run_dir;
+    out[step] = j[metric].get<double>();
+  }
+  return out;
+}
+
+inline std::map<int64_t, double> train_losses(const std::string& run_dir) {
+  return metric_by_step(run_dir, "train", "loss");
+}
+
 // Polls until pred() or the timeout; returns pred().
 template <class Pred>
 bool wait_for(Pred pred, double seconds) {
@@ -110,7 +136,9 @@ inline std::string tiny_lm_config(int steps = 20) {
          "model: {context: 16, n_layer: 1, n_head: 2, d_model: 16, dropout: 0.1}\n"
          "optim: {lr: 0.01}\n"
          "schedule: {warmup_steps: 3, decay_steps: 20}\n"
-         "train: {steps: " + std::to_string(steps) + ", batch_size: 4, grad_accum: 2, eval_every: 5,"
+         "train: {steps: " +
+         std::to_string(steps) +
+         ", batch_size: 4, grad_accum: 2, eval_every: 5,"
          " eval_batches: 2, ckpt_every: 5, keep_last: 3}\n"
          "log: {every: 1, console_every: 1000}\n";
 }

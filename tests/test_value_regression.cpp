@@ -16,8 +16,11 @@ std::string tiny_value_config(const std::string& loss) {
   return "task: value_regression\n"
          "run: {seed: 1, threads: 1}\n"
          "model: {torso: mlp, hidden: [64, 64]}\n"
-         "data: {num_inputs: 64, input_shape: [4], offsets: [0, 3], steps_per_phase: 150, frequency: 3.0}\n"
-         "value: {loss: " + loss + ", num_bins: 41, v_min: -5, v_max: 5}\n"
+         "data: {num_inputs: 64, input_shape: [4], offsets: [0, 3], steps_per_phase: 150, "
+         "frequency: 3.0}\n"
+         "value: {loss: " +
+         loss +
+         ", num_bins: 41, v_min: -5, v_max: 5}\n"
          "optim: {lr: 0.003, weight_decay: 0}\n"
          "schedule: {kind: constant, warmup_steps: 0}\n"
          "train: {steps: 300, batch_size: 32, grad_clip: 0, eval_every: 50, ckpt_every: 0}\n"
@@ -31,7 +34,8 @@ std::vector<std::tuple<int64_t, double, int>> fits(const std::string& run) {
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "eval") out.emplace_back(j["step"], j["fit/mse"], static_cast<int>(j["phase"].get<double>()));
+    if (j["split"] == "eval")
+      out.emplace_back(j["step"], j["fit/mse"], static_cast<int>(j["phase"].get<double>()));
   }
   return out;
 }
@@ -82,7 +86,8 @@ TEST(ValueNet, EveryTorsoMapsItsInputToValues) {
 TEST(ValueNet, TorsoShapeMismatchIsAnInputError) {
   const std::string dir = test::temp_dir("vr");
   test::write_text(dir + "/c.yaml", tiny_value_config("mse") + "");
-  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set model.torso=cnn");
+  const auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set model.torso=cnn");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("cnn needs [C, H, W] inputs"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/run"));

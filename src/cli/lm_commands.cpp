@@ -28,13 +28,18 @@ struct LoadedLm {
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   const std::string cfg_path = run_dir + "/config.yaml";
-  if (!fs::is_regular_file(cfg_path)) throw InputError(stoch::str(cfg_path, ": not found (is ", run_dir, " a run directory?)"));
+  if (!fs::is_regular_file(cfg_path))
+    throw InputError(stoch::str(cfg_path, ": not found (is ", run_dir, " a run directory?)"));
   LoadedLm out{train::parse_experiment(train::load_config(cfg_path, {})), nullptr, 0};
-  if (out.cfg.task != "lm") throw InputError(stoch::str(cfg_path, ": task is ", out.cfg.task, ", this command needs an lm run"));
+  if (out.cfg.task != "lm")
+    throw InputError(
+        stoch::str(cfg_path, ": task is ", out.cfg.task, ", this command needs an lm run"));
   CheckpointStore store(run_dir);
   std::optional<Checkpoint> ckpt;
-  if (step >= 0) ckpt = store.load(step);
-  else ckpt = store.load_latest();
+  if (step >= 0)
+    ckpt = store.load(step);
+  else
+    ckpt = store.load_latest();
   if (!ckpt) throw InputError(stoch::str(run_dir, ": no complete checkpoint to load"));
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
@@ -57,7 +62,8 @@ std::vector<int64_t> encode_prompt(const std::string& prompt, bool bytes, int64_
       if (used != tok.size() || id < 0 || id >= vocab) throw std::out_of_range(tok);
       ids.push_back(id);
     } catch (const std::exception&) {
-      throw InputError(stoch::str("--prompt: expected token ids in [0, ", vocab, ") separated by spaces, got \"", tok, "\""));
+      throw InputError(stoch::str("--prompt: expected token ids in [0, ", vocab,
+                                  ") separated by spaces, got \"", tok, "\""));
     }
   }
   return ids;
@@ -100,7 +106,8 @@ int sample(const SampleArgs& a) {
   const bool bytes = lm.task->byte_level();
   const int64_t vocab = lm.task->source().vocab_size();
   std::vector<int64_t> ids = encode_prompt(a.prompt, bytes, vocab);
-  if (ids.empty()) ids.push_back(bytes ? '\n' : 0);  // an empty prompt starts from a newline / token 0
+  if (ids.empty())
+    ids.push_back(bytes ? '\n' : 0);  // an empty prompt starts from a newline / token 0
   const size_t prompt_len = ids.size();
   torch::NoGradGuard no_grad;
   gpt->eval();
@@ -109,7 +116,9 @@ int sample(const SampleArgs& a) {
   const auto device = gpt->wte->weight.device();
   for (int64_t i = 0; i < a.max_tokens; ++i) {
     const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - ctx);
-    auto x = torch::tensor(std::vector<int64_t>(ids.begin() + start, ids.end()), torch::kLong).unsqueeze(0).to(device);
+    auto x = torch::tensor(std::vector<int64_t>(ids.begin() + start, ids.end()), torch::kLong)
+                 .unsqueeze(0)
+                 .to(device);
     auto logits = gpt->forward(x)[0][-1].slice(0, 0, vocab);
     ids.push_back(draw(logits, a, gen));
   }
@@ -117,7 +126,8 @@ int sample(const SampleArgs& a) {
     std::string text(ids.begin(), ids.end());
     std::cout << text << "\n";
   } else {
-    for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << (i == prompt_len ? "| " : "") << ids[i];
+    for (size_t i = 0; i < ids.size(); ++i)
+      std::cout << (i ? " " : "") << (i == prompt_len ? "| " : "") << ids[i];
     std::cout << "\n";
   }
   return kExitOk;
@@ -125,8 +135,8 @@ int sample(const SampleArgs& a) {
 
 int data_prepare(const PrepareArgs& a) {
   const auto r = data::prepare_token_files(a.inputs, a.out, a.val_fraction);
-  log::info(stoch::str("wrote ", a.out, "/{train.bin,val.bin,meta.json}: ", r.train_tokens, " train and ",
-                r.val_tokens, " val tokens (byte tokenizer, uint16)"));
+  log::info(stoch::str("wrote ", a.out, "/{train.bin,val.bin,meta.json}: ", r.train_tokens,
+                       " train and ", r.val_tokens, " val tokens (byte tokenizer, uint16)"));
   return kExitOk;
 }
 

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   cli::ResumeArgs resume;
   auto* r = app.add_subcommand("resume", "continue a run from its newest complete checkpoint");
   r->add_option("run_dir", resume.run_dir, "run directory")->required();
-  r->add_option("--set", resume.sets, "override a key that cannot change the past (e.g. train.steps)");
+  r->add_option("--set", resume.sets,
+                "override a key that cannot change the past (e.g. train.steps)");
 
   cli::ConfigArgs config;
   auto* c = app.add_subcommand("config", "print the resolved config with every default, then exit");
@@ -42,21 +43,28 @@ int main(int argc, char** argv) {
   cli::SampleArgs sample;
   auto* s = app.add_subcommand("sample", "generate text from a trained language model");
   s->add_option("run_dir", sample.run_dir, "run directory")->required();
-  s->add_option("--prompt", sample.prompt, "prompt text (token ids separated by spaces for synthetic data)");
-  s->add_option("--max-tokens", sample.max_tokens, "tokens to generate")->check(CLI::PositiveNumber);
-  s->add_option("--temperature", sample.temperature, "softmax temperature; 0 is greedy")->check(CLI::NonNegativeNumber);
-  s->add_option("--top-k", sample.top_k, "keep the k most likely tokens; 0 keeps all")->check(CLI::NonNegativeNumber);
-  s->add_option("--top-p", sample.top_p, "keep the smallest set with this much mass")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--prompt", sample.prompt,
+                "prompt text (token ids separated by spaces for synthetic data)");
+  s->add_option("--max-tokens", sample.max_tokens, "tokens to generate")
+      ->check(CLI::PositiveNumber);
+  s->add_option("--temperature", sample.temperature, "softmax temperature; 0 is greedy")
+      ->check(CLI::NonNegativeNumber);
+  s->add_option("--top-k", sample.top_k, "keep the k most likely tokens; 0 keeps all")
+      ->check(CLI::NonNegativeNumber);
+  s->add_option("--top-p", sample.top_p, "keep the smallest set with this much mass")
+      ->check(CLI::Range(0.0, 1.0));
   s->add_option("--seed", sample.seed, "sampling seed");
   s->add_option("--checkpoint", sample.checkpoint, "checkpoint step (default: newest complete)");
 
   cli::PrepareArgs prep;
   auto* d = app.add_subcommand("data", "data tools");
   d->require_subcommand(1);
-  auto* dp = d->add_subcommand("prepare", "tokenise text files (bytes) into train.bin/val.bin/meta.json");
+  auto* dp =
+      d->add_subcommand("prepare", "tokenise text files (bytes) into train.bin/val.bin/meta.json");
   dp->add_option("--input", prep.inputs, "input text files")->required();
   dp->add_option("--out", prep.out, "output folder")->required();
-  dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")->check(CLI::Range(0.0, 0.5));
+  dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")
+      ->check(CLI::Range(0.0, 0.5));
 
   cli::SweepArgs sweep;
   cli::add_sweep_command(app, sweep);

@@ -26,7 +26,8 @@ std::string timestamp() {
 }
 
 std::string default_run_dir(const train::ExperimentConfig& cfg, const std::string& config_path) {
-  const std::string name = cfg.run.name.empty() ? fs::path(config_path).stem().string() : cfg.run.name;
+  const std::string name =
+      cfg.run.name.empty() ? fs::path(config_path).stem().string() : cfg.run.name;
   std::string dir = stoch::str("runs/", name, "-", timestamp());
   for (int i = 2; fs::exists(dir); ++i) dir = stoch::str("runs/", name, "-", timestamp(), "-", i);
   return dir;
@@ -50,8 +51,9 @@ int train(const TrainArgs& a) {
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
   const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
   if (!CheckpointStore(run_dir).steps().empty())
-    throw InputError(stoch::str(run_dir, ": already holds checkpoints; continue it with `stoch resume ", run_dir,
-                         "` or choose another --run-dir"));
+    throw InputError(stoch::str(run_dir,
+                                ": already holds checkpoints; continue it with `stoch resume ",
+                                run_dir, "` or choose another --run-dir"));
   return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
     fs::create_directories(run_dir);
     std::error_code ec;
@@ -64,7 +66,8 @@ int train(const TrainArgs& a) {
 
 int resume(const ResumeArgs& a) {
   const std::string cfg_path = a.run_dir + "/config.yaml";
-  if (!fs::is_regular_file(cfg_path)) throw InputError(stoch::str(cfg_path, ": not found (is ", a.run_dir, " a run directory?)"));
+  if (!fs::is_regular_file(cfg_path))
+    throw InputError(stoch::str(cfg_path, ": not found (is ", a.run_dir, " a run directory?)"));
   // Only keys that cannot change what already happened may be overridden.
   auto base = train::parse_experiment(train::load_config(cfg_path, {}));
   const auto keys = train::list_keys(base);
@@ -73,7 +76,8 @@ int resume(const ResumeArgs& a) {
     if (!keys.resumable.count(key)) {
       std::string allowed;
       for (const auto& k : keys.resumable) allowed += " " + k;
-      throw InputError(stoch::str("--set ", s, ": ", key, " cannot change on resume (allowed:", allowed, ")"));
+      throw InputError(
+          stoch::str("--set ", s, ": ", key, " cannot change on resume (allowed:", allowed, ")"));
     }
   }
   auto cfg = train::parse_experiment(train::load_config(cfg_path, a.sets));

@@ -22,7 +22,11 @@ namespace {
 // Folder names keep key=value readable but drop characters that paths and shells dislike.
 std::string sanitize(const std::string& s) {
   std::string out;
-  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '=' || c == '-' || c == '_') ? c : '_';
+  for (char c : s)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '=' || c == '-' ||
+            c == '_')
+               ? c
+               : '_';
   return out;
 }
 
@@ -93,16 +97,20 @@ void add_sweep_command(CLI::App& app, SweepArgs& a) {
   s->add_option("--grid", a.grid, "KEY=V1,V2,... (repeatable; the grid is their product)");
   s->add_option("--set", a.sets, "KEY=VALUE applied to every run");
   s->add_option("--seeds", a.seeds, "seeds per grid point")->check(CLI::PositiveNumber);
-  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")->check(CLI::NonNegativeNumber);
-  s->add_option("--jobs", a.jobs, "runs at a time; CPU threads are shared among them")->check(CLI::PositiveNumber);
+  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")
+      ->check(CLI::NonNegativeNumber);
+  s->add_option("--jobs", a.jobs, "runs at a time; CPU threads are shared among them")
+      ->check(CLI::PositiveNumber);
   s->add_option("--out", a.out, "sweep folder (default runs/sweep-<config name>)");
 }
 
 int sweep(const SweepArgs& a) {
   const auto runs = expand_sweep(a);
-  const std::string out = a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out;
+  const std::string out =
+      a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out;
   // Validate every run's config before launching any, so a typo fails at once with exit 2.
-  const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
+  const int64_t threads =
+      std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
   std::vector<std::vector<std::string>> commands;
   for (const auto& r : runs) {
     std::vector<std::string> sets = a.sets;
@@ -125,8 +133,8 @@ int sweep(const SweepArgs& a) {
     commands.push_back(cmd);
   }
   fs::create_directories(out);
-  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ", a.jobs,
-                       " at a time, ", threads, " threads each"));
+  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ",
+                       a.jobs, " at a time, ", threads, " threads each"));
 
   std::map<pid_t, std::string> running;
   size_t next = 0, failed = 0;
@@ -146,16 +154,19 @@ int sweep(const SweepArgs& a) {
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code != 0) {
       ++failed;
-      log::warn(stoch::str("sweep: ", name, " exited with ", code, " (see ", out, "/", name, ".console.log)"));
+      log::warn(stoch::str("sweep: ", name, " exited with ", code, " (see ", out, "/", name,
+                           ".console.log)"));
     } else {
       log::info(stoch::str("sweep: ", name, " done"));
     }
   }
   if (failed) {
-    log::error(stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
+    log::error(
+        stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
     return kExitFailure;
   }
-  log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ", out, "`"));
+  log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ",
+                       out, "`"));
   return kExitOk;
 }
 

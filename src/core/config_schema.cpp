@@ -32,17 +32,21 @@ namespace {
 
 const char* kind_name(const Node& n) {
   switch (n.kind) {
-    case Node::Kind::kMap: return "a mapping";
-    case Node::Kind::kSeq: return "a list";
-    case Node::Kind::kNull: return "nothing";
-    default: return "a scalar";
+    case Node::Kind::kMap:
+      return "a mapping";
+    case Node::Kind::kSeq:
+      return "a list";
+    case Node::Kind::kNull:
+      return "nothing";
+    default:
+      return "a scalar";
   }
 }
 
 [[noreturn]] void fail(const Node& n, const std::string& path, const char* type, const Spec& spec) {
   std::string got = n.kind == Node::Kind::kScalar ? str("\"", n.scalar, "\"") : kind_name(n);
-  throw InputError(str(n.where(), ": ", path, ": expected ", describe_expectation(type, spec),
-                       ", got ", got));
+  throw InputError(
+      str(n.where(), ": ", path, ": expected ", describe_expectation(type, spec), ", got ", got));
 }
 
 void check_range(double v, const Node& n, const std::string& path, const char* type,
@@ -63,8 +67,14 @@ bool parse_int(const std::string& s, int64_t& out) {
 
 bool parse_double(const std::string& s, double& out) {
   if (s.empty()) return false;
-  if (s == ".inf" || s == "inf") { out = INFINITY; return true; }
-  if (s == "-.inf" || s == "-inf") { out = -INFINITY; return true; }
+  if (s == ".inf" || s == "inf") {
+    out = INFINITY;
+    return true;
+  }
+  if (s == "-.inf" || s == "-inf") {
+    out = -INFINITY;
+    return true;
+  }
   errno = 0;
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
@@ -94,12 +104,14 @@ Reader::Reader(const Node* node, std::string prefix, std::string where)
   if (node_ && node_->is_null()) node_ = nullptr;
   if (node_ && !node_->is_map()) {
     const std::string name = prefix_.empty() ? "config" : prefix_.substr(0, prefix_.size() - 1);
-    throw InputError(str(node_->where(), ": ", name, ": expected a mapping of keys, got ",
-                         kind_name(*node_)));
+    throw InputError(
+        str(node_->where(), ": ", name, ": expected a mapping of keys, got ", kind_name(*node_)));
   }
 }
 
-std::string Reader::path(const char* key) const { return prefix_ + key; }
+std::string Reader::path(const char* key) const {
+  return prefix_ + key;
+}
 
 const Node* Reader::take(const char* key) {
   declared_.push_back(key);
@@ -108,7 +120,9 @@ const Node* Reader::take(const char* key) {
   return (n && n->is_null()) ? nullptr : n;
 }
 
-const Node* Reader::raw(const char* key) { return take(key); }
+const Node* Reader::raw(const char* key) {
+  return take(key);
+}
 
 Reader Reader::child_reader(const char* key) {
   const Node* n = take(key);
@@ -120,7 +134,8 @@ void Reader::operator()(const char* key, int64_t& field, const char* doc, const 
   const Node* n = take(key);
   if (!n) return;
   int64_t v = 0;
-  if (n->kind != Node::Kind::kScalar || !parse_int(n->scalar, v)) fail(*n, path(key), "an integer", spec);
+  if (n->kind != Node::Kind::kScalar || !parse_int(n->scalar, v))
+    fail(*n, path(key), "an integer", spec);
   check_range(static_cast<double>(v), *n, path(key), "an integer", spec);
   field = v;
 }
@@ -139,7 +154,8 @@ void Reader::operator()(const char* key, double& field, const char* doc, const S
   const Node* n = take(key);
   if (!n) return;
   double v = 0;
-  if (n->kind != Node::Kind::kScalar || !parse_double(n->scalar, v)) fail(*n, path(key), "a number", spec);
+  if (n->kind != Node::Kind::kScalar || !parse_double(n->scalar, v))
+    fail(*n, path(key), "a number", spec);
   check_range(v, *n, path(key), "a number", spec);
   field = v;
 }
@@ -203,7 +219,8 @@ template <class T, class Parse>
 std::vector<T> read_number_list(const Node& n, const std::string& path, const char* type,
                                 const Spec& spec, Parse parse) {
   std::vector<const Node*> items;
-  if (n.kind == Node::Kind::kScalar) items.push_back(&n);
+  if (n.kind == Node::Kind::kScalar)
+    items.push_back(&n);
   else if (n.kind == Node::Kind::kSeq)
     for (const auto& e : n.seq) items.push_back(&e);
   else
@@ -220,14 +237,18 @@ std::vector<T> read_number_list(const Node& n, const std::string& path, const ch
 
 }  // namespace
 
-void Reader::operator()(const char* key, std::vector<int64_t>& field, const char* doc, const Spec& spec) {
+void Reader::operator()(const char* key, std::vector<int64_t>& field, const char* doc,
+                        const Spec& spec) {
   (void)doc;
-  if (const Node* n = take(key)) field = read_number_list<int64_t>(*n, path(key), "a list of integers", spec, parse_int);
+  if (const Node* n = take(key))
+    field = read_number_list<int64_t>(*n, path(key), "a list of integers", spec, parse_int);
 }
 
-void Reader::operator()(const char* key, std::vector<double>& field, const char* doc, const Spec& spec) {
+void Reader::operator()(const char* key, std::vector<double>& field, const char* doc,
+                        const Spec& spec) {
   (void)doc;
-  if (const Node* n = take(key)) field = read_number_list<double>(*n, path(key), "a list of numbers", spec, parse_double);
+  if (const Node* n = take(key))
+    field = read_number_list<double>(*n, path(key), "a list of numbers", spec, parse_double);
 }
 
 void Reader::finish() {
@@ -258,7 +279,8 @@ void Printer::line(const char* key, const std::string& value, const char* type, 
   std::string l = pad() + key + ": " + value;
   if (docs_) {
     if (l.size() < 40) l.resize(40, ' ');
-    l += str("  # ", doc, " (", describe_expectation(type, spec), spec.resumable ? "; may change on resume" : "", ")");
+    l += str("  # ", doc, " (", describe_expectation(type, spec),
+             spec.resumable ? "; may change on resume" : "", ")");
   }
   out_ += l + "\n";
 }

@@ -29,11 +29,28 @@ struct Spec {
   std::vector<std::string> choices;
   bool resumable = false;  // may be overridden on resume: it cannot change what already happened
 
-  Spec& at_least(double v) { min = v; min_exclusive = false; return *this; }
-  Spec& above(double v) { min = v; min_exclusive = true; return *this; }
-  Spec& at_most(double v) { max = v; return *this; }
-  Spec& one_of(std::vector<std::string> c) { choices = std::move(c); return *this; }
-  Spec& on_resume() { resumable = true; return *this; }
+  Spec& at_least(double v) {
+    min = v;
+    min_exclusive = false;
+    return *this;
+  }
+  Spec& above(double v) {
+    min = v;
+    min_exclusive = true;
+    return *this;
+  }
+  Spec& at_most(double v) {
+    max = v;
+    return *this;
+  }
+  Spec& one_of(std::vector<std::string> c) {
+    choices = std::move(c);
+    return *this;
+  }
+  Spec& on_resume() {
+    resumable = true;
+    return *this;
+  }
 };
 
 // "an integer >= 1", "one of cpu, cuda, auto", "a number in (0, 1]".
@@ -51,8 +68,10 @@ class Reader {
   void operator()(const char* key, std::string& field, const char* doc, const Spec& spec = {});
   void operator()(const char* key, std::vector<std::string>& field, const char* doc,
                   const Spec& spec = {});
-  void operator()(const char* key, std::vector<int64_t>& field, const char* doc, const Spec& spec = {});
-  void operator()(const char* key, std::vector<double>& field, const char* doc, const Spec& spec = {});
+  void operator()(const char* key, std::vector<int64_t>& field, const char* doc,
+                  const Spec& spec = {});
+  void operator()(const char* key, std::vector<double>& field, const char* doc,
+                  const Spec& spec = {});
 
   template <class S>
   void section(const char* key, S& sub, const char* doc) {

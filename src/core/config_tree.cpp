@@ -78,8 +78,8 @@ Node parse_yaml(const std::string& text, const std::string& origin) {
   try {
     return convert(YAML::Load(text), origin);
   } catch (const YAML::Exception& e) {
-    throw InputError(
-        str(origin, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ", e.mark.column + 1, ")"));
+    throw InputError(str(origin, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ",
+                         e.mark.column + 1, ")"));
   }
 }
 
@@ -98,8 +98,8 @@ Node load_recursive(const fs::path& path, std::vector<fs::path>& stack) {
   } catch (const YAML::BadFile&) {
     throw InputError(str(name, ": cannot read config file"));
   } catch (const YAML::Exception& e) {
-    throw InputError(
-        str(name, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ", e.mark.column + 1, ")"));
+    throw InputError(str(name, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ",
+                         e.mark.column + 1, ")"));
   }
   Node doc = convert(y, name);
   if (doc.is_null()) doc.kind = Node::Kind::kMap;
@@ -111,7 +111,8 @@ Node load_recursive(const fs::path& path, std::vector<fs::path>& stack) {
   result.line = 1;
   if (const Node* base = doc.find("base")) {
     std::vector<const Node*> items;
-    if (base->kind == Node::Kind::kScalar) items.push_back(base);
+    if (base->kind == Node::Kind::kScalar)
+      items.push_back(base);
     else if (base->kind == Node::Kind::kSeq)
       for (const auto& e : base->seq) items.push_back(&e);
     else
@@ -141,13 +142,17 @@ Node load_file(const std::string& path) {
   return load_recursive(path, stack);
 }
 
-Node parse_text(const std::string& text, const std::string& origin) { return parse_yaml(text, origin); }
+Node parse_text(const std::string& text, const std::string& origin) {
+  return parse_yaml(text, origin);
+}
 
 void merge(Node& dst, const Node& src) {
   if (dst.is_map() && src.is_map()) {
     for (const auto& [k, v] : src.map) {
-      if (Node* d = dst.find(k)) merge(*d, v);
-      else dst.map.emplace_back(k, v);
+      if (Node* d = dst.find(k))
+        merge(*d, v);
+      else
+        dst.map.emplace_back(k, v);
     }
     return;
   }
@@ -192,8 +197,8 @@ void apply_override(Node& root, const std::string& assignment) {
         throw InputError(str("--set ", assignment, ": '", part, "' must be a list index"));
       }
       if (idx >= cur->seq.size())
-        throw InputError(str("--set ", assignment, ": index ", idx, " is past the end of a list of ",
-                             cur->seq.size()));
+        throw InputError(str("--set ", assignment, ": index ", idx,
+                             " is past the end of a list of ", cur->seq.size()));
       cur = &cur->seq[idx];
     } else {
       if (cur->kind == Node::Kind::kScalar)
@@ -201,8 +206,10 @@ void apply_override(Node& root, const std::string& assignment) {
       cur = &cur->get_or_add(part);
     }
     if (last) {
-      if (cur->is_map() && value.is_map()) merge(*cur, value);
-      else *cur = value;
+      if (cur->is_map() && value.is_map())
+        merge(*cur, value);
+      else
+        *cur = value;
     }
   }
 }
@@ -220,7 +227,8 @@ std::string yaml_scalar(const std::string& s) {
   // A string that YAML would read as null must stay a string.
   if (s == "null" || s == "~" || s == "Null" || s == "NULL") plain = false;
   // Leading '-' is fine for numbers.
-  if (!plain && s.front() == '-' && s.size() > 1 && (std::isdigit(static_cast<unsigned char>(s[1])) || s[1] == '.'))
+  if (!plain && s.front() == '-' && s.size() > 1 &&
+      (std::isdigit(static_cast<unsigned char>(s[1])) || s[1] == '.'))
     plain = s.find_first_of(":#\n") == std::string::npos;
   if (plain) return s;
   std::string out = "\"";

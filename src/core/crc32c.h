@@ -14,6 +14,8 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc = 0);
 uint32_t crc32c_file(const std::string& path);
 
 // TensorBoard's masking of a CRC stored next to the data it covers.
-inline uint32_t mask_crc32c(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xA282EAD8u; }
+inline uint32_t mask_crc32c(uint32_t c) {
+  return ((c >> 15) | (c << 17)) + 0xA282EAD8u;
+}
 
 }  // namespace stoch

@@ -76,10 +76,18 @@ void close_file() {
   g_file.reset();
 }
 
-void debug(const std::string& msg) { emit(spdlog::level::debug, msg); }
-void info(const std::string& msg) { emit(spdlog::level::info, msg); }
-void warn(const std::string& msg) { emit(spdlog::level::warn, msg); }
-void error(const std::string& msg) { emit(spdlog::level::err, msg); }
+void debug(const std::string& msg) {
+  emit(spdlog::level::debug, msg);
+}
+void info(const std::string& msg) {
+  emit(spdlog::level::info, msg);
+}
+void warn(const std::string& msg) {
+  emit(spdlog::level::warn, msg);
+}
+void error(const std::string& msg) {
+  emit(spdlog::level::err, msg);
+}
 
 bool console_is_tty() {
   static const bool tty = isatty(STDERR_FILENO) == 1;

@@ -26,8 +26,10 @@ void MetricsWriter::write(int64_t step, const std::string& split,
   j["step"] = step;
   j["split"] = split;
   for (const auto& [k, v] : values) {
-    if (std::isfinite(v)) j[k] = v;
-    else j[k] = nullptr;  // JSON has no NaN or infinity
+    if (std::isfinite(v))
+      j[k] = v;
+    else
+      j[k] = nullptr;  // JSON has no NaN or infinity
   }
   const std::string line = j.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), f_);

@@ -21,6 +21,8 @@ void install_stop_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-int stop_requested() { return g_signal; }
+int stop_requested() {
+  return g_signal;
+}
 
 }  // namespace stoch

@@ -37,7 +37,9 @@ class ReseededSource : public TokenSource {
 
 }  // namespace
 
-bool is_byte_level(const LmDataConfig& cfg) { return cfg.source == "text" || cfg.source == "tokens"; }
+bool is_byte_level(const LmDataConfig& cfg) {
+  return cfg.source == "text" || cfg.source == "tokens";
+}
 
 std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
   const uint64_t seed = static_cast<uint64_t>(cfg.seed);
@@ -54,10 +56,12 @@ std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t
     throw InputError(e.what());
   }
   if (cfg.source == "text") {
-    if (cfg.files.empty()) throw InputError("data.files: expected at least one text file for source text");
+    if (cfg.files.empty())
+      throw InputError("data.files: expected at least one text file for source text");
     return open_text_files(cfg.files, cfg.val_fraction, seed, order_seed);
   }
-  if (cfg.dir.empty()) throw InputError("data.dir: expected a prepared token folder for source tokens");
+  if (cfg.dir.empty())
+    throw InputError("data.dir: expected a prepared token folder for source tokens");
   return open_token_dir(cfg.dir, seed, order_seed);
 }
 

@@ -27,18 +27,25 @@ struct LmDataConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("source", source, "hmm/markov: synthetic with exact entropy; text: byte-level files; tokens: a prepared folder",
+    v("source", source,
+      "hmm/markov: synthetic with exact entropy; text: byte-level files; tokens: a prepared folder",
       Spec().one_of({"hmm", "markov", "text", "tokens"}));
-    v("seed", seed, "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
+    v("seed", seed,
+      "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
       Spec().at_least(0));
-    v("vocab_size", vocab_size, "synthetic sources: number of distinct tokens", Spec().at_least(2).at_most(65536));
-    v("order", order, "markov: tokens of context the chain conditions on", Spec().at_least(1).at_most(8));
-    v("alpha", alpha, "markov: Dirichlet concentration of each transition row (small = peaked)", Spec().above(0));
+    v("vocab_size", vocab_size, "synthetic sources: number of distinct tokens",
+      Spec().at_least(2).at_most(65536));
+    v("order", order, "markov: tokens of context the chain conditions on",
+      Spec().at_least(1).at_most(8));
+    v("alpha", alpha, "markov: Dirichlet concentration of each transition row (small = peaked)",
+      Spec().above(0));
     v("states", states, "hmm: hidden states", Spec().at_least(1).at_most(4096));
-    v("alpha_transition", alpha_transition, "hmm: Dirichlet concentration of transition rows", Spec().above(0));
-    v("alpha_emission", alpha_emission, "hmm: Dirichlet concentration of emission rows", Spec().above(0));
-    v("entropy_tokens", entropy_tokens, "hmm: sequence length of the Monte Carlo entropy-rate estimate",
-      Spec().at_least(1000));
+    v("alpha_transition", alpha_transition, "hmm: Dirichlet concentration of transition rows",
+      Spec().above(0));
+    v("alpha_emission", alpha_emission, "hmm: Dirichlet concentration of emission rows",
+      Spec().above(0));
+    v("entropy_tokens", entropy_tokens,
+      "hmm: sequence length of the Monte Carlo entropy-rate estimate", Spec().at_least(1000));
     v("files", files, "text: input files, tokenised as bytes");
     v("dir", dir, "tokens: folder written by `stoch data prepare`");
     v("val_fraction", val_fraction, "text: tail of each file held out for validation",

@@ -54,8 +54,8 @@ void write_atomically(const std::string& path, const void* data, size_t n) {
 
 }  // namespace
 
-PrepareReport prepare_token_files(const std::vector<std::string>& inputs, const std::string& out_dir,
-                                  double val_fraction) {
+PrepareReport prepare_token_files(const std::vector<std::string>& inputs,
+                                  const std::string& out_dir, double val_fraction) {
   std::vector<uint16_t> train, val;
   split_bytes(inputs, val_fraction, train, val);
   fs::create_directories(out_dir);
@@ -87,7 +87,8 @@ TokenSpan TokenSpan::mapped(const std::string& path, size_t expected) {
   void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (p == MAP_FAILED) throw InputError(str(path, ": cannot memory-map"));
-  std::shared_ptr<const void> owner(p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
+  std::shared_ptr<const void> owner(
+      p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
   return {owner, static_cast<const uint16_t*>(p), bytes / 2};
 }
 
@@ -96,8 +97,8 @@ std::vector<int32_t> read_token_file(const std::string& path) {
   return std::vector<int32_t>(s.data, s.data + s.size);
 }
 
-TokenArraySource::TokenArraySource(TokenSpan train, TokenSpan val, int64_t vocab_size, uint64_t data_seed, uint64_t order_seed,
-                                   std::string description)
+TokenArraySource::TokenArraySource(TokenSpan train, TokenSpan val, int64_t vocab_size,
+                                   uint64_t data_seed, uint64_t order_seed, std::string description)
     : train_(std::move(train)),
       val_(std::move(val)),
       vocab_(vocab_size),
@@ -115,7 +116,8 @@ void TokenArraySource::window(Split split, uint64_t index, int64_t len, int32_t*
     throw InputError(str("data: the ", split == Split::kTrain ? "train" : "val", " split has ",
                          a.size, " tokens, fewer than one window of ", len,
                          " (lower model.context or add data)"));
-  const uint64_t seed = split == Split::kTrain ? mix_seed(data_seed_, 0, order_seed_) : mix_seed(data_seed_, 1);
+  const uint64_t seed =
+      split == Split::kTrain ? mix_seed(data_seed_, 0, order_seed_) : mix_seed(data_seed_, 1);
   Rng rng(mix_seed(seed, index));
   const uint64_t start = rng.below(a.size - static_cast<uint64_t>(len) + 1);
   for (int64_t i = 0; i < len; ++i) out[i] = a.data[start + i];
@@ -125,7 +127,8 @@ std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, uint64_
                                                  uint64_t order_seed) {
   const std::string mpath = dir + "/meta.json";
   std::ifstream in(mpath);
-  if (!in) throw InputError(str(mpath, ": not found (prepare the folder with `stoch data prepare`)"));
+  if (!in)
+    throw InputError(str(mpath, ": not found (prepare the folder with `stoch data prepare`)"));
   nlohmann::json meta;
   try {
     meta = nlohmann::json::parse(in);
@@ -133,14 +136,16 @@ std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, uint64_
     throw InputError(str(mpath, ": malformed JSON: ", e.what()));
   }
   if (meta.value("dtype", "") != "uint16")
-    throw InputError(str(mpath, ": dtype: expected \"uint16\", got ", meta.value("dtype", std::string("nothing"))));
+    throw InputError(str(mpath, ": dtype: expected \"uint16\", got ",
+                         meta.value("dtype", std::string("nothing"))));
   const int64_t vocab = meta.value("vocab_size", 0);
   if (vocab < 1 || vocab > 65536) throw InputError(str(mpath, ": vocab_size: expected 1..65536"));
   auto train = TokenSpan::mapped(dir + "/train.bin", meta.value("train_tokens", size_t{0}));
   auto val = TokenSpan::mapped(dir + "/val.bin", meta.value("val_tokens", size_t{0}));
   for (const auto* a : {&train, &val})
     for (size_t i = 0; i < a->size; ++i)
-      if (a->data[i] >= vocab) throw InputError(str(dir, ": token id ", a->data[i], " >= vocab_size ", vocab));
+      if (a->data[i] >= vocab)
+        throw InputError(str(dir, ": token id ", a->data[i], " >= vocab_size ", vocab));
   return std::make_unique<TokenArraySource>(std::move(train), std::move(val), vocab, data_seed,
                                             order_seed, str("tokens(", dir, ")"));
 }
@@ -150,7 +155,8 @@ std::unique_ptr<TokenArraySource> open_text_files(const std::vector<std::string>
                                                   uint64_t order_seed) {
   std::vector<uint16_t> train, val;
   split_bytes(files, val_fraction, train, val);
-  const std::string d = str("text(", files.size(), " files, ", train.size() + val.size(), " bytes)");
+  const std::string d =
+      str("text(", files.size(), " files, ", train.size() + val.size(), " bytes)");
   return std::make_unique<TokenArraySource>(TokenSpan::owning(std::move(train)),
                                             TokenSpan::owning(std::move(val)), 256, data_seed,
                                             order_seed, d);

@@ -21,8 +21,8 @@ struct PrepareReport {
 // file's tokens for validation, and writes out_dir/{train.bin,val.bin,meta.json}. Files are
 // written under temporary names and renamed, so a failure leaves no half-written output.
 // Throws InputError naming a missing or empty input, or a bad fraction.
-PrepareReport prepare_token_files(const std::vector<std::string>& inputs, const std::string& out_dir,
-                                  double val_fraction);
+PrepareReport prepare_token_files(const std::vector<std::string>& inputs,
+                                  const std::string& out_dir, double val_fraction);
 
 // Reads a token file written by prepare_token_files (any dtype its meta names).
 std::vector<int32_t> read_token_file(const std::string& path);

@@ -10,7 +10,9 @@
 namespace stoch::models {
 namespace {
 
-Norm make_norm(const GptConfig& cfg) { return Norm(cfg.d_model, cfg.bias); }
+Norm make_norm(const GptConfig& cfg) {
+  return Norm(cfg.d_model, cfg.bias);
+}
 
 // Rotary embedding on [B, H, T, D] with the half-split pairing (x_i, x_{i + D/2}).
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
@@ -33,13 +35,20 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
-    : n_head_(cfg.n_head), d_model_(cfg.d_model), dropout_(cfg.dropout), sdpa_(cfg.attention == "sdpa") {
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
-  proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, cfg.d_model).bias(cfg.bias)));
+    : n_head_(cfg.n_head),
+      d_model_(cfg.d_model),
+      dropout_(cfg.dropout),
+      sdpa_(cfg.attention == "sdpa") {
+  qkv = register_module(
+      "qkv",
+      torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
+  proj = register_module(
+      "proj", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, cfg.d_model).bias(cfg.bias)));
   resid_drop_ = register_module("resid_drop", torch::nn::Dropout(cfg.dropout));
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
+                                               const torch::Tensor& rope_cos,
                                                const torch::Tensor& rope_sin) {
   const int64_t B = x.size(0), T = x.size(1), hd = d_model_ / n_head_;
   auto parts = qkv->forward(x).split(d_model_, -1);
@@ -56,7 +65,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
     y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
   } else {
     auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));
-    auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
+    auto mask =
+        torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
     att = torch::softmax(att.masked_fill(mask, -std::numeric_limits<float>::infinity()), -1);
     if (p > 0) att = torch::dropout(att, p, true);
     y = torch::matmul(att, v);
@@ -70,8 +80,10 @@ BlockImpl::BlockImpl(const GptConfig& cfg) {
   attn = register_module("attn", CausalSelfAttention(cfg));
   ln2 = register_module("ln2", make_norm(cfg));
   const int64_t hidden = cfg.mlp_ratio * cfg.d_model;
-  fc = register_module("fc", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, hidden).bias(cfg.bias)));
-  fc_proj = register_module("fc_proj", torch::nn::Linear(torch::nn::LinearOptions(hidden, cfg.d_model).bias(cfg.bias)));
+  fc = register_module(
+      "fc", torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, hidden).bias(cfg.bias)));
+  fc_proj = register_module(
+      "fc_proj", torch::nn::Linear(torch::nn::LinearOptions(hidden, cfg.d_model).bias(cfg.bias)));
   drop = register_module("drop", torch::nn::Dropout(cfg.dropout));
 }
 
@@ -82,18 +94,22 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ro
 }
 
 GptImpl::GptImpl(GptConfig cfg) : cfg_(std::move(cfg)) {
-  if (cfg_.vocab_size < 1) throw InputError("model.vocab_size: expected >= 1 once the data source is known");
+  if (cfg_.vocab_size < 1)
+    throw InputError("model.vocab_size: expected >= 1 once the data source is known");
   if (cfg_.d_model % cfg_.n_head != 0)
-    throw InputError(stoch::str("model.n_head: ", cfg_.n_head, " does not divide model.d_model = ", cfg_.d_model));
+    throw InputError(stoch::str("model.n_head: ", cfg_.n_head,
+                                " does not divide model.d_model = ", cfg_.d_model));
   const int64_t hd = cfg_.d_model / cfg_.n_head;
   if (cfg_.positions == "rotary" && hd % 2 != 0)
-    throw InputError(stoch::str("model.positions: rotary needs an even head width, got d_model/n_head = ", hd));
+    throw InputError(
+        stoch::str("model.positions: rotary needs an even head width, got d_model/n_head = ", hd));
 
   wte = register_module("wte", torch::nn::Embedding(cfg_.vocab_size, cfg_.d_model));
   if (cfg_.positions == "learned") {
     wpe = register_module("wpe", torch::nn::Embedding(cfg_.context, cfg_.d_model));
   } else {
-    auto inv = torch::pow(10000.0, -torch::arange(0, hd, 2, torch::kDouble) / static_cast<double>(hd));
+    auto inv =
+        torch::pow(10000.0, -torch::arange(0, hd, 2, torch::kDouble) / static_cast<double>(hd));
     auto ang = torch::outer(torch::arange(cfg_.context, torch::kDouble), inv);
     rope_cos_ = register_buffer("rope_cos", ang.cos().to(torch::kFloat));
     rope_sin_ = register_buffer("rope_sin", ang.sin().to(torch::kFloat));
@@ -113,8 +129,10 @@ void GptImpl::init_weights() {
     auto& p = item.value();
     const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
     if (name.find("ln") != std::string::npos) {
-      if (is_bias) p.zero_();
-      else p.fill_(1.0);
+      if (is_bias)
+        p.zero_();
+      else
+        p.fill_(1.0);
     } else if (is_bias) {
       p.zero_();
     } else if (name.find("proj.weight") != std::string::npos) {
@@ -128,15 +146,20 @@ void GptImpl::init_weights() {
 
 torch::Tensor GptImpl::hidden(const torch::Tensor& idx) {
   const int64_t T = idx.size(1);
-  TORCH_CHECK(T <= cfg_.context, "sequence of ", T, " tokens exceeds model.context = ", cfg_.context);
+  TORCH_CHECK(T <= cfg_.context, "sequence of ", T,
+              " tokens exceeds model.context = ", cfg_.context);
   auto x = wte->forward(idx);
-  if (wpe) x = x + wpe->forward(torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(idx.device())));
+  if (wpe)
+    x = x + wpe->forward(
+                torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(idx.device())));
   x = drop_->forward(x);
   for (const auto& b : *blocks) x = b->as<Block>()->forward(x, rope_cos_, rope_sin_);
   return ln_f->forward(x);
 }
 
-torch::Tensor GptImpl::logits(const torch::Tensor& h) { return torch::matmul(h, wte->weight.t()); }
+torch::Tensor GptImpl::logits(const torch::Tensor& h) {
+  return torch::matmul(h, wte->weight.t());
+}
 
 int64_t GptImpl::num_parameters(bool exclude_position_embedding) const {
   int64_t n = 0;

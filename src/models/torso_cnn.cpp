@@ -12,7 +12,8 @@ namespace {
 
 class CnnTorso : public Torso {
  public:
-  CnnTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& shape) : activation_(cfg.activation) {
+  CnnTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& shape)
+      : activation_(cfg.activation) {
     convs_ = register_module("convs", torch::nn::ModuleList());
     int64_t in = shape[0];
     for (int64_t c : cfg.channels) {
@@ -35,13 +36,16 @@ class CnnTorso : public Torso {
 };
 
 const bool registered = registry<TorsoEntry>().add(
-    "cnn", {"3x3 convolutions on [C, H, W] inputs, flattened",
-            [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
-              if (shape.size() != 3)
-                throw InputError(stoch::str("model.torso: cnn needs [C, H, W] inputs, got ", shape.size(), " dimensions"));
-              if (cfg.channels.empty()) throw InputError("model.channels: expected at least one layer for torso cnn");
-              return std::make_shared<CnnTorso>(cfg, shape);
-            }});
+    "cnn",
+    {"3x3 convolutions on [C, H, W] inputs, flattened",
+     [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
+       if (shape.size() != 3)
+         throw InputError(stoch::str("model.torso: cnn needs [C, H, W] inputs, got ", shape.size(),
+                                     " dimensions"));
+       if (cfg.channels.empty())
+         throw InputError("model.channels: expected at least one layer for torso cnn");
+       return std::make_shared<CnnTorso>(cfg, shape);
+     }});
 
 }  // namespace
 }  // namespace stoch::models

@@ -11,7 +11,8 @@ namespace {
 
 class MlpTorso : public Torso {
  public:
-  MlpTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape) : activation_(cfg.activation) {
+  MlpTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape)
+      : activation_(cfg.activation) {
     int64_t in = 1;
     for (int64_t d : input_shape) in *= d;
     layers_ = register_module("layers", torch::nn::ModuleList());
@@ -23,7 +24,8 @@ class MlpTorso : public Torso {
   }
   torch::Tensor forward(const torch::Tensor& x) override {
     auto h = x.flatten(1);
-    for (const auto& l : *layers_) h = activate(l->as<torch::nn::Linear>()->forward(h), activation_);
+    for (const auto& l : *layers_)
+      h = activate(l->as<torch::nn::Linear>()->forward(h), activation_);
     return h;
   }
   int64_t features() const override { return features_; }
@@ -35,11 +37,13 @@ class MlpTorso : public Torso {
 };
 
 const bool registered = registry<TorsoEntry>().add(
-    "mlp", {"fully connected layers on the flattened input",
-            [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
-              if (cfg.hidden.empty()) throw InputError("model.hidden: expected at least one width for torso mlp");
-              return std::make_shared<MlpTorso>(cfg, shape);
-            }});
+    "mlp",
+    {"fully connected layers on the flattened input",
+     [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
+       if (cfg.hidden.empty())
+         throw InputError("model.hidden: expected at least one width for torso mlp");
+       return std::make_shared<MlpTorso>(cfg, shape);
+     }});
 
 }  // namespace
 }  // namespace stoch::models

@@ -63,16 +63,17 @@ class TransformerTorso : public Torso {
 };
 
 const bool registered = registry<TorsoEntry>().add(
-    "transformer", {"a small bidirectional transformer over [T, D] inputs, mean-pooled",
-                    [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
-                      if (shape.size() != 2)
-                        throw InputError(stoch::str("model.torso: transformer needs [T, D] inputs, got ",
-                                                    shape.size(), " dimensions"));
-                      if (cfg.d_model % cfg.n_head != 0)
-                        throw InputError(stoch::str("model.n_head: ", cfg.n_head, " does not divide model.d_model = ",
-                                                    cfg.d_model));
-                      return std::make_shared<TransformerTorso>(cfg, shape);
-                    }});
+    "transformer",
+    {"a small bidirectional transformer over [T, D] inputs, mean-pooled",
+     [](const ValueNetConfig& cfg, const std::vector<int64_t>& shape) -> std::shared_ptr<Torso> {
+       if (shape.size() != 2)
+         throw InputError(stoch::str("model.torso: transformer needs [T, D] inputs, got ",
+                                     shape.size(), " dimensions"));
+       if (cfg.d_model % cfg.n_head != 0)
+         throw InputError(stoch::str("model.n_head: ", cfg.n_head,
+                                     " does not divide model.d_model = ", cfg.d_model));
+       return std::make_shared<TransformerTorso>(cfg, shape);
+     }});
 
 }  // namespace
 }  // namespace stoch::models

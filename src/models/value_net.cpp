@@ -16,7 +16,8 @@ torch::Tensor activate(const torch::Tensor& x, const std::string& activation) {
 
 ValueNetImpl::ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape,
                            int64_t head_outputs) {
-  torso_ = register_module("torso", registry<TorsoEntry>().get(cfg.torso, "model.torso").make(cfg, input_shape));
+  torso_ = register_module(
+      "torso", registry<TorsoEntry>().get(cfg.torso, "model.torso").make(cfg, input_shape));
   head_ = register_module("head", torch::nn::Linear(torso_->features(), head_outputs));
 }
 

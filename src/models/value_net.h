@@ -28,12 +28,14 @@ struct ValueNetConfig {
   void visit(V& v) {
     using config::Spec;
     v("torso", torso, "feature extractor", Spec().one_of({"mlp", "cnn", "transformer"}));
-    v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)", Spec().at_least(1));
+    v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)",
+      Spec().at_least(1));
     v("channels", channels, "cnn: channels of each 3x3 conv layer", Spec().at_least(1));
     v("n_layer", n_layer, "transformer: encoder blocks", Spec().at_least(1));
     v("n_head", n_head, "transformer: attention heads", Spec().at_least(1));
     v("d_model", d_model, "transformer: width (also the feature size)", Spec().at_least(1));
-    v("activation", activation, "mlp and cnn nonlinearity", Spec().one_of({"relu", "gelu", "tanh"}));
+    v("activation", activation, "mlp and cnn nonlinearity",
+      Spec().one_of({"relu", "gelu", "tanh"}));
   }
 };
 
@@ -45,8 +47,8 @@ class Torso : public torch::nn::Module {
 };
 
 // input_shape: [D] for mlp, [C, H, W] for cnn, [T, D] for transformer (a sequence of T vectors).
-using TorsoFactory =
-    std::function<std::shared_ptr<Torso>(const ValueNetConfig&, const std::vector<int64_t>& input_shape)>;
+using TorsoFactory = std::function<std::shared_ptr<Torso>(const ValueNetConfig&,
+                                                          const std::vector<int64_t>& input_shape)>;
 struct TorsoEntry {
   std::string doc;
   TorsoFactory make;
@@ -54,7 +56,8 @@ struct TorsoEntry {
 
 class ValueNetImpl : public torch::nn::Module {
  public:
-  ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape, int64_t head_outputs);
+  ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>& input_shape,
+               int64_t head_outputs);
 
   torch::Tensor features(const torch::Tensor& x) { return torso_->forward(x); }
   torch::Tensor head(const torch::Tensor& f) { return head_->forward(f); }

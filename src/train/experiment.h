@@ -30,7 +30,8 @@ struct RunConfig {
       Spec().one_of({"auto", "cpu", "cuda"}));
     v("precision", precision, "auto: bf16 autocast on CUDA, fp32 on CPU",
       Spec().one_of({"auto", "fp32", "bf16"}));
-    v("threads", threads, "CPU threads for LibTorch; 0 uses every core", Spec().at_least(0).on_resume());
+    v("threads", threads, "CPU threads for LibTorch; 0 uses every core",
+      Spec().at_least(0).on_resume());
   }
 };
 
@@ -43,6 +44,7 @@ struct TrainConfig {
   int64_t eval_batches = 8;
   int64_t ckpt_every = 500;
   int64_t keep_last = 2;
+  int64_t cpu_workers = 1;
 
   template <class V>
   void visit(V& v) {
@@ -50,14 +52,20 @@ struct TrainConfig {
     v("steps", steps, "optimiser steps in the whole run", Spec().at_least(1).on_resume());
     v("batch_size", batch_size, "sequences (or samples) per micro-batch", Spec().at_least(1));
     v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step", Spec().at_least(1));
-    v("grad_clip", grad_clip, "clip the global gradient norm to this; 0 disables", Spec().at_least(0));
-    v("eval_every", eval_every, "evaluate every this many steps (and at the end); 0 only at the end",
+    v("grad_clip", grad_clip, "clip the global gradient norm to this; 0 disables",
+      Spec().at_least(0));
+    v("eval_every", eval_every,
+      "evaluate every this many steps (and at the end); 0 only at the end",
       Spec().at_least(0).on_resume());
     v("eval_batches", eval_batches, "held-out batches per evaluation", Spec().at_least(1));
-    v("ckpt_every", ckpt_every, "checkpoint every this many steps (and at the end); 0 only at the end",
+    v("ckpt_every", ckpt_every,
+      "checkpoint every this many steps (and at the end); 0 only at the end",
       Spec().at_least(0).on_resume());
     v("keep_last", keep_last, "checkpoints kept; older ones are deleted; 0 keeps all",
       Spec().at_least(0).on_resume());
+    v("cpu_workers", cpu_workers,
+      "micro-batches computed at once by single-threaded workers (CPU only; needs dropout 0)",
+      Spec().at_least(1));
   }
 };
 

@@ -13,22 +13,26 @@
 namespace stoch::train {
 
 LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
-    : device_(device),
-      batch_size_(cfg.train.batch_size),
-      eval_batches_(cfg.train.eval_batches) {
+    : device_(device), batch_size_(cfg.train.batch_size), eval_batches_(cfg.train.eval_batches) {
   const auto& s = cfg.task_sections<LmSections>();
   source_ = data::make_token_source(s.data, static_cast<uint64_t>(cfg.run.seed));
   byte_level_ = data::is_byte_level(s.data);
   models::GptConfig mc = s.model;
+  if (cfg.train.cpu_workers > 1 && mc.dropout > 0)
+    throw InputError(
+        "train.cpu_workers: parallel workers need model.dropout = 0 (dropout draws from one "
+        "shared generator, so its order would depend on thread timing)");
   if (mc.vocab_size == 0) mc.vocab_size = source_->vocab_size();
   if (mc.vocab_size < source_->vocab_size())
-    throw InputError(stoch::str("model.vocab_size: ", mc.vocab_size, " is smaller than the data's vocabulary (",
-                         source_->vocab_size(), ")"));
+    throw InputError(stoch::str("model.vocab_size: ", mc.vocab_size,
+                                " is smaller than the data's vocabulary (", source_->vocab_size(),
+                                ")"));
   context_ = mc.context;
   gpt_ = models::Gpt(mc);
   gpt_->to(device_);
   log::info(stoch::str("data ", source_->describe(), "; model ", gpt_->num_parameters() / 1e6,
-                "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ", mc.context, ")"));
+                       "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ",
+                       mc.context, ")"));
 
   // The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this
   // context could reach, next to the infinite-context entropy rate.
@@ -49,7 +53,8 @@ torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) cons
   const int64_t len = context_ + 1;
   auto out = torch::empty({n, len}, torch::kInt);
   auto* p = out.data_ptr<int32_t>();
-  for (int64_t i = 0; i < n; ++i) source_->window(split, first + static_cast<uint64_t>(i), len, p + i * len);
+  for (int64_t i = 0; i < n; ++i)
+    source_->window(split, first + static_cast<uint64_t>(i), len, p + i * len);
   return out.to(torch::kLong).to(device_, /*non_blocking=*/true);
 }
 
@@ -57,8 +62,8 @@ torch::Tensor LmTask::train_loss(int64_t micro) {
   auto w = windows(data::Split::kTrain, static_cast<uint64_t>(micro * batch_size_), batch_size_);
   auto x = w.slice(1, 0, context_), y = w.slice(1, 1, context_ + 1);
   auto logits = gpt_->forward(x);
-  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
-                                              y.reshape({-1}));
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), y.reshape({-1}));
 }
 
 Metrics LmTask::evaluate(int64_t /*step*/) {
@@ -98,7 +103,8 @@ std::string LmTask::summary(const Metrics& last_eval) const {
   if (auto h = source_->entropy_rate_nats()) {
     const double gap = loss - *h;
     s += stoch::str("; data entropy rate ", format_number(*h, 5), " -> gap ", format_number(gap, 3),
-             " nats/token, ", std::fabs(gap) <= 0.05 ? "within" : "NOT within", " 0.05 of the truth");
+                    " nats/token, ", std::fabs(gap) <= 0.05 ? "within" : "NOT within",
+                    " 0.05 of the truth");
   }
   if (!std::isnan(bayes_val_loss_))
     s += stoch::str("; Bayes-optimal loss on these windows ", format_number(bayes_val_loss_, 5));
@@ -107,11 +113,12 @@ std::string LmTask::summary(const Metrics& last_eval) const {
 
 namespace {
 const bool registered = registry<TaskEntry>().add(
-    "lm", TaskEntry{"decoder-only transformer language model",
-                    [] { return std::make_shared<LmSections>(); },
-                    [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
-                      return std::make_unique<LmTask>(cfg, device);
-                    }});
+    "lm",
+    TaskEntry{
+        "decoder-only transformer language model", [] { return std::make_shared<LmSections>(); },
+        [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
+          return std::make_unique<LmTask>(cfg, device);
+        }});
 }  // namespace
 
 }  // namespace stoch::train

@@ -8,11 +8,12 @@
 namespace stoch::train {
 
 bool decays(const std::string& name, const torch::Tensor& p) {
-  return p.dim() >= 2 && name.find("emb") == std::string::npos && name.find("wte") == std::string::npos &&
-         name.find("wpe") == std::string::npos;
+  return p.dim() >= 2 && name.find("emb") == std::string::npos &&
+         name.find("wte") == std::string::npos && name.find("wpe") == std::string::npos;
 }
 
-AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, OptimConfig cfg)
+AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params,
+             OptimConfig cfg)
     : cfg_(cfg) {
   for (const auto& [name, p] : named_params) {
     if (!p.requires_grad()) continue;
@@ -94,13 +95,15 @@ void AdamW::load_state(const TensorList& saved) {
   std::map<std::string, torch::Tensor> by_name(saved.begin(), saved.end());
   torch::NoGradGuard no_grad;
   for (auto& s : slots_) {
-    for (auto [suffix, dst] : {std::pair{".exp_avg", &s.exp_avg}, std::pair{".exp_avg_sq", &s.exp_avg_sq},
-                               std::pair{".step", &s.step}}) {
+    for (auto [suffix, dst] :
+         {std::pair{".exp_avg", &s.exp_avg}, std::pair{".exp_avg_sq", &s.exp_avg_sq},
+          std::pair{".step", &s.step}}) {
       auto it = by_name.find(s.name + suffix);
-      if (it == by_name.end()) throw InputError(stoch::str("optimizer state lacks ", s.name, suffix));
+      if (it == by_name.end())
+        throw InputError(stoch::str("optimizer state lacks ", s.name, suffix));
       if (it->second.sizes() != dst->sizes())
-        throw InputError(stoch::str("optimizer state ", s.name, suffix, " has shape ", it->second.sizes(),
-                             ", expected ", dst->sizes()));
+        throw InputError(stoch::str("optimizer state ", s.name, suffix, " has shape ",
+                                    it->second.sizes(), ", expected ", dst->sizes()));
       dst->copy_(it->second);
     }
   }

@@ -24,8 +24,8 @@ struct OptimConfig {
   void visit(V& v) {
     using config::Spec;
     v("lr", lr, "peak learning rate (the schedule scales it)", Spec().above(0));
-    v("weight_decay", weight_decay, "decoupled weight decay on matrices (not on norms, biases, embeddings)",
-      Spec().at_least(0));
+    v("weight_decay", weight_decay,
+      "decoupled weight decay on matrices (not on norms, biases, embeddings)", Spec().at_least(0));
     v("beta1", beta1, "AdamW first-moment decay", Spec().at_least(0).at_most(0.999999));
     v("beta2", beta2, "AdamW second-moment decay", Spec().at_least(0).at_most(0.999999));
     v("eps", eps, "AdamW denominator epsilon", Spec().above(0));
@@ -43,8 +43,8 @@ class AdamW {
   void zero_grad();
   void step(double lr);
 
-  TensorList state() const;               // moments and step counts, by parameter name
-  void load_state(const TensorList& s);   // throws InputError when names or shapes differ
+  TensorList state() const;              // moments and step counts, by parameter name
+  void load_state(const TensorList& s);  // throws InputError when names or shapes differ
   int64_t num_decayed() const;
 
  private:

@@ -6,12 +6,14 @@
 namespace stoch::train {
 
 double lr_multiplier(const ScheduleConfig& cfg, int64_t step, int64_t total_steps) {
-  if (step < cfg.warmup_steps) return static_cast<double>(step + 1) / static_cast<double>(cfg.warmup_steps);
+  if (step < cfg.warmup_steps)
+    return static_cast<double>(step + 1) / static_cast<double>(cfg.warmup_steps);
   if (cfg.kind == "constant") return 1.0;
   const int64_t end = cfg.decay_steps > 0 ? cfg.decay_steps : total_steps;
   const double span = std::max<int64_t>(1, end - cfg.warmup_steps);
   const double progress = std::clamp(static_cast<double>(step - cfg.warmup_steps) / span, 0.0, 1.0);
-  const double shape = cfg.kind == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
+  const double shape =
+      cfg.kind == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
   return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape;
 }
 

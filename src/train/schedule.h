@@ -18,7 +18,8 @@ struct ScheduleConfig {
   void visit(V& v) {
     using config::Spec;
     v("kind", kind, "shape after warm-up", Spec().one_of({"cosine", "linear", "constant"}));
-    v("warmup_steps", warmup_steps, "linear warm-up from 0 over this many steps", Spec().at_least(0));
+    v("warmup_steps", warmup_steps, "linear warm-up from 0 over this many steps",
+      Spec().at_least(0));
     v("min_lr_ratio", min_lr_ratio, "final learning rate as a fraction of optim.lr",
       Spec().at_least(0).at_most(1));
     v("decay_steps", decay_steps, "step where decay ends; 0 means train.steps", Spec().at_least(0));

@@ -13,6 +13,7 @@
 #include "core/signals.h"
 #include "core/strings.h"
 #include "core/torch/device.h"
+#include "train/micro_batches.h"
 
 namespace stoch::train {
 namespace {
@@ -85,17 +86,21 @@ void load_model_tensors(torch::nn::Module& model, const TensorList& saved) {
     if (it == by_name.end()) throw InputError(stoch::str("checkpoint lacks model tensor ", name));
     if (it->second.sizes() != dst.sizes())
       throw InputError(stoch::str("checkpoint tensor ", name, " has shape ", it->second.sizes(),
-                           " but the model expects ", dst.sizes()));
+                                  " but the model expects ", dst.sizes()));
     dst.copy_(it->second);
   }
 }
 
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready) {
-  configure_threads(cfg.run.threads);
+  // Parallel micro-batch workers share the cores: each runs its kernels single-threaded.
+  configure_threads(cfg.train.cpu_workers > 1 ? 1 : cfg.run.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   const c10::Device device = resolve_device(cfg.run.device);
   const bool bf16 = use_bf16_autocast(cfg.run.precision, device);
+  if (cfg.train.cpu_workers > 1 && !device.is_cpu())
+    throw InputError(stoch::str("train.cpu_workers: ", cfg.train.cpu_workers,
+                                " workers need run.device cpu, not ", device.str()));
 
   auto task = registry<TaskEntry>().get(cfg.task, "task").make(cfg, device);
   torch::nn::Module& model = task->model();
@@ -131,8 +136,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     if (!facts.empty()) metrics.write(0, "data", facts);
   }
   log::info(stoch::str("device ", device.str(), bf16 ? " (bf16 autocast)" : " (fp32)", ", ",
-                at::get_num_threads(), " threads; ", units_per_step, " ", rate_name.substr(0, rate_name.find("_per_s")), " per step; steps ",
-                start_step, " -> ", total));
+                       at::get_num_threads(), " threads; ", units_per_step, " ",
+                       rate_name.substr(0, rate_name.find("_per_s")), " per step; steps ",
+                       start_step, " -> ", total));
 
   const auto save = [&](int64_t step) {
     Checkpoint c;
@@ -164,6 +170,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     return kExitOk;
   }
 
+  MicroBatchRunner micro_batches(*task, accum, cfg.train.cpu_workers, bf16, device);
   install_stop_handlers();
   model.train();
   auto last_progress = Clock::now() - std::chrono::seconds(1);
@@ -176,16 +183,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     const auto t0 = Clock::now();
     const double lr = cfg.optim.lr * lr_multiplier(cfg.schedule, step, total);
     optim.zero_grad();
-    torch::Tensor step_loss = torch::zeros({}, torch::TensorOptions().device(device));
-    for (int64_t a = 0; a < accum; ++a) {
-      torch::Tensor loss;
-      {
-        AutocastScope autocast(bf16, device);
-        loss = task->train_loss(step * accum + a);
-      }
-      (loss / static_cast<double>(accum)).backward();
-      step_loss += loss.detach().to(torch::kFloat);
-    }
+    const torch::Tensor step_loss = micro_batches.run(step);
     torch::Tensor grad_norm;
     if (cfg.train.grad_clip > 0) grad_norm = clip_grad_norm(model, cfg.train.grad_clip);
     optim.step(lr);
@@ -207,10 +205,12 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
         log::error(stoch::str("loss is ", loss, " at step ", done, "; stopping (lower optim.lr?)"));
         return kExitFailure;
       }
-      const std::string line = stoch::str("step ", done, "/", total, " loss ", format_number(loss, 4), " lr ",
-                                   format_number(lr, 3), " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")), "/s eta ",
-                                   format_duration(recent_step_s * static_cast<double>(total - done)));
-      if (done % cfg.log.console_every == 0 || done == total) log::info(line);
+      const std::string line = stoch::str(
+          "step ", done, "/", total, " loss ", format_number(loss, 4), " lr ", format_number(lr, 3),
+          " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")),
+          "/s eta ", format_duration(recent_step_s * static_cast<double>(total - done)));
+      if (done % cfg.log.console_every == 0 || done == total)
+        log::info(line);
       else if (seconds_since(last_progress) > 0.25) {
         log::progress(line);
         last_progress = Clock::now();
@@ -225,7 +225,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       model.train();
     }
     if (const int sig = stop_requested()) {
-      log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done, " and stopping"));
+      log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done,
+                           " and stopping"));
       save(done);
       return exit_code_for_signal(sig);
     }
@@ -234,7 +235,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 
   const std::string summary = task->summary(last_eval);
   if (!summary.empty()) log::info(summary);
-  log::info(stoch::str("done: ", total, " steps in ", format_duration(elapsed_before), " of training; run dir ", run_dir));
+  log::info(stoch::str("done: ", total, " steps in ", format_duration(elapsed_before),
+                       " of training; run dir ", run_dir));
   return kExitOk;
 }
 

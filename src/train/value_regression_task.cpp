@@ -69,7 +69,8 @@ ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torc
 }
 
 int64_t ValueRegressionTask::phase_of_step(int64_t step) const {
-  return std::min<int64_t>(step / data_.steps_per_phase, static_cast<int64_t>(data_.offsets.size()) - 1);
+  return std::min<int64_t>(step / data_.steps_per_phase,
+                           static_cast<int64_t>(data_.offsets.size()) - 1);
 }
 
 torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
@@ -77,13 +78,15 @@ torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
   Rng rng(mix_seed(run_seed_, kBatch, static_cast<uint64_t>(micro)));
   auto idx = torch::empty({batch_size_}, torch::kLong);
   auto* ip = idx.data_ptr<int64_t>();
-  for (int64_t i = 0; i < batch_size_; ++i) ip[i] = static_cast<int64_t>(rng.below(data_.num_inputs));
+  for (int64_t i = 0; i < batch_size_; ++i)
+    ip[i] = static_cast<int64_t>(rng.below(data_.num_inputs));
   idx = idx.to(device_);
   auto y = targets_[phase].index_select(0, idx);
   if (data_.noise > 0) {
     auto n = torch::empty({batch_size_}, torch::kFloat);
     auto* np = n.data_ptr<float>();
-    for (int64_t i = 0; i < batch_size_; ++i) np[i] = static_cast<float>(rng.uniform() * data_.noise);
+    for (int64_t i = 0; i < batch_size_; ++i)
+      np[i] = static_cast<float>(rng.uniform() * data_.noise);
     y = y + n.to(device_);
   }
   return loss_->loss(net_->forward(inputs_.index_select(0, idx)), y);
@@ -117,17 +120,19 @@ std::string ValueRegressionTask::summary(const Metrics& last_eval) const {
   if (it == last_eval.end()) return "";
   return stoch::str("summary: fit/mse ", format_number(it->second, 4), " on phase ",
                     static_cast<int64_t>(last_eval.at("phase")), " (offset ",
-                    format_number(last_eval.at("phase/offset"), 4), "); the target's variance is about 0.5");
+                    format_number(last_eval.at("phase/offset"), 4),
+                    "); the target's variance is about 0.5");
 }
 
 namespace {
 const bool registered = registry<TaskEntry>().add(
     "value_regression",
-    TaskEntry{"supervised value network on generated targets (non-stationary or noisy)",
-              [] { return std::make_shared<ValueRegressionSections>(); },
-              [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
-                return std::make_unique<ValueRegressionTask>(cfg, device);
-              }});
+    TaskEntry{
+        "supervised value network on generated targets (non-stationary or noisy)",
+        [] { return std::make_shared<ValueRegressionSections>(); },
+        [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
+          return std::make_unique<ValueRegressionTask>(cfg, device);
+        }});
 }  // namespace
 
 }  // namespace stoch::train

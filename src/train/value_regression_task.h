@@ -26,19 +26,23 @@ struct RegressionDataConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("kind", kind, "nonstationary: a new target function per phase; noisy: one phase, noise on targets",
+    v("kind", kind,
+      "nonstationary: a new target function per phase; noisy: one phase, noise on targets",
       Spec().one_of({"nonstationary", "noisy"}));
-    v("seed", seed, "seed of the inputs and target functions (the same for every run seed)", Spec().at_least(0));
+    v("seed", seed, "seed of the inputs and target functions (the same for every run seed)",
+      Spec().at_least(0));
     v("num_inputs", num_inputs, "size of the fixed input set", Spec().at_least(1));
-    v("input_shape", input_shape, "shape of one input: [D] (mlp), [C, H, W] (cnn), [T, D] (transformer)",
-      Spec().at_least(1));
+    v("input_shape", input_shape,
+      "shape of one input: [D] (mlp), [C, H, W] (cnn), [T, D] (transformer)", Spec().at_least(1));
     v("offsets", offsets, "target offset b of each phase; targets are sin(frequency * f(x)) + b");
-    v("steps_per_phase", steps_per_phase, "optimiser steps per phase (the last phase runs to train.steps)",
-      Spec().at_least(1));
+    v("steps_per_phase", steps_per_phase,
+      "optimiser steps per phase (the last phase runs to train.steps)", Spec().at_least(1));
     v("frequency", frequency, "multiplier inside the sine: large values make targets look random",
       Spec().above(0));
-    v("target_width", target_width, "hidden width of the random target network f", Spec().at_least(1));
-    v("noise", noise, "training targets get U(0, noise) added, fresh each draw; fit/mse compares with the mean",
+    v("target_width", target_width, "hidden width of the random target network f",
+      Spec().at_least(1));
+    v("noise", noise,
+      "training targets get U(0, noise) added, fresh each draw; fit/mse compares with the mean",
       Spec().at_least(0));
   }
 };

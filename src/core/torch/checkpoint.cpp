@@ -45,7 +45,8 @@ std::string CheckpointStore::folder(int64_t step) const {
 std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last) {
   fs::create_directories(dir_);
   const std::string final_dir = folder(ckpt.step);
-  const std::string tmp = stoch::str(dir_, "/.tmp-", fs::path(final_dir).filename().string(), "-", ::getpid());
+  const std::string tmp =
+      stoch::str(dir_, "/.tmp-", fs::path(final_dir).filename().string(), "-", ::getpid());
   // Temporary folders left by a killed writer are garbage: only one process writes a run.
   for (const auto& e : fs::directory_iterator(dir_))
     if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
@@ -121,7 +122,7 @@ Checkpoint CheckpointStore::load(int64_t step) const {
     throw InputError(stoch::str(mpath, ": not a stoch checkpoint manifest"));
   if (manifest.value("format_version", 0) > kFormatVersion)
     throw InputError(stoch::str(mpath, ": format_version ", manifest.value("format_version", 0),
-                         " is newer than this stoch understands (", kFormatVersion, ")"));
+                                " is newer than this stoch understands (", kFormatVersion, ")"));
   for (const auto& [name, info] : manifest.at("files").items()) {
     const std::string p = c.dir + "/" + name;
     std::error_code ec;
@@ -135,7 +136,8 @@ Checkpoint CheckpointStore::load(int64_t step) const {
     (void)info;
     const std::string p = c.dir + "/" + name;
     const std::string suffix = ".safetensors";
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       c.tensors[name.substr(0, name.size() - suffix.size())] = read_safetensors(p);
     }
   }

@@ -19,7 +19,7 @@ struct Checkpoint {
   int64_t step = 0;
   std::string dir;
   std::map<std::string, TensorList> tensors;  // file stem -> tensors ("model", "optimizer", ...)
-  nlohmann::json state;                        // training state, RNG positions, data cursor
+  nlohmann::json state;                       // training state, RNG positions, data cursor
 };
 
 class CheckpointStore {

@@ -13,7 +13,8 @@ c10::Device resolve_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "cuda") {
     if (!torch::cuda::is_available())
-      throw InputError("run.device: cuda requested but no CUDA device is visible (use auto or cpu)");
+      throw InputError(
+          "run.device: cuda requested but no CUDA device is visible (use auto or cpu)");
     return c10::Device(c10::kCUDA, 0);
   }
   return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);

@@ -16,8 +16,8 @@ namespace {
 
 const std::vector<std::pair<at::ScalarType, const char*>>& dtype_names() {
   static const std::vector<std::pair<at::ScalarType, const char*>> names = {
-      {at::kFloat, "F32"}, {at::kDouble, "F64"}, {at::kHalf, "F16"}, {at::kBFloat16, "BF16"},
-      {at::kLong, "I64"},  {at::kInt, "I32"},    {at::kShort, "I16"}, {at::kChar, "I8"},
+      {at::kFloat, "F32"}, {at::kDouble, "F64"}, {at::kHalf, "F16"},   {at::kBFloat16, "BF16"},
+      {at::kLong, "I64"},  {at::kInt, "I32"},    {at::kShort, "I16"},  {at::kChar, "I8"},
       {at::kByte, "U8"},   {at::kBool, "BOOL"},  {at::kUInt16, "U16"}, {at::kUInt32, "U32"},
       {at::kUInt64, "U64"}};
   return names;
@@ -33,7 +33,8 @@ const char* dtype_name(at::ScalarType t) {
 
 void write_file_durably(const std::string& path, const std::string& bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(stoch::str(path, ": cannot open for writing: ", std::strerror(errno)));
+  if (fd < 0)
+    throw std::runtime_error(stoch::str(path, ": cannot open for writing: ", std::strerror(errno)));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -84,7 +85,8 @@ TensorList read_safetensors(const std::string& path) {
   if (bytes.size() < 8) throw InputError(stoch::str(path, ": not a safetensors file (too short)"));
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
-  if (n > bytes.size() - 8) throw InputError(stoch::str(path, ": safetensors header length past end of file"));
+  if (n > bytes.size() - 8)
+    throw InputError(stoch::str(path, ": safetensors header length past end of file"));
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.substr(8, n));
@@ -94,7 +96,8 @@ TensorList read_safetensors(const std::string& path) {
   const size_t base = 8 + n, data_size = bytes.size() - base;
   std::vector<std::pair<size_t, std::string>> order;
   for (auto it = header.begin(); it != header.end(); ++it)
-    if (it.key() != "__metadata__") order.emplace_back(it.value()["data_offsets"][0].get<size_t>(), it.key());
+    if (it.key() != "__metadata__")
+      order.emplace_back(it.value()["data_offsets"][0].get<size_t>(), it.key());
   std::sort(order.begin(), order.end());
   TensorList out;
   for (const auto& [start, name] : order) {
@@ -109,7 +112,8 @@ TensorList read_safetensors(const std::string& path) {
     const size_t end = e.at("data_offsets")[1].get<size_t>();
     at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type));
     if (end < start || end > data_size || end - start != t.numel() * t.element_size())
-      throw InputError(stoch::str(path, ": tensor ", name, ": data offsets do not match its shape"));
+      throw InputError(
+          stoch::str(path, ": tensor ", name, ": data offsets do not match its shape"));
     std::memcpy(t.data_ptr(), bytes.data() + base + start, end - start);
     out.emplace_back(name, std::move(t));
   }

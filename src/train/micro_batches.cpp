@@ -1,0 +1,83 @@
+#include "train/micro_batches.h"
+
+#include <torch/torch.h>
+
+#include <exception>
+#include <thread>
+
+#include "core/torch/device.h"
+
+namespace stoch::train {
+
+MicroBatchRunner::MicroBatchRunner(Task& task, int64_t accum, int64_t workers, bool bf16,
+                                   const torch::Device& device)
+    : task_(task), accum_(accum), workers_(workers), bf16_(bf16), device_(device) {
+  for (const auto& p : task_.model().parameters())
+    if (p.requires_grad()) params_.push_back(p);
+}
+
+torch::Tensor MicroBatchRunner::run(int64_t step) {
+  return workers_ > 1 ? run_parallel(step) : run_sequential(step);
+}
+
+torch::Tensor MicroBatchRunner::run_sequential(int64_t step) {
+  auto total = torch::zeros({}, torch::TensorOptions().device(device_));
+  for (int64_t a = 0; a < accum_; ++a) {
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(bf16_, device_);
+      loss = task_.train_loss(step * accum_ + a);
+    }
+    (loss / static_cast<double>(accum_)).backward();
+    total += loss.detach().to(torch::kFloat);
+  }
+  return total;
+}
+
+torch::Tensor MicroBatchRunner::run_parallel(int64_t step) {
+  std::vector<std::vector<torch::Tensor>> grads(static_cast<size_t>(accum_));
+  std::vector<torch::Tensor> losses(static_cast<size_t>(accum_));
+  for (int64_t first = 0; first < accum_; first += workers_) {
+    const int64_t n = std::min(workers_, accum_ - first);
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+    std::vector<std::thread> threads;
+    for (int64_t w = 0; w < n; ++w) {
+      threads.emplace_back([&, w] {
+        const size_t a = static_cast<size_t>(first + w);
+        try {
+          torch::Tensor loss;
+          {
+            // Autocast state is per thread.
+            AutocastScope autocast(bf16_, device_);
+            loss = task_.train_loss(step * accum_ + static_cast<int64_t>(a));
+          }
+          // Gradients are returned, not accumulated into .grad, so that the order of the sum
+          // below does not depend on which worker finishes first.
+          grads[a] = torch::autograd::grad({loss / static_cast<double>(accum_)}, params_, {},
+                                           /*retain_graph=*/false, /*create_graph=*/false,
+                                           /*allow_unused=*/true);
+          losses[a] = loss.detach().to(torch::kFloat);
+        } catch (...) {
+          errors[static_cast<size_t>(w)] = std::current_exception();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+  torch::NoGradGuard no_grad;
+  auto total = torch::zeros({}, torch::TensorOptions().device(device_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    torch::Tensor sum;
+    for (const auto& g : grads) {
+      if (!g[i].defined()) continue;
+      sum = sum.defined() ? sum + g[i] : g[i];
+    }
+    params_[i].mutable_grad() = sum;
+  }
+  for (const auto& l : losses) total += l;
+  return total;
+}
+
+}  // namespace stoch::train
