@@ -34,19 +34,22 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
                        "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ",
                        mc.context, ")"));
 
-  // The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this
-  // context could reach, next to the infinite-context entropy rate.
-  const int64_t n = eval_batches_ * batch_size_, len = context_ + 1;
+  bayes_val_loss_ = bayes_loss(data::Split::kVal, eval_batches_ * batch_size_);
+}
+
+// The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this context
+// could reach, next to the infinite-context entropy rate. NaN when the source cannot tell.
+double LmTask::bayes_loss(data::Split split, int64_t windows) const {
+  const int64_t len = context_ + 1, V = source_->vocab_size();
   std::vector<int32_t> buf(static_cast<size_t>(len));
   double total = 0.0;
-  for (int64_t w = 0; w < n; ++w) {
-    source_->window(data::Split::kVal, static_cast<uint64_t>(w), len, buf.data());
+  for (int64_t w = 0; w < windows; ++w) {
+    source_->window(split, static_cast<uint64_t>(w), len, buf.data());
     const auto cond = source_->exact_conditionals(buf.data(), len);
-    if (cond.empty()) return;
-    const int64_t V = source_->vocab_size();
+    if (cond.empty()) return NAN;
     for (int64_t t = 1; t < len; ++t) total -= std::log(cond[static_cast<size_t>(t * V + buf[t])]);
   }
-  bayes_val_loss_ = total / static_cast<double>(n * context_);
+  return total / static_cast<double>(windows * context_);
 }
 
 torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) const {
@@ -58,12 +61,17 @@ torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) cons
   return out.to(torch::kLong).to(device_, /*non_blocking=*/true);
 }
 
+// Mean next-token cross-entropy over every position of [n, context + 1] windows, in float32
+// even when the forward pass ran in bf16.
+torch::Tensor LmTask::next_token_loss(const torch::Tensor& w) {
+  const auto logits = gpt_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                              w.slice(1, 1, context_ + 1).reshape({-1}));
+}
+
 torch::Tensor LmTask::train_loss(int64_t micro) {
-  auto w = windows(data::Split::kTrain, static_cast<uint64_t>(micro * batch_size_), batch_size_);
-  auto x = w.slice(1, 0, context_), y = w.slice(1, 1, context_ + 1);
-  auto logits = gpt_->forward(x);
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), y.reshape({-1}));
+  return next_token_loss(
+      windows(data::Split::kTrain, static_cast<uint64_t>(micro * batch_size_), batch_size_));
 }
 
 Metrics LmTask::evaluate(int64_t /*step*/) {
@@ -71,10 +79,8 @@ Metrics LmTask::evaluate(int64_t /*step*/) {
   gpt_->eval();
   double total = 0.0;
   for (int64_t b = 0; b < eval_batches_; ++b) {
-    auto w = windows(data::Split::kVal, static_cast<uint64_t>(b * batch_size_), batch_size_);
-    auto logits = gpt_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
-    total += torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                                  w.slice(1, 1, context_ + 1).reshape({-1}))
+    total += next_token_loss(
+                 windows(data::Split::kVal, static_cast<uint64_t>(b * batch_size_), batch_size_))
                  .item<double>();
   }
   Metrics m;

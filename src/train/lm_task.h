@@ -40,6 +40,9 @@ class LmTask : public Task {
   torch::Tensor windows(data::Split split, uint64_t first, int64_t n) const;
 
  private:
+  torch::Tensor next_token_loss(const torch::Tensor& windows);
+  double bayes_loss(data::Split split, int64_t windows) const;
+
   std::unique_ptr<data::TokenSource> source_;
   models::Gpt gpt_{nullptr};
   torch::Device device_;
