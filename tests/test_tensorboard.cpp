@@ -105,6 +105,13 @@ const std::string kLossEvent = bytes({
     0x15, 0x00, 0x00, 0x00, 0x3F,                    //     Value.simple_value (field 2, fixed32)
 });                                                  //       0.5f = 0x3F000000
 
+TEST(TensorBoard, SessionStartEventBytes) {
+  // wall_time 1.0 (field 1, fixed64), step 6 (field 2, varint), session_log (field 7,
+  // length 2) holding status START (field 1, varint 1): what protobuf itself writes.
+  const std::string expected("\x09\x00\x00\x00\x00\x00\x00\xf0\x3f\x10\x06\x3a\x02\x08\x01", 15);
+  EXPECT_EQ(session_start_event(6, 1.0), expected);
+}
+
 TEST(TensorBoard, ScalarEventBytes) {
   EXPECT_EQ(hex(scalar_event("loss", 3, 0.5f, 1.0)), hex(kLossEvent));
 }
@@ -254,6 +261,26 @@ TEST(TensorBoard, TensorBoardReadsTheScalars) {
   // Default wall time is "now": a plausible unix time, not the -1 sentinel.
   EXPECT_EQ(lines[5].rfind("train/loss 2 1.25 1", 0), 0u) << lines[5];
   EXPECT_EQ(lines[6], "train/loss 3 nan 102.0");
+}
+
+TEST(TensorBoard, SessionStartMakesTheReaderDropLaterSteps) {
+  if (python().empty()) GTEST_SKIP() << "STOCH_PYTHON (" STOCH_PYTHON ") does not exist";
+  const std::string dir = temp_dir("tbrestart");
+  {
+    TensorBoardWriter w(dir);
+    for (int s = 1; s <= 4; ++s) w.scalar("loss", s, 1.0, 100.0 + s);
+  }
+  {
+    // A resumed run: back to step 2, then steps 3 and 4 again with new values.
+    TensorBoardWriter w(dir);
+    w.session_start(3);
+    for (int s = 3; s <= 4; ++s) w.scalar("loss", s, 2.0, 200.0 + s);
+  }
+  const Output o = run_python(kReadScalars, dir);
+  ASSERT_EQ(o.code, 0) << o.text;
+  EXPECT_NE(o.text.find("S loss 2 1.0 102.0\nS loss 3 2.0 203.0\nS loss 4 2.0 204.0\n"),
+            std::string::npos)
+      << o.text;
 }
 
 TEST(TensorBoard, ReaderChecksFrameCrcs) {

@@ -38,6 +38,10 @@ void MetricsWriter::write(int64_t step, const std::string& split,
     for (const auto& [k, v] : values) tb_->scalar(k, step, v);
 }
 
+void MetricsWriter::restart_after(int64_t step) {
+  if (tb_) tb_->session_start(step + 1);
+}
+
 void truncate_metrics_after(const std::string& path, int64_t step) {
   std::ifstream in(path);
   if (!in) return;

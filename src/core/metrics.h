@@ -23,6 +23,9 @@ class MetricsWriter {
 
   void write(int64_t step, const std::string& split, const std::map<std::string, double>& values);
 
+  // A resumed run continues after `step`: TensorBoard drops what was logged past it before.
+  void restart_after(int64_t step);
+
  private:
   std::FILE* f_ = nullptr;
   std::unique_ptr<TensorBoardWriter> tb_;

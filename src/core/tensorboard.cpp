@@ -57,7 +57,8 @@ void put_bytes(std::string& out, uint32_t field, const std::string& s) {
 }
 
 // Event fields (tensorflow/core/util/event.proto).
-constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5;
+constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5,
+                   kEventSessionLog = 7, kSessionLogStatus = 1, kSessionStart = 1;
 // Summary.value and Summary.Value fields (tensorflow/core/framework/summary.proto).
 constexpr uint32_t kSummaryValue = 1, kValueTag = 1, kValueSimpleValue = 2;
 
@@ -103,6 +104,20 @@ std::string scalar_event(const std::string& tag, int64_t step, float value, doub
   std::string e = event_header(wall_time, step);
   put_bytes(e, kEventSummary, summary);
   return e;
+}
+
+std::string session_start_event(int64_t step, double wall_time) {
+  std::string log;
+  put_tag(log, kSessionLogStatus, kVarint);
+  put_varint(log, kSessionStart);
+  std::string e = event_header(wall_time, step);
+  put_bytes(e, kEventSessionLog, log);
+  return e;
+}
+
+void TensorBoardWriter::session_start(int64_t step) {
+  write_record(session_start_event(step, now_seconds()));
+  flush();
 }
 
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {

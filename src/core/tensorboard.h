@@ -27,6 +27,10 @@ class TensorBoardWriter {
   void flush();
   const std::string& path() const { return path_; }
 
+  // Marks a restart (SessionLog START) at `step`: TensorBoard's readers then drop every value
+  // logged earlier at a step >= `step`, so a resumed run's re-logged steps replace the old ones.
+  void session_start(int64_t step);
+
  private:
   void write_record(const std::string& data);
 
@@ -40,5 +44,8 @@ std::string tfrecord_frame(const std::string& data);
 
 // Encodes an Event protobuf with one scalar summary value — exposed for tests.
 std::string scalar_event(const std::string& tag, int64_t step, float value, double wall_time);
+
+// Encodes an Event protobuf carrying SessionLog{status: START} — exposed for tests.
+std::string session_start_event(int64_t step, double wall_time);
 
 }  // namespace stoch

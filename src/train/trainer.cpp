@@ -126,6 +126,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   }
 
   MetricsWriter metrics(run_dir + "/metrics.jsonl", cfg.log.tensorboard ? run_dir + "/tb" : "");
+  if (resume) metrics.restart_after(start_step);
   const int64_t total = cfg.train.steps;
   const int64_t accum = cfg.train.grad_accum;
   const int64_t units_per_step = task->units_per_micro() * accum;
