@@ -124,6 +124,11 @@ const Node* Reader::raw(const char* key) {
   return take(key);
 }
 
+void Reader::fail_list(const Node& n, const char* key) const {
+  throw InputError(
+      str(n.where(), ": ", path(key), ": expected a list of mappings, got ", kind_name(n)));
+}
+
 Reader Reader::child_reader(const char* key) {
   const Node* n = take(key);
   return Reader(n, path(key) + ".", n ? n->where() : where_);

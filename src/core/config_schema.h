@@ -81,7 +81,23 @@ class Reader {
     child.finish();
   }
 
-  // The raw node of a key this struct reads itself (e.g. a list of hooks); null when absent.
+  // A list of structs, each read with its own visit(); items are addressed as key.<index>.
+  template <class T>
+  void list(const char* key, std::vector<T>& items, const char* doc) {
+    (void)doc;
+    const Node* n = take(key);
+    if (!n) return;
+    if (n->kind != Node::Kind::kSeq) fail_list(*n, key);
+    items.clear();
+    for (size_t i = 0; i < n->seq.size(); ++i) {
+      Reader child(&n->seq[i], path(key) + "." + std::to_string(i) + ".", n->seq[i].where());
+      items.emplace_back();
+      items.back().visit(child);
+      child.finish();
+    }
+  }
+
+  // The raw node of a key this struct reads itself; null when absent.
   const Node* raw(const char* key);
   Reader child_reader(const char* key);
 
@@ -93,6 +109,7 @@ class Reader {
  private:
   const Node* take(const char* key);
   std::string path(const char* key) const;
+  [[noreturn]] void fail_list(const Node& n, const char* key) const;
 
   const Node* node_;
   std::string prefix_;
@@ -124,6 +141,25 @@ class Printer {
     Printer child(indent_ + 2, docs_);
     sub.visit(child);
     out_ += child.text();
+  }
+
+  template <class T>
+  void list(const char* key, std::vector<T>& items, const char* doc) {
+    comment(doc);
+    if (items.empty()) {
+      out_ += pad() + key + ": []\n";
+      return;
+    }
+    out_ += pad() + key + ":\n";
+    for (auto& item : items) {
+      Printer child(indent_ + 4, docs_);
+      item.visit(child);
+      std::string text = child.text();
+      // "- " takes the place of the first item line's indentation.
+      const size_t first = text.find_first_not_of(' ');
+      text.replace(first - 2, 2, "- ");
+      out_ += text;
+    }
   }
 
   void comment(const char* doc);
@@ -165,11 +201,40 @@ class KeyLister {
     resumable.insert(child.resumable.begin(), child.resumable.end());
   }
 
+  template <class T>
+  void list(const char* key, std::vector<T>& items, const char* doc) {
+    (void)doc;
+    all.insert(prefix_ + key);
+    for (size_t i = 0; i < items.size(); ++i) {
+      KeyLister child(prefix_ + key + "." + std::to_string(i) + ".");
+      items[i].visit(child);
+      all.insert(child.all.begin(), child.all.end());
+    }
+  }
+
   std::set<std::string> all;
   std::set<std::string> resumable;
 
  private:
   std::string prefix_;
+};
+
+// A config struct chosen at run time (a task's sections, a hook's parameters): the visitors
+// reach the concrete struct's visit() through these virtual calls.
+class Visitable {
+ public:
+  virtual ~Visitable() = default;
+  virtual void accept(Reader& v) = 0;
+  virtual void accept(Printer& v) = 0;
+  virtual void accept(KeyLister& v) = 0;
+};
+
+template <class Derived>
+class VisitableOf : public Visitable {
+ public:
+  void accept(Reader& v) override { static_cast<Derived*>(this)->visit(v); }
+  void accept(Printer& v) override { static_cast<Derived*>(this)->visit(v); }
+  void accept(KeyLister& v) override { static_cast<Derived*>(this)->visit(v); }
 };
 
 }  // namespace stoch::config

@@ -17,6 +17,8 @@ void ExperimentConfig::visit(V& v) {
   v.section("schedule", schedule, "learning-rate schedule, a pure function of the step");
   v.section("train", train, "the loop: steps, batches, evaluation, checkpoints");
   v.section("log", log, "metrics and console output");
+  v.list("hooks", hooks,
+         "diagnostics run on held-out data every `every` steps, logged under diag/");
 }
 
 ExperimentConfig parse_experiment(const config::Node& root) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config_schema.h"
+#include "hooks/hook.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "train/task.h"
@@ -94,6 +95,7 @@ class ExperimentConfig {
   ScheduleConfig schedule;
   TrainConfig train;
   LogConfig log;
+  std::vector<hooks::HookSpec> hooks;
   std::shared_ptr<TaskSections> sections;  // the task's own sections, made from its registry entry
 
   template <class V>

@@ -90,6 +90,15 @@ Metrics LmTask::evaluate(int64_t /*step*/) {
   return m;
 }
 
+const hooks::LmView* LmTask::lm_view() {
+  if (!view_.gpt) {
+    view_.gpt = gpt_.get();
+    view_.source = source_.get();
+    view_.eval_windows = windows(data::Split::kVal, 0, eval_batches_ * batch_size_);
+  }
+  return &view_;
+}
+
 Metrics LmTask::data_facts() {
   Metrics m;
   if (auto h = source_->entropy_rate_nats()) {

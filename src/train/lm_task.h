@@ -31,6 +31,7 @@ class LmTask : public Task {
   Metrics evaluate(int64_t step) override;
   Metrics data_facts() override;
   std::string summary(const Metrics& last_eval) const override;
+  const hooks::LmView* lm_view() override;
 
   models::Gpt& gpt() { return gpt_; }
   const data::TokenSource& source() const { return *source_; }
@@ -48,7 +49,8 @@ class LmTask : public Task {
   torch::Device device_;
   int64_t batch_size_, context_, eval_batches_;
   bool byte_level_;
-  double bayes_val_loss_ = NAN;  // exact-conditional loss on the held-out windows, when known
+  double bayes_val_loss_ = NAN;
+  hooks::LmView view_;  // exact-conditional loss on the held-out windows, when known
 };
 
 }  // namespace stoch::train

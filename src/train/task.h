@@ -11,6 +11,7 @@
 
 #include "core/config_schema.h"
 #include "core/torch/checkpoint.h"
+#include "hooks/hook.h"
 
 namespace stoch::train {
 
@@ -42,27 +43,18 @@ class Task {
   // A few lines for the end of a run, given the last evaluation.
   virtual std::string summary(const Metrics& last_eval) const { return ""; }
 
+  // What language-model hooks may look at; null for other tasks.
+  virtual const hooks::LmView* lm_view() { return nullptr; }
+
   // Extra state for checkpoints (none for stateless tasks).
   virtual void save_state(Checkpoint& ckpt) const {}
   virtual void load_state(const Checkpoint& ckpt) {}
 };
 
 // A task's own config sections (model, data, ...), visited like every other config struct.
-class TaskSections {
- public:
-  virtual ~TaskSections() = default;
-  virtual void accept(config::Reader& v) = 0;
-  virtual void accept(config::Printer& v) = 0;
-  virtual void accept(config::KeyLister& v) = 0;
-};
-
+using TaskSections = config::Visitable;
 template <class Derived>
-class TaskSectionsOf : public TaskSections {
- public:
-  void accept(config::Reader& v) override { static_cast<Derived*>(this)->visit(v); }
-  void accept(config::Printer& v) override { static_cast<Derived*>(this)->visit(v); }
-  void accept(config::KeyLister& v) override { static_cast<Derived*>(this)->visit(v); }
-};
+using TaskSectionsOf = config::VisitableOf<Derived>;
 
 struct TaskEntry {
   std::string doc;

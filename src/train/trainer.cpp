@@ -106,6 +106,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   torch::nn::Module& model = task->model();
   AdamW optim(named_params(model), cfg.optim);
   CheckpointStore store(run_dir);
+  std::vector<std::unique_ptr<hooks::Hook>> hook_list;
+  for (const auto& spec : cfg.hooks) {
+    const auto& entry = registry<hooks::HookEntry>().get(spec.name, "hooks.name");
+    if (entry.needs_lm && !task->lm_view())
+      throw InputError(
+          stoch::str("hooks: ", spec.name, " needs a language model, but task is ", cfg.task));
+    hook_list.push_back(entry.make(*spec.params));
+  }
   if (on_ready) on_ready();
 
   int64_t start_step = 0;
@@ -116,6 +124,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       optim.load_state(ckpt->tensors["optimizer"]);
       restore_rng(ckpt->tensors["rng"], device);
       task->load_state(*ckpt);
+      for (size_t i = 0; i < hook_list.size(); ++i) {
+        auto it = ckpt->tensors.find(stoch::str("hook", i));
+        if (it != ckpt->tensors.end()) hook_list[i]->load_state(it->second);
+      }
       start_step = ckpt->state.at("step").get<int64_t>();
       elapsed_before = ckpt->state.value("elapsed_s", 0.0);
       log::info(stoch::str("resumed from ", ckpt->dir, " (step ", start_step, ")"));
@@ -153,6 +165,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                {"elapsed_s", elapsed_before},
                {"task", cfg.task}};
     task->save_state(c);
+    for (size_t i = 0; i < hook_list.size(); ++i) {
+      auto s = hook_list[i]->state();
+      if (!s.empty()) c.tensors[stoch::str("hook", i)] = std::move(s);
+    }
     const std::string dir = store.save(c, static_cast<int>(cfg.train.keep_last));
     log::info(stoch::str("checkpoint ", dir));
   };
@@ -223,6 +239,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 
     if ((cfg.train.eval_every > 0 && done % cfg.train.eval_every == 0) || done == total) {
       evaluate(done);
+      model.train();
+    }
+    for (size_t i = 0; i < hook_list.size(); ++i) {
+      if (done % cfg.hooks[i].every != 0 && done != total) continue;
+      torch::NoGradGuard no_grad;
+      model.eval();
+      const hooks::HookContext ctx{done, &model, task->lm_view()};
+      metrics.write(done, "diag", hook_list[i]->run(ctx));
       model.train();
     }
     if (const int sig = stop_requested()) {

@@ -1,0 +1,124 @@
+// Hook "entropy": how the model's predictive distributions compare with what they predict.
+// On the held-out windows, from logits z and p = softmax(z):
+//   diag/nll          mean -log p(x_{t+1})
+//   diag/entropy      mean H(p) = logsumexp(z) - sum p z
+//   diag/calibration_gap  nll - entropy (positive: over-confident on average)
+//   diag/align, diag/uniformity   the split nll = -z[x_{t+1}] + logsumexp(z)
+//   diag/nll_pos<k>, diag/entropy_pos<k>   the same over position buckets (early to late)
+//   diag/nll_freq<k>  nll of targets grouped by how often the token occurs (0: most frequent)
+// With a source that knows its exact conditionals q, also
+//   diag/true_entropy mean H(q), and diag/kl mean KL(q || p): nll = true_entropy + kl + noise.
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/strings.h"
+#include "hooks/hook.h"
+
+namespace stoch::hooks {
+namespace {
+
+struct EntropyParams : config::VisitableOf<EntropyParams> {
+  int64_t position_buckets = 4;
+  int64_t frequency_buckets = 4;
+  int64_t max_windows = 0;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("position_buckets", position_buckets, "groups of positions for the per-position breakdown",
+      Spec().at_least(1));
+    v("frequency_buckets", frequency_buckets,
+      "groups of tokens by frequency for the per-frequency breakdown", Spec().at_least(1));
+    v("max_windows", max_windows, "held-out windows to use; 0 uses all of the evaluation set",
+      Spec().at_least(0));
+  }
+};
+
+class EntropyHook : public Hook {
+ public:
+  explicit EntropyHook(const EntropyParams& p) : p_(p) {}
+
+  Metrics run(const HookContext& ctx) override {
+    const LmView& lm = *ctx.lm;
+    auto windows = lm.eval_windows;
+    if (p_.max_windows > 0 && p_.max_windows < windows.size(0))
+      windows = windows.slice(0, 0, p_.max_windows);
+    const int64_t T = windows.size(1) - 1;
+    const auto x = windows.slice(1, 0, T), y = windows.slice(1, 1, T + 1);
+
+    // Per-position values, [N, T], in float64 so means over many positions stay exact.
+    const auto z = lm.gpt->forward(x).to(torch::kDouble);
+    const int64_t V = lm.source ? lm.source->vocab_size() : z.size(-1);
+    const auto zs = z.slice(-1, 0, V);  // padded vocabulary entries the data never uses are ignored
+    const auto lse = torch::logsumexp(zs, -1);
+    const auto logp = zs - lse.unsqueeze(-1);
+    const auto p = logp.exp();
+    const auto zy = zs.gather(-1, y.unsqueeze(-1)).squeeze(-1);
+    const auto nll = lse - zy;
+    const auto entropy = lse - (p * zs).sum(-1);
+
+    Metrics m;
+    m["diag/nll"] = nll.mean().item<double>();
+    m["diag/entropy"] = entropy.mean().item<double>();
+    m["diag/calibration_gap"] = m["diag/nll"] - m["diag/entropy"];
+    m["diag/align"] = (-zy).mean().item<double>();
+    m["diag/uniformity"] = lse.mean().item<double>();
+
+    for (int64_t b = 0; b < p_.position_buckets; ++b) {
+      const int64_t lo = b * T / p_.position_buckets, hi = (b + 1) * T / p_.position_buckets;
+      if (hi <= lo) continue;
+      m[stoch::str("diag/nll_pos", b)] = nll.slice(1, lo, hi).mean().item<double>();
+      m[stoch::str("diag/entropy_pos", b)] = entropy.slice(1, lo, hi).mean().item<double>();
+    }
+
+    // Token frequency ranks from the targets themselves: bucket 0 holds the most frequent tokens.
+    const auto counts = torch::bincount(y.reshape({-1}).cpu(), {}, V);
+    const auto order = std::get<1>(counts.sort(/*dim=*/0, /*descending=*/true));
+    auto rank = torch::empty_like(order);
+    rank.index_put_({order}, torch::arange(V, order.options()));
+    const auto bucket =
+        (rank * p_.frequency_buckets / V).to(y.device()).index_select(0, y.reshape({-1}));
+    const auto flat_nll = nll.reshape({-1});
+    for (int64_t b = 0; b < p_.frequency_buckets; ++b) {
+      const auto mask = bucket == b;
+      if (mask.sum().item<int64_t>() == 0) continue;
+      m[stoch::str("diag/nll_freq", b)] = flat_nll.masked_select(mask).mean().item<double>();
+    }
+
+    if (lm.source) add_exact(lm, windows, logp, m);
+    return m;
+  }
+
+ private:
+  // Row t + 1 of the exact conditionals is the true distribution of the target at position t.
+  static void add_exact(const LmView& lm, const torch::Tensor& windows, const torch::Tensor& logp,
+                        Metrics& m) {
+    const auto cpu = windows.to(torch::kInt).cpu().contiguous();
+    const int64_t N = cpu.size(0), L = cpu.size(1), V = lm.source->vocab_size();
+    auto q = torch::empty({N, L - 1, V}, torch::kDouble);
+    for (int64_t n = 0; n < N; ++n) {
+      const auto rows = lm.source->exact_conditionals(cpu[n].data_ptr<int32_t>(), L);
+      if (rows.empty()) return;
+      std::memcpy(q[n].data_ptr<double>(), rows.data() + V, sizeof(double) * (L - 1) * V);
+    }
+    q = q.to(logp.device());
+    const auto logq = torch::log(q.clamp_min(1e-300));
+    m["diag/true_entropy"] = (-(q * logq).sum(-1)).mean().item<double>();
+    m["diag/kl"] = (q * (logq - logp)).sum(-1).mean().item<double>();
+  }
+
+  EntropyParams p_;
+};
+
+const bool registered = registry<HookEntry>().add(
+    "entropy",
+    HookEntry{"predictive entropy, calibration and (with exact data) KL to the truth", true,
+              [] { return std::make_shared<EntropyParams>(); },
+              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
+                return std::make_unique<EntropyHook>(dynamic_cast<const EntropyParams&>(p));
+              }});
+
+}  // namespace
+}  // namespace stoch::hooks

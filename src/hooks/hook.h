@@ -1,0 +1,74 @@
+// Diagnostics that watch training without touching it. A hook is one file plus one registry
+// entry; the config lists them under `hooks:` as {name, every, ...its own parameters}. Hooks
+// run under no-grad with the model in eval mode, draw no random numbers from the training
+// streams, and log under diag/... (so a run with and without them has the same loss curve).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/config_schema.h"
+#include "core/registry.h"
+#include "core/torch/safetensors.h"
+#include "data/token_source.h"
+#include "models/gpt.h"
+
+namespace stoch::hooks {
+
+using Metrics = std::map<std::string, double>;
+
+// What a language-model hook may look at.
+struct LmView {
+  models::GptImpl* gpt = nullptr;
+  const data::TokenSource* source = nullptr;  // for exact conditionals, when it knows them
+  torch::Tensor eval_windows;                 // [N, context + 1] held-out token ids
+};
+
+struct HookContext {
+  int64_t step = 0;
+  torch::nn::Module* model = nullptr;
+  const LmView* lm = nullptr;  // null unless the task is a language model
+};
+
+class Hook {
+ public:
+  virtual ~Hook() = default;
+  virtual Metrics run(const HookContext& ctx) = 0;
+  // State that must survive a resume (probe weights, count tables); empty when stateless.
+  virtual TensorList state() const { return {}; }
+  virtual void load_state(const TensorList& saved) {}
+};
+
+struct HookEntry {
+  std::string doc;
+  bool needs_lm = false;
+  std::function<std::shared_ptr<config::Visitable>()> make_params;
+  std::function<std::unique_ptr<Hook>(const config::Visitable& params)> make;
+};
+
+// One entry of the `hooks:` list.
+struct HookSpec {
+  std::string name;
+  int64_t every = 100;
+  std::shared_ptr<config::Visitable> params;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("name", name, "which diagnostic", Spec().one_of(registry<HookEntry>().names()));
+    v("every", every, "run every this many steps (and at the last step)",
+      Spec().at_least(1).on_resume());
+    if (!params) {
+      if (name.empty())
+        throw InputError("hooks: every entry needs a name (see `stoch config` for the list)");
+      params = registry<HookEntry>().get(name, "hooks.name").make_params();
+    }
+    params->accept(v);
+  }
+};
+
+}  // namespace stoch::hooks

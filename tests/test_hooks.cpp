@@ -1,0 +1,111 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/config_tree.h"
+#include "data/markov_source.h"
+#include "hooks/hook.h"
+#include "models/gpt.h"
+#include "test_util.h"
+#include "train/experiment.h"
+
+namespace stoch {
+namespace {
+
+std::unique_ptr<hooks::Hook> make_hook(const std::string& yaml) {
+  auto cfg = train::parse_experiment(config::parse_text("task: lm\nhooks:\n" + yaml, "t"));
+  const auto& spec = cfg.hooks.at(0);
+  return registry<hooks::HookEntry>().get(spec.name, "hooks.name").make(*spec.params);
+}
+
+TEST(EntropyHook, ExactKlAndEntropiesMatchBruteForce) {
+  torch::manual_seed(0);
+  data::MarkovSource source(5, 1, 0.5, 3);
+  models::GptConfig c;
+  c.vocab_size = 5;
+  c.context = 8;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.d_model = 16;
+  models::Gpt gpt(c);
+  gpt->eval();
+  const int64_t N = 6, L = 9;
+  auto windows = torch::empty({N, L}, torch::kInt);
+  for (int64_t n = 0; n < N; ++n)
+    source.window(data::Split::kVal, n, L, windows[n].data_ptr<int32_t>());
+  hooks::LmView view{gpt.get(), &source, windows.to(torch::kLong)};
+  torch::NoGradGuard no_grad;
+  const auto m = make_hook("  - {name: entropy, every: 1}\n")->run({0, gpt.get(), &view});
+
+  // Brute force, one position at a time.
+  const auto logits = gpt->forward(windows.to(torch::kLong).slice(1, 0, L - 1)).to(torch::kDouble);
+  double kl = 0, true_h = 0, h = 0, nll = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const auto q = source.exact_conditionals(windows[n].data_ptr<int32_t>(), L);
+    for (int64_t t = 0; t < L - 1; ++t) {
+      std::vector<double> p(5);
+      double zmax = -1e300, sum = 0;
+      for (int v = 0; v < 5; ++v) zmax = std::max(zmax, logits[n][t][v].item<double>());
+      for (int v = 0; v < 5; ++v) sum += p[v] = std::exp(logits[n][t][v].item<double>() - zmax);
+      for (int v = 0; v < 5; ++v) {
+        p[v] /= sum;
+        const double qv = q[(t + 1) * 5 + v];
+        kl += qv * std::log(qv / p[v]);
+        true_h -= qv * std::log(qv);
+        h -= p[v] * std::log(p[v]);
+      }
+      nll -= std::log(p[windows[n][t + 1].item<int32_t>()]);
+    }
+  }
+  const double positions = N * (L - 1);
+  EXPECT_NEAR(m.at("diag/kl"), kl / positions, 1e-9);
+  EXPECT_NEAR(m.at("diag/true_entropy"), true_h / positions, 1e-9);
+  EXPECT_NEAR(m.at("diag/entropy"), h / positions, 1e-9);
+  EXPECT_NEAR(m.at("diag/nll"), nll / positions, 1e-9);
+  EXPECT_NEAR(m.at("diag/calibration_gap"), (nll - h) / positions, 1e-9);
+  EXPECT_NEAR(m.at("diag/align") + m.at("diag/uniformity"), m.at("diag/nll"), 1e-9);
+  EXPECT_TRUE(m.count("diag/nll_pos3"));
+  EXPECT_TRUE(m.count("diag/nll_freq0"));
+}
+
+TEST(Hooks, ConfigErrorsNameTheEntry) {
+  EXPECT_THROW(make_hook("  - {name: entropyy, every: 1}\n"), InputError);
+  try {
+    make_hook("  - {name: entropy, every: 1, position_bucket: 3}\n");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "unknown key hooks.0.position_bucket (did you mean hooks.0.position_buckets?)"),
+              std::string::npos)
+        << e.what();
+  }
+  auto cfg = train::parse_experiment(
+      config::parse_text("task: lm\nhooks:\n  - {name: entropy, every: 7, max_windows: 3}\n", "t"));
+  const std::string yaml = train::to_yaml(cfg, true);
+  auto again = train::parse_experiment(config::parse_text(yaml, "printed"));
+  EXPECT_EQ(train::to_yaml(again, true), yaml);
+  EXPECT_EQ(again.hooks.at(0).every, 7);
+}
+
+TEST(Hooks, DoNotChangeTheTrainingTrajectory) {
+  const std::string dir = test::temp_dir("hooks");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(12));
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/plain").code, 0);
+  test::write_text(dir + "/h.yaml",
+                   test::tiny_lm_config(12) + "hooks:\n  - {name: entropy, every: 2}\n");
+  const auto r = test::run_stoch("train " + dir + "/h.yaml --run-dir " + dir + "/hooked");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));
+  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/kl").size(), 6u);
+}
+
+TEST(Hooks, LanguageModelHookOnAnotherTaskIsAnInputError) {
+  const std::string dir = test::temp_dir("hooks");
+  test::write_text(dir + "/c.yaml", "task: value_regression\nhooks:\n  - {name: entropy}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("hooks: entropy needs a language model"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+}  // namespace
+}  // namespace stoch
