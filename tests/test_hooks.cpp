@@ -4,6 +4,7 @@
 #include "core/config_tree.h"
 #include "data/markov_source.h"
 #include "hooks/hook.h"
+#include "hooks/rank.h"
 #include "models/gpt.h"
 #include "test_util.h"
 #include "train/experiment.h"
@@ -105,6 +106,57 @@ TEST(Hooks, LanguageModelHookOnAnotherTaskIsAnInputError) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("hooks: entropy needs a language model"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+TEST(RepresentationHealth, RanksOfConstructedFeatures) {
+  // Features U diag(s) V^T with chosen singular values.
+  torch::manual_seed(1);
+  const auto u = std::get<0>(torch::linalg_qr(torch::randn({200, 6}, torch::kDouble)));
+  const auto v = std::get<0>(torch::linalg_qr(torch::randn({6, 6}, torch::kDouble)));
+  const auto make = [&](std::vector<double> s) {
+    return torch::matmul(u * torch::tensor(s, torch::kDouble), v.t());
+  };
+  EXPECT_EQ(hooks::srank(make({1, 1, 1, 1, 1, 1})), 6);
+  EXPECT_NEAR(hooks::effective_rank(make({1, 1, 1, 1, 1, 1})), 6.0, 1e-9);
+  // 95 + 4 of 100 reach 99%: srank 2 at delta 0.01; the tail of 1% is cut.
+  EXPECT_EQ(hooks::srank(make({95, 4, 0.4, 0.3, 0.2, 0.1})), 2);
+  EXPECT_EQ(hooks::srank(make({95, 4, 0.4, 0.3, 0.2, 0.1}), 0.0005), 6);
+  EXPECT_EQ(hooks::srank(make({95, 4, 0.4, 0.3, 0.2, 0.1}), 0.005), 4);
+  EXPECT_NEAR(hooks::effective_rank(make({1, 1, 0, 0, 0, 0})), 2.0, 1e-6);
+}
+
+TEST(RepresentationHealth, DormantShareCountsSilentUnits) {
+  auto a = torch::rand({50, 8}, torch::kDouble) + 0.5;
+  a.select(1, 2).zero_();
+  a.select(1, 5).mul_(0.001);  // alive on paper, but far below tau of the layer mean
+  EXPECT_DOUBLE_EQ(hooks::dormant_share(a, 0.025), 2.0 / 8.0);
+  EXPECT_DOUBLE_EQ(hooks::dormant_share(a, 0.0), 1.0 / 8.0);
+}
+
+TEST(Hooks, ValueHooksLogAndLeaveTrainingAlone) {
+  const std::string dir = test::temp_dir("vhooks");
+  const std::string base =
+      "task: value_regression\nrun: {threads: 1}\nmodel: {hidden: [32, 32]}\n"
+      "data: {num_inputs: 64, input_shape: [4], offsets: [0], frequency: 3.0}\n"
+      "value: {loss: hl_gauss, num_bins: 21, v_min: -3, v_max: 3}\n"
+      "train: {steps: 12, batch_size: 16, eval_every: 6, ckpt_every: 0}\nlog: {every: 1}\n";
+  test::write_text(dir + "/c.yaml", base);
+  test::write_text(dir + "/h.yaml",
+                   base +
+                       "hooks:\n  - {name: representation, every: 4}\n"
+                       "  - {name: value_head, every: 4}\n  - {name: norms, every: 4}\n");
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/plain").code, 0);
+  const auto r = test::run_stoch("train " + dir + "/h.yaml --run-dir " + dir + "/hooked");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));
+  const auto srank = test::metric_by_step(dir + "/hooked", "diag", "diag/srank");
+  ASSERT_EQ(srank.size(), 3u);  // steps 4, 8, 12
+  EXPECT_GE(srank.at(12), 1.0);
+  EXPECT_LE(srank.at(12), 32.0);
+  const auto entropy = test::metric_by_step(dir + "/hooked", "diag", "diag/head_entropy");
+  EXPECT_GT(entropy.at(12), 0.0);
+  EXPECT_LT(entropy.at(12), std::log(21.0));
+  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/grad_norm/head").size(), 3u);
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include "core/torch/safetensors.h"
 #include "data/token_source.h"
 #include "models/gpt.h"
+#include "models/value_net.h"
+#include "value/value_loss.h"
 
 namespace stoch::hooks {
 
@@ -28,10 +30,19 @@ struct LmView {
   torch::Tensor eval_windows;                 // [N, context + 1] held-out token ids
 };
 
+// What a value-network hook may look at.
+struct ValueView {
+  models::ValueNetImpl* net = nullptr;
+  const value::ValueLoss* loss = nullptr;
+  torch::Tensor eval_inputs;                                // [N, ...input shape]
+  std::function<torch::Tensor(int64_t step)> eval_targets;  // [N] targets at a step; may be empty
+};
+
 struct HookContext {
   int64_t step = 0;
   torch::nn::Module* model = nullptr;
-  const LmView* lm = nullptr;  // null unless the task is a language model
+  const LmView* lm = nullptr;        // null unless the task is a language model
+  const ValueView* value = nullptr;  // null unless the task trains a value network
 };
 
 class Hook {
@@ -45,7 +56,7 @@ class Hook {
 
 struct HookEntry {
   std::string doc;
-  bool needs_lm = false;
+  std::string needs;  // "lm", "value", or "" for any model
   std::function<std::shared_ptr<config::Visitable>()> make_params;
   std::function<std::unique_ptr<Hook>(const config::Visitable& params)> make;
 };

@@ -27,6 +27,15 @@ class CnnTorso : public Torso {
     for (const auto& c : *convs_) h = activate(c->as<torch::nn::Conv2d>()->forward(h), activation_);
     return h.flatten(1);
   }
+  std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) override {
+    std::vector<torch::Tensor> out;
+    auto h = x;
+    for (const auto& c : *convs_) {
+      h = activate(c->as<torch::nn::Conv2d>()->forward(h), activation_);
+      out.push_back(h.abs().mean({2, 3}));
+    }
+    return out;
+  }
   int64_t features() const override { return features_; }
 
  private:

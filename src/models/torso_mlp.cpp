@@ -22,11 +22,15 @@ class MlpTorso : public Torso {
     }
     features_ = in;
   }
-  torch::Tensor forward(const torch::Tensor& x) override {
+  torch::Tensor forward(const torch::Tensor& x) override { return hidden_units(x).back(); }
+  std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) override {
+    std::vector<torch::Tensor> out;
     auto h = x.flatten(1);
-    for (const auto& l : *layers_)
+    for (const auto& l : *layers_) {
       h = activate(l->as<torch::nn::Linear>()->forward(h), activation_);
-    return h;
+      out.push_back(h);
+    }
+    return out;
   }
   int64_t features() const override { return features_; }
 

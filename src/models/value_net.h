@@ -44,6 +44,9 @@ class Torso : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
   virtual int64_t features() const = 0;
+  // Each hidden layer's units after their nonlinearity, as [B, units] (a conv layer's units are
+  // its channels, averaged over positions): what dormant-neuron counts look at.
+  virtual std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) { return {forward(x)}; }
 };
 
 // input_shape: [D] for mlp, [C, H, W] for cnn, [T, D] for transformer (a sequence of T vectors).
@@ -60,6 +63,9 @@ class ValueNetImpl : public torch::nn::Module {
                int64_t head_outputs);
 
   torch::Tensor features(const torch::Tensor& x) { return torso_->forward(x); }
+  std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) {
+    return torso_->hidden_units(x);
+  }
   torch::Tensor head(const torch::Tensor& f) { return head_->forward(f); }
   torch::Tensor forward(const torch::Tensor& x) { return head(features(x)); }
 

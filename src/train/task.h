@@ -45,6 +45,8 @@ class Task {
 
   // What language-model hooks may look at; null for other tasks.
   virtual const hooks::LmView* lm_view() { return nullptr; }
+  // What value-network hooks may look at; null for other tasks.
+  virtual const hooks::ValueView* value_view() { return nullptr; }
 
   // Extra state for checkpoints (none for stateless tasks).
   virtual void save_state(Checkpoint& ckpt) const {}

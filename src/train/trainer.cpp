@@ -109,9 +109,11 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   std::vector<std::unique_ptr<hooks::Hook>> hook_list;
   for (const auto& spec : cfg.hooks) {
     const auto& entry = registry<hooks::HookEntry>().get(spec.name, "hooks.name");
-    if (entry.needs_lm && !task->lm_view())
-      throw InputError(
-          stoch::str("hooks: ", spec.name, " needs a language model, but task is ", cfg.task));
+    if ((entry.needs == "lm" && !task->lm_view()) ||
+        (entry.needs == "value" && !task->value_view()))
+      throw InputError(stoch::str("hooks: ", spec.name, " needs a ",
+                                  entry.needs == "lm" ? "language model" : "value network",
+                                  ", but task is ", cfg.task));
     hook_list.push_back(entry.make(*spec.params));
   }
   if (on_ready) on_ready();
@@ -245,7 +247,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       if (done % cfg.hooks[i].every != 0 && done != total) continue;
       torch::NoGradGuard no_grad;
       model.eval();
-      const hooks::HookContext ctx{done, &model, task->lm_view()};
+      const hooks::HookContext ctx{done, &model, task->lm_view(), task->value_view()};
       metrics.write(done, "diag", hook_list[i]->run(ctx));
       model.train();
     }

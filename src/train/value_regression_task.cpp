@@ -115,6 +115,18 @@ Metrics ValueRegressionTask::evaluate(int64_t step) {
   return m;
 }
 
+const hooks::ValueView* ValueRegressionTask::value_view() {
+  if (!view_.net) {
+    view_.net = net_.get();
+    view_.loss = loss_.get();
+    view_.eval_inputs = inputs_;
+    view_.eval_targets = [this](int64_t step) {
+      return targets_[phase_of_step(std::max<int64_t>(step - 1, 0))] + data_.noise / 2;
+    };
+  }
+  return &view_;
+}
+
 std::string ValueRegressionTask::summary(const Metrics& last_eval) const {
   auto it = last_eval.find("fit/mse");
   if (it == last_eval.end()) return "";

@@ -70,6 +70,7 @@ class ValueRegressionTask : public Task {
   std::string rate_name() const override { return "samples_per_s"; }
   Metrics evaluate(int64_t step) override;
   std::string summary(const Metrics& last_eval) const override;
+  const hooks::ValueView* value_view() override;
 
   int64_t phase_of_step(int64_t step) const;
   const torch::Tensor& inputs() const { return inputs_; }
@@ -84,6 +85,7 @@ class ValueRegressionTask : public Task {
   torch::Tensor targets_;  // [P, N]
   std::unique_ptr<value::ValueLoss> loss_;
   models::ValueNet net_{nullptr};
+  hooks::ValueView view_;
 };
 
 }  // namespace stoch::train

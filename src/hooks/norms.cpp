@@ -1,0 +1,49 @@
+// Hook "norms": L2 norms of the weights and of the last step's gradients, per layer group (a
+// parameter's name without its last component: "torso.layers.0", "blocks.1.attn.qkv"), as
+// diag/weight_norm/<group> and diag/grad_norm/<group>. Works on any model.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "hooks/hook.h"
+
+namespace stoch::hooks {
+namespace {
+
+struct NormsParams : config::VisitableOf<NormsParams> {
+  template <class V>
+  void visit(V& v) {
+    (void)v;
+  }
+};
+
+class NormsHook : public Hook {
+ public:
+  Metrics run(const HookContext& ctx) override {
+    std::map<std::string, std::pair<double, double>> sq;  // group -> (weights, grads) squared
+    for (const auto& item : ctx.model->named_parameters()) {
+      const std::string& name = item.key();
+      const auto dot = name.rfind('.');
+      auto& acc = sq[dot == std::string::npos ? name : name.substr(0, dot)];
+      acc.first += item.value().to(torch::kDouble).pow(2).sum().item<double>();
+      if (item.value().grad().defined())
+        acc.second += item.value().grad().to(torch::kDouble).pow(2).sum().item<double>();
+    }
+    Metrics m;
+    for (const auto& [group, v] : sq) {
+      m["diag/weight_norm/" + group] = std::sqrt(v.first);
+      m["diag/grad_norm/" + group] = std::sqrt(v.second);
+    }
+    return m;
+  }
+};
+
+const bool registered = registry<HookEntry>().add(
+    "norms", HookEntry{"weight and gradient norms per layer group", "",
+                       [] { return std::make_shared<NormsParams>(); },
+                       [](const config::Visitable&) -> std::unique_ptr<Hook> {
+                         return std::make_unique<NormsHook>();
+                       }});
+
+}  // namespace
+}  // namespace stoch::hooks
