@@ -5,6 +5,7 @@
 #include "data/markov_source.h"
 #include "hooks/hook.h"
 #include "hooks/rank.h"
+#include "hooks/spectral.h"
 #include "models/gpt.h"
 #include "test_util.h"
 #include "train/experiment.h"
@@ -68,6 +69,33 @@ TEST(EntropyHook, ExactKlAndEntropiesMatchBruteForce) {
   EXPECT_TRUE(m.count("diag/nll_freq0"));
 }
 
+TEST(SpectralAlignment, OneForTheTopEigenspaceNearTheNullForRandom) {
+  torch::manual_seed(4);
+  const int64_t N = 400, k = 24;
+  // Prototypes with a decaying spectrum, centred like the hook centres them.
+  auto G = torch::matmul(torch::randn({N, k}, torch::kDouble),
+                         torch::diag(torch::pow(0.8, torch::arange(k, torch::kDouble))));
+  G = G - G.mean(0, true);
+  const auto U = std::get<0>(torch::linalg_svd(G, false));
+  // H spans exactly the top-8 eigenspace of K = G G^T, in a scrambled basis.
+  const auto aligned = torch::matmul(U.slice(1, 0, 8), torch::randn({8, 8}, torch::kDouble));
+  const auto m = hooks::spectral_alignment(aligned, G, 1e-15, "");
+  EXPECT_NEAR(m.at("kyfan_r8"), 1.0, 1e-6);
+  EXPECT_NEAR(m.at("overlap_r8"), 1.0, 1e-6);
+  EXPECT_NEAR(m.at("cca_r8"), 1.0, 1e-6);
+
+  const auto random = torch::randn({N, 8}, torch::kDouble);
+  const auto r = hooks::spectral_alignment(random, G, 1e-9, "");
+  const auto null = hooks::spectral_alignment(
+      random, G.index_select(0, torch::randperm(N, torch::kLong)), 1e-9, "");
+  EXPECT_LT(r.at("kyfan_r8"), 0.2);
+  EXPECT_NEAR(r.at("kyfan_r8"), null.at("kyfan_r8"), 0.1);
+  EXPECT_LT(r.at("overlap_r8"), 0.2);
+  EXPECT_LT(r.at("cka"), 0.2);
+  EXPECT_GT(m.at("cka"), r.at("cka"));
+  EXPECT_GT(m.at("k_effective_rank"), 1.0);
+}
+
 TEST(Hooks, ConfigErrorsNameTheEntry) {
   EXPECT_THROW(make_hook("  - {name: entropyy, every: 1}\n"), InputError);
   try {
@@ -92,11 +120,19 @@ TEST(Hooks, DoNotChangeTheTrainingTrajectory) {
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(12));
   ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/plain").code, 0);
   test::write_text(dir + "/h.yaml",
-                   test::tiny_lm_config(12) + "hooks:\n  - {name: entropy, every: 2}\n");
+                   test::tiny_lm_config(12) +
+                       "hooks:\n  - {name: entropy, every: 2}\n"
+                       "  - {name: spectral, every: 4}\n  - {name: norms, every: 4}\n");
   const auto r = test::run_stoch("train " + dir + "/h.yaml --run-dir " + dir + "/hooked");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));
   EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/kl").size(), 6u);
+  const auto kyfan = test::metric_by_step(dir + "/hooked", "diag", "diag/spectral/kyfan_r8");
+  ASSERT_EQ(kyfan.size(), 3u);
+  EXPECT_GE(kyfan.at(12), 0.0);
+  EXPECT_LE(kyfan.at(12), 1.0 + 1e-9);
+  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/spectral/prototypes_exact").at(12),
+            1.0);
 }
 
 TEST(Hooks, LanguageModelHookOnAnotherTaskIsAnInputError) {

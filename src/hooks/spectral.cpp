@@ -1,0 +1,113 @@
+// Hook "spectral": does the representation align with the predictive similarity operator?
+// ("A Markov Categorical Framework for Language Modeling": NLL training acts as implicit
+// spectral contrastive learning.) On N held-out positions, in float64:
+//   H     [N, d] final hidden states,   G = row-normalised unembedding [V, d],
+//   Gbar  [N, d] prototypes P G, with P the exact data conditionals (source: exact), the model's
+//         softmax (plug-in) or one-hot next tokens (one_hot); both centred.
+//   K = Gbar Gbar^T (never formed: its spectrum comes from the SVD of Gbar).
+// Logged (r in {8, 16, 32, 64} up to d), each also against a permutation null (rows of Gbar
+// shuffled) as .../null:
+//   diag/spectral/k_effective_rank      exp entropy of K's normalised eigenvalues
+//   diag/spectral/kyfan_r<r>            top-r eigenvalues of Hw^T K Hw / N over K's top r, in [0,
+//   1] diag/spectral/overlap_r<r>          ||U_H,r^T U_G,r||_F^2 / r for the top-r singular
+//   subspaces diag/spectral/cca_r<r>              mean of the top r canonical correlations of H and
+//   Gbar diag/spectral/cka                   linear CKA(H, Gbar)
+// Costs O(N d^2): no N x N matrix is formed.
+#include <torch/torch.h>
+
+#include <cstring>
+
+#include "core/strings.h"
+#include "hooks/hook.h"
+#include "hooks/spectral.h"
+
+namespace stoch::hooks {
+namespace {
+
+struct SpectralParams : config::VisitableOf<SpectralParams> {
+  std::string prototypes = "exact";
+  int64_t max_positions = 4096;
+  double eps = 1e-6;
+  int64_t seed = 0;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("prototypes", prototypes,
+      "P in Gbar = P G: exact data conditionals (else plug-in), plug_in, one_hot",
+      Spec().one_of({"exact", "plug_in", "one_hot"}));
+    v("max_positions", max_positions, "held-out positions N (at least 8 d recommended)",
+      Spec().at_least(2));
+    v("eps", eps, "ridge added to the covariance of H before whitening", Spec().above(0));
+    v("seed", seed, "seed of the permutation null (its own generator)", Spec().at_least(0));
+  }
+};
+
+class SpectralHook : public Hook {
+ public:
+  explicit SpectralHook(const SpectralParams& p) : p_(p) {}
+
+  Metrics run(const HookContext& ctx) override {
+    const LmView& lm = *ctx.lm;
+    const int64_t L = lm.eval_windows.size(1), T = L - 1;
+    const int64_t n_windows =
+        std::max<int64_t>(1, std::min(lm.eval_windows.size(0), (p_.max_positions + T - 1) / T));
+    const auto w = lm.eval_windows.slice(0, 0, n_windows);
+    const auto h = lm.gpt->hidden(w.slice(1, 0, T));
+    const int64_t V = lm.source ? lm.source->vocab_size() : lm.gpt->config().vocab_size;
+    auto G = lm.gpt->wte->weight.slice(0, 0, V).to(torch::kDouble).cpu();
+    G = G / G.norm(2, 1, true).clamp_min(1e-12);
+
+    torch::Tensor P;
+    std::string used = p_.prototypes;
+    if (used == "exact") {
+      P = exact_rows(lm, w);
+      if (!P.defined()) used = "plug_in";
+    }
+    if (used == "plug_in")
+      P = torch::softmax(lm.gpt->logits(h).slice(-1, 0, V).to(torch::kDouble), -1).cpu();
+    if (used == "one_hot") P = torch::one_hot(w.slice(1, 1, L), V).to(torch::kDouble).cpu();
+
+    const int64_t N = std::min(p_.max_positions, n_windows * T);
+    const auto H = h.to(torch::kDouble).cpu().reshape({-1, h.size(-1)}).slice(0, 0, N);
+    const auto Gbar = torch::matmul(P.reshape({-1, V}).slice(0, 0, N), G);
+
+    Metrics m = spectral_alignment(H, Gbar, p_.eps, "diag/spectral/");
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(p_.seed) +
+                                                        static_cast<uint64_t>(ctx.step));
+    const auto perm = torch::randperm(N, gen, torch::kLong);
+    for (const auto& [k, v] :
+         spectral_alignment(H, Gbar.index_select(0, perm), p_.eps, "diag/spectral/"))
+      if (k != "diag/spectral/k_effective_rank") m[k + "/null"] = v;
+    m["diag/spectral/prototypes_exact"] = used == "exact" ? 1.0 : 0.0;
+    return m;
+  }
+
+ private:
+  // Exact conditionals of each target position: [n, T, V], or undefined when unknown.
+  static torch::Tensor exact_rows(const LmView& lm, const torch::Tensor& w) {
+    if (!lm.source) return {};
+    const auto cpu = w.to(torch::kInt).cpu().contiguous();
+    const int64_t n = cpu.size(0), L = cpu.size(1), V = lm.source->vocab_size();
+    auto q = torch::empty({n, L - 1, V}, torch::kDouble);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto rows = lm.source->exact_conditionals(cpu[i].data_ptr<int32_t>(), L);
+      if (rows.empty()) return {};
+      std::memcpy(q[i].data_ptr<double>(), rows.data() + V, sizeof(double) * (L - 1) * V);
+    }
+    return q;
+  }
+
+  SpectralParams p_;
+};
+
+const bool registered = registry<HookEntry>().add(
+    "spectral",
+    HookEntry{"alignment of hidden states with the predictive similarity operator", "lm",
+              [] { return std::make_shared<SpectralParams>(); },
+              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
+                return std::make_unique<SpectralHook>(dynamic_cast<const SpectralParams&>(p));
+              }});
+
+}  // namespace
+}  // namespace stoch::hooks

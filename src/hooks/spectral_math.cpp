@@ -1,0 +1,61 @@
+#include <torch/torch.h>
+
+#include "core/strings.h"
+#include "hooks/spectral.h"
+
+namespace stoch::hooks {
+
+std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const at::Tensor& G_in,
+                                                 double eps, const std::string& prefix) {
+  const auto H = H_in.to(torch::kDouble) - H_in.to(torch::kDouble).mean(0, true);
+  const auto Gb = G_in.to(torch::kDouble) - G_in.to(torch::kDouble).mean(0, true);
+  const double N = static_cast<double>(H.size(0));
+  std::map<std::string, double> m;
+
+  // K = Gb Gb^T shares its nonzero eigenvalues with the singular values of Gb, squared.
+  const auto svd_g = torch::linalg_svd(Gb, /*full_matrices=*/false);
+  const auto UG = std::get<0>(svd_g);
+  const auto lam = std::get<1>(svd_g).pow(2);
+  const double lam_sum = lam.sum().item<double>();
+  if (lam_sum > 0) {
+    const auto p = (lam / lam_sum).clamp_min(1e-300);
+    m[prefix + "k_effective_rank"] = std::exp(-(p * p.log()).sum().item<double>());
+  }
+
+  // Whitening: Hw = H (Sigma + eps I)^(-1/2), Sigma = H^T H / N, via its eigendecomposition.
+  const int64_t d = H.size(1);
+  const auto eig =
+      torch::linalg_eigh(torch::matmul(H.t(), H) / N + eps * torch::eye(d, torch::kDouble));
+  const auto inv_sqrt =
+      torch::matmul(std::get<1>(eig) * std::get<0>(eig).rsqrt(), std::get<1>(eig).t());
+  const auto Hw = torch::matmul(H, inv_sqrt);
+  // Top eigenvalues of Hw^T K Hw / N = singular values of Hw^T Gb / sqrt(N), squared.
+  const auto mu = torch::linalg_svdvals(torch::matmul(Hw.t(), Gb) / std::sqrt(N)).pow(2);
+
+  // Orthonormal bases for the canonical correlations; top singular subspaces for the overlap.
+  const auto QH = std::get<0>(torch::linalg_qr(H));
+  const auto QG = std::get<0>(torch::linalg_qr(Gb));
+  const auto cca = torch::linalg_svdvals(torch::matmul(QH.t(), QG)).clamp(0, 1);
+  const auto UH = std::get<0>(torch::linalg_svd(H, false));
+
+  const int64_t rmax = std::min<int64_t>({d, Gb.size(1), lam.size(0), mu.size(0)});
+  for (int64_t r : {8, 16, 32, 64}) {
+    if (r > rmax) break;
+    const double top_lam = lam.slice(0, 0, r).sum().item<double>();
+    if (top_lam > 0)
+      m[prefix + stoch::str("kyfan_r", r)] = mu.slice(0, 0, r).sum().item<double>() / top_lam;
+    const auto ov = torch::matmul(UH.slice(1, 0, r).t(), UG.slice(1, 0, r));
+    m[prefix + stoch::str("overlap_r", r)] =
+        ov.pow(2).sum().item<double>() / static_cast<double>(r);
+    m[prefix + stoch::str("cca_r", r)] =
+        cca.slice(0, 0, std::min<int64_t>(r, cca.size(0))).mean().item<double>();
+  }
+
+  const double hg = torch::matmul(H.t(), Gb).pow(2).sum().item<double>();
+  const double hh = torch::matmul(H.t(), H).norm().item<double>();
+  const double gg = torch::matmul(Gb.t(), Gb).norm().item<double>();
+  if (hh > 0 && gg > 0) m[prefix + "cka"] = hg / (hh * gg);
+  return m;
+}
+
+}  // namespace stoch::hooks
