@@ -126,9 +126,9 @@ TEST(Hooks, DoNotChangeTheTrainingTrajectory) {
   const auto r = test::run_stoch("train " + dir + "/h.yaml --run-dir " + dir + "/hooked");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));
-  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/kl").size(), 6u);
+  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/kl").size(), 7u);  // and step 0
   const auto kyfan = test::metric_by_step(dir + "/hooked", "diag", "diag/spectral/kyfan_r8");
-  ASSERT_EQ(kyfan.size(), 3u);
+  ASSERT_EQ(kyfan.size(), 4u);  // steps 0, 4, 8, 12
   EXPECT_GE(kyfan.at(12), 0.0);
   EXPECT_LE(kyfan.at(12), 1.0 + 1e-9);
   EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/spectral/prototypes_exact").at(12),
@@ -186,13 +186,15 @@ TEST(Hooks, ValueHooksLogAndLeaveTrainingAlone) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));
   const auto srank = test::metric_by_step(dir + "/hooked", "diag", "diag/srank");
-  ASSERT_EQ(srank.size(), 3u);  // steps 4, 8, 12
+  ASSERT_EQ(srank.size(), 4u);  // steps 0 (at initialisation), 4, 8, 12
   EXPECT_GE(srank.at(12), 1.0);
   EXPECT_LE(srank.at(12), 32.0);
   const auto entropy = test::metric_by_step(dir + "/hooked", "diag", "diag/head_entropy");
   EXPECT_GT(entropy.at(12), 0.0);
   EXPECT_LT(entropy.at(12), std::log(21.0));
+  // No gradient exists before the first step.
   EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/grad_norm/head").size(), 3u);
+  EXPECT_EQ(test::metric_by_step(dir + "/hooked", "diag", "diag/weight_norm/head").size(), 4u);
 }
 
 }  // namespace

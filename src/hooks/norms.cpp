@@ -20,19 +20,26 @@ struct NormsParams : config::VisitableOf<NormsParams> {
 class NormsHook : public Hook {
  public:
   Metrics run(const HookContext& ctx) override {
-    std::map<std::string, std::pair<double, double>> sq;  // group -> (weights, grads) squared
+    struct Sums {
+      double weights = 0, grads = 0;
+      bool has_grad = false;
+    };
+    std::map<std::string, Sums> groups;
     for (const auto& item : ctx.model->named_parameters()) {
       const std::string& name = item.key();
       const auto dot = name.rfind('.');
-      auto& acc = sq[dot == std::string::npos ? name : name.substr(0, dot)];
-      acc.first += item.value().to(torch::kDouble).pow(2).sum().item<double>();
-      if (item.value().grad().defined())
-        acc.second += item.value().grad().to(torch::kDouble).pow(2).sum().item<double>();
+      auto& g = groups[dot == std::string::npos ? name : name.substr(0, dot)];
+      g.weights += item.value().to(torch::kDouble).pow(2).sum().item<double>();
+      if (item.value().grad().defined()) {
+        g.grads += item.value().grad().to(torch::kDouble).pow(2).sum().item<double>();
+        g.has_grad = true;
+      }
     }
     Metrics m;
-    for (const auto& [group, v] : sq) {
-      m["diag/weight_norm/" + group] = std::sqrt(v.first);
-      m["diag/grad_norm/" + group] = std::sqrt(v.second);
+    for (const auto& [group, g] : groups) {
+      m["diag/weight_norm/" + group] = std::sqrt(g.weights);
+      // Before the first step (the at-initialisation run) there is no gradient to measure.
+      if (g.has_grad) m["diag/grad_norm/" + group] = std::sqrt(g.grads);
     }
     return m;
   }

@@ -189,6 +189,17 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     return kExitOk;
   }
 
+  const auto run_hook = [&](size_t i, int64_t step) {
+    torch::NoGradGuard no_grad;
+    model.eval();
+    const hooks::HookContext ctx{step, &model, task->lm_view(), task->value_view()};
+    metrics.write(step, "diag", hook_list[i]->run(ctx));
+    model.train();
+  };
+  // Every hook also measures the untrained model: the at-initialisation baseline.
+  if (start_step == 0)
+    for (size_t i = 0; i < hook_list.size(); ++i) run_hook(i, 0);
+
   MicroBatchRunner micro_batches(*task, accum, cfg.train.cpu_workers, bf16, device);
   install_stop_handlers();
   model.train();
@@ -243,14 +254,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       evaluate(done);
       model.train();
     }
-    for (size_t i = 0; i < hook_list.size(); ++i) {
-      if (done % cfg.hooks[i].every != 0 && done != total) continue;
-      torch::NoGradGuard no_grad;
-      model.eval();
-      const hooks::HookContext ctx{done, &model, task->lm_view(), task->value_view()};
-      metrics.write(done, "diag", hook_list[i]->run(ctx));
-      model.train();
-    }
+    for (size_t i = 0; i < hook_list.size(); ++i)
+      if (done % cfg.hooks[i].every == 0 || done == total) run_hook(i, done);
     if (const int sig = stop_requested()) {
       log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done,
                            " and stopping"));
