@@ -64,7 +64,7 @@ struct HookEntry {
 // One entry of the `hooks:` list.
 struct HookSpec {
   std::string name;
-  int64_t every = 100;
+  int64_t every = 250;
   std::shared_ptr<config::Visitable> params;
 
   template <class V>

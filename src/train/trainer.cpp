@@ -193,7 +193,11 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     torch::NoGradGuard no_grad;
     model.eval();
     const hooks::HookContext ctx{step, &model, task->lm_view(), task->value_view()};
-    metrics.write(step, "diag", hook_list[i]->run(ctx));
+    const auto t0 = Clock::now();
+    auto m = hook_list[i]->run(ctx);
+    // What the diagnostic cost, so its overhead on training can be read from the metrics.
+    m["diag/seconds/" + cfg.hooks[i].name] = seconds_since(t0);
+    metrics.write(step, "diag", m);
     model.train();
   };
   // Every hook also measures the untrained model: the at-initialisation baseline.
