@@ -1,8 +1,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/config_tree.h"
 #include "models/value_net.h"
 #include "test_util.h"
@@ -29,14 +27,10 @@ std::string tiny_value_config(const std::string& loss) {
 
 // (step, fit/mse, phase) of every eval line.
 std::vector<std::tuple<int64_t, double, int>> fits(const std::string& run) {
+  const auto mse = test::metric_by_step(run, "eval", "fit/mse");
+  const auto phase = test::metric_by_step(run, "eval", "phase");
   std::vector<std::tuple<int64_t, double, int>> out;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "eval")
-      out.emplace_back(j["step"], j["fit/mse"], static_cast<int>(j["phase"].get<double>()));
-  }
+  for (const auto& [step, v] : mse) out.emplace_back(step, v, static_cast<int>(phase.at(step)));
   return out;
 }
 

@@ -11,7 +11,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "core/strings.h"
 #include "hooks/hook.h"
@@ -87,22 +86,15 @@ class EntropyHook : public Hook {
       m[stoch::str("diag/nll_freq", b)] = flat_nll.masked_select(mask).mean().item<double>();
     }
 
-    if (lm.source) add_exact(lm, windows, logp, m);
+    add_exact(lm, windows, logp, m);
     return m;
   }
 
  private:
-  // Row t + 1 of the exact conditionals is the true distribution of the target at position t.
   static void add_exact(const LmView& lm, const torch::Tensor& windows, const torch::Tensor& logp,
                         Metrics& m) {
-    const auto cpu = windows.to(torch::kInt).cpu().contiguous();
-    const int64_t N = cpu.size(0), L = cpu.size(1), V = lm.source->vocab_size();
-    auto q = torch::empty({N, L - 1, V}, torch::kDouble);
-    for (int64_t n = 0; n < N; ++n) {
-      const auto rows = lm.source->exact_conditionals(cpu[n].data_ptr<int32_t>(), L);
-      if (rows.empty()) return;
-      std::memcpy(q[n].data_ptr<double>(), rows.data() + V, sizeof(double) * (L - 1) * V);
-    }
+    auto q = exact_target_conditionals(lm, windows);
+    if (!q.defined()) return;
     q = q.to(logp.device());
     const auto logq = torch::log(q.clamp_min(1e-300));
     m["diag/true_entropy"] = (-(q * logq).sum(-1)).mean().item<double>();

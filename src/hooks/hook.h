@@ -38,6 +38,11 @@ struct ValueView {
   std::function<torch::Tensor(int64_t step)> eval_targets;  // [N] targets at a step; may be empty
 };
 
+// The exact distribution of every target token of [n, L] windows, as [n, L - 1, V] float64 on
+// the CPU (row t + 1 of the source's conditionals is the truth for the target at position t);
+// undefined when the view has no source or the source does not know its conditionals.
+torch::Tensor exact_target_conditionals(const LmView& lm, const torch::Tensor& windows);
+
 struct HookContext {
   int64_t step = 0;
   torch::nn::Module* model = nullptr;

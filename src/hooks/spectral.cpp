@@ -15,8 +15,6 @@
 // Costs O(N d^2): no N x N matrix is formed.
 #include <torch/torch.h>
 
-#include <cstring>
-
 #include "core/strings.h"
 #include "hooks/hook.h"
 #include "hooks/spectral.h"
@@ -61,7 +59,7 @@ class SpectralHook : public Hook {
     torch::Tensor P;
     std::string used = p_.prototypes;
     if (used == "exact") {
-      P = exact_rows(lm, w);
+      P = exact_target_conditionals(lm, w);
       if (!P.defined()) used = "plug_in";
     }
     if (used == "plug_in")
@@ -84,20 +82,6 @@ class SpectralHook : public Hook {
   }
 
  private:
-  // Exact conditionals of each target position: [n, T, V], or undefined when unknown.
-  static torch::Tensor exact_rows(const LmView& lm, const torch::Tensor& w) {
-    if (!lm.source) return {};
-    const auto cpu = w.to(torch::kInt).cpu().contiguous();
-    const int64_t n = cpu.size(0), L = cpu.size(1), V = lm.source->vocab_size();
-    auto q = torch::empty({n, L - 1, V}, torch::kDouble);
-    for (int64_t i = 0; i < n; ++i) {
-      const auto rows = lm.source->exact_conditionals(cpu[i].data_ptr<int32_t>(), L);
-      if (rows.empty()) return {};
-      std::memcpy(q[i].data_ptr<double>(), rows.data() + V, sizeof(double) * (L - 1) * V);
-    }
-    return q;
-  }
-
   SpectralParams p_;
 };
 
