@@ -122,7 +122,8 @@ TEST(Hooks, DoNotChangeTheTrainingTrajectory) {
   test::write_text(dir + "/h.yaml",
                    test::tiny_lm_config(12) +
                        "hooks:\n  - {name: entropy, every: 2}\n"
-                       "  - {name: spectral, every: 4}\n  - {name: norms, every: 4}\n");
+                       "  - {name: spectral, every: 4}\n  - {name: norms, every: 4}\n"
+                       "  - {name: surplus, every: 3, train_windows: 4}\n");
   const auto r = test::run_stoch("train " + dir + "/h.yaml --run-dir " + dir + "/hooked");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::train_losses(dir + "/plain"), test::train_losses(dir + "/hooked"));

@@ -228,6 +228,23 @@ double HmmSource::entropy_rate_stderr() const {
   return entropy_stderr_;
 }
 
+std::vector<double> HmmSource::stationary_bigram() const {
+  const int64_t S = states_, V = vocab_;
+  // P(v, w) = sum_s pi_s E[s, v] sum_s' T[s, s'] E[s', w]: emit v, move, emit w.
+  std::vector<double> next_emission(static_cast<size_t>(S * V), 0.0);  // sum_s' T[s,s'] E[s',w]
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t s2 = 0; s2 < S; ++s2)
+      for (int64_t w = 0; w < V; ++w)
+        next_emission[s * V + w] += transition_[s * S + s2] * emission_[s2 * V + w];
+  std::vector<double> joint(static_cast<size_t>(V * V), 0.0);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t v = 0; v < V; ++v) {
+      const double pv = stationary_[s] * emission_[s * V + v];
+      for (int64_t w = 0; w < V; ++w) joint[v * V + w] += pv * next_emission[s * V + w];
+    }
+  return joint;
+}
+
 std::string HmmSource::describe() const {
   std::ostringstream s;
   s << "hmm(states=" << states_ << ", vocab=" << vocab_ << ", alpha_t=" << alpha_transition_

@@ -34,6 +34,7 @@ class HmmSource : public TokenSource {
   // Standard error of entropy_rate_nats() from the spread of the independent blocks.
   double entropy_rate_stderr() const override;
   std::vector<double> exact_conditionals(const int32_t* tokens, int64_t len) const override;
+  std::vector<double> stationary_bigram() const override;
   std::string describe() const override;
 
   // The Bayes-optimal loss of a window: sum over t of -log P(x_t | x_<t), in nats.

@@ -27,6 +27,7 @@ class ReseededSource : public TokenSource {
   std::vector<double> exact_conditionals(const int32_t* t, int64_t len) const override {
     return inner_->exact_conditionals(t, len);
   }
+  std::vector<double> stationary_bigram() const override { return inner_->stationary_bigram(); }
   std::string describe() const override { return inner_->describe(); }
   const TokenSource& inner() const { return *inner_; }
 

@@ -199,6 +199,16 @@ std::vector<double> MarkovSource::exact_conditionals(const int32_t* tokens, int6
   return rows;
 }
 
+std::vector<double> MarkovSource::stationary_bigram() const {
+  std::vector<double> joint(static_cast<size_t>(vocab_ * vocab_), 0.0);
+  for (int64_t c = 0; c < contexts_; ++c) {
+    const int64_t last = c % vocab_;  // the newest token of the context
+    for (int64_t w = 0; w < vocab_; ++w)
+      joint[last * vocab_ + w] += stationary_[c] * transition_[c * vocab_ + w];
+  }
+  return joint;
+}
+
 std::string MarkovSource::describe() const {
   std::ostringstream s;
   s << "markov(vocab=" << vocab_ << ", order=" << order_ << ", alpha=" << alpha_

@@ -39,6 +39,8 @@ class MarkovSource : public TokenSource {
   void window(Split split, uint64_t index, int64_t len, int32_t* out) const override;
   std::optional<double> entropy_rate_nats() const override { return entropy_rate_; }
   std::vector<double> exact_conditionals(const int32_t* tokens, int64_t len) const override;
+  // sum over contexts c ending in v of pi_c P(w | c): exact for every order.
+  std::vector<double> stationary_bigram() const override;
   std::string describe() const override;
 
   int64_t order() const { return order_; }

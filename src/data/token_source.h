@@ -36,6 +36,11 @@ class TokenSource {
     return {};
   }
 
+  // The stationary joint of two consecutive tokens, when the source knows it: a vocab_size()^2
+  // row-major array whose entry (v, w) is P(x_t = v, x_{t+1} = w) inside a window. The
+  // information surplus's Bayes baseline, H(x_{t+1} | x_t), comes from it. Empty when unknown.
+  virtual std::vector<double> stationary_bigram() const { return {}; }
+
   // A one-line description for logs ("hmm(states=8, vocab=32, seed=1)").
   virtual std::string describe() const = 0;
 };

@@ -1,0 +1,379 @@
+// Hook "surplus": how much the hidden state knows about the token after next beyond what the
+// next token itself says (the information surplus EAGLE-style speculative decoding exploits).
+// For K = 2, S_2 = H(x_{i+2} | x_{i+1}) - H(x_{i+2} | h_i, x_{i+1}), estimated as a variational
+// bound on held-out windows:
+//   diag/ce_bigram    CE of a smoothed bigram table counted over the probe's training windows
+//   diag/ce_probe     CE of the probe q(x_{i+2} | h_i, x_{i+1}) (hooks/surplus_probe.h)
+//   diag/surplus      ce_bigram - ce_probe
+//   diag/surplus_ceiling   U_2 = ce_bigram - NLL_model(x_{i+2} | x_<=i+1), and
+//   diag/surplus_efficiency  surplus / U_2
+//   diag/accept_proxy  mean sum_w min(q(w), p_model(w)) (1 - total variation), and
+//   diag/greedy_agreement  share of positions where argmax q == argmax p_model
+// With a source that knows its conditionals, the Bayes-optimal surplus on the same positions
+// (diag/surplus_bayes) and for infinite context (diag/surplus_bayes_rate = H(x_2|x_1) - rate).
+// horizon K > 2 chains the probe on its own features (as a drafter does) and adds, per k,
+// diag/ce_probe_k<k>, diag/ce_ngram_k<k>, diag/surplus_k<k> and their sum diag/surplus_total.
+// The probe trains online, with its own Adam and random stream, on fresh windows of the training
+// split that the trainer never draws (indices far from its cursor): one pass over their
+// positions per call by default, so it never sees a position twice and cannot memorise them.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/rng.h"
+#include "core/strings.h"
+#include "hooks/hook.h"
+#include "hooks/surplus_probe.h"
+
+namespace stoch::hooks {
+namespace {
+
+struct SurplusParams : config::VisitableOf<SurplusParams> {
+  int64_t horizon = 2;
+  int64_t train_windows = 64;
+  int64_t probe_epochs = 1;
+  int64_t probe_batch = 128;
+  double probe_lr = 3e-3;
+  double smoothing = 0.1;
+  int64_t max_windows = 64;
+  int64_t seed = 0;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("horizon", horizon,
+      "K: predict tokens up to i + K from h_i and x_{i+1} (2 = token after next)",
+      Spec().at_least(2).at_most(4));
+    v("train_windows", train_windows, "fresh training windows the probe sees per call",
+      Spec().at_least(1));
+    v("probe_epochs", probe_epochs,
+      "passes over the fresh windows' positions per call (more overfits them)", Spec().at_least(0));
+    v("probe_batch", probe_batch, "positions per probe step", Spec().at_least(1));
+    v("probe_lr", probe_lr, "probe Adam learning rate", Spec().above(0));
+    v("smoothing", smoothing, "add-alpha smoothing of the n-gram baseline counts", Spec().above(0));
+    v("max_windows", max_windows, "held-out windows to evaluate on; 0 uses all",
+      Spec().at_least(0));
+    v("seed", seed, "seed of the probe's initialisation and position sampling");
+  }
+};
+
+// Counts of x_t after a context of the previous c tokens (c = k - 1 for the k-th token ahead).
+class NgramCounts {
+ public:
+  NgramCounts(int64_t context, int64_t vocab) : c_(context), v_(vocab) {}
+
+  void add(const int32_t* ctx, int32_t next) {
+    auto& row = rows_[key(ctx)];
+    if (row.empty()) row.assign(static_cast<size_t>(v_ + 1), 0.0);
+    row[next] += 1.0;
+    row[v_] += 1.0;  // the total, kept last
+  }
+  double log_prob(const int32_t* ctx, int32_t next, double alpha) const {
+    auto it = rows_.find(key(ctx));
+    const double count = it == rows_.end() ? 0.0 : it->second[next];
+    const double total = it == rows_.end() ? 0.0 : it->second[v_];
+    return std::log((count + alpha) / (total + alpha * static_cast<double>(v_)));
+  }
+
+  TensorList state(const std::string& prefix) const {
+    auto keys = torch::empty({static_cast<int64_t>(rows_.size())}, torch::kLong);
+    auto counts = torch::empty({static_cast<int64_t>(rows_.size()), v_ + 1}, torch::kDouble);
+    int64_t i = 0;
+    for (const auto& [k, row] : rows_) {
+      keys[i] = static_cast<int64_t>(k);
+      std::memcpy(counts[i].data_ptr<double>(), row.data(), sizeof(double) * (v_ + 1));
+      ++i;
+    }
+    return {{prefix + "keys", keys}, {prefix + "counts", counts}};
+  }
+  void load(const at::Tensor& keys, const at::Tensor& counts) {
+    rows_.clear();
+    const auto k = keys.contiguous();
+    const auto c = counts.to(torch::kDouble).contiguous();
+    for (int64_t i = 0; i < k.size(0); ++i) {
+      const double* p = c[i].data_ptr<double>();
+      rows_[static_cast<uint64_t>(k[i].item<int64_t>())].assign(p, p + v_ + 1);
+    }
+  }
+
+ private:
+  uint64_t key(const int32_t* ctx) const {
+    uint64_t k = 0;
+    for (int64_t j = 0; j < c_; ++j)
+      k = k * static_cast<uint64_t>(v_) + static_cast<uint64_t>(ctx[j]);
+    return k;
+  }
+  int64_t c_, v_;
+  std::unordered_map<uint64_t, std::vector<double>> rows_;
+};
+
+class SurplusHook : public Hook {
+ public:
+  explicit SurplusHook(const SurplusParams& p) : p_(p), rng_(mix_seed(p.seed, 0x5u)) {}
+
+  Metrics run(const HookContext& ctx) override {
+    const LmView& lm = *ctx.lm;
+    models::GptImpl& gpt = *lm.gpt;
+    const int64_t V = lm.source->vocab_size();
+    const int64_t L = gpt.config().context;  // windows hold L + 1 tokens
+    TORCH_CHECK(L >= p_.horizon, "surplus: model.context must be at least horizon");
+    ensure_state(gpt.config().d_model, V, gpt.wte->weight.device());
+
+    Metrics m;
+    m["diag/probe_train_ce"] = train_probe(lm, L);
+    evaluate(lm, m);
+    return m;
+  }
+
+  TensorList state() const override {
+    TensorList out;
+    if (!probe_) return out;
+    for (auto& t : probe_tensors(*probe_))
+      out.emplace_back(t.first, t.second.detach().cpu().clone());
+    for (size_t i = 0; i < adam_m_.size(); ++i) {
+      out.emplace_back(stoch::str("adam_m.", i), adam_m_[i].cpu().clone());
+      out.emplace_back(stoch::str("adam_v.", i), adam_v_[i].cpu().clone());
+    }
+    Rng rng_copy = rng_;
+    auto rng_words = torch::empty({4}, torch::kLong);
+    std::memcpy(rng_words.data_ptr<int64_t>(), &rng_copy, sizeof(Rng));
+    out.emplace_back("rng", rng_words);
+    out.emplace_back("counters", torch::tensor({adam_step_, cursor_}, torch::kLong));
+    for (size_t k = 0; k < ngrams_.size(); ++k)
+      for (auto& t : ngrams_[k].state(stoch::str("ngram", k + 2, "."))) out.push_back(t);
+    return out;
+  }
+
+  void load_state(const TensorList& saved) override { saved_ = saved; }
+
+ private:
+  // Builds the probe, its optimiser moments and the count tables on first use, from a loaded
+  // checkpoint when there is one.
+  void ensure_state(int64_t d, int64_t V, const torch::Device& device) {
+    if (probe_) return;
+    probe_ = SurplusProbe(d, mix_seed(static_cast<uint64_t>(p_.seed), 0x9u));
+    for (int64_t k = 2; k <= p_.horizon; ++k) ngrams_.emplace_back(k - 1, V);
+    for (const auto& p : probe_->parameters()) {
+      adam_m_.push_back(torch::zeros_like(p));
+      adam_v_.push_back(torch::zeros_like(p));
+    }
+    if (!saved_.empty()) restore(V);
+    probe_->to(device);
+    for (auto& t : adam_m_) t = t.to(device);
+    for (auto& t : adam_v_) t = t.to(device);
+  }
+
+  void restore(int64_t V) {
+    std::map<std::string, at::Tensor> by_name(saved_.begin(), saved_.end());
+    const auto get = [&](const std::string& name) {
+      auto it = by_name.find(name);
+      TORCH_CHECK(it != by_name.end(), "surplus hook state lacks ", name);
+      return it->second;
+    };
+    probe_ = probe_from_state(saved_, "surplus hook state");
+    for (size_t i = 0; i < adam_m_.size(); ++i) {
+      adam_m_[i] = get(stoch::str("adam_m.", i)).clone();
+      adam_v_[i] = get(stoch::str("adam_v.", i)).clone();
+    }
+    std::memcpy(static_cast<void*>(&rng_), get("rng").contiguous().data_ptr<int64_t>(),
+                sizeof(Rng));
+    const auto counters = get("counters");
+    adam_step_ = counters[0].item<int64_t>();
+    cursor_ = counters[1].item<int64_t>();
+    for (size_t k = 0; k < ngrams_.size(); ++k)
+      ngrams_[k].load(get(stoch::str("ngram", k + 2, ".keys")),
+                      get(stoch::str("ngram", k + 2, ".counts")));
+    saved_.clear();
+  }
+
+  // Features for predicting x_{i+2}, ..., x_{i+K} from h_i and the true tokens in between:
+  // f_1 = probe(h_i, e(x_{i+1})), f_k = probe(f_{k-1}, e(x_{i+k})). Returns K - 1 logit tensors.
+  std::vector<torch::Tensor> probe_logits(models::GptImpl& gpt, const torch::Tensor& h,
+                                          const torch::Tensor& ahead, int64_t V) {
+    const auto U = gpt.wte->weight.detach().slice(0, 0, V);
+    std::vector<torch::Tensor> out;
+    auto f = h;
+    for (int64_t k = 0; k + 1 < p_.horizon; ++k) {
+      f = probe_->feature(f, gpt.wte->forward(ahead.select(-1, k)).detach());
+      out.push_back(torch::matmul(f, U.t()));
+    }
+    return out;
+  }
+
+  // Windows of the training split at indices the trainer's cursor never reaches.
+  torch::Tensor train_windows(const LmView& lm, int64_t L) {
+    constexpr uint64_t kProbeStream = uint64_t{1} << 52;
+    auto w = torch::empty({p_.train_windows, L + 1}, torch::kInt);
+    for (int64_t i = 0; i < p_.train_windows; ++i)
+      lm.source->window(data::Split::kTrain, kProbeStream + static_cast<uint64_t>(cursor_++), L + 1,
+                        w[i].data_ptr<int32_t>());
+    return w;
+  }
+
+  double train_probe(const LmView& lm, int64_t L) {
+    models::GptImpl& gpt = *lm.gpt;
+    const int64_t V = lm.source->vocab_size(), K = p_.horizon;
+    const auto windows = train_windows(lm, L);
+    const int32_t* w = windows.data_ptr<int32_t>();
+    for (int64_t b = 0; b < windows.size(0); ++b)
+      for (int64_t k = 2; k <= K; ++k)
+        for (int64_t t = k - 1; t <= L; ++t)
+          ngrams_[k - 2].add(w + b * (L + 1) + t - (k - 1), w[b * (L + 1) + t]);
+    if (p_.probe_epochs == 0) return std::nan("");
+
+    const auto device = gpt.wte->weight.device();
+    const auto tokens = windows.to(torch::kLong).to(device);
+    // Positions i = 0 .. L - K: h_i, then the K tokens x_{i+1} .. x_{i+K}.
+    const int64_t P = L - K + 1;
+    const auto h =
+        gpt.hidden(tokens.slice(1, 0, L)).slice(1, 0, P).reshape({-1, gpt.config().d_model});
+    const auto ahead = tokens.unfold(1, K, 1).slice(1, 1, P + 1).reshape({-1, K});  // [B*P, K]
+    const int64_t N = h.size(0);
+
+    torch::AutoGradMode grad(true);
+    double sum = 0.0;
+    int64_t steps = 0;
+    std::vector<int64_t> order(static_cast<size_t>(N));
+    for (int64_t e = 0; e < p_.probe_epochs; ++e) {
+      // A fresh permutation per pass, from the hook's own stream (Fisher-Yates).
+      for (int64_t j = 0; j < N; ++j) order[j] = j;
+      for (int64_t j = N - 1; j > 0; --j)
+        std::swap(order[j], order[static_cast<int64_t>(rng_.below(static_cast<uint64_t>(j + 1)))]);
+      for (int64_t lo = 0; lo < N; lo += p_.probe_batch) {
+        const int64_t hi = std::min(N, lo + p_.probe_batch);
+        const auto sel = torch::from_blob(order.data() + lo, {hi - lo}, torch::kLong).to(device);
+        const auto a = ahead.index_select(0, sel);
+        const auto logits = probe_logits(gpt, h.index_select(0, sel), a, V);
+        auto loss = torch::zeros({}, h.options());
+        for (int64_t k = 0; k + 1 < K; ++k)
+          loss = loss + torch::nn::functional::cross_entropy(logits[k], a.select(1, k + 1));
+        for (auto& p : probe_->parameters()) p.mutable_grad() = torch::Tensor();
+        loss.backward();
+        adam_step();
+        sum += loss.item<double>() / static_cast<double>(K - 1);
+        ++steps;
+      }
+    }
+    return sum / static_cast<double>(steps);  // mean training CE of this call's pass(es)
+  }
+
+  void adam_step() {
+    torch::NoGradGuard no_grad;
+    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    ++adam_step_;
+    const double c1 = 1.0 - std::pow(b1, adam_step_), c2 = 1.0 - std::pow(b2, adam_step_);
+    auto params = probe_->parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto& g = params[i].grad();
+      if (!g.defined()) continue;
+      adam_m_[i].mul_(b1).add_(g, 1 - b1);
+      adam_v_[i].mul_(b2).addcmul_(g, g, 1 - b2);
+      const auto denom = (adam_v_[i] / c2).sqrt_().add_(eps);
+      params[i].addcdiv_(adam_m_[i], denom, -p_.probe_lr / c1);
+    }
+  }
+
+  void evaluate(const LmView& lm, Metrics& m) {
+    models::GptImpl& gpt = *lm.gpt;
+    const int64_t V = lm.source->vocab_size(), K = p_.horizon, L = gpt.config().context;
+    auto windows = lm.eval_windows;
+    if (p_.max_windows > 0 && p_.max_windows < windows.size(0))
+      windows = windows.slice(0, 0, p_.max_windows);
+    const int64_t n = windows.size(0), P = L - K + 1;
+    const auto h_all = gpt.hidden(windows.slice(1, 0, L));
+    // Model log-probabilities: row t predicts x_{t+1}.
+    const auto logp_model =
+        torch::log_softmax(gpt.logits(h_all).slice(-1, 0, V).to(torch::kDouble), -1);
+    const auto h = h_all.slice(1, 0, P).reshape({-1, gpt.config().d_model});
+    const auto ahead = windows.unfold(1, K, 1).slice(1, 1, P + 1).reshape({-1, K});
+    const auto logits = probe_logits(gpt, h, ahead, V);
+
+    const auto cpu_windows = windows.to(torch::kInt).cpu().contiguous();
+    const int32_t* w = cpu_windows.data_ptr<int32_t>();
+    double total_surplus = 0.0, total_ceiling = 0.0;
+    for (int64_t k = 2; k <= K; ++k) {
+      const auto logq = torch::log_softmax(logits[k - 2].to(torch::kDouble), -1);
+      const auto target = ahead.select(1, k - 1);
+      const double ce_probe = -logq.gather(1, target.unsqueeze(1)).mean().item<double>();
+      // Baseline: n-gram of the k - 1 tokens x_{i+1} .. x_{i+k-1}.
+      double ce_base = 0.0;
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < P; ++i) {
+          const int32_t* row = w + b * (L + 1);
+          ce_base -= ngrams_[k - 2].log_prob(row + i + 1, row[i + k], p_.smoothing);
+        }
+      ce_base /= static_cast<double>(n * P);
+      // The model's own loss on x_{i+k} given everything before it (row i + k - 1).
+      const auto model_rows = logp_model.slice(1, k - 1, k - 1 + P).reshape({-1, V});
+      const double nll_model = -model_rows.gather(1, target.unsqueeze(1)).mean().item<double>();
+      total_surplus += ce_base - ce_probe;
+      total_ceiling += ce_base - nll_model;
+      if (k == 2) {
+        m["diag/ce_probe"] = ce_probe;
+        m["diag/ce_bigram"] = ce_base;
+        m["diag/surplus"] = ce_base - ce_probe;
+        m["diag/surplus_ceiling"] = ce_base - nll_model;
+        m["diag/surplus_efficiency"] = (ce_base - ce_probe) / (ce_base - nll_model);
+        const auto q = logq.exp(), p = model_rows.exp();
+        m["diag/accept_proxy"] = torch::minimum(q, p).sum(-1).mean().item<double>();
+        m["diag/greedy_agreement"] =
+            (q.argmax(-1) == p.argmax(-1)).to(torch::kDouble).mean().item<double>();
+        add_bayes(lm, windows, P, m);
+      } else {
+        m[stoch::str("diag/ce_probe_k", k)] = ce_probe;
+        m[stoch::str("diag/ce_ngram_k", k)] = ce_base;
+        m[stoch::str("diag/surplus_k", k)] = ce_base - ce_probe;
+      }
+    }
+    if (K > 2) {
+      m["diag/surplus_total"] = total_surplus;
+      m["diag/surplus_total_ceiling"] = total_ceiling;
+    }
+  }
+
+  // Bayes-optimal surplus: the exact bigram's loss minus the exact conditionals' loss on the
+  // same positions, and H(x_2 | x_1) minus the entropy rate for infinite context.
+  static void add_bayes(const LmView& lm, const torch::Tensor& windows, int64_t P, Metrics& m) {
+    const auto joint_v = lm.source->stationary_bigram();
+    const auto exact = exact_target_conditionals(lm, windows);  // [n, L, V]; row t is x_{t+1}
+    if (joint_v.empty() || !exact.defined()) return;
+    const int64_t V = lm.source->vocab_size();
+    const auto joint =
+        torch::from_blob(const_cast<double*>(joint_v.data()), {V, V}, torch::kDouble);
+    const auto cond = joint / joint.sum(1, true).clamp_min(1e-300);
+    const auto w = windows.to(torch::kLong).cpu();
+    const auto prev = w.slice(1, 1, P + 1).reshape({-1}), next = w.slice(1, 2, P + 2).reshape({-1});
+    const auto log_bigram = cond.index({prev, next}).clamp_min(1e-300).log();
+    const auto truth =
+        exact.slice(1, 1, P + 1).reshape({-1, V}).gather(1, next.unsqueeze(1)).squeeze(1);
+    m["diag/surplus_bayes"] = (truth.clamp_min(1e-300).log() - log_bigram).mean().item<double>();
+    if (auto rate = lm.source->entropy_rate_nats()) {
+      const double h_bigram = -(joint * cond.clamp_min(1e-300).log()).sum().item<double>();
+      m["diag/surplus_bayes_rate"] = h_bigram - *rate;
+    }
+  }
+
+  SurplusParams p_;
+  Rng rng_;
+  SurplusProbe probe_{nullptr};
+  std::vector<torch::Tensor> adam_m_, adam_v_;
+  int64_t adam_step_ = 0;
+  int64_t cursor_ = 0;
+  std::vector<NgramCounts> ngrams_;
+  TensorList saved_;
+};
+
+const bool registered = registry<HookEntry>().add(
+    "surplus",
+    HookEntry{"information surplus of hidden states over the next token (EAGLE-style "
+              "probe against an n-gram baseline)",
+              "lm", [] { return std::make_shared<SurplusParams>(); },
+              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
+                return std::make_unique<SurplusHook>(dynamic_cast<const SurplusParams&>(p));
+              }});
+
+}  // namespace
+}  // namespace stoch::hooks

@@ -1,0 +1,123 @@
+// The information-surplus hook against known truth: zero on an order-1 Markov source, the
+// Bayes surplus (from forward filtering) on a hidden Markov model; and its state resumes exactly.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "data/hmm_source.h"
+#include "data/markov_source.h"
+#include "test_util.h"
+
+namespace stoch {
+namespace {
+
+// A tiny model trained long enough to be near the source's Bayes loss; the probe sees 1024
+// fresh windows per call, so it is close to converged by the end.
+std::string surplus_config(const std::string& data, int steps = 400) {
+  return "task: lm\n"
+         "run: {seed: 3, threads: 2}\n"
+         "data: " +
+         data +
+         "\n"
+         "model: {context: 16, n_layer: 1, n_head: 2, d_model: 32}\n"
+         "optim: {lr: 0.01}\n"
+         "schedule: {warmup_steps: 20, decay_steps: 400}\n"
+         "train: {steps: " +
+         std::to_string(steps) +
+         ", batch_size: 16, eval_every: 100, eval_batches: 8, ckpt_every: 100}\n"
+         "log: {console_every: 1000}\n"
+         "hooks:\n  - {name: surplus, every: 50, train_windows: 1024}\n";
+}
+
+// Mean of a diag metric over the last three calls (steps 300, 350, 400).
+double late_mean(const std::map<int64_t, double>& by_step) {
+  EXPECT_GE(by_step.size(), 3u);
+  double sum = 0.0;
+  int n = 0;
+  for (auto it = by_step.rbegin(); it != by_step.rend() && n < 3; ++it, ++n) sum += it->second;
+  return sum / n;
+}
+
+TEST(SurplusHook, ZeroOnAnOrderOneMarkovSource) {
+  const std::string dir = test::temp_dir("surplus");
+  test::write_text(dir + "/c.yaml",
+                   surplus_config("{source: markov, vocab_size: 8, order: 1, alpha: 0.3}"));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const double surplus = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus"));
+  EXPECT_LT(std::abs(surplus), 0.02);
+  // The exact surplus of an order-1 chain is 0 (up to the sampling noise of the held-out set).
+  const double bayes = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_bayes"));
+  EXPECT_LT(std::abs(bayes), 1e-9);
+  // Both terms are logged, not only the difference, and the untrained probe starts far off.
+  const auto ce_probe = test::metric_by_step(dir + "/run", "diag", "diag/ce_probe");
+  EXPECT_GT(ce_probe.at(0), ce_probe.at(400) + 0.1);
+}
+
+TEST(SurplusHook, PositiveAndNearTheBayesSurplusOnAHiddenMarkovModel) {
+  const std::string dir = test::temp_dir("surplus");
+  // Sticky hidden states: the hidden state carries information the last token does not.
+  test::write_text(dir + "/c.yaml",
+                   surplus_config("{source: hmm, states: 4, vocab_size: 8, alpha_transition: 0.05, "
+                                  "alpha_emission: 0.3, entropy_tokens: 200000}"));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const double surplus = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus"));
+  const double bayes = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_bayes"));
+  ASSERT_GT(bayes, 0.05);
+  EXPECT_GT(surplus, 0.0);
+  EXPECT_LT(std::abs(surplus - bayes), 0.25 * bayes) << surplus << " vs Bayes " << bayes;
+  // A probe cannot beat the model it reads by much: efficiency is near or below 1.
+  EXPECT_LT(late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_efficiency")), 1.2);
+  const double accept = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/accept_proxy"));
+  EXPECT_GT(accept, 0.5);
+  EXPECT_LE(accept, 1.0);
+}
+
+// The Bayes baseline's exact bigram: rows of the stationary joint are the marginal, and the
+// joint agrees with pair frequencies in sampled windows.
+TEST(SurplusHook, StationaryBigramMatchesSampledPairs) {
+  const data::HmmSource hmm(3, 5, 0.3, 0.5, 11, 10000);
+  const data::MarkovSource markov(5, 2, 0.5, 12);
+  for (const data::TokenSource* src : {static_cast<const data::TokenSource*>(&hmm),
+                                       static_cast<const data::TokenSource*>(&markov)}) {
+    const auto joint = src->stationary_bigram();
+    ASSERT_EQ(joint.size(), 25u);
+    double total = 0.0;
+    for (double p : joint) total += p;
+    EXPECT_NEAR(total, 1.0, 1e-12);
+    std::vector<double> counts(25, 0.0);
+    std::vector<int32_t> w(64);
+    int64_t pairs = 0;
+    for (uint64_t i = 0; i < 4000; ++i) {
+      src->window(data::Split::kTrain, i, 64, w.data());
+      for (int t = 0; t + 1 < 64; ++t, ++pairs) counts[w[t] * 5 + w[t + 1]] += 1.0;
+    }
+    for (int k = 0; k < 25; ++k) {
+      const double p = joint[k], se = std::sqrt(p * (1 - p) / (pairs / 20.0));  // windows correlate
+      EXPECT_NEAR(counts[k] / pairs, p, 5 * se + 1e-4) << src->describe() << " pair " << k;
+    }
+  }
+}
+
+TEST(SurplusHook, StateResumesExactly) {
+  const std::string dir = test::temp_dir("surplus");
+  const std::string cfg = test::tiny_lm_config(20) +
+                          "hooks:\n  - {name: surplus, every: 5, train_windows: 8, horizon: 3}\n";
+  test::write_text(dir + "/c.yaml", cfg);
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/straight").code, 0);
+  auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/split --set train.steps=10");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/split --set train.steps=20");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const std::string m : {"diag/surplus", "diag/ce_probe", "diag/probe_train_ce",
+                              "diag/surplus_k3", "diag/surplus_total"}) {
+    const auto a = test::metric_by_step(dir + "/straight", "diag", m);
+    ASSERT_EQ(a.size(), 5u) << m;  // steps 0, 5, 10, 15, 20
+    EXPECT_EQ(a, test::metric_by_step(dir + "/split", "diag", m)) << m;
+  }
+}
+
+}  // namespace
+}  // namespace stoch
