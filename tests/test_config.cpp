@@ -55,7 +55,7 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
 TEST(Config, UnknownTaskSuggestsNearest) {
   EXPECT_EQ(
       error_of("task: llm\n"),
-      "DIR/c.yaml:1: task: expected one of lm, value_regression, got \"llm\" (did you mean lm?)");
+      "DIR/c.yaml:1: task: expected one of dqn, lm, value_regression, got \"llm\" (did you mean lm?)");
 }
 
 TEST(Config, MalformedYamlNamesLine) {

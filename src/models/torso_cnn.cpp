@@ -1,5 +1,5 @@
-// Torso "cnn": 3x3 convolutions (stride 1, padding 1) with activations, then flatten; the
-// shape MinAtar's reference network uses, with configurable channels.
+// Torso "cnn": 3x3 convolutions (stride 1, padding 1) with activations, then flatten, then
+// optional fully connected layers: MinAtar's reference network is channels [16], fc [128].
 #include <torch/torch.h>
 
 #include "core/errors.h"
@@ -21,11 +21,18 @@ class CnnTorso : public Torso {
       in = c;
     }
     features_ = in * shape[1] * shape[2];
+    fcs_ = register_module("fcs", torch::nn::ModuleList());
+    for (int64_t w : cfg.fc) {
+      fcs_->push_back(torch::nn::Linear(features_, w));
+      features_ = w;
+    }
   }
   torch::Tensor forward(const torch::Tensor& x) override {
     auto h = x;
     for (const auto& c : *convs_) h = activate(c->as<torch::nn::Conv2d>()->forward(h), activation_);
-    return h.flatten(1);
+    h = h.flatten(1);
+    for (const auto& f : *fcs_) h = activate(f->as<torch::nn::Linear>()->forward(h), activation_);
+    return h;
   }
   std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) override {
     std::vector<torch::Tensor> out;
@@ -34,13 +41,18 @@ class CnnTorso : public Torso {
       h = activate(c->as<torch::nn::Conv2d>()->forward(h), activation_);
       out.push_back(h.abs().mean({2, 3}));
     }
+    h = h.flatten(1);
+    for (const auto& f : *fcs_) {
+      h = activate(f->as<torch::nn::Linear>()->forward(h), activation_);
+      out.push_back(h.abs());
+    }
     return out;
   }
   int64_t features() const override { return features_; }
 
  private:
   std::string activation_;
-  torch::nn::ModuleList convs_{nullptr};
+  torch::nn::ModuleList convs_{nullptr}, fcs_{nullptr};
   int64_t features_ = 0;
 };
 

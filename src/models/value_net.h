@@ -19,6 +19,7 @@ struct ValueNetConfig {
   std::string torso = "mlp";
   std::vector<int64_t> hidden = {256, 256};
   std::vector<int64_t> channels = {16, 32};
+  std::vector<int64_t> fc = {};
   int64_t n_layer = 2;
   int64_t n_head = 4;
   int64_t d_model = 64;
@@ -31,6 +32,9 @@ struct ValueNetConfig {
     v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)",
       Spec().at_least(1));
     v("channels", channels, "cnn: channels of each 3x3 conv layer", Spec().at_least(1));
+    v("fc", fc,
+      "cnn: widths of fully connected layers after the flattened convolutions (MinAtar: [128])",
+      Spec().at_least(1));
     v("n_layer", n_layer, "transformer: encoder blocks", Spec().at_least(1));
     v("n_head", n_head, "transformer: attention heads", Spec().at_least(1));
     v("d_model", d_model, "transformer: width (also the feature size)", Spec().at_least(1));

@@ -37,6 +37,9 @@ class Task {
   // "val/loss". Must leave the model in eval mode or restore it; the loop sets train mode after.
   virtual Metrics evaluate(int64_t step) = 0;
 
+  // Extra values for the train line of metrics.jsonl, since the last call ("train/return").
+  virtual Metrics train_metrics() { return {}; }
+
   // Facts about the data logged once at the start ("data/entropy_rate").
   virtual Metrics data_facts() { return {}; }
 

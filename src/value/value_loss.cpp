@@ -40,7 +40,8 @@ class ScalarLoss : public ValueLoss {
   bool categorical() const override { return false; }
   void to(const torch::Device&) override {}
 
-  torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const override {
+  torch::Tensor per_sample(const torch::Tensor& head_out,
+                           const torch::Tensor& target) const override {
     check_shapes(head_out, target, 1);
     const auto ct = compute_type(head_out, target);
     const auto v = head_out.squeeze(-1).to(ct);
@@ -49,8 +50,8 @@ class ScalarLoss : public ValueLoss {
       torch::NoGradGuard no_grad;
       y = (transform_ ? muzero_h(target) : target).to(ct);
     }
-    if (huber_) return torch::huber_loss(v, y, at::Reduction::Mean, delta_);
-    return (v - y).pow(2).mean();
+    if (huber_) return torch::huber_loss(v, y, at::Reduction::None, delta_);
+    return (v - y).pow(2);
   }
 
   torch::Tensor value(const torch::Tensor& head_out) const override {
@@ -101,13 +102,15 @@ class CategoricalLoss : public ValueLoss {
 
   int64_t head_outputs() const override { return m_; }
   bool categorical() const override { return true; }
+  torch::Tensor support() const override { return support_; }
 
   void to(const torch::Device& d) override {
     edges_ = edges_.to(d);
     support_ = support_.to(d);
   }
 
-  torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const override {
+  torch::Tensor per_sample(const torch::Tensor& head_out,
+                           const torch::Tensor& target) const override {
     check_shapes(head_out, target, m_);
     const auto logits = head_out.to(compute_type(head_out, target));
     torch::Tensor y, p;
@@ -117,8 +120,8 @@ class CategoricalLoss : public ValueLoss {
       if (kind_ == Target::kHlGauss) p = hl_gauss_targets(y, edges_, sigma_);
       if (kind_ == Target::kTwoHot || kind_ == Target::kC51) p = two_hot_targets(y, support_);
     }
-    if (kind_ == Target::kExpectationMse) return (expectation(logits) - y).pow(2).mean();
-    return -(p * torch::log_softmax(logits, -1)).sum(-1).mean();
+    if (kind_ == Target::kExpectationMse) return (expectation(logits) - y).pow(2);
+    return -(p * torch::log_softmax(logits, -1)).sum(-1);
   }
 
   torch::Tensor value(const torch::Tensor& head_out) const override {

@@ -52,13 +52,21 @@ class ValueLoss {
  public:
   virtual ~ValueLoss() = default;
   virtual int64_t head_outputs() const = 0;  // 1 for scalar losses, num_bins otherwise
-  // head_out [..., head_outputs()], target [...] (any float dtype) -> scalar mean loss.
-  virtual torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const = 0;
+  // head_out [..., head_outputs()], target [...] (any float dtype) -> loss per target [...].
+  virtual torch::Tensor per_sample(const torch::Tensor& head_out,
+                                   const torch::Tensor& target) const = 0;
+  // The mean of per_sample.
+  torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const {
+    return per_sample(head_out, target).mean();
+  }
   // head_out [..., head_outputs()] -> [...]: the head itself for scalar losses, the expectation
   // sum softmax * support for categorical ones (then h^-1). For acting, bootstrapping and logging:
   // no gradient flows through it.
   virtual torch::Tensor value(const torch::Tensor& head_out) const = 0;
   virtual bool categorical() const = 0;
+  // The values the categorical head's bins stand for (bin centres; c51's atoms), in the
+  // transformed space when value_transform is on; undefined for scalar heads.
+  virtual torch::Tensor support() const { return {}; }
   virtual void to(const torch::Device& d) = 0;
 };
 

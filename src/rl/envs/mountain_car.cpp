@@ -1,0 +1,111 @@
+#include "rl/envs/mountain_car.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/registry.h"
+#include "rl/envs/state_io.h"
+
+// Gymnasium's float64 arithmetic rounds every product and sum; a fused multiply-add (which
+// -march=native builds may emit) would change the trajectories' last bits.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace stoch::rl {
+namespace {
+
+// Constants and the order of every operation follow gymnasium's mountain_car.py, so that the
+// float64 trajectory is the same to the last bit.
+constexpr double kMinPosition = -1.2;
+constexpr double kMaxPosition = 0.6;
+constexpr double kMaxSpeed = 0.07;
+constexpr double kGoalPosition = 0.5;
+constexpr double kGoalVelocity = 0.0;
+constexpr double kForce = 0.001;
+constexpr double kGravity = 0.0025;
+constexpr double kResetLow = -0.6;
+constexpr double kResetHigh = -0.4;
+
+constexpr uint32_t kStateTag = 0x4D435630;  // "MCV0": rejects another environment's bytes
+
+}  // namespace
+
+MountainCar::MountainCar(const EnvOptions& options)
+    : max_steps_(options.max_episode_steps > 0 ? options.max_episode_steps : kDefaultMaxSteps) {
+  reset();
+}
+
+void MountainCar::seed(uint64_t seed) {
+  rng_ = Rng(seed);
+}
+
+void MountainCar::reset() {
+  state_ = {kResetLow + (kResetHigh - kResetLow) * rng_.uniform(), 0.0};
+  elapsed_ = 0;
+}
+
+void MountainCar::set_physics(const std::vector<double>& state, int elapsed_steps) {
+  if (state.size() != state_.size())
+    throw std::invalid_argument("MountainCar::set_physics: expected 2 values");
+  std::copy(state.begin(), state.end(), state_.begin());
+  elapsed_ = elapsed_steps;
+}
+
+void MountainCar::observe(float* out) const {
+  out[0] = static_cast<float>(state_[0]);
+  out[1] = static_cast<float>(state_[1]);
+}
+
+StepResult MountainCar::step(int action) {
+  if (action < 0 || action > 2) throw std::out_of_range("MountainCar: action must be 0, 1 or 2");
+  double position = state_[0], velocity = state_[1];
+  velocity += (action - 1) * kForce + std::cos(3 * position) * (-kGravity);
+  velocity = std::min(std::max(velocity, -kMaxSpeed), kMaxSpeed);
+  position += velocity;
+  position = std::min(std::max(position, kMinPosition), kMaxPosition);
+  // The left edge is a wall: the car stops there instead of bouncing.
+  if (position == kMinPosition && velocity < 0) velocity = 0;
+  state_ = {position, velocity};
+
+  StepResult r;
+  r.terminated = position >= kGoalPosition && velocity >= kGoalVelocity;
+  r.reward = -1.0f;
+  r.truncated = ++elapsed_ >= max_steps_;
+  return r;
+}
+
+std::string MountainCar::save_state() const {
+  StateWriter w;
+  w.put(kStateTag).put(state_).put(elapsed_).put(rng_);
+  return std::move(w).str();
+}
+
+void MountainCar::load_state(const std::string& bytes) {
+  StateReader r(bytes);
+  if (r.get<uint32_t>() != kStateTag) throw std::runtime_error("not a MountainCar state");
+  const auto state = r.get<std::array<double, 2>>();
+  const int elapsed = r.get<int>();
+  static_assert(sizeof(Rng) == sizeof(std::array<uint64_t, 4>), "Rng is four words");
+  const auto words = r.get<std::array<uint64_t, 4>>();
+  r.expect_end();
+  state_ = state;
+  elapsed_ = elapsed;
+  std::memcpy(static_cast<void*>(&rng_), words.data(), sizeof rng_);
+}
+
+namespace {
+const bool registered = registry<EnvEntry>().add(
+    "MountainCar-v0",
+    {"Gymnasium MountainCar-v0: rock an under-powered car up a hill; 2 floats, 3 actions, "
+     "200 steps",
+     [](const EnvOptions& options) -> std::unique_ptr<Env> {
+       return std::make_unique<MountainCar>(options);
+     }});
+}  // namespace
+
+}  // namespace stoch::rl

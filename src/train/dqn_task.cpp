@@ -1,0 +1,368 @@
+#include "train/dqn_task.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "train/experiment.h"
+#include "train/trainer.h"
+#include "value/targets.h"
+
+namespace stoch::train {
+namespace {
+
+// Stream tags for mix_seed: acting, evaluation and the hooks' probe inputs never share numbers.
+constexpr uint64_t kEnvs = 1, kActing = 2, kEval = 3, kEvalEnv = 4, kProbe = 5;
+
+torch::Tensor bytes_tensor(const std::string& bytes) {
+  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::string tensor_bytes(const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
+                     static_cast<size_t>(c.numel()));
+}
+
+const torch::Tensor& find(const TensorList& list, const std::string& name) {
+  for (const auto& [n, t] : list)
+    if (n == name) return t;
+  throw InputError("checkpoint: dqn state lacks " + name);
+}
+
+// Picks an action per env: uniform with probability epsilon, else the greedy one. The random
+// draws do not depend on the Q-values, so exploration replays exactly on resume.
+template <class Greedy>
+void epsilon_greedy(Rng& rng, double epsilon, int num_actions, std::vector<int>& actions,
+                    Greedy greedy) {
+  std::vector<int> need;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    if (rng.uniform() < epsilon)
+      actions[i] = static_cast<int>(rng.below(static_cast<uint64_t>(num_actions)));
+    else
+      need.push_back(static_cast<int>(i));
+  }
+  if (!need.empty()) greedy(need);
+}
+
+}  // namespace
+
+std::vector<std::string> EnvConfig::env_names() {
+  return registry<rl::EnvEntry>().names();
+}
+
+rl::EnvOptions EnvConfig::options() const {
+  rl::EnvOptions o;
+  o.max_episode_steps = static_cast<int>(max_episode_steps);
+  o.sticky_action_prob = static_cast<float>(sticky_action_prob);
+  o.difficulty_ramping = difficulty_ramping;
+  o.minimal_action_set = minimal_action_set;
+  return o;
+}
+
+DqnTask::DqnTask(const ExperimentConfig& cfg, const torch::Device& device)
+    : seed_(static_cast<uint64_t>(cfg.run.seed)),
+      batch_size_(cfg.train.batch_size),
+      total_updates_(cfg.train.steps),
+      device_(device),
+      rng_(mix_seed(static_cast<uint64_t>(cfg.run.seed), kActing)) {
+  const auto& s = cfg.task_sections<DqnSections>();
+  dqn_ = s.dqn;
+  env_cfg_ = s.env;
+  c51_ = s.value.loss == "c51";
+  if (cfg.train.grad_accum != 1)
+    throw InputError("train.grad_accum: dqn takes one batch per update; expected 1");
+  if (s.value.loss == "c51" && s.value.value_transform)
+    throw InputError("value.value_transform: not supported with value.loss c51 in dqn");
+  const int E = static_cast<int>(env_cfg_.num_envs);
+  if (dqn_.train_every % E != 0)
+    throw InputError(stoch::str("dqn.train_every: ", dqn_.train_every,
+                                " must be a multiple of env.num_envs = ", E));
+  envs_ =
+      std::make_unique<rl::VectorEnv>(env_cfg_.name, env_cfg_.options(), E, mix_seed(seed_, kEnvs));
+  obs_shape_ = envs_->observation_shape();
+  num_actions_ = envs_->num_actions();
+  actions_.assign(static_cast<size_t>(E), 0);
+
+  rl::ReplayOptions ro;
+  ro.capacity = dqn_.replay_capacity;
+  ro.obs_size = envs_->obs_size();
+  ro.binary = envs_->binary_observation();
+  ro.num_envs = E;
+  ro.n_step = static_cast<int>(dqn_.n_step);
+  ro.gamma = dqn_.gamma;
+  ro.prioritized = dqn_.prioritized;
+  ro.alpha = dqn_.priority_alpha;
+  ro.beta = dqn_.priority_beta;
+  replay_ = std::make_unique<rl::ReplayBuffer>(ro);
+  batch_ = std::make_unique<rl::ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
+
+  loss_ = value::make_value_loss(s.value);
+  loss_->to(device);
+  head_outputs_ = loss_->head_outputs();
+  net_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
+  target_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
+  net_->to(device);
+  target_->to(device);
+  for (auto& p : target_->parameters()) p.set_requires_grad(false);
+  sync_target(1.0);
+
+  // Fixed inputs for the value-network hooks: states a uniformly random policy visits.
+  rl::VectorEnv probe_env(env_cfg_.name, env_cfg_.options(), 1, mix_seed(seed_, kProbe));
+  Rng probe_rng(mix_seed(seed_, kProbe, 1));
+  constexpr int64_t kProbeStates = 256;
+  std::vector<float> states;
+  for (int64_t i = 0; i < kProbeStates; ++i) {
+    states.insert(states.end(), probe_env.observations(),
+                  probe_env.observations() + probe_env.obs_size());
+    int a = static_cast<int>(probe_rng.below(static_cast<uint64_t>(num_actions_)));
+    probe_env.step(&a);
+  }
+  eval_inputs_ = obs_tensor(states.data(), kProbeStates).clone();
+}
+
+DqnTask::~DqnTask() = default;
+
+torch::Tensor DqnTask::obs_tensor(const float* data, int64_t rows) const {
+  std::vector<int64_t> shape = {rows};
+  shape.insert(shape.end(), obs_shape_.begin(), obs_shape_.end());
+  return torch::from_blob(const_cast<float*>(data), shape, torch::kFloat).to(device_);
+}
+
+torch::Tensor DqnTask::heads(models::ValueNetImpl& net, const torch::Tensor& obs) {
+  return net.forward(obs).view({obs.size(0), num_actions_, head_outputs_});
+}
+
+torch::Tensor DqnTask::q_values(models::ValueNetImpl& net, const torch::Tensor& obs) {
+  torch::NoGradGuard no_grad;
+  return loss_->value(heads(net, obs));
+}
+
+double DqnTask::schedule_env_steps() const {
+  if (dqn_.total_env_steps > 0) return static_cast<double>(dqn_.total_env_steps);
+  return static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every);
+}
+
+double DqnTask::epsilon_at(int64_t env_steps) const {
+  const double span = dqn_.exploration_fraction * schedule_env_steps();
+  const double frac = std::min(1.0, static_cast<double>(env_steps) / span);
+  return dqn_.epsilon_start + frac * (dqn_.epsilon_end - dqn_.epsilon_start);
+}
+
+void DqnTask::collect(int64_t steps) {
+  torch::NoGradGuard no_grad;
+  const int E = envs_->num_envs();
+  for (int64_t done = 0; done < steps; done += E) {
+    epsilon_greedy(rng_, epsilon_at(env_steps_), static_cast<int>(num_actions_), actions_,
+                   [&](const std::vector<int>& rows) {
+                     const auto q = q_values(*net_, obs_tensor(envs_->observations(), E));
+                     const auto best = q.argmax(1).cpu();
+                     for (int i : rows) actions_[i] = static_cast<int>(best[i].item<int64_t>());
+                   });
+    for (const auto& end : envs_->step(actions_.data())) {
+      pending_returns_.push_back(end.episode_return);
+      pending_lengths_.push_back(static_cast<double>(end.length));
+      ++episodes_;
+    }
+    replay_->add(envs_->acted_observations(), actions_.data(), envs_->rewards(),
+                 envs_->next_observations(), envs_->terminated(), envs_->truncated());
+    env_steps_ += E;
+  }
+}
+
+void DqnTask::sync_target(double tau) {
+  torch::NoGradGuard no_grad;
+  const auto src = net_->parameters();
+  auto dst = target_->parameters();
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (tau >= 1.0)
+      dst[i].copy_(src[i]);
+    else
+      dst[i].lerp_(src[i], tau);
+  }
+}
+
+torch::Tensor DqnTask::train_loss(int64_t micro) {
+  if (env_steps_ < dqn_.learning_starts) collect(dqn_.learning_starts - env_steps_);
+  collect(dqn_.train_every);
+  if (env_steps_ - last_target_sync_ >= dqn_.target_update_every) {
+    sync_target(dqn_.tau);
+    last_target_sync_ = env_steps_ - env_steps_ % dqn_.target_update_every;
+  }
+  if (dqn_.prioritized) {
+    // Importance-weight exponent annealed linearly to 1 over the run.
+    const double frac = std::min(1.0, static_cast<double>(env_steps_) / schedule_env_steps());
+    replay_->set_beta(dqn_.priority_beta + (1.0 - dqn_.priority_beta) * frac);
+  }
+  const int B = static_cast<int>(batch_size_);
+  replay_->sample(B, rng_, batch_->view());
+  const auto obs = obs_tensor(batch_->obs.data(), B);
+  const auto next_obs = obs_tensor(batch_->next_obs.data(), B);
+  const auto actions = torch::from_blob(batch_->actions.data(), {B}, torch::kLong).to(device_);
+  const auto returns = torch::from_blob(batch_->returns.data(), {B}, torch::kFloat).to(device_);
+  const auto discounts = torch::from_blob(batch_->discounts.data(), {B}, torch::kFloat).to(device_);
+
+  const auto out = heads(*net_, obs);
+  const auto chosen =
+      out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+  torch::Tensor per_sample, td, y, c51_target;
+  {
+    torch::NoGradGuard no_grad;
+    const auto next_target = heads(*target_, next_obs);
+    const auto q_next = loss_->value(next_target);
+    const auto best =
+        dqn_.double_dqn ? loss_->value(heads(*net_, next_obs)).argmax(1) : q_next.argmax(1);
+    if (c51_) {
+      // The distributional target: the bootstrap action's return distribution, shifted by the
+      // n-step return and projected back onto the atoms.
+      const auto next_logits =
+          next_target.gather(1, best.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+      c51_target = value::c51_project(torch::softmax(next_logits.to(torch::kDouble), -1),
+                                      returns.to(torch::kDouble), discounts.to(torch::kDouble),
+                                      loss_->support());
+    } else {
+      y = returns + discounts * q_next.gather(1, best.view({B, 1})).squeeze(1);
+    }
+  }
+  if (c51_) {
+    per_sample = -(c51_target.to(chosen.scalar_type()) * torch::log_softmax(chosen, -1)).sum(-1);
+    td = per_sample.detach();
+  } else {
+    per_sample = loss_->per_sample(chosen, y);
+    td = (loss_->value(chosen) - y).abs();
+  }
+  if (dqn_.prioritized) {
+    const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
+    replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
+    const auto w = torch::from_blob(batch_->weights.data(), {B}, torch::kFloat).to(device_);
+    return (per_sample * w.to(per_sample.scalar_type())).mean();
+  }
+  return per_sample.mean();
+}
+
+Metrics DqnTask::evaluate(int64_t step) {
+  // A fresh environment and stream per evaluation, keyed by the step: the protocol never
+  // touches the training environments or exploration stream, so it cannot change training.
+  rl::VectorEnv env(env_cfg_.name, env_cfg_.options(), 1, mix_seed(seed_, kEvalEnv, step));
+  Rng rng(mix_seed(seed_, kEval, step));
+  std::vector<int> action(1, 0);
+  std::vector<double> returns, lengths;
+  while (static_cast<int64_t>(returns.size()) < dqn_.eval_episodes) {
+    epsilon_greedy(
+        rng, dqn_.epsilon_eval, static_cast<int>(num_actions_), action,
+        [&](const std::vector<int>&) {
+          action[0] = static_cast<int>(
+              q_values(*net_, obs_tensor(env.observations(), 1)).argmax(1).item<int64_t>());
+        });
+    for (const auto& end : env.step(action.data())) {
+      returns.push_back(end.episode_return);
+      lengths.push_back(static_cast<double>(end.length));
+    }
+  }
+  const auto r = torch::tensor(returns, torch::kDouble);
+  Metrics m;
+  m["eval/return_mean"] = r.mean().item<double>();
+  m["eval/return_std"] = returns.size() > 1 ? r.std().item<double>() : 0.0;
+  m["eval/length_mean"] = torch::tensor(lengths, torch::kDouble).mean().item<double>();
+  m["eval/episodes"] = static_cast<double>(returns.size());
+  m["eval/env_steps"] = static_cast<double>(env_steps_);
+  return m;
+}
+
+Metrics DqnTask::train_metrics() {
+  Metrics m;
+  m["env_steps"] = static_cast<double>(env_steps_);
+  m["epsilon"] = epsilon_at(env_steps_);
+  m["train/episodes_total"] = static_cast<double>(episodes_);
+  if (!pending_returns_.empty()) {
+    double r = 0.0, l = 0.0;
+    for (double x : pending_returns_) r += x;
+    for (double x : pending_lengths_) l += x;
+    const double n = static_cast<double>(pending_returns_.size());
+    m["train/return"] = r / n;
+    m["train/length"] = l / n;
+    m["train/episodes"] = n;
+  }
+  pending_returns_.clear();
+  pending_lengths_.clear();
+  return m;
+}
+
+Metrics DqnTask::data_facts() {
+  return {{"data/num_actions", static_cast<double>(num_actions_)},
+          {"data/obs_size", static_cast<double>(envs_->obs_size())},
+          {"data/total_env_steps",
+           static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every)}};
+}
+
+std::string DqnTask::summary(const Metrics& last_eval) const {
+  auto it = last_eval.find("eval/return_mean");
+  if (it == last_eval.end()) return "";
+  return stoch::str("summary: ", env_cfg_.name, " eval return ", format_number(it->second, 5),
+                    " +- ", format_number(last_eval.at("eval/return_std"), 4), " over ",
+                    last_eval.at("eval/episodes"), " episodes after ", env_steps_,
+                    " environment steps");
+}
+
+const hooks::ValueView* DqnTask::value_view() {
+  if (!view_.net) {
+    view_.net = net_.get();
+    view_.loss = loss_.get();
+    view_.eval_inputs = eval_inputs_;
+  }
+  return &view_;
+}
+
+void DqnTask::save_state(Checkpoint& ckpt) const {
+  ckpt.tensors["target"] = model_tensors(*target_.ptr());
+  Rng rng_copy = rng_;
+  auto rng_words = torch::empty({4}, torch::kLong);
+  std::memcpy(rng_words.data_ptr<int64_t>(), &rng_copy, sizeof(Rng));
+  ckpt.tensors["agent"] = {
+      {"replay", bytes_tensor(replay_->save_state())},
+      {"envs", bytes_tensor(envs_->save_state())},
+      {"rng", rng_words},
+      {"counters", torch::tensor({env_steps_, episodes_, last_target_sync_}, torch::kLong)},
+      {"pending_returns", torch::tensor(pending_returns_, torch::kDouble)},
+      {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)}};
+  ckpt.state["env_steps"] = env_steps_;
+}
+
+void DqnTask::load_state(const Checkpoint& ckpt) {
+  auto target = ckpt.tensors.find("target");
+  auto agent = ckpt.tensors.find("agent");
+  if (target == ckpt.tensors.end() || agent == ckpt.tensors.end())
+    throw InputError(ckpt.dir + ": not a dqn checkpoint (no target network or agent state)");
+  load_model_tensors(*target_, target->second);
+  const auto& a = agent->second;
+  replay_->load_state(tensor_bytes(find(a, "replay")));
+  envs_->load_state(tensor_bytes(find(a, "envs")));
+  std::memcpy(static_cast<void*>(&rng_), find(a, "rng").contiguous().data_ptr<int64_t>(),
+              sizeof(Rng));
+  const auto counters = find(a, "counters");
+  env_steps_ = counters[0].item<int64_t>();
+  episodes_ = counters[1].item<int64_t>();
+  last_target_sync_ = counters[2].item<int64_t>();
+  const auto returns = find(a, "pending_returns").contiguous();
+  const auto lengths = find(a, "pending_lengths").contiguous();
+  pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
+  pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
+}
+
+namespace {
+const bool registered = registry<TaskEntry>().add(
+    "dqn", TaskEntry{"online value-based RL (DQN family) with any value loss as the head",
+                     [] { return std::make_shared<DqnSections>(); },
+                     [](const ExperimentConfig& cfg,
+                        const torch::Device& device) -> std::unique_ptr<Task> {
+                       return std::make_unique<DqnTask>(cfg, device);
+                     }});
+}  // namespace
+
+}  // namespace stoch::train

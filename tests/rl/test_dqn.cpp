@@ -1,0 +1,153 @@
+// The dqn task end to end: every value loss trains, resume is bit-exact (replay, environments,
+// exploration stream, target network), evaluation never disturbs training, bad configs fail.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/config_tree.h"
+#include "test_util.h"
+#include "train/dqn_task.h"
+#include "train/experiment.h"
+
+namespace stoch {
+namespace {
+
+// CartPole with a small budget: 200 exploration steps, then an update every 2 steps.
+std::string tiny_dqn_config(const std::string& loss, int steps = 60,
+                            const std::string& extra_dqn = "", int num_envs = 1) {
+  return "task: dqn\n"
+         "run: {seed: 5, threads: 1}\n"
+         "env: {name: CartPole-v1, num_envs: " +
+         std::to_string(num_envs) +
+         "}\n"
+         "model: {torso: mlp, hidden: [32, 32]}\n"
+         "value: {loss: " +
+         loss +
+         ", num_bins: 21, v_min: -20, v_max: 120}\n"
+         "dqn: {learning_starts: 200, train_every: 2, target_update_every: 50, "
+         "replay_capacity: 500, eval_episodes: 2, total_env_steps: 320" +
+         extra_dqn +
+         "}\n"
+         "optim: {lr: 0.001, weight_decay: 0}\n"
+         "schedule: {kind: constant, warmup_steps: 0}\n"
+         "train: {steps: " +
+         std::to_string(steps) +
+         ", batch_size: 16, eval_every: 30, ckpt_every: 20}\n"
+         "log: {every: 5, console_every: 1000}\n";
+}
+
+class Dqn : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Dqn, EveryLossTrainsAndLogs) {
+  const std::string dir = test::temp_dir("dqn");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config(GetParam()));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto losses = test::train_losses(dir + "/run");
+  ASSERT_EQ(losses.size(), 12u);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
+  // 200 exploration steps plus 2 per update.
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "train", "env_steps").at(60), 320.0);
+  EXPECT_GT(test::metric_by_step(dir + "/run", "train", "steps_per_s").at(60), 0.0);
+  const auto ret = test::metric_by_step(dir + "/run", "eval", "eval/return_mean");
+  ASSERT_EQ(ret.size(), 2u);   // steps 30 and 60
+  EXPECT_GE(ret.at(60), 8.0);  // CartPole pays 1 per step and no episode is shorter than 8
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "eval", "eval/episodes").at(60), 2.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Losses, Dqn,
+                         ::testing::Values("mse", "huber", "two_hot", "hl_gauss", "c51",
+                                           "mse_on_expectation"));
+
+// Straight versus interrupted at step 30 and resumed: identical losses, returns and evaluations.
+void expect_exact_resume(const std::string& cfg) {
+  const std::string dir = test::temp_dir("dqn-resume");
+  test::write_text(dir + "/c.yaml", cfg);
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/straight").code, 0);
+  auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/split --set train.steps=40");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/split --set train.steps=60");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const std::string m : {"loss", "train/return", "env_steps", "epsilon"}) {
+    const auto a = test::metric_by_step(dir + "/straight", "train", m);
+    ASSERT_FALSE(a.empty()) << m;
+    EXPECT_EQ(a, test::metric_by_step(dir + "/split", "train", m)) << m;
+  }
+  // The first leg also evaluates at its last step (40); every other evaluation is shared.
+  auto split_eval = test::metric_by_step(dir + "/split", "eval", "eval/return_mean");
+  split_eval.erase(40);
+  EXPECT_EQ(test::metric_by_step(dir + "/straight", "eval", "eval/return_mean"), split_eval);
+}
+
+TEST(DqnResume, UniformReplayMseIsBitExact) {
+  // ckpt_every 20 with train.steps 40 first: the resume starts from step 40's checkpoint.
+  expect_exact_resume(tiny_dqn_config("mse", 60));
+}
+
+TEST(DqnResume, PrioritisedNStepDoubleC51IsBitExact) {
+  expect_exact_resume(
+      tiny_dqn_config("c51", 60, ", prioritized: true, n_step: 3, double_dqn: true, tau: 0.5"));
+}
+
+TEST(DqnResume, TwoEnvsHlGaussIsBitExact) {
+  expect_exact_resume(tiny_dqn_config("hl_gauss", 60, "", 2));
+}
+
+TEST(Dqn, EvaluationDoesNotChangeTraining) {
+  const std::string dir = test::temp_dir("dqn");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config("hl_gauss"));
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/a").code, 0);
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                            "/b --set train.eval_every=7 --set dqn.eval_episodes=3")
+                .code,
+            0);
+  EXPECT_EQ(test::train_losses(dir + "/a"), test::train_losses(dir + "/b"));
+  EXPECT_EQ(test::metric_by_step(dir + "/a", "train", "train/return"),
+            test::metric_by_step(dir + "/b", "train", "train/return"));
+}
+
+TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
+  std::string text = tiny_dqn_config(
+      "mse", 100, ", epsilon_start: 1.0, epsilon_end: 0.1, exploration_fraction: 0.5");
+  text.replace(text.find("total_env_steps: 320"), 20, "total_env_steps: 0");
+  auto cfg = train::parse_experiment(config::parse_text(text, "t"));
+  train::DqnTask task(cfg, torch::kCPU);
+  // 200 + 100 * 2 = 400 environment steps in all; the decay ends at 200.
+  EXPECT_DOUBLE_EQ(task.epsilon_at(0), 1.0);
+  EXPECT_DOUBLE_EQ(task.epsilon_at(100), 0.55);
+  EXPECT_DOUBLE_EQ(task.epsilon_at(200), 0.1);
+  EXPECT_DOUBLE_EQ(task.epsilon_at(400), 0.1);
+}
+
+TEST(Dqn, QValuesHaveOneColumnPerAction) {
+  auto cfg = train::parse_experiment(config::parse_text(tiny_dqn_config("hl_gauss"), "t"));
+  train::DqnTask task(cfg, torch::kCPU);
+  auto& net = dynamic_cast<models::ValueNetImpl&>(task.model());
+  const auto q = task.q_values(net, torch::zeros({3, 4}));
+  EXPECT_EQ(q.sizes(), (std::vector<int64_t>{3, 2}));
+  // Read back as the expectation over the bin centres: inside the support.
+  EXPECT_GE(q.min().item<double>(), -20.0);
+  EXPECT_LE(q.max().item<double>(), 120.0);
+}
+
+TEST(Dqn, BadConfigsFailWithOneLine) {
+  const std::string dir = test::temp_dir("dqn");
+  const auto error_of = [&](const std::string& cfg) {
+    test::write_text(dir + "/c.yaml", cfg);
+    const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/run")) << r.output;
+    return r.output;
+  };
+  std::string typo = tiny_dqn_config("mse");
+  typo.replace(typo.find("CartPole-v1"), 11, "CartPol-v1");
+  EXPECT_NE(error_of(typo).find("did you mean CartPole-v1"), std::string::npos);
+  EXPECT_NE(error_of(tiny_dqn_config("mse", 60, "", 3)).find("dqn.train_every"), std::string::npos);
+  EXPECT_NE(error_of(tiny_dqn_config("mse", 60, ", gamma: 1.5")).find("dqn.gamma"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace stoch
