@@ -1,5 +1,5 @@
-// Torso "cnn": 3x3 convolutions (stride 1, padding 1) with activations, then flatten, then
-// optional fully connected layers: MinAtar's reference network is channels [16], fc [128].
+// Torso "cnn": 3x3 convolutions (stride 1) with activations, then flatten, then optional fully
+// connected layers: MinAtar's reference network is channels [16], padding 0, fc [128].
 #include <torch/torch.h>
 
 #include "core/errors.h"
@@ -15,12 +15,18 @@ class CnnTorso : public Torso {
   CnnTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& shape)
       : activation_(cfg.activation) {
     convs_ = register_module("convs", torch::nn::ModuleList());
-    int64_t in = shape[0];
+    int64_t in = shape[0], h = shape[1], w = shape[2];
     for (int64_t c : cfg.channels) {
-      convs_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c, 3).stride(1).padding(1)));
+      convs_->push_back(
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c, 3).stride(1).padding(cfg.padding)));
       in = c;
+      h += 2 * cfg.padding - 2;
+      w += 2 * cfg.padding - 2;
     }
-    features_ = in * shape[1] * shape[2];
+    if (h < 1 || w < 1)
+      throw InputError(stoch::str("model.channels: ", cfg.channels.size(),
+                                  " unpadded 3x3 convolutions shrink the input to nothing"));
+    features_ = in * h * w;
     fcs_ = register_module("fcs", torch::nn::ModuleList());
     for (int64_t w : cfg.fc) {
       fcs_->push_back(torch::nn::Linear(features_, w));

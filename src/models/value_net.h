@@ -20,6 +20,7 @@ struct ValueNetConfig {
   std::vector<int64_t> hidden = {256, 256};
   std::vector<int64_t> channels = {16, 32};
   std::vector<int64_t> fc = {};
+  int64_t padding = 1;
   int64_t n_layer = 2;
   int64_t n_head = 4;
   int64_t d_model = 64;
@@ -32,6 +33,9 @@ struct ValueNetConfig {
     v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)",
       Spec().at_least(1));
     v("channels", channels, "cnn: channels of each 3x3 conv layer", Spec().at_least(1));
+    v("padding", padding,
+      "cnn: zero padding of each 3x3 convolution (1 keeps the size; MinAtar's reference: 0)",
+      Spec().at_least(0).at_most(1));
     v("fc", fc,
       "cnn: widths of fully connected layers after the flattened convolutions (MinAtar: [128])",
       Spec().at_least(1));

@@ -150,13 +150,15 @@ double DqnTask::schedule_env_steps() const {
 }
 
 double DqnTask::epsilon_at(int64_t env_steps) const {
-  const double span = dqn_.exploration_fraction * schedule_env_steps();
+  const double span = dqn_.exploration_steps > 0
+                          ? static_cast<double>(dqn_.exploration_steps)
+                          : dqn_.exploration_fraction * schedule_env_steps();
   const double frac = std::min(1.0, static_cast<double>(env_steps) / span);
   return dqn_.epsilon_start + frac * (dqn_.epsilon_end - dqn_.epsilon_start);
 }
 
 void DqnTask::collect(int64_t steps) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // acting only reads Q-values: the cheapest dispatch
   const int E = envs_->num_envs();
   for (int64_t done = 0; done < steps; done += E) {
     epsilon_greedy(rng_, epsilon_at(env_steps_), static_cast<int>(num_actions_), actions_,

@@ -59,6 +59,7 @@ struct DqnConfig {
   double epsilon_end = 0.05;
   double exploration_fraction = 0.5;
   int64_t total_env_steps = 0;
+  int64_t exploration_steps = 0;
   int64_t replay_capacity = 10000;
   bool prioritized = false;
   double priority_alpha = 0.6;
@@ -87,6 +88,9 @@ struct DqnConfig {
     v("exploration_fraction", exploration_fraction,
       "share of all environment steps over which epsilon decays linearly",
       Spec().above(0).at_most(1));
+    v("exploration_steps", exploration_steps,
+      "environment steps over which epsilon decays; 0 uses exploration_fraction of the run",
+      Spec().at_least(0));
     v("total_env_steps", total_env_steps,
       "the run length the schedules are fractions of (pin it to stop and resume with another "
       "train.steps); 0: learning_starts + train.steps * train_every",
