@@ -42,6 +42,8 @@ struct SampleArgs {
   double top_p = 1.0;
   int64_t seed = 0;
   int64_t checkpoint = -1;
+  bool speculative = false;
+  int64_t draft = 4;
 };
 int sample(const SampleArgs& a);
 

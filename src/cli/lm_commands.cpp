@@ -1,8 +1,10 @@
 // eval, sample, data prepare: using a trained language model and preparing its data.
 #include <torch/torch.h>
 
+#include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -13,6 +15,7 @@
 #include "data/token_files.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
+#include "train/sampling.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -24,6 +27,7 @@ struct LoadedLm {
   train::ExperimentConfig cfg;
   std::unique_ptr<train::LmTask> task;
   int64_t step = 0;
+  std::optional<hooks::SurplusProbe> probe;  // when the run trained a surplus hook
 };
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
@@ -45,6 +49,12 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
   train::load_model_tensors(out.task->model(), ckpt->tensors["model"]);
   out.step = ckpt->step;
+  for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
+    auto it = ckpt->tensors.find(stoch::str("hook", i));
+    if (out.cfg.hooks[i].name != "surplus" || it == ckpt->tensors.end()) continue;
+    out.probe = hooks::probe_from_state(it->second, ckpt->dir);
+    (*out.probe)->to(out.task->gpt()->wte->weight.device());
+  }
   return out;
 }
 
@@ -69,24 +79,6 @@ std::vector<int64_t> encode_prompt(const std::string& prompt, bool bytes, int64_
   return ids;
 }
 
-// Draws one token from logits [V] with temperature, top-k and top-p filtering.
-int64_t draw(torch::Tensor logits, const SampleArgs& a, torch::Generator& gen) {
-  if (a.temperature == 0.0) return logits.argmax().item<int64_t>();
-  logits = logits.to(torch::kFloat) / a.temperature;
-  if (a.top_k > 0 && a.top_k < logits.size(0)) {
-    const auto kth = std::get<0>(logits.topk(a.top_k)).min();
-    logits = logits.masked_fill(logits < kth, -INFINITY);
-  }
-  auto probs = torch::softmax(logits, -1);
-  if (a.top_p < 1.0) {
-    auto [sorted, order] = probs.sort(/*dim=*/-1, /*descending=*/true);
-    // Keep a token while the mass before it is below top_p: the smallest set reaching top_p.
-    auto drop = (sorted.cumsum(-1) - sorted) >= a.top_p;
-    probs = probs.scatter(0, order, sorted.masked_fill(drop, 0.0));
-  }
-  return torch::multinomial(probs.cpu(), 1, false, gen).item<int64_t>();
-}
-
 }  // namespace
 
 int eval(const EvalArgs& a) {
@@ -109,19 +101,30 @@ int sample(const SampleArgs& a) {
   if (ids.empty())
     ids.push_back(bytes ? '\n' : 0);  // an empty prompt starts from a newline / token 0
   const size_t prompt_len = ids.size();
-  torch::NoGradGuard no_grad;
+  if (a.speculative && !lm.probe)
+    throw InputError(stoch::str(a.run_dir,
+                                ": --speculative needs a run trained with the surplus "
+                                "hook (hooks: [{name: surplus}]), whose probe drafts the tokens"));
   gpt->eval();
-  auto gen = torch::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
-  const int64_t ctx = gpt->config().context;
-  const auto device = gpt->wte->weight.device();
-  for (int64_t i = 0; i < a.max_tokens; ++i) {
-    const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - ctx);
-    auto x = torch::tensor(std::vector<int64_t>(ids.begin() + start, ids.end()), torch::kLong)
-                 .unsqueeze(0)
-                 .to(device);
-    auto logits = gpt->forward(x)[0][-1].slice(0, 0, vocab);
-    ids.push_back(draw(logits, a, gen));
-  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  const train::SamplingParams sp{a.temperature, a.top_k, a.top_p, vocab};
+  train::SamplingStats stats;
+  const auto t0 = std::chrono::steady_clock::now();
+  ids = a.speculative ? train::sample_speculative(*gpt, **lm.probe, ids, a.max_tokens, a.draft, sp,
+                                                  gen, &stats)
+                      : train::sample_plain(*gpt, ids, a.max_tokens, sp, gen, &stats);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string line = stoch::str("sampled ", a.max_tokens, " tokens in ", format_number(seconds, 4),
+                                " s (", format_number(a.max_tokens / seconds, 4), " tokens/s), ",
+                                stats.model_calls, " model calls");
+  if (a.speculative)
+    line +=
+        stoch::str("; drafted ", stats.drafted, ", accepted ", stats.accepted, " (",
+                   format_number(100.0 * stats.accepted / std::max<int64_t>(1, stats.drafted), 3),
+                   "%), ", format_number(static_cast<double>(a.max_tokens) / stats.model_calls, 3),
+                   " tokens per model call");
+  log::info(line);
   if (bytes) {
     std::string text(ids.begin(), ids.end());
     std::cout << text << "\n";

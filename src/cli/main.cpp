@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   s->add_option("--seed", sample.seed, "sampling seed");
   s->add_option("--checkpoint", sample.checkpoint, "checkpoint step (default: newest complete)");
+  s->add_flag("--speculative", sample.speculative,
+              "draft with the run's surplus probe and verify with the model (same distribution)");
+  s->add_option("--draft", sample.draft, "tokens drafted per model call with --speculative")
+      ->check(CLI::Range(1, 64));
 
   cli::PrepareArgs prep;
   auto* d = app.add_subcommand("data", "data tools");

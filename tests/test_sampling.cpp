@@ -1,0 +1,140 @@
+// Speculative sampling keeps the model's distribution exactly: greedy output equals plain greedy
+// output, and sampled continuations follow the product of the model's conditionals.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+
+#include "test_util.h"
+#include "train/sampling.h"
+
+namespace stoch {
+namespace {
+
+struct TinyLm {
+  models::Gpt gpt{nullptr};
+  hooks::SurplusProbe probe{nullptr};
+};
+
+// A random model with sharp predictions (scaled embeddings) and an untrained probe, so drafts
+// are often rejected and the residual path runs.
+TinyLm tiny_lm(int64_t vocab, double sharpness) {
+  torch::manual_seed(7);
+  models::GptConfig c;
+  c.vocab_size = vocab;
+  c.context = 12;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.d_model = 16;
+  TinyLm lm{models::Gpt(c), hooks::SurplusProbe(16, 3)};
+  torch::NoGradGuard no_grad;
+  lm.gpt->wte->weight.mul_(sharpness);
+  lm.gpt->eval();
+  return lm;
+}
+
+TEST(SpeculativeSampling, GreedyEqualsPlainGreedy) {
+  auto lm = tiny_lm(6, 60.0);
+  const train::SamplingParams sp{0.0, 0, 1.0, 6};
+  for (int64_t draft : {1, 3, 5}) {
+    auto g1 = at::make_generator<at::CPUGeneratorImpl>(1);
+    auto g2 = at::make_generator<at::CPUGeneratorImpl>(1);
+    train::SamplingStats stats;
+    // 30 tokens from a 2-token prompt slide past the 12-token context.
+    const auto plain = train::sample_plain(*lm.gpt, {1, 4}, 30, sp, g1);
+    const auto spec =
+        train::sample_speculative(*lm.gpt, *lm.probe, {1, 4}, 30, draft, sp, g2, &stats);
+    EXPECT_EQ(plain, spec) << "draft " << draft;
+    EXPECT_LE(stats.model_calls, 30);
+    EXPECT_LE(stats.accepted, stats.drafted);
+  }
+}
+
+// The exact probability of each 3-token continuation under the filtered model, against the
+// frequencies of speculative samples: a chi-square test over the cells.
+void expect_model_distribution(const train::SamplingParams& sp, int64_t draft) {
+  auto lm = tiny_lm(sp.vocab, 12.0);
+  const std::vector<int64_t> prompt = {2, 0, 1};
+  const int64_t V = sp.vocab;
+  std::map<std::vector<int64_t>, double> exact;
+  {
+    torch::NoGradGuard no_grad;
+    const auto probs_after = [&](const std::vector<int64_t>& ids) {
+      return train::sampling_probs(
+          lm.gpt->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0][-1], sp);
+    };
+    const auto p1 = probs_after(prompt);
+    for (int64_t a = 0; a < V; ++a) {
+      auto s1 = prompt;
+      s1.push_back(a);
+      const auto p2 = probs_after(s1);
+      for (int64_t b = 0; b < V; ++b) {
+        auto s2 = s1;
+        s2.push_back(b);
+        const auto p3 = probs_after(s2);
+        for (int64_t c = 0; c < V; ++c)
+          exact[{a, b, c}] = p1[a].item<double>() * p2[b].item<double>() * p3[c].item<double>();
+      }
+    }
+  }
+  const int n = 4000;
+  std::map<std::vector<int64_t>, double> seen;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  train::SamplingStats stats;
+  for (int i = 0; i < n; ++i) {
+    const auto out =
+        train::sample_speculative(*lm.gpt, *lm.probe, prompt, 3, draft, sp, gen, &stats);
+    seen[{out[3], out[4], out[5]}] += 1;
+  }
+  double chi2 = 0;
+  int cells = 0;
+  for (const auto& [seq, p] : exact) {
+    const double e = p * n, o = seen.count(seq) ? seen.at(seq) : 0.0;
+    if (p < 1e-12) {
+      EXPECT_EQ(o, 0.0) << "a filtered-out continuation was drawn";
+      continue;
+    }
+    if (e < 5) continue;  // too rare for the chi-square approximation
+    chi2 += (o - e) * (o - e) / e;
+    ++cells;
+  }
+  ASSERT_GE(cells, 8);
+  // 99.9% quantile of chi-square with k - 1 degrees of freedom, by Wilson-Hilferty.
+  const double k = cells - 1, z = 3.09;
+  const double limit = k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
+  EXPECT_LT(chi2, limit) << cells << " cells";
+  EXPECT_LT(stats.accepted, stats.drafted);  // some drafts were rejected: the residual path ran
+  EXPECT_GT(stats.accepted, 0);
+}
+
+TEST(SpeculativeSampling, SamplesFollowTheModelsDistribution) {
+  expect_model_distribution({1.0, 0, 1.0, 4}, 2);
+}
+
+TEST(SpeculativeSampling, FilteredSamplesFollowTheFilteredDistribution) {
+  expect_model_distribution({1.6, 3, 0.9, 5}, 3);
+}
+
+TEST(SpeculativeSampling, CommandNeedsASurplusProbe) {
+  const std::string dir = test::temp_dir("sample");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(5));
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run").code, 0);
+  const auto r = test::run_stoch("sample " + dir + "/run --prompt '1 2' --speculative");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("surplus"), std::string::npos) << r.output;
+  test::write_text(dir + "/s.yaml",
+                   test::tiny_lm_config(5) + "hooks:\n  - {name: surplus, every: 5}\n");
+  ASSERT_EQ(test::run_stoch("train " + dir + "/s.yaml --run-dir " + dir + "/s").code, 0);
+  const auto ok = test::run_stoch(
+      "sample " + dir + "/s --prompt '1 2' --max-tokens 20 --speculative --temperature 0");
+  ASSERT_EQ(ok.code, 0) << ok.output;
+  const auto plain =
+      test::run_stoch("sample " + dir + "/s --prompt '1 2' --max-tokens 20 --temperature 0");
+  // The same greedy continuation (the last line of each output).
+  EXPECT_EQ(ok.output.substr(ok.output.rfind("1 2 |")),
+            plain.output.substr(plain.output.rfind("1 2 |")));
+}
+
+}  // namespace
+}  // namespace stoch
