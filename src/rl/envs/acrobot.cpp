@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "core/registry.h"
-#include "rl/envs/state_io.h"
 
 // Gymnasium's float64 arithmetic rounds every product and sum; a fused multiply-add (which
 // -march=native builds may emit) would change the trajectories' last bits.
@@ -104,26 +102,15 @@ double bound(double x, double lo, double hi) {
 }  // namespace
 
 Acrobot::Acrobot(const EnvOptions& options)
-    : max_steps_(options.max_episode_steps > 0 ? options.max_episode_steps : kDefaultMaxSteps) {
+    : ClassicControlEnv(options, kDefaultMaxSteps, kStateTag, "Acrobot") {
   reset();
-}
-
-void Acrobot::seed(uint64_t seed) {
-  rng_ = Rng(seed);
 }
 
 void Acrobot::reset() {
   // Gymnasium draws in float64 and stores the start state as float32.
   for (double& v : state_)
     v = static_cast<float>(-kResetBound + (kResetBound - -kResetBound) * rng_.uniform());
-  elapsed_ = 0;
-}
-
-void Acrobot::set_physics(const std::vector<double>& state, int elapsed_steps) {
-  if (state.size() != state_.size())
-    throw std::invalid_argument("Acrobot::set_physics: expected 4 values");
-  std::copy(state.begin(), state.end(), state_.begin());
-  elapsed_ = elapsed_steps;
+  start_episode();
 }
 
 void Acrobot::observe(float* out) const {
@@ -147,27 +134,8 @@ StepResult Acrobot::step(int action) {
   // The tip is more than one link length above the pivot.
   r.terminated = -std::cos(state_[0]) - std::cos(state_[1] + state_[0]) > 1.0;
   r.reward = r.terminated ? 0.0f : -1.0f;
-  r.truncated = ++elapsed_ >= max_steps_;
+  r.truncated = count_step();
   return r;
-}
-
-std::string Acrobot::save_state() const {
-  StateWriter w;
-  w.put(kStateTag).put(state_).put(elapsed_).put(rng_);
-  return std::move(w).str();
-}
-
-void Acrobot::load_state(const std::string& bytes) {
-  StateReader r(bytes);
-  if (r.get<uint32_t>() != kStateTag) throw std::runtime_error("not an Acrobot state");
-  const auto state = r.get<std::array<double, 4>>();
-  const int elapsed = r.get<int>();
-  static_assert(sizeof(Rng) == sizeof(std::array<uint64_t, 4>), "Rng is four words");
-  const auto words = r.get<std::array<uint64_t, 4>>();
-  r.expect_end();
-  state_ = state;
-  elapsed_ = elapsed;
-  std::memcpy(static_cast<void*>(&rng_), words.data(), sizeof rng_);
 }
 
 namespace {

@@ -9,12 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "core/rng.h"
-#include "rl/envs/env.h"
+#include "rl/envs/classic_control.h"
 
 namespace stoch::rl {
 
-class Acrobot : public Env {
+class Acrobot : public ClassicControlEnv<4> {
  public:
   static constexpr int kDefaultMaxSteps = 500;
 
@@ -22,25 +21,9 @@ class Acrobot : public Env {
 
   std::vector<int64_t> observation_shape() const override { return {6}; }
   int num_actions() const override { return 3; }
-  void seed(uint64_t seed) override;
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;
-  std::string save_state() const override;
-  void load_state(const std::string& bytes) override;
-
-  // Exact physical state {theta1, theta2, dtheta1, dtheta2}, e.g. copied from Gymnasium's
-  // env.state; starts an episode that has already run `elapsed_steps` steps.
-  void set_physics(const std::vector<double>& state, int elapsed_steps = 0);
-  std::vector<double> physics() const { return {state_.begin(), state_.end()}; }
-  int elapsed_steps() const { return elapsed_; }
-  int max_episode_steps() const { return max_steps_; }
-
- private:
-  std::array<double, 4> state_{};
-  int elapsed_ = 0;
-  int max_steps_;
-  Rng rng_{0};
 };
 
 }  // namespace stoch::rl

@@ -1,11 +1,9 @@
 #include "rl/envs/cartpole.h"
 
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "core/registry.h"
-#include "rl/envs/state_io.h"
 
 // Gymnasium's float64 arithmetic rounds every product and sum; a fused multiply-add (which
 // -march=native builds may emit) would change the trajectories' last bits.
@@ -38,26 +36,13 @@ constexpr uint32_t kStateTag = 0x43505631;  // "CPV1": rejects another environme
 }  // namespace
 
 CartPole::CartPole(const EnvOptions& options)
-    : max_steps_(options.max_episode_steps > 0 ? options.max_episode_steps : kDefaultMaxSteps) {
+    : ClassicControlEnv(options, kDefaultMaxSteps, kStateTag, "CartPole") {
   reset();
-}
-
-void CartPole::seed(uint64_t seed) {
-  rng_ = Rng(seed);
 }
 
 void CartPole::reset() {
   for (double& v : state_) v = -kResetBound + (kResetBound - -kResetBound) * rng_.uniform();
-  elapsed_ = 0;
-  terminated_ = false;
-}
-
-void CartPole::set_physics(const std::vector<double>& state, int elapsed_steps) {
-  if (state.size() != state_.size())
-    throw std::invalid_argument("CartPole::set_physics: expected 4 values");
-  std::copy(state.begin(), state.end(), state_.begin());
-  elapsed_ = elapsed_steps;
-  terminated_ = false;
+  start_episode();
 }
 
 void CartPole::observe(float* out) const {
@@ -87,30 +72,8 @@ StepResult CartPole::step(int action) {
       x < -kXThreshold || x > kXThreshold || theta < -kThetaThreshold || theta > kThetaThreshold;
   r.reward = (r.terminated && terminated_) ? 0.0f : 1.0f;
   terminated_ = terminated_ || r.terminated;
-  r.truncated = ++elapsed_ >= max_steps_;
+  r.truncated = count_step();
   return r;
-}
-
-std::string CartPole::save_state() const {
-  StateWriter w;
-  w.put(kStateTag).put(state_).put(elapsed_).put<uint8_t>(terminated_).put(rng_);
-  return std::move(w).str();
-}
-
-void CartPole::load_state(const std::string& bytes) {
-  StateReader r(bytes);
-  if (r.get<uint32_t>() != kStateTag) throw std::runtime_error("not a CartPole state");
-  const auto state = r.get<std::array<double, 4>>();
-  const int elapsed = r.get<int>();
-  const uint8_t terminated = r.get<uint8_t>();
-  if (terminated > 1) throw std::runtime_error("CartPole state: bad termination flag");
-  static_assert(sizeof(Rng) == sizeof(std::array<uint64_t, 4>), "Rng is four words");
-  const auto words = r.get<std::array<uint64_t, 4>>();
-  r.expect_end();
-  state_ = state;
-  elapsed_ = elapsed;
-  terminated_ = terminated != 0;
-  std::memcpy(static_cast<void*>(&rng_), words.data(), sizeof rng_);
 }
 
 namespace {

@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "core/registry.h"
-#include "rl/envs/state_io.h"
 
 // Gymnasium's float64 arithmetic rounds every product and sum; a fused multiply-add (which
 // -march=native builds may emit) would change the trajectories' last bits.
@@ -36,24 +34,13 @@ constexpr uint32_t kStateTag = 0x4D435630;  // "MCV0": rejects another environme
 }  // namespace
 
 MountainCar::MountainCar(const EnvOptions& options)
-    : max_steps_(options.max_episode_steps > 0 ? options.max_episode_steps : kDefaultMaxSteps) {
+    : ClassicControlEnv(options, kDefaultMaxSteps, kStateTag, "MountainCar") {
   reset();
-}
-
-void MountainCar::seed(uint64_t seed) {
-  rng_ = Rng(seed);
 }
 
 void MountainCar::reset() {
   state_ = {kResetLow + (kResetHigh - kResetLow) * rng_.uniform(), 0.0};
-  elapsed_ = 0;
-}
-
-void MountainCar::set_physics(const std::vector<double>& state, int elapsed_steps) {
-  if (state.size() != state_.size())
-    throw std::invalid_argument("MountainCar::set_physics: expected 2 values");
-  std::copy(state.begin(), state.end(), state_.begin());
-  elapsed_ = elapsed_steps;
+  start_episode();
 }
 
 void MountainCar::observe(float* out) const {
@@ -75,27 +62,8 @@ StepResult MountainCar::step(int action) {
   StepResult r;
   r.terminated = position >= kGoalPosition && velocity >= kGoalVelocity;
   r.reward = -1.0f;
-  r.truncated = ++elapsed_ >= max_steps_;
+  r.truncated = count_step();
   return r;
-}
-
-std::string MountainCar::save_state() const {
-  StateWriter w;
-  w.put(kStateTag).put(state_).put(elapsed_).put(rng_);
-  return std::move(w).str();
-}
-
-void MountainCar::load_state(const std::string& bytes) {
-  StateReader r(bytes);
-  if (r.get<uint32_t>() != kStateTag) throw std::runtime_error("not a MountainCar state");
-  const auto state = r.get<std::array<double, 2>>();
-  const int elapsed = r.get<int>();
-  static_assert(sizeof(Rng) == sizeof(std::array<uint64_t, 4>), "Rng is four words");
-  const auto words = r.get<std::array<uint64_t, 4>>();
-  r.expect_end();
-  state_ = state;
-  elapsed_ = elapsed;
-  std::memcpy(static_cast<void*>(&rng_), words.data(), sizeof rng_);
 }
 
 namespace {
