@@ -2,6 +2,7 @@
 // which prints it as one line and exits 2.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,12 +12,14 @@ struct TrainArgs {
   std::string config;
   std::vector<std::string> sets;
   std::string run_dir;
+  int64_t nproc = 1;  // data-parallel ranks started on this machine
 };
 int train(const TrainArgs& a);
 
 struct ResumeArgs {
   std::string run_dir;
   std::vector<std::string> sets;
+  int64_t nproc = 1;
 };
 int resume(const ResumeArgs& a);
 

@@ -22,12 +22,17 @@ int main(int argc, char** argv) {
   t->add_option("config", train.config, "YAML config file")->required();
   t->add_option("--set", train.sets, "override a key: KEY=VALUE (repeatable)");
   t->add_option("--run-dir", train.run_dir, "run directory (default runs/<name>-<time>)");
+  t->add_option("--nproc", train.nproc,
+                "data-parallel processes on this machine, sharing its cores (CPU: Gloo)")
+      ->check(CLI::PositiveNumber);
 
   cli::ResumeArgs resume;
   auto* r = app.add_subcommand("resume", "continue a run from its newest complete checkpoint");
   r->add_option("run_dir", resume.run_dir, "run directory")->required();
   r->add_option("--set", resume.sets,
                 "override a key that cannot change the past (e.g. train.steps)");
+  r->add_option("--nproc", resume.nproc, "data-parallel processes; must match the run's")
+      ->check(CLI::PositiveNumber);
 
   cli::ConfigArgs config;
   auto* c = app.add_subcommand("config", "print the resolved config with every default, then exit");

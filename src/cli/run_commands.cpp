@@ -5,12 +5,14 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/safetensors.h"
 #include "train/experiment.h"
+#include "train/rank_state.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -33,6 +35,16 @@ std::string default_run_dir(const train::ExperimentConfig& cfg, const std::strin
   return dir;
 }
 
+// The same command for each rank of --nproc: the ranks get no --nproc themselves.
+std::vector<std::string> rank_args(std::vector<std::string> head,
+                                   const std::vector<std::string>& sets) {
+  for (const auto& s : sets) {
+    head.push_back("--set");
+    head.push_back(s);
+  }
+  return head;
+}
+
 void write_config(train::ExperimentConfig& cfg, const std::string& run_dir) {
   const std::string header = "# Resolved by stoch: every key with its value; the run's identity.\n";
   write_file_durably(run_dir + "/config.yaml.tmp", header + train::to_yaml(cfg, true));
@@ -48,12 +60,17 @@ int print_config(const ConfigArgs& a) {
 }
 
 int train(const TrainArgs& a) {
+  check_not_launched(a.nproc);
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
   const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
   if (!CheckpointStore(run_dir).steps().empty())
     throw InputError(stoch::str(run_dir,
                                 ": already holds checkpoints; continue it with `stoch resume ",
                                 run_dir, "` or choose another --run-dir"));
+  // The launcher picks the run dir, so that every rank uses the same one.
+  if (a.nproc > 1)
+    return launch_local_ranks(a.nproc,
+                              rank_args({"train", a.config, "--run-dir", run_dir}, a.sets));
   return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
     fs::create_directories(run_dir);
     std::error_code ec;
@@ -65,6 +82,7 @@ int train(const TrainArgs& a) {
 }
 
 int resume(const ResumeArgs& a) {
+  check_not_launched(a.nproc);
   const std::string cfg_path = a.run_dir + "/config.yaml";
   if (!fs::is_regular_file(cfg_path))
     throw InputError(stoch::str(cfg_path, ": not found (is ", a.run_dir, " a run directory?)"));
@@ -81,6 +99,10 @@ int resume(const ResumeArgs& a) {
     }
   }
   auto cfg = train::parse_experiment(train::load_config(cfg_path, a.sets));
+  if (a.nproc > 1) {
+    train::check_resume_world_size(a.run_dir, a.nproc);  // said once here, not once per rank
+    return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));
+  }
   return train::run_training(cfg, a.run_dir, /*resume=*/true, [&] {
     log::set_file(a.run_dir + "/log.txt");
     if (!a.sets.empty()) write_config(cfg, a.run_dir);

@@ -46,6 +46,7 @@ struct TrainConfig {
   int64_t ckpt_every = 500;
   int64_t keep_last = 2;
   int64_t cpu_workers = 1;
+  double allreduce_bucket_mb = 0;
 
   template <class V>
   void visit(V& v) {
@@ -67,6 +68,10 @@ struct TrainConfig {
     v("cpu_workers", cpu_workers,
       "micro-batches computed at once by single-threaded workers (CPU only; needs dropout 0)",
       Spec().at_least(1));
+    v("allreduce_bucket_mb", allreduce_bucket_mb,
+      "data-parallel runs: gradient all-reduce bucket size in MB; 0: a quarter of the gradients, "
+      "within [0.0625, 25]",
+      Spec().at_least(0));
   }
 };
 

@@ -27,6 +27,7 @@ class LmTask : public Task {
 
   torch::nn::Module& model() override { return *gpt_; }
   torch::Tensor train_loss(int64_t micro) override;
+  bool split_over_ranks(int64_t /*world_size*/) override { return true; }
   int64_t units_per_micro() const override { return batch_size_ * context_; }
   Metrics evaluate(int64_t step) override;
   Metrics data_facts() override;

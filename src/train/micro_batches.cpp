@@ -6,18 +6,27 @@
 #include <thread>
 
 #include "core/torch/device.h"
+#include "train/gradient_buckets.h"
 
 namespace stoch::train {
 
 MicroBatchRunner::MicroBatchRunner(Task& task, int64_t accum, int64_t workers, bool bf16,
-                                   const torch::Device& device)
-    : task_(task), accum_(accum), workers_(workers), bf16_(bf16), device_(device) {
+                                   const torch::Device& device, DataShard shard)
+    : task_(task),
+      accum_(accum),
+      workers_(workers),
+      bf16_(bf16),
+      device_(device),
+      shard_(shard),
+      divisor_(static_cast<double>(accum * shard.world_size)) {
   for (const auto& p : task_.model().parameters())
     if (p.requires_grad()) params_.push_back(p);
 }
 
 torch::Tensor MicroBatchRunner::run(int64_t step) {
-  return workers_ > 1 ? run_parallel(step) : run_sequential(step);
+  auto total = workers_ > 1 ? run_parallel(step) : run_sequential(step);
+  if (shard_.buckets) shard_.buckets->finish();
+  return total;
 }
 
 torch::Tensor MicroBatchRunner::run_sequential(int64_t step) {
@@ -26,9 +35,12 @@ torch::Tensor MicroBatchRunner::run_sequential(int64_t step) {
     torch::Tensor loss;
     {
       AutocastScope autocast(bf16_, device_);
-      loss = task_.train_loss(step * accum_ + a);
+      loss = task_.train_loss(micro(step, a));
     }
-    (loss / static_cast<double>(accum_)).backward();
+    // The last backward pass of the step completes the gradients: their all-reduce starts
+    // bucket by bucket while it runs.
+    if (shard_.buckets && a == accum_ - 1) shard_.buckets->arm();
+    (loss / divisor_).backward();
     total += loss.detach().to(torch::kFloat);
   }
   return total;
@@ -49,11 +61,11 @@ torch::Tensor MicroBatchRunner::run_parallel(int64_t step) {
           {
             // Autocast state is per thread.
             AutocastScope autocast(bf16_, device_);
-            loss = task_.train_loss(step * accum_ + static_cast<int64_t>(a));
+            loss = task_.train_loss(micro(step, static_cast<int64_t>(a)));
           }
           // Gradients are returned, not accumulated into .grad, so that the order of the sum
           // below does not depend on which worker finishes first.
-          grads[a] = torch::autograd::grad({loss / static_cast<double>(accum_)}, params_, {},
+          grads[a] = torch::autograd::grad({loss / divisor_}, params_, {},
                                            /*retain_graph=*/false, /*create_graph=*/false,
                                            /*allow_unused=*/true);
           losses[a] = loss.detach().to(torch::kFloat);

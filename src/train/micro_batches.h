@@ -3,6 +3,9 @@
 // cores, small models scale better across independent micro-batches than inside each kernel.
 // Each worker's gradient is kept apart and the sum is taken in micro-batch order, so the result
 // is deterministic (and resume exact) for a given worker count.
+// In a data-parallel run, rank r of W computes micro-batches (step * W + r) * accum + j, so W
+// ranks with grad_accum A see exactly the data one process with grad_accum A * W sees, and the
+// step's gradient is summed over the ranks before run() returns.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -13,23 +16,39 @@
 
 namespace stoch::train {
 
+class GradientBuckets;
+
+// This process's share of every step; the default is the whole of it.
+struct DataShard {
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  GradientBuckets* buckets = nullptr;  // sums gradients over the ranks; null with one rank
+};
+
 class MicroBatchRunner {
  public:
   MicroBatchRunner(Task& task, int64_t accum, int64_t workers, bool bf16,
-                   const torch::Device& device);
+                   const torch::Device& device, DataShard shard = {});
 
-  // Computes micro-batches step * accum .. step * accum + accum - 1; each loss is divided by
-  // accum before its gradient is taken. Returns the sum of the (undivided) losses, detached.
+  // Computes this rank's micro-batches of the step (all of step * accum .. step * accum +
+  // accum - 1 with one rank); each loss is divided by accum * world_size before its gradient is
+  // taken, so the sum over ranks is the mean over the step. Returns the sum of this rank's
+  // (undivided) losses, detached.
   torch::Tensor run(int64_t step);
 
  private:
   torch::Tensor run_sequential(int64_t step);
   torch::Tensor run_parallel(int64_t step);
+  int64_t micro(int64_t step, int64_t a) const {
+    return (step * shard_.world_size + shard_.rank) * accum_ + a;
+  }
 
   Task& task_;
   int64_t accum_, workers_;
   bool bf16_;
   torch::Device device_;
+  DataShard shard_;
+  double divisor_;  // micro-batches per step over all ranks
   std::vector<torch::Tensor> params_;
 };
 

@@ -29,6 +29,11 @@ class Task {
   // and the task's construction, so a resumed run sees exactly the data it would have seen.
   virtual torch::Tensor train_loss(int64_t micro) = 0;
 
+  // Data-parallel training over `world_size` processes, rank r computing micro-batches
+  // (step * world_size + r) * grad_accum + j. Returns false when the task cannot train that
+  // way (its data is not a pure function of the micro-batch number, e.g. acting in environments).
+  virtual bool split_over_ranks(int64_t world_size) { return world_size == 1; }
+
   // Units (tokens, samples) one micro-batch trains on, and the name of their rate metric.
   virtual int64_t units_per_micro() const = 0;
   virtual std::string rate_name() const { return "tokens_per_s"; }

@@ -13,7 +13,10 @@
 #include "core/signals.h"
 #include "core/strings.h"
 #include "core/torch/device.h"
+#include "train/distributed.h"
+#include "train/gradient_buckets.h"
 #include "train/micro_batches.h"
+#include "train/rank_state.h"
 
 namespace stoch::train {
 namespace {
@@ -22,30 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// The default generators of the CPU and, when training there, the CUDA device: dropout draws
-// from them, so they are part of the exact state.
-std::vector<std::pair<std::string, at::Generator>> generators(const c10::Device& device) {
-  std::vector<std::pair<std::string, at::Generator>> g = {
-      {"torch_cpu", at::globalContext().defaultGenerator(c10::Device(c10::kCPU))}};
-  if (device.is_cuda()) g.emplace_back("torch_cuda", at::globalContext().defaultGenerator(device));
-  return g;
-}
-
-TensorList rng_tensors(const c10::Device& device) {
-  TensorList out;
-  for (auto& [name, gen] : generators(device)) out.emplace_back(name, gen.get_state());
-  return out;
-}
-
-void restore_rng(const TensorList& saved, const c10::Device& device) {
-  std::map<std::string, torch::Tensor> by_name(saved.begin(), saved.end());
-  for (auto& [name, gen] : generators(device)) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) throw InputError(stoch::str("checkpoint lacks RNG state ", name));
-    gen.set_state(it->second);
-  }
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn::Module& m) {
@@ -93,8 +72,15 @@ void load_model_tensors(torch::nn::Module& model, const TensorList& saved) {
 
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready) {
+  const WorldEnv world = read_world_env();
+  const int64_t W = world.world_size;
+  // Rank 0 alone logs, writes metrics and checkpoints, evaluates and runs hooks; the others
+  // say only what goes wrong.
+  const bool main_rank = world.rank == 0;
+  if (!main_rank) log::init("", log::Level::kWarn);
   // Parallel micro-batch workers share the cores: each runs its kernels single-threaded.
-  configure_threads(cfg.train.cpu_workers > 1 ? 1 : cfg.run.threads);
+  configure_threads(cfg.train.cpu_workers > 1 ? 1 : threads_per_rank(cfg.run.threads, world));
+  // The same seed on every rank: the model starts identical everywhere.
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   const c10::Device device = resolve_device(cfg.run.device);
   const bool bf16 = use_bf16_autocast(cfg.run.precision, device);
@@ -102,7 +88,15 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     throw InputError(stoch::str("train.cpu_workers: ", cfg.train.cpu_workers,
                                 " workers need run.device cpu, not ", device.str()));
 
+  if (W > 1) check_data_parallel_backend(device);
   auto task = registry<TaskEntry>().get(cfg.task, "task").make(cfg, device);
+  if (!task->split_over_ranks(W))
+    throw InputError(stoch::str("WORLD_SIZE=", W, ": task ", cfg.task,
+                                " trains in one process only; drop --nproc (or torchrun)"));
+  // Dropout masks differ between ranks, as they differ between micro-batches of one process.
+  if (world.rank > 0)
+    torch::manual_seed(static_cast<uint64_t>(cfg.run.seed) +
+                       0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(world.rank));
   torch::nn::Module& model = task->model();
   AdamW optim(named_params(model), cfg.optim);
   CheckpointStore store(run_dir);
@@ -116,15 +110,17 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                                   ", but task is ", cfg.task));
     hook_list.push_back(entry.make(*spec.params));
   }
-  if (on_ready) on_ready();
+  if (resume) check_resume_world_size(run_dir, W);
+  if (on_ready && main_rank) on_ready();
 
   int64_t start_step = 0;
   double elapsed_before = 0.0;
   if (resume) {
     if (auto ckpt = store.load_latest()) {
+      check_world_size(ckpt->dir, ckpt->state, W);
       load_model_tensors(model, ckpt->tensors["model"]);
       optim.load_state(ckpt->tensors["optimizer"]);
-      restore_rng(ckpt->tensors["rng"], device);
+      restore_rng(ckpt->tensors["rng"], device, world.rank);
       task->load_state(*ckpt);
       for (size_t i = 0; i < hook_list.size(); ++i) {
         auto it = ckpt->tensors.find(stoch::str("hook", i));
@@ -134,38 +130,81 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       elapsed_before = ckpt->state.value("elapsed_s", 0.0);
       log::info(stoch::str("resumed from ", ckpt->dir, " (step ", start_step, ")"));
     } else {
-      log::warn("no complete checkpoint found: starting from step 0");
+      if (main_rank) log::warn("no complete checkpoint found: starting from step 0");
     }
-    truncate_metrics_after(run_dir + "/metrics.jsonl", start_step);
+    if (main_rank) truncate_metrics_after(run_dir + "/metrics.jsonl", start_step);
   }
 
-  MetricsWriter metrics(run_dir + "/metrics.jsonl", cfg.log.tensorboard ? run_dir + "/tb" : "");
-  if (resume) metrics.restart_after(start_step);
+  // Joined only now, after every check that can refuse the run: a rank that fails before
+  // this point cannot leave the others waiting for it inside a collective.
+  std::unique_ptr<Distributed> dist;
+  std::unique_ptr<GradientBuckets> buckets;
+  if (W > 1) {
+    dist = std::make_unique<Distributed>(world, device);
+    const auto step_here = torch::full({1}, start_step, torch::kLong);
+    const auto steps = dist->all_gather(step_here);
+    for (int64_t r = 0; r < W; ++r)
+      if (steps[static_cast<size_t>(r)].item<int64_t>() != start_step)
+        throw std::runtime_error(stoch::str("rank ", r, " starts at step ",
+                                            steps[static_cast<size_t>(r)].item<int64_t>(),
+                                            " but rank ", world.rank, " at step ", start_step,
+                                            ": the ranks found different checkpoints"));
+    // Identical already (same seed); made certain, as DistributedDataParallel does.
+    if (start_step == 0) {
+      std::vector<torch::Tensor> state;
+      for (auto& [name, t] : model_tensors(model)) state.push_back(t.detach());
+      dist->broadcast_from_main(state);
+    }
+    std::vector<torch::Tensor> trained;
+    for (const auto& p : model.parameters())
+      if (p.requires_grad()) trained.push_back(p);
+    buckets = std::make_unique<GradientBuckets>(
+        *dist, trained, static_cast<int64_t>(cfg.train.allreduce_bucket_mb * (1 << 20)));
+    log::info(stoch::str("data parallel: ", W, " ranks (Gloo), gradients in ",
+                         buckets->num_buckets(), " buckets"));
+  }
+
+  std::unique_ptr<MetricsWriter> metrics;
+  if (main_rank) {
+    metrics = std::make_unique<MetricsWriter>(run_dir + "/metrics.jsonl",
+                                              cfg.log.tensorboard ? run_dir + "/tb" : "");
+    if (resume) metrics->restart_after(start_step);
+  }
+  const auto write_metrics = [&](int64_t step, const std::string& split, const Metrics& m) {
+    if (metrics) metrics->write(step, split, m);
+  };
   const int64_t total = cfg.train.steps;
   const int64_t accum = cfg.train.grad_accum;
-  const int64_t units_per_step = task->units_per_micro() * accum;
+  const int64_t units_per_step = task->units_per_micro() * accum * W;
   const std::string rate_name = task->rate_name();
 
   if (start_step == 0) {
     const Metrics facts = task->data_facts();
-    if (!facts.empty()) metrics.write(0, "data", facts);
+    if (!facts.empty()) write_metrics(0, "data", facts);
   }
   log::info(stoch::str("device ", device.str(), bf16 ? " (bf16 autocast)" : " (fp32)", ", ",
                        at::get_num_threads(), " threads; ", units_per_step, " ",
                        rate_name.substr(0, rate_name.find("_per_s")), " per step; steps ",
                        start_step, " -> ", total));
 
+  // Every rank calls it (their RNG states are gathered); rank 0 writes, and the others wait
+  // for it, so a stop signal ends every rank after the checkpoint is complete.
   const auto save = [&](int64_t step) {
     Checkpoint c;
     c.step = step;
+    c.tensors["rng"] = rng_tensors(device, dist.get());
+    if (!main_rank) {
+      dist->barrier();
+      return;
+    }
     c.tensors["model"] = model_tensors(model);
     c.tensors["optimizer"] = optim.state();
-    c.tensors["rng"] = rng_tensors(device);
     c.state = {{"step", step},
-               {"micro_batches", step * accum},
+               {"micro_batches", step * accum * W},
                {"tokens_seen", step * units_per_step},
                {"elapsed_s", elapsed_before},
-               {"task", cfg.task}};
+               {"task", cfg.task},
+               {"world_size", W}};
     task->save_state(c);
     for (size_t i = 0; i < hook_list.size(); ++i) {
       auto s = hook_list[i]->state();
@@ -173,12 +212,13 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     }
     const std::string dir = store.save(c, static_cast<int>(cfg.train.keep_last));
     log::info(stoch::str("checkpoint ", dir));
+    if (dist) dist->barrier();
   };
 
   Metrics last_eval;
   const auto evaluate = [&](int64_t step) {
     last_eval = task->evaluate(step);
-    metrics.write(step, "eval", last_eval);
+    write_metrics(step, "eval", last_eval);
     std::string line = stoch::str("eval step ", step);
     for (const auto& [k, v] : last_eval) line += stoch::str(" ", k, "=", format_number(v, 5));
     log::info(line);
@@ -197,14 +237,15 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     auto m = hook_list[i]->run(ctx);
     // What the diagnostic cost, so its overhead on training can be read from the metrics.
     m["diag/seconds/" + cfg.hooks[i].name] = seconds_since(t0);
-    metrics.write(step, "diag", m);
+    write_metrics(step, "diag", m);
     model.train();
   };
   // Every hook also measures the untrained model: the at-initialisation baseline.
-  if (start_step == 0)
+  if (start_step == 0 && main_rank)
     for (size_t i = 0; i < hook_list.size(); ++i) run_hook(i, 0);
 
-  MicroBatchRunner micro_batches(*task, accum, cfg.train.cpu_workers, bf16, device);
+  MicroBatchRunner micro_batches(*task, accum, cfg.train.cpu_workers, bf16, device,
+                                 DataShard{world.rank, W, buckets.get()});
   install_stop_handlers();
   model.train();
   auto last_progress = Clock::now() - std::chrono::seconds(1);
@@ -215,6 +256,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 
   for (int64_t step = start_step; step < total; ++step) {
     const auto t0 = Clock::now();
+    // Ranks agree on stopping (signals reach them at different moments): the vote starts
+    // here and is read at the end of the step, so it costs no waiting of its own.
+    torch::Tensor stop_vote;
+    Distributed::Pending stop_pending;
+    if (dist) {
+      stop_vote = torch::full({1}, stop_requested(), torch::kInt);
+      stop_pending = dist->all_reduce_max_async(stop_vote);
+    }
     const double lr = cfg.optim.lr * lr_multiplier(cfg.schedule, step, total);
     optim.zero_grad();
     const torch::Tensor step_loss = micro_batches.run(step);
@@ -230,12 +279,21 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     recent_step_s = recent_step_s == 0.0 ? dt : 0.9 * recent_step_s + 0.1 * dt;
 
     if (done % cfg.log.every == 0 || done == total) {
-      const double loss = interval_loss.item<double>() / static_cast<double>(interval_steps);
+      double loss_sum = 0.0;
+      if (dist) {
+        // The mean over all ranks: one all-reduce per logged interval, not per step.
+        const auto summed = interval_loss.to(torch::kDouble).reshape({1});
+        dist->all_reduce_sum(summed);
+        loss_sum = summed.item<double>();
+      } else {
+        loss_sum = interval_loss.item<double>();
+      }
+      const double loss = loss_sum / static_cast<double>(interval_steps * W);
       const double rate = static_cast<double>(interval_steps * units_per_step) / interval_train_s;
       Metrics m = {{"loss", loss}, {"lr", lr}, {rate_name, rate}, {"elapsed_s", elapsed_before}};
       if (grad_norm.defined()) m["grad_norm"] = grad_norm.item<double>();
       for (const auto& [k, v] : task->train_metrics()) m[k] = v;
-      metrics.write(done, "train", m);
+      write_metrics(done, "train", m);
       if (!std::isfinite(loss)) {
         log::error(stoch::str("loss is ", loss, " at step ", done, "; stopping (lower optim.lr?)"));
         return kExitFailure;
@@ -244,9 +302,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
           "step ", done, "/", total, " loss ", format_number(loss, 4), " lr ", format_number(lr, 3),
           " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")),
           "/s eta ", format_duration(recent_step_s * static_cast<double>(total - done)));
-      if (done % cfg.log.console_every == 0 || done == total)
+      if (done % cfg.log.console_every == 0 || done == total) {
         log::info(line);
-      else if (seconds_since(last_progress) > 0.25) {
+      } else if (main_rank && seconds_since(last_progress) > 0.25) {
         log::progress(line);
         last_progress = Clock::now();
       }
@@ -255,15 +313,22 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       interval_train_s = 0.0;
     }
 
-    if ((cfg.train.eval_every > 0 && done % cfg.train.eval_every == 0) || done == total) {
+    if (main_rank &&
+        ((cfg.train.eval_every > 0 && done % cfg.train.eval_every == 0) || done == total)) {
       evaluate(done);
       model.train();
     }
-    for (size_t i = 0; i < hook_list.size(); ++i)
+    for (size_t i = 0; i < hook_list.size() && main_rank; ++i)
       if (done % cfg.hooks[i].every == 0 || done == total) run_hook(i, done);
-    if (const int sig = stop_requested()) {
-      log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done,
-                           " and stopping"));
+    int sig = stop_requested();
+    if (dist) {
+      stop_pending.wait();
+      sig = stop_vote.item<int>();
+    }
+    if (sig) {
+      if (main_rank)
+        log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done,
+                             " and stopping"));
       save(done);
       return exit_code_for_signal(sig);
     }

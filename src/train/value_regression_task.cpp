@@ -38,6 +38,7 @@ ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torc
     : run_seed_(static_cast<uint64_t>(cfg.run.seed)),
       batch_size_(cfg.train.batch_size),
       grad_accum_(cfg.train.grad_accum),
+      micros_per_step_(cfg.train.grad_accum),
       device_(device) {
   const auto& s = cfg.task_sections<ValueRegressionSections>();
   data_ = s.data;
@@ -74,7 +75,7 @@ int64_t ValueRegressionTask::phase_of_step(int64_t step) const {
 }
 
 torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
-  const int64_t phase = phase_of_step(micro / grad_accum_);
+  const int64_t phase = phase_of_step(micro / micros_per_step_);
   Rng rng(mix_seed(run_seed_, kBatch, static_cast<uint64_t>(micro)));
   auto idx = torch::empty({batch_size_}, torch::kLong);
   auto* ip = idx.data_ptr<int64_t>();

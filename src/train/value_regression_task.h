@@ -66,6 +66,10 @@ class ValueRegressionTask : public Task {
 
   torch::nn::Module& model() override { return *net_; }
   torch::Tensor train_loss(int64_t micro) override;
+  bool split_over_ranks(int64_t world_size) override {
+    micros_per_step_ = grad_accum_ * world_size;
+    return true;
+  }
   int64_t units_per_micro() const override { return batch_size_; }
   std::string rate_name() const override { return "samples_per_s"; }
   Metrics evaluate(int64_t step) override;
@@ -80,6 +84,7 @@ class ValueRegressionTask : public Task {
   RegressionDataConfig data_;
   uint64_t run_seed_;
   int64_t batch_size_, grad_accum_;
+  int64_t micros_per_step_;  // over all ranks: the phase is a function of the step
   torch::Device device_;
   torch::Tensor inputs_;   // [N, ...input_shape]
   torch::Tensor targets_;  // [P, N]

@@ -1,0 +1,84 @@
+// Data parallelism over PyTorch's c10d: every process (a rank) holds the same model, trains on
+// its own share of each step's micro-batches, and the ranks sum their gradients before every
+// optimiser step, so they stay identical. The environment is torchrun's (RANK, LOCAL_RANK,
+// WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); `stoch train --nproc N` sets the
+// same variables for the processes it starts. The backend is Gloo on the CPU. Without
+// WORLD_SIZE, or with WORLD_SIZE=1, nothing here is constructed and training runs as before.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stoch::train {
+
+struct WorldEnv {
+  int64_t rank = 0;
+  int64_t local_rank = 0;
+  int64_t world_size = 1;
+  int64_t local_world_size = 1;  // ranks on this machine: they share its cores
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 29500;
+};
+
+// Reads torchrun's variables; an unset WORLD_SIZE means one process. Throws InputError naming
+// the variable when one is malformed or out of range.
+WorldEnv read_world_env();
+
+// LibTorch threads for one rank: the configured count (0: every core) split evenly among the
+// ranks on this machine, at least one.
+int64_t threads_per_rank(int64_t configured, const WorldEnv& env);
+
+// Throws InputError when this build cannot train several ranks on `device` (CUDA: NCCL is not
+// wired up yet; CPU: built without the Gloo headers). Checked before anything is written.
+void check_data_parallel_backend(const c10::Device& device);
+
+// A connected group of ranks. Collectives must be called in the same order on every rank.
+class Distributed {
+ public:
+  // A collective in flight; wait() returns once its result is in the tensor it was given.
+  class Pending {
+   public:
+    void wait();
+    bool valid() const { return impl_ != nullptr; }
+
+   private:
+    friend class Distributed;
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+  };
+
+  // Blocks until all WORLD_SIZE ranks have joined at MASTER_ADDR:MASTER_PORT; throws as
+  // check_data_parallel_backend does.
+  Distributed(const WorldEnv& env, const c10::Device& device);
+  ~Distributed();
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  int64_t rank() const { return env_.rank; }
+  int64_t world_size() const { return env_.world_size; }
+
+  // In-place sum (or maximum) over ranks of a contiguous tensor.
+  Pending all_reduce_sum_async(const at::Tensor& t);
+  Pending all_reduce_max_async(const at::Tensor& t);
+  void all_reduce_sum(const at::Tensor& t) { all_reduce_sum_async(t).wait(); }
+
+  // Overwrites each tensor with rank 0's.
+  void broadcast_from_main(const std::vector<at::Tensor>& tensors);
+
+  // Every rank's copy of `t` (same shape and dtype on every rank), in rank order.
+  std::vector<at::Tensor> all_gather(const at::Tensor& t);
+
+  void barrier();
+
+ private:
+  struct Impl;
+  WorldEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stoch::train
