@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--title", default="")
     ap.add_argument("--ylabel", default="")
     ap.add_argument("--logy", action="store_true")
+    ap.add_argument("--min-step", type=int, default=0, help="leave out earlier steps")
     a = ap.parse_args()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -63,6 +64,8 @@ def main():
         series = read_series(run_dir, a.split, names)
         for m, name in enumerate(names):
             steps, values = series[name]
+            kept = [(s, v) for s, v in zip(steps, values) if s >= a.min_step]
+            steps, values = [s for s, _ in kept], [v for _, v in kept]
             if not steps:
                 sys.exit(f"{run_dir}: no {a.split} values of {name}")
             dashed = name in a.dashed
