@@ -24,8 +24,11 @@ class ValueHeadHook : public Hook {
   Metrics run(const HookContext& ctx) override {
     const ValueView& v = *ctx.value;
     const int64_t n = std::min(p_.max_inputs, v.eval_inputs.size(0));
-    const auto out = v.net->forward(v.eval_inputs.slice(0, 0, n));
-    const auto value = v.loss->value(out).to(torch::kDouble);
+    // [n, heads, outputs]: one head per action for Q-networks, a single head otherwise.
+    const auto out =
+        v.net->forward(v.eval_inputs.slice(0, 0, n)).reshape({n, -1, v.loss->head_outputs()});
+    auto value = v.loss->value(out).to(torch::kDouble);  // [n, heads]
+    if (value.size(1) == 1) value = value.squeeze(1);
     Metrics m;
     m["diag/value_mean"] = value.mean().item<double>();
     if (v.eval_targets) {

@@ -108,6 +108,21 @@ TEST(Dqn, EvaluationDoesNotChangeTraining) {
             test::metric_by_step(dir + "/b", "train", "train/return"));
 }
 
+TEST(Dqn, ValueNetworkHooksMeasureTheQNetwork) {
+  const std::string dir = test::temp_dir("dqn");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config("hl_gauss") +
+                                        "hooks:\n  - {name: representation, every: 30}\n"
+                                        "  - {name: value_head, every: 30}\n"
+                                        "  - {name: norms, every: 30}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto entropy = test::metric_by_step(dir + "/run", "diag", "diag/head_entropy");
+  ASSERT_EQ(entropy.size(), 3u);  // steps 0, 30, 60
+  EXPECT_GT(entropy.at(0), 0.0);
+  EXPECT_LE(entropy.at(0), std::log(21.0) + 1e-9);
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "diag", "diag/srank").size(), 3u);
+}
+
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
   std::string text = tiny_dqn_config(
       "mse", 100, ", epsilon_start: 1.0, epsilon_end: 0.1, exploration_fraction: 0.5");
