@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/safetensors.h"
+#include "core/torch/state_tensors.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -54,6 +55,25 @@ Checkpoint make(int64_t step) {
   c.tensors["model"] = {{"w", torch::full({4}, static_cast<float>(step))}};
   c.state = {{"step", step}};
   return c;
+}
+
+TEST(StateTensors, RandomStreamsAndBytesRoundTripAndBadShapesAreInputErrors) {
+  Rng rng(42);
+  rng.next();
+  Rng back = rng_from_tensor(rng_to_tensor(rng), "t");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(back.next(), rng.next());
+  EXPECT_THROW(rng_from_tensor(torch::zeros({3}, torch::kLong), "t"), InputError);
+  EXPECT_THROW(rng_from_tensor(torch::zeros({4}, torch::kFloat), "t"), InputError);
+  const std::string bytes("a\0b\xff", 4);
+  EXPECT_EQ(tensor_to_bytes(bytes_to_tensor(bytes)), bytes);
+  const TensorList list = {{"x", torch::ones({2})}};
+  EXPECT_EQ(tensor_named(list, "x", "t").numel(), 2);
+  try {
+    tensor_named(list, "y", "run/step-1: agent");
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "run/step-1: agent: no tensor y in the checkpoint");
+  }
 }
 
 TEST(CheckpointStore, KeepsNewestAndLoadsThem) {

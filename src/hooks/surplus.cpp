@@ -25,6 +25,7 @@
 
 #include "core/rng.h"
 #include "core/strings.h"
+#include "core/torch/state_tensors.h"
 #include "hooks/hook.h"
 #include "hooks/surplus_probe.h"
 
@@ -137,10 +138,7 @@ class SurplusHook : public Hook {
       out.emplace_back(stoch::str("adam_m.", i), adam_m_[i].cpu().clone());
       out.emplace_back(stoch::str("adam_v.", i), adam_v_[i].cpu().clone());
     }
-    Rng rng_copy = rng_;
-    auto rng_words = torch::empty({4}, torch::kLong);
-    std::memcpy(rng_words.data_ptr<int64_t>(), &rng_copy, sizeof(Rng));
-    out.emplace_back("rng", rng_words);
+    out.emplace_back("rng", rng_to_tensor(rng_));
     out.emplace_back("counters", torch::tensor({adam_step_, cursor_}, torch::kLong));
     for (size_t k = 0; k < ngrams_.size(); ++k)
       for (auto& t : ngrams_[k].state(stoch::str("ngram", k + 2, "."))) out.push_back(t);
@@ -167,19 +165,14 @@ class SurplusHook : public Hook {
   }
 
   void restore(int64_t V) {
-    std::map<std::string, at::Tensor> by_name(saved_.begin(), saved_.end());
-    const auto get = [&](const std::string& name) {
-      auto it = by_name.find(name);
-      TORCH_CHECK(it != by_name.end(), "surplus hook state lacks ", name);
-      return it->second;
-    };
-    probe_ = probe_from_state(saved_, "surplus hook state");
+    const std::string what = "surplus hook state";
+    const auto get = [&](const std::string& name) { return tensor_named(saved_, name, what); };
+    probe_ = probe_from_state(saved_, what);
     for (size_t i = 0; i < adam_m_.size(); ++i) {
       adam_m_[i] = get(stoch::str("adam_m.", i)).clone();
       adam_v_[i] = get(stoch::str("adam_v.", i)).clone();
     }
-    std::memcpy(static_cast<void*>(&rng_), get("rng").contiguous().data_ptr<int64_t>(),
-                sizeof(Rng));
+    rng_ = rng_from_tensor(get("rng"), what);
     const auto counters = get("counters");
     adam_step_ = counters[0].item<int64_t>();
     cursor_ = counters[1].item<int64_t>();

@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/torch/state_tensors.h"
 
 namespace stoch::hooks {
 
@@ -33,22 +34,13 @@ TensorList probe_tensors(const SurplusProbeImpl& probe) {
 }
 
 SurplusProbe probe_from_state(const TensorList& state, const std::string& what) {
-  const at::Tensor* w = nullptr;
-  for (const auto& [name, t] : state)
-    if (name == "probe.weight") w = &t;
-  if (!w) throw InputError(stoch::str(what, ": no surplus probe weights in the checkpoint"));
-  SurplusProbe probe(w->size(0), 0);
+  SurplusProbe probe(tensor_named(state, "probe.weight", what).size(0), 0);
   torch::NoGradGuard no_grad;
   for (auto& p : probe->named_parameters()) {
-    bool found = false;
-    for (const auto& [name, t] : state)
-      if (name == "probe." + p.key()) {
-        if (t.sizes() != p.value().sizes())
-          throw InputError(stoch::str(what, ": probe tensor ", name, " has the wrong shape"));
-        p.value().copy_(t);
-        found = true;
-      }
-    if (!found) throw InputError(stoch::str(what, ": probe tensor probe.", p.key(), " is missing"));
+    const auto& t = tensor_named(state, "probe." + p.key(), what);
+    if (t.sizes() != p.value().sizes())
+      throw InputError(stoch::str(what, ": probe tensor probe.", p.key(), " has the wrong shape"));
+    p.value().copy_(t);
   }
   return probe;
 }

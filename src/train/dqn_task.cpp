@@ -3,11 +3,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "core/torch/state_tensors.h"
 #include "train/experiment.h"
 #include "train/trainer.h"
 #include "value/targets.h"
@@ -17,24 +17,6 @@ namespace {
 
 // Stream tags for mix_seed: acting, evaluation and the hooks' probe inputs never share numbers.
 constexpr uint64_t kEnvs = 1, kActing = 2, kEval = 3, kEvalEnv = 4, kProbe = 5;
-
-torch::Tensor bytes_tensor(const std::string& bytes) {
-  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  if (!bytes.empty()) std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-  return t;
-}
-
-std::string tensor_bytes(const torch::Tensor& t) {
-  const auto c = t.contiguous();
-  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
-                     static_cast<size_t>(c.numel()));
-}
-
-const torch::Tensor& find(const TensorList& list, const std::string& name) {
-  for (const auto& [n, t] : list)
-    if (n == name) return t;
-  throw InputError("checkpoint: dqn state lacks " + name);
-}
 
 // Picks an action per env: uniform with probability epsilon, else the greedy one. The random
 // draws do not depend on the Q-values, so exploration replays exactly on resume.
@@ -323,13 +305,10 @@ const hooks::ValueView* DqnTask::value_view() {
 
 void DqnTask::save_state(Checkpoint& ckpt) const {
   ckpt.tensors["target"] = model_tensors(*target_.ptr());
-  Rng rng_copy = rng_;
-  auto rng_words = torch::empty({4}, torch::kLong);
-  std::memcpy(rng_words.data_ptr<int64_t>(), &rng_copy, sizeof(Rng));
   ckpt.tensors["agent"] = {
-      {"replay", bytes_tensor(replay_->save_state())},
-      {"envs", bytes_tensor(envs_->save_state())},
-      {"rng", rng_words},
+      {"replay", bytes_to_tensor(replay_->save_state())},
+      {"envs", bytes_to_tensor(envs_->save_state())},
+      {"rng", rng_to_tensor(rng_)},
       {"counters", torch::tensor({env_steps_, episodes_, last_target_sync_}, torch::kLong)},
       {"pending_returns", torch::tensor(pending_returns_, torch::kDouble)},
       {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)}};
@@ -343,16 +322,17 @@ void DqnTask::load_state(const Checkpoint& ckpt) {
     throw InputError(ckpt.dir + ": not a dqn checkpoint (no target network or agent state)");
   load_model_tensors(*target_, target->second);
   const auto& a = agent->second;
-  replay_->load_state(tensor_bytes(find(a, "replay")));
-  envs_->load_state(tensor_bytes(find(a, "envs")));
-  std::memcpy(static_cast<void*>(&rng_), find(a, "rng").contiguous().data_ptr<int64_t>(),
-              sizeof(Rng));
-  const auto counters = find(a, "counters");
+  const std::string what = ckpt.dir + ": dqn state";
+  const auto find = [&](const std::string& name) { return tensor_named(a, name, what); };
+  replay_->load_state(tensor_to_bytes(find("replay")));
+  envs_->load_state(tensor_to_bytes(find("envs")));
+  rng_ = rng_from_tensor(find("rng"), what);
+  const auto counters = find("counters");
   env_steps_ = counters[0].item<int64_t>();
   episodes_ = counters[1].item<int64_t>();
   last_target_sync_ = counters[2].item<int64_t>();
-  const auto returns = find(a, "pending_returns").contiguous();
-  const auto lengths = find(a, "pending_lengths").contiguous();
+  const auto returns = find("pending_returns").contiguous();
+  const auto lengths = find("pending_lengths").contiguous();
   pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
   pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
 }
