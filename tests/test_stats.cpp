@@ -15,6 +15,7 @@
 
 #include "analysis/stats.h"
 #include "core/rng.h"
+#include "test_util.h"
 
 namespace {
 
@@ -41,13 +42,7 @@ except Exception:
 from rliable import library as rly
 )";
 
-std::string python_path() {
-#ifdef STOCH_PYTHON
-  return STOCH_PYTHON;
-#else
-  return "";
-#endif
-}
+using stoch::test::python_path;
 
 #define SKIP_WITHOUT_PYTHON()                                                                    \
   do {                                                                                           \

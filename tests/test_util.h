@@ -32,6 +32,24 @@ inline std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+// The project's Python (STOCH_PYTHON, set by the build), or "" when the build has none.
+inline std::string python_path() {
+#ifdef STOCH_PYTHON
+  return STOCH_PYTHON;
+#else
+  return "";
+#endif
+}
+
+// A file of the source tree (under STOCH_SOURCE_DIR), or "" when the build does not say where.
+inline std::string source_path(const std::string& relative) {
+#ifdef STOCH_SOURCE_DIR
+  return std::string(STOCH_SOURCE_DIR) + "/" + relative;
+#else
+  return "";
+#endif
+}
+
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }

@@ -26,6 +26,7 @@
 #include "rl/envs/cartpole.h"
 #include "rl/envs/env.h"
 #include "rl/envs/mountain_car.h"
+#include "test_util.h"
 
 namespace {
 
@@ -38,20 +39,10 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kEnvNames = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0"};
 
-std::string python_path() {
-#ifdef STOCH_PYTHON
-  return STOCH_PYTHON;
-#else
-  return "";
-#endif
-}
+using stoch::test::python_path;
 
 std::string script_path() {
-#ifdef STOCH_SOURCE_DIR
-  return std::string(STOCH_SOURCE_DIR) + "/tests/rl/classic_control_reference.py";
-#else
-  return "";
-#endif
+  return stoch::test::source_path("tests/rl/classic_control_reference.py");
 }
 
 // A concrete environment behind the Env interface, with its exact-state hooks.

@@ -23,6 +23,7 @@
 #include "rl/envs/env.h"
 #include "rl/envs/minatar_env.h"
 #include "rl/envs/numpy_random.h"
+#include "test_util.h"
 
 namespace {
 
@@ -39,20 +40,10 @@ const std::map<std::string, std::string> kGames = {{"asterix", "MinAtar/Asterix"
                                                    {"seaquest", "MinAtar/Seaquest"},
                                                    {"space_invaders", "MinAtar/SpaceInvaders"}};
 
-std::string python_path() {
-#ifdef STOCH_PYTHON
-  return STOCH_PYTHON;
-#else
-  return "";
-#endif
-}
+using stoch::test::python_path;
 
 std::string script_path() {
-#ifdef STOCH_SOURCE_DIR
-  return std::string(STOCH_SOURCE_DIR) + "/tests/rl/minatar_reference.py";
-#else
-  return "";
-#endif
+  return stoch::test::source_path("tests/rl/minatar_reference.py");
 }
 
 bool have_python() {
