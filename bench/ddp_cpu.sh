@@ -28,20 +28,8 @@ py="$venv/bin/python"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# Median tokens_per_s over the train lines after the warm-up steps.
-median_train_tps() {
-  "$py" - "$1" "$2" <<'PY'
-import json, statistics, sys
-path, skip = sys.argv[1], int(sys.argv[2])
-with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-tps = [r["tokens_per_s"] for r in rows
-       if r.get("split") == "train" and "tokens_per_s" in r and r["step"] > skip]
-if not tps:
-    sys.exit(f"ddp_cpu: no train lines after step {skip} in {path}")
-print(f"{statistics.median(tps):.1f}")
-PY
-}
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # time_run LABEL THREADS [stoch train args]...: median tokens/s of one run.
 time_run() {

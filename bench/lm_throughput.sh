@@ -27,21 +27,8 @@ export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# Median tokens_per_s over train lines of a stoch metrics.jsonl, skipping steps up to
-# $2 (warm-up), so the logging interval does not matter.
-median_train_tps() {
-  "$py" - "$1" "$2" <<'EOF'
-import json, statistics, sys
-path, skip = sys.argv[1], int(sys.argv[2])
-with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-tps = [r["tokens_per_s"] for r in rows
-       if r.get("split") == "train" and "tokens_per_s" in r and r["step"] > skip]
-if not tps:
-    sys.exit(f"lm_throughput: no train lines after step {skip} in {path}")
-print(f"{statistics.median(tps):.1f}")
-EOF
-}
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # time_stoch NAME LABEL STEPS [--set KEY=VALUE]...: median tokens/s of one stoch run.
 time_stoch() {
