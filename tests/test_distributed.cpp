@@ -97,14 +97,8 @@ TEST_F(DataParallel, TwoRanksTrainLikeOneProcessWithTwiceTheAccumulation) {
 
 TEST_F(DataParallel, ResumeOfTwoRanksIsExactAndNeedsTheSameWorldSize) {
   // Dropout on: each rank's own RNG stream must come back from the checkpoint.
-  const std::string two = " --nproc 2 --set train.grad_accum=1";
-  auto r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/straight" + two);
-  ASSERT_EQ(r.code, 0) << r.output;
-  r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/split --set train.steps=10" + two);
-  ASSERT_EQ(r.code, 0) << r.output;
-  r = test::run_stoch("resume " + dir_ + "/split --nproc 2 --set train.steps=20");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(
+      cfg_, dir_, 10, 20, " --nproc 2 --set train.grad_accum=1", " --nproc 2"));
 
   const auto a = train_losses(dir_ + "/straight"), b = train_losses(dir_ + "/split");
   ASSERT_EQ(a.size(), 20u);
@@ -113,7 +107,7 @@ TEST_F(DataParallel, ResumeOfTwoRanksIsExactAndNeedsTheSameWorldSize) {
   EXPECT_EQ(eval_losses(dir_ + "/straight"), eval_losses(dir_ + "/split"));
 
   for (const std::string nproc : {"", " --nproc 3"}) {
-    r = test::run_stoch("resume " + dir_ + "/split --set train.steps=30" + nproc);
+    const auto r = test::run_stoch("resume " + dir_ + "/split --set train.steps=30" + nproc);
     EXPECT_EQ(r.code, 2) << nproc << ": " << r.output;
     EXPECT_NE(r.output.find("world size 2"), std::string::npos) << r.output;
   }

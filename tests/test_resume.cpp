@@ -28,12 +28,7 @@ class Resume : public ::testing::Test {
 };
 
 TEST_F(Resume, HalfThenResumeIsBitExact) {
-  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/straight").code, 0);
-  auto r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/split --set train.steps=10");
-  ASSERT_EQ(r.code, 0) << r.output;
-  r = test::run_stoch("resume " + dir_ + "/split --set train.steps=20");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(cfg_, dir_, 10, 20));
 
   const auto a = train_losses(dir_ + "/straight"), b = train_losses(dir_ + "/split");
   ASSERT_EQ(a.size(), 20u);

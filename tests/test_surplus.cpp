@@ -105,12 +105,7 @@ TEST(SurplusHook, StateResumesExactly) {
   const std::string cfg = test::tiny_lm_config(20) +
                           "hooks:\n  - {name: surplus, every: 5, train_windows: 8, horizon: 3}\n";
   test::write_text(dir + "/c.yaml", cfg);
-  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/straight").code, 0);
-  auto r =
-      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/split --set train.steps=10");
-  ASSERT_EQ(r.code, 0) << r.output;
-  r = test::run_stoch("resume " + dir + "/split --set train.steps=20");
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 10, 20));
   for (const std::string m : {"diag/surplus", "diag/ce_probe", "diag/probe_train_ce",
                               "diag/surplus_k3", "diag/surplus_total"}) {
     const auto a = test::metric_by_step(dir + "/straight", "diag", m);

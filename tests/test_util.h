@@ -135,6 +135,23 @@ inline std::map<int64_t, double> train_losses(const std::string& run_dir) {
   return metric_by_step(run_dir, "train", "loss");
 }
 
+// The exact-resume experiment: CONFIG trained to `steps` into DIR/straight, and to `stop_at`
+// into DIR/split then continued there by `stoch resume` to `steps`. `train_flags` go to both
+// trainings, `resume_flags` to the resume. Wrap calls in ASSERT_NO_FATAL_FAILURE.
+inline void train_straight_and_split(const std::string& config, const std::string& dir, int stop_at,
+                                     int steps, const std::string& train_flags = "",
+                                     const std::string& resume_flags = "") {
+  auto r = run_stoch("train " + config + " --run-dir " + dir + "/straight" + train_flags);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_stoch("train " + config + " --run-dir " + dir +
+                "/split --set train.steps=" + std::to_string(stop_at) + train_flags);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_stoch("resume " + dir + "/split --set train.steps=" + std::to_string(steps) +
+                resume_flags);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+}
+
 // Polls until pred() or the timeout; returns pred().
 template <class Pred>
 bool wait_for(Pred pred, double seconds) {

@@ -60,16 +60,11 @@ INSTANTIATE_TEST_SUITE_P(Losses, Dqn,
                          ::testing::Values("mse", "huber", "two_hot", "hl_gauss", "c51",
                                            "mse_on_expectation"));
 
-// Straight versus interrupted at step 30 and resumed: identical losses, returns and evaluations.
+// Straight versus interrupted at step 40 and resumed: identical losses, returns and evaluations.
 void expect_exact_resume(const std::string& cfg) {
   const std::string dir = test::temp_dir("dqn-resume");
   test::write_text(dir + "/c.yaml", cfg);
-  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/straight").code, 0);
-  auto r =
-      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/split --set train.steps=40");
-  ASSERT_EQ(r.code, 0) << r.output;
-  r = test::run_stoch("resume " + dir + "/split --set train.steps=60");
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 40, 60));
   for (const std::string m : {"loss", "train/return", "env_steps", "epsilon"}) {
     const auto a = test::metric_by_step(dir + "/straight", "train", m);
     ASSERT_FALSE(a.empty()) << m;
