@@ -1,4 +1,6 @@
 // The `stoch` executable: parses the command line with CLI11 and dispatches to a subcommand.
+#include <malloc.h>
+
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +15,11 @@
 
 int main(int argc, char** argv) {
   using namespace stoch;
+  // glibc serves blocks over 128 KiB (a MinAtar batch's columns, a layer's gradient) with a
+  // fresh mmap each time, so every training step paid page faults and zeroing for them; keep
+  // such blocks in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"stoch: train transformer LMs and value networks from one YAML config"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "stoch 0.1");

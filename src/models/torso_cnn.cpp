@@ -13,7 +13,7 @@ namespace {
 class CnnTorso : public Torso {
  public:
   CnnTorso(const ValueNetConfig& cfg, const std::vector<int64_t>& shape)
-      : activation_(cfg.activation) {
+      : activation_(cfg.activation), padding_(cfg.padding) {
     convs_ = register_module("convs", torch::nn::ModuleList());
     int64_t in = shape[0], h = shape[1], w = shape[2];
     for (int64_t c : cfg.channels) {
@@ -55,9 +55,22 @@ class CnnTorso : public Torso {
     return out;
   }
   int64_t features() const override { return features_; }
+  std::vector<PlainLayer> plain_layers() const override {
+    std::vector<PlainLayer> out;
+    for (const auto& c : *convs_) {
+      const auto* conv = c->as<torch::nn::Conv2d>();
+      out.push_back({PlainLayer::Kind::kConv3x3, conv->weight, conv->bias, padding_, true});
+    }
+    for (const auto& f : *fcs_) {
+      const auto* lin = f->as<torch::nn::Linear>();
+      out.push_back({PlainLayer::Kind::kLinear, lin->weight, lin->bias, 0, true});
+    }
+    return out;
+  }
 
  private:
   std::string activation_;
+  int64_t padding_ = 0;
   torch::nn::ModuleList convs_{nullptr}, fcs_{nullptr};
   int64_t features_ = 0;
 };

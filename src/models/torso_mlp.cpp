@@ -33,6 +33,14 @@ class MlpTorso : public Torso {
     return out;
   }
   int64_t features() const override { return features_; }
+  std::vector<PlainLayer> plain_layers() const override {
+    std::vector<PlainLayer> out;
+    for (const auto& l : *layers_) {
+      const auto* lin = l->as<torch::nn::Linear>();
+      out.push_back({PlainLayer::Kind::kLinear, lin->weight, lin->bias, 0, true});
+    }
+    return out;
+  }
 
  private:
   std::string activation_;

@@ -1,5 +1,6 @@
 #include "models/value_net.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "core/errors.h"
@@ -19,6 +20,20 @@ ValueNetImpl::ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>
   torso_ = register_module(
       "torso", registry<TorsoEntry>().get(cfg.torso, "model.torso").make(cfg, input_shape));
   head_ = register_module("head", torch::nn::Linear(torso_->features(), head_outputs));
+  fused_ =
+      cfg.fused && plain_activation_supported(cfg.activation) && !torso_->plain_layers().empty();
+  activation_ = cfg.activation;
+}
+
+torch::Tensor ValueNetImpl::forward(const torch::Tensor& x) {
+  // Autocast picks per-operator precisions the hand-written backward does not follow.
+  if (!fused_ || x.requires_grad() || at::autocast::is_autocast_enabled(x.device().type()))
+    return head(features(x));
+  // The layer list is rebuilt per call (a few handles) so that it always holds the module's
+  // current parameters, whatever replaced them since.
+  auto layers = torso_->plain_layers();
+  layers.push_back({PlainLayer::Kind::kLinear, head_->weight, head_->bias, 0, false});
+  return plain_stack_forward(layers, activation_, x);
 }
 
 }  // namespace stoch::models

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config_schema.h"
+#include "models/plain_stack.h"
 
 namespace stoch::models {
 
@@ -25,6 +26,7 @@ struct ValueNetConfig {
   int64_t n_head = 4;
   int64_t d_model = 64;
   std::string activation = "relu";
+  bool fused = true;
 
   template <class V>
   void visit(V& v) {
@@ -44,6 +46,9 @@ struct ValueNetConfig {
     v("d_model", d_model, "transformer: width (also the feature size)", Spec().at_least(1));
     v("activation", activation, "mlp and cnn nonlinearity",
       Spec().one_of({"relu", "gelu", "tanh"}));
+    v("fused", fused,
+      "mlp and cnn with relu or tanh: run torso and head as one autograd node with a "
+      "hand-written backward (same math, far fewer operators)");
   }
 };
 
@@ -55,6 +60,9 @@ class Torso : public torch::nn::Module {
   // Each hidden layer's units after their nonlinearity, as [B, units] (a conv layer's units are
   // its channels, averaged over positions): what dormant-neuron counts look at.
   virtual std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) { return {forward(x)}; }
+  // The layers, when the torso is a plain stack of 3x3 convolutions and linear layers each
+  // followed by its activation (what plain_stack_forward runs); empty otherwise.
+  virtual std::vector<PlainLayer> plain_layers() const { return {}; }
 };
 
 // input_shape: [D] for mlp, [C, H, W] for cnn, [T, D] for transformer (a sequence of T vectors).
@@ -75,10 +83,13 @@ class ValueNetImpl : public torch::nn::Module {
     return torso_->hidden_units(x);
   }
   torch::Tensor head(const torch::Tensor& f) { return head_->forward(f); }
-  torch::Tensor forward(const torch::Tensor& x) { return head(features(x)); }
+  // Torso then head; one autograd node when the config asks for it and the torso allows.
+  torch::Tensor forward(const torch::Tensor& x);
 
  private:
   std::shared_ptr<Torso> torso_;
+  bool fused_ = false;
+  std::string activation_;
   torch::nn::Linear head_{nullptr};
 };
 TORCH_MODULE(ValueNet);

@@ -1,12 +1,16 @@
 #include "train/dqn_task.h"
 
+#include <ATen/Parallel.h>
+
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "core/torch/lane.h"
 #include "core/torch/state_tensors.h"
 #include "train/experiment.h"
 #include "train/trainer.h"
@@ -94,6 +98,14 @@ DqnTask::DqnTask(const ExperimentConfig& cfg, const torch::Device& device)
   target_->to(device);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   sync_target(1.0);
+  if (dqn_.helper_lane && device_.is_cpu() && at::get_num_threads() >= 2) {
+    // The cores are shared between this thread and the lane.
+    restore_threads_ = at::get_num_threads();
+    at::set_num_threads(restore_threads_ / 2);
+    enable_helper_lane(true);
+    log::info(stoch::str("dqn: helper lane on (", restore_threads_ / 2,
+                         " intra-op threads each for it and the main thread)"));
+  }
 
   // Fixed inputs for the value-network hooks: states a uniformly random policy visits.
   rl::VectorEnv probe_env(env_cfg_.name, env_cfg_.options(), 1, mix_seed(seed_, kProbe));
@@ -109,7 +121,12 @@ DqnTask::DqnTask(const ExperimentConfig& cfg, const torch::Device& device)
   eval_inputs_ = obs_tensor(states.data(), kProbeStates).clone();
 }
 
-DqnTask::~DqnTask() = default;
+DqnTask::~DqnTask() {
+  if (restore_threads_ > 0) {
+    enable_helper_lane(false);
+    at::set_num_threads(restore_threads_);
+  }
+}
 
 torch::Tensor DqnTask::obs_tensor(const float* data, int64_t rows) const {
   std::vector<int64_t> shape = {rows};
@@ -191,12 +208,11 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
   const auto returns = torch::from_blob(batch_->returns.data(), {B}, torch::kFloat).to(device_);
   const auto discounts = torch::from_blob(batch_->discounts.data(), {B}, torch::kFloat).to(device_);
 
-  const auto out = heads(*net_, obs);
-  const auto chosen =
-      out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
-  torch::Tensor per_sample, td, y, c51_target;
-  {
-    torch::NoGradGuard no_grad;
+  // The bootstrap target reads only the target network (and, for double DQN, the online one
+  // without gradient): with a helper lane it runs there, beside the online forward.
+  torch::Tensor y, c51_target;
+  auto bootstrap = [&] {
+    torch::NoGradGuard no_grad;  // not inference mode: the loss saves y for its backward
     const auto next_target = heads(*target_, next_obs);
     const auto q_next = loss_->value(next_target);
     const auto best =
@@ -213,13 +229,29 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
     } else {
       y = returns + discounts * q_next.gather(1, best.view({B, 1})).squeeze(1);
     }
+  };
+  Lane* lane = helper_lane();
+  if (lane) lane->start(bootstrap);
+  torch::Tensor out;
+  try {
+    out = heads(*net_, obs);
+  } catch (...) {
+    if (lane) lane->wait();
+    throw;
   }
+  if (lane)
+    lane->wait();
+  else
+    bootstrap();
+  const auto chosen =
+      out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+  torch::Tensor per_sample, td;
   if (c51_) {
     per_sample = -(c51_target * torch::log_softmax(chosen, -1)).sum(-1);
     td = per_sample.detach();
   } else {
     per_sample = loss_->per_sample(chosen, y);
-    td = (loss_->value(chosen) - y).abs();
+    if (dqn_.prioritized) td = (loss_->value(chosen).detach() - y).abs();
   }
   if (dqn_.prioritized) {
     const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();

@@ -66,6 +66,7 @@ struct DqnConfig {
   double priority_beta = 0.4;
   double epsilon_eval = 0.05;
   int64_t eval_episodes = 10;
+  bool helper_lane = true;
 
   template <class V>
   void visit(V& v) {
@@ -106,6 +107,9 @@ struct DqnConfig {
     v("epsilon_eval", epsilon_eval, "exploration rate of the evaluation policy (0: greedy)",
       Spec().at_least(0).at_most(1));
     v("eval_episodes", eval_episodes, "whole episodes per evaluation", Spec().at_least(1));
+    v("helper_lane", helper_lane,
+      "CPU with run.threads >= 2: compute the bootstrap target and weight gradients on a "
+      "second thread beside the online network (one intra-op thread fewer); same results");
   }
 };
 
@@ -173,6 +177,7 @@ class DqnTask : public Task {
   std::vector<int> actions_;
   torch::Tensor eval_inputs_;
   hooks::ValueView view_;
+  int restore_threads_ = 0;  // intra-op threads to give back when the helper lane closes
 };
 
 }  // namespace stoch::train

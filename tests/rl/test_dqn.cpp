@@ -90,6 +90,42 @@ TEST(DqnResume, TwoEnvsHlGaussIsBitExact) {
   expect_exact_resume(tiny_dqn_config("hl_gauss", 60, "", 2));
 }
 
+// The helper lane (run.threads 2) moves work to a second thread but computes exactly what one
+// thread computes: the same losses and returns, bit for bit.
+TEST(Dqn, HelperLaneChangesNothing) {
+  const std::string minatar =
+      "task: dqn\n"
+      "run: {seed: 3, threads: 1}\n"
+      "env: {name: MinAtar/Breakout}\n"
+      "model: {torso: cnn, channels: [8], padding: 0, fc: [32]}\n"
+      "value: {loss: huber}\n"
+      "dqn: {learning_starts: 100, train_every: 1, target_update_every: 25, "
+      "replay_capacity: 400, eval_episodes: 1, exploration_steps: 150, epsilon_end: 0.1}\n"
+      "optim: {lr: 0.001, weight_decay: 0}\n"
+      "schedule: {kind: constant, warmup_steps: 0}\n"
+      "train: {steps: 80, batch_size: 16, eval_every: 0, ckpt_every: 0}\n"
+      "log: {every: 5, console_every: 1000}\n";
+  for (const auto& [name, cfg] : std::vector<std::pair<std::string, std::string>>{
+           {"minatar", minatar},
+           {"c51",
+            tiny_dqn_config("c51", 60, ", prioritized: true, n_step: 3, double_dqn: true")}}) {
+    const std::string dir = test::temp_dir("dqn-lane");
+    test::write_text(dir + "/c.yaml", cfg);
+    const auto one = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/one");
+    ASSERT_EQ(one.code, 0) << one.output;
+    const auto two =
+        test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/two --set run.threads=2");
+    ASSERT_EQ(two.code, 0) << two.output;
+    EXPECT_NE(two.output.find("helper lane"), std::string::npos) << two.output;
+    const auto losses = test::train_losses(dir + "/one");
+    ASSERT_FALSE(losses.empty());
+    EXPECT_EQ(losses, test::train_losses(dir + "/two")) << name;
+    EXPECT_EQ(test::metric_by_step(dir + "/one", "train", "train/return"),
+              test::metric_by_step(dir + "/two", "train", "train/return"))
+        << name;
+  }
+}
+
 TEST(Dqn, EvaluationDoesNotChangeTraining) {
   const std::string dir = test::temp_dir("dqn");
   test::write_text(dir + "/c.yaml", tiny_dqn_config("hl_gauss"));

@@ -1,0 +1,35 @@
+// A second lane of work beside the calling thread: one persistent worker that runs one job at
+// a time. For small networks on a few cores, running independent products side by side (the
+// target network's forward beside the online one; a weight gradient beside the input gradient)
+// uses a second core far better than splitting each small product over OpenMP threads, whose
+// wake-ups cost more than the products themselves.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+namespace stoch {
+
+class Lane {
+ public:
+  Lane();
+  ~Lane();
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+
+  // Waits for the previous job, then starts `job` on the worker.
+  void start(std::function<void()> job);
+  // Waits for the current job; rethrows what it threw.
+  void wait();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// The process's helper lane, or null while none is enabled. Code that can split its work
+// checks this; results never depend on it (each job computes exactly what it would inline).
+Lane* helper_lane();
+void enable_helper_lane(bool on);
+
+}  // namespace stoch

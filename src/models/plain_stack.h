@@ -1,0 +1,31 @@
+// A network that is a plain stack of 3x3 convolutions (stride 1) and linear layers, each but
+// the last followed by one elementwise activation, run as a single autograd node with a
+// hand-written backward. The math is the module path's; what goes away is the per-operator
+// autograd bookkeeping, which dominates small value networks (a MinAtar DQN update is about a
+// hundred small operators around four 32 x 1024 x 128 products).
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace stoch::models {
+
+struct PlainLayer {
+  enum class Kind { kConv3x3, kLinear };
+  Kind kind = Kind::kLinear;
+  torch::Tensor weight, bias;  // the module's own parameters: gradients land in their .grad
+  int64_t padding = 0;         // conv only
+  bool activate = true;        // false for the output layer
+};
+
+// Activations the hand-written backward knows.
+bool plain_activation_supported(const std::string& activation);
+
+// x: [B, ...] (conv stacks take [B, C, H, W]; a linear layer flattens what it gets) -> [B, out].
+// Differentiable with respect to every weight and bias (not x).
+torch::Tensor plain_stack_forward(const std::vector<PlainLayer>& layers,
+                                  const std::string& activation, const torch::Tensor& x);
+
+}  // namespace stoch::models

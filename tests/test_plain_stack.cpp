@@ -1,0 +1,95 @@
+// The fused value network (one autograd node, hand-written backward) against the module path it
+// replaces: same outputs and the same gradient for every parameter.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "models/value_net.h"
+
+namespace stoch {
+namespace {
+
+struct Case {
+  std::string name, torso, activation;
+  std::vector<int64_t> shape, channels, fc;
+  int64_t padding;
+};
+
+class PlainStack : public ::testing::TestWithParam<Case> {};
+
+models::ValueNet make(const Case& c, bool fused) {
+  models::ValueNetConfig cfg;
+  cfg.torso = c.torso;
+  cfg.activation = c.activation;
+  cfg.hidden = {24, 16};
+  cfg.channels = c.channels;
+  cfg.fc = c.fc;
+  cfg.padding = c.padding;
+  cfg.fused = fused;
+  torch::manual_seed(7);
+  return models::ValueNet(cfg, c.shape, 5);
+}
+
+TEST_P(PlainStack, MatchesTheModulePathInOutputAndEveryGradient) {
+  const Case& c = GetParam();
+  auto fused = make(c, true);
+  auto plain = make(c, false);
+  std::vector<int64_t> in = {6};
+  in.insert(in.end(), c.shape.begin(), c.shape.end());
+  torch::manual_seed(3);
+  const auto x = torch::randn(in);
+  const auto w = torch::randn({6, 5});  // a non-uniform upstream gradient
+
+  const auto out_f = fused->forward(x);
+  const auto out_p = plain->forward(x);
+  ASSERT_EQ(out_f.sizes(), out_p.sizes());
+  EXPECT_TRUE(torch::allclose(out_f, out_p, 1e-5, 1e-5)) << (out_f - out_p).abs().max();
+  (out_f * w).sum().backward();
+  (out_p * w).sum().backward();
+
+  const auto pf = fused->named_parameters(), pp = plain->named_parameters();
+  ASSERT_EQ(pf.size(), pp.size());
+  for (const auto& item : pp) {
+    const auto& gf = pf[item.key()].grad();
+    const auto& gp = item.value().grad();
+    ASSERT_TRUE(gf.defined()) << item.key();
+    ASSERT_EQ(gf.sizes(), gp.sizes()) << item.key();
+    EXPECT_TRUE(torch::allclose(gf, gp, 1e-4, 1e-5))
+        << item.key() << " max diff " << (gf - gp).abs().max().item<double>();
+    // Not vacuous: every gradient is non-zero.
+    EXPECT_GT(gp.abs().sum().item<double>(), 0.0) << item.key();
+  }
+
+  // Without gradients (acting, bootstrapping) the fused net gives the same values.
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(fused->forward(x), out_p, 1e-5, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Nets, PlainStack,
+    ::testing::Values(Case{"mlp_relu", "mlp", "relu", {7}, {}, {}, 0},
+                      Case{"mlp_tanh", "mlp", "tanh", {2, 3}, {}, {}, 0},
+                      Case{"minatar_like", "cnn", "relu", {4, 10, 10}, {16}, {32}, 0},
+                      Case{"two_convs_padded", "cnn", "relu", {3, 6, 5}, {4, 8}, {}, 1},
+                      Case{"two_convs_tanh_fc", "cnn", "tanh", {2, 7, 7}, {3, 5}, {12}, 0}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(PlainStackFallback, GeluAndTransformersKeepTheModulePath) {
+  for (const std::string torso : {"mlp", "transformer"}) {
+    models::ValueNetConfig cfg;
+    cfg.torso = torso;
+    cfg.activation = "gelu";
+    cfg.hidden = {8};
+    cfg.d_model = 8;
+    cfg.n_head = 2;
+    models::ValueNet net(cfg, torso == "mlp" ? std::vector<int64_t>{4} : std::vector<int64_t>{3, 4},
+                         2);
+    const auto x = torso == "mlp" ? torch::randn({3, 4}) : torch::randn({3, 3, 4});
+    const auto out = net->forward(x);
+    ASSERT_TRUE(out.grad_fn() != nullptr);
+    // The module path ends in the head's addmm, not in one fused node.
+    EXPECT_EQ(out.grad_fn()->name().find("PlainStack"), std::string::npos) << out.grad_fn()->name();
+  }
+}
+
+}  // namespace
+}  // namespace stoch
