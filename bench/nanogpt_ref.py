@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Throughput reference: nanoGPT's GPT training step, re-implemented on PyTorch (CPU).
+"""Throughput reference: nanoGPT's GPT training step, re-implemented on PyTorch (CPU or CUDA).
 
 Reproduces the model and step of Karpathy's nanoGPT (model.py / train.py) so stoch's
 LibTorch GPT can be timed against the same math run through Python:
@@ -10,7 +10,8 @@ tensors only, gradient clipping at 1.0, cross-entropy over every position.
 
 Deliberate differences from nanoGPT's train.py, none of which changes the work per step:
 - constant learning rate (the cosine schedule only changes a scalar);
-- no torch.compile and no autocast: stoch runs eager fp32 LibTorch on CPU;
+- on the CPU, no torch.compile and no autocast: stoch runs eager fp32 LibTorch there
+  (on CUDA, --bf16 --compile --fused-adam --no-bias give nanoGPT bench.py's own settings);
 - data are fresh random tokens, drawn inside the timed step (like nanoGPT's get_batch,
   which is also inside its timed loop); randint of batch x (block+1) tokens costs
   microseconds, on a par with stoch sampling windows from its synthetic source.
@@ -21,10 +22,11 @@ MKL_NUM_THREADS (to the same count), because OpenMP/MKL read them when the libra
 before this script runs.
 
 Output: a short header, then exactly one final line
-    nanogpt tokens_per_s=<float> ms_per_step=<float> params=<int>
+    nanogpt tokens_per_s=<float> ms_per_step=<float> params=<int> peak_gb=<float>
 where ms_per_step is the median step time, tokens_per_s = batch * block / median, and
 params counts every distinct parameter (the tied embedding once, position embeddings
-included; nanoGPT's own printout leaves the position embeddings out).
+included; nanoGPT's own printout leaves the position embeddings out), and peak_gb is
+torch.cuda.max_memory_allocated() in GB (0 on the CPU).
 """
 
 import argparse
@@ -39,13 +41,13 @@ import torch.nn.functional as F
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, dropout):
+    def __init__(self, n_embd, n_head, dropout, bias):
         super().__init__()
         assert n_embd % n_head == 0
         self.n_head = n_head
         self.dropout = dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -61,11 +63,11 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, n_embd, dropout):
+    def __init__(self, n_embd, dropout, bias):
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
         self.gelu = nn.GELU()  # exact erf form, as nanoGPT (not approximate='tanh')
-        self.c_proj = nn.Linear(4 * n_embd, n_embd)
+        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -73,12 +75,12 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, n_embd, n_head, dropout):
+    def __init__(self, n_embd, n_head, dropout, bias):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
-        self.ln_2 = nn.LayerNorm(n_embd)
-        self.mlp = MLP(n_embd, dropout)
+        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
+        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout, bias)
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -86,14 +88,14 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0):
+    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0, bias=True):
         super().__init__()
         self.block_size = block_size
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.drop = nn.Dropout(dropout)
-        self.h = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(n_embd)
+        self.h = nn.ModuleList(Block(n_embd, n_head, dropout, bias) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight  # weight tying, one shared tensor
 
@@ -120,14 +122,14 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def make_optimizer(model, lr, weight_decay, betas):
+def make_optimizer(model, lr, weight_decay, betas, fused=False):
     # nanoGPT decays matrices and embeddings (dim >= 2), never biases or LayerNorm gains.
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
 
 def parse_args():
@@ -143,6 +145,11 @@ def parse_args():
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--no-bias", action="store_true", help="no biases (nanoGPT bench.py)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--fused-adam", action="store_true", help="fused AdamW kernel")
     return ap.parse_args()
 
 
@@ -154,18 +161,23 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
+    dev = torch.device(args.device)
     model = GPT(args.vocab_size, args.block_size, args.n_layer, args.n_head,
-                args.n_embd, args.dropout)
+                args.n_embd, args.dropout, bias=not args.no_bias).to(dev)
     model.train()
-    opt = make_optimizer(model, lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95))
+    opt = make_optimizer(model, lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95),
+                         fused=args.fused_adam)
     n_params = sum(p.numel() for p in model.parameters())
+    forward = torch.compile(model) if args.compile else model
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
     b, t = args.batch_size, args.block_size
 
     def step():
         # Random windows of t+1 tokens, split into inputs and next-token targets;
         # contiguous copies, as nanoGPT's get_batch stacks separate x and y tensors.
-        data = torch.randint(args.vocab_size, (b, t + 1))
-        loss = model(data[:, :-1].contiguous(), data[:, 1:].contiguous())
+        data = torch.randint(args.vocab_size, (b, t + 1), device=dev)
+        with autocast:
+            loss = forward(data[:, :-1].contiguous(), data[:, 1:].contiguous())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -177,7 +189,9 @@ def main():
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')} "
           f"MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS', '-')}")
     print(f"nanogpt_ref: n_layer={args.n_layer} n_head={args.n_head} n_embd={args.n_embd} "
-          f"block={t} batch={b} vocab={args.vocab_size} params={n_params} "
+          f"block={t} batch={b} vocab={args.vocab_size} params={n_params} device={dev} "
+          f"bias={not args.no_bias} bf16={args.bf16} compile={args.compile} "
+          f"fused_adam={args.fused_adam} "
           f"warmup={args.warmup} steps={args.steps}")
 
     for _ in range(args.warmup):
@@ -192,8 +206,9 @@ def main():
     print(f"nanogpt_ref: loss first={losses[0]:.4f} last={losses[-1]:.4f} "
           f"step ms min={1e3 * min(times):.1f} median={1e3 * median:.1f} "
           f"max={1e3 * max(times):.1f}")
+    peak_gb = torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else 0.0
     print(f"nanogpt tokens_per_s={b * t / median:.1f} ms_per_step={1e3 * median:.3f} "
-          f"params={n_params}")
+          f"params={n_params} peak_gb={peak_gb:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #include "data/dirichlet.h"
 #include "data/hmm_source.h"
 #include "data/markov_source.h"
+#include "data/uniform_source.h"
 
 namespace stoch::data {
 namespace {
@@ -397,6 +398,48 @@ TEST(SyntheticSources, DescribeNamesParameters) {
   EXPECT_EQ(HmmSource(8, 32, 0.1, 0.1, 1).describe(),
             "hmm(states=8, vocab=32, alpha_t=0.1, alpha_e=0.1, seed=1)");
   EXPECT_EQ(MarkovSource(32, 2, 0.5, 7).describe(), "markov(vocab=32, order=2, alpha=0.5, seed=7)");
+}
+
+}  // namespace
+}  // namespace stoch::data
+
+namespace stoch::data {
+namespace {
+
+TEST(SyntheticSources, UniformTokensAreUniformIndependentAndPure) {
+  const int64_t V = 50304;  // GPT-2's padded vocabulary: too large for a Markov table
+  UniformSource src(V, 4);
+  EXPECT_DOUBLE_EQ(*src.entropy_rate_nats(), std::log(static_cast<double>(V)));
+  EXPECT_TRUE(src.stationary_bigram().empty());  // V x V would not fit
+  std::vector<int32_t> a(4096), b(4096), c(4096);
+  src.window(Split::kTrain, 7, 4096, a.data());
+  src.window(Split::kTrain, 7, 4096, b.data());
+  src.window(Split::kVal, 7, 4096, c.data());
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (int32_t t : a) ASSERT_TRUE(t >= 0 && t < V);
+
+  // Chi-square over 8 coarse bins and over consecutive pairs of a small vocabulary.
+  UniformSource small(8, 1);
+  std::vector<int32_t> w(200000);
+  small.window(Split::kTrain, 0, static_cast<int64_t>(w.size()), w.data());
+  std::vector<double> counts(8, 0.0), pairs(64, 0.0);
+  for (size_t i = 0; i < w.size(); ++i) {
+    counts[static_cast<size_t>(w[i])] += 1;
+    if (i + 1 < w.size()) pairs[static_cast<size_t>(w[i] * 8 + w[i + 1])] += 1;
+  }
+  auto chi2 = [](const std::vector<double>& n) {
+    double total = 0, x = 0;
+    for (double v : n) total += v;
+    const double e = total / static_cast<double>(n.size());
+    for (double v : n) x += (v - e) * (v - e) / e;
+    return x;
+  };
+  EXPECT_LT(chi2(counts), 24.3);  // 7 degrees of freedom, p = 0.001
+  EXPECT_LT(chi2(pairs), 103.4);  // 63 degrees of freedom, p = 0.001
+  const auto bigram = small.stationary_bigram();
+  ASSERT_EQ(bigram.size(), 64u);
+  EXPECT_DOUBLE_EQ(bigram[9], 1.0 / 64.0);
 }
 
 }  // namespace

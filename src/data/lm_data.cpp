@@ -6,6 +6,7 @@
 #include "data/hmm_source.h"
 #include "data/markov_source.h"
 #include "data/token_files.h"
+#include "data/uniform_source.h"
 
 namespace stoch::data {
 namespace {
@@ -53,6 +54,9 @@ std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t
           std::make_unique<HmmSource>(cfg.states, cfg.vocab_size, cfg.alpha_transition,
                                       cfg.alpha_emission, seed, cfg.entropy_tokens),
           order_seed);
+    if (cfg.source == "uniform")
+      return std::make_unique<ReseededSource>(std::make_unique<UniformSource>(cfg.vocab_size, seed),
+                                              order_seed);
   } catch (const std::invalid_argument& e) {
     throw InputError(e.what());
   }

@@ -28,8 +28,9 @@ struct LmDataConfig {
   void visit(V& v) {
     using config::Spec;
     v("source", source,
-      "hmm/markov: synthetic with exact entropy; text: byte-level files; tokens: a prepared folder",
-      Spec().one_of({"hmm", "markov", "text", "tokens"}));
+      "hmm/markov: synthetic with exact entropy; uniform: independent uniform tokens (benchmarks); "
+      "text: byte-level files; tokens: a prepared folder",
+      Spec().one_of({"hmm", "markov", "uniform", "text", "tokens"}));
     v("seed", seed,
       "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
       Spec().at_least(0));

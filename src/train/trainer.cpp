@@ -292,6 +292,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       const double rate = static_cast<double>(interval_steps * units_per_step) / interval_train_s;
       Metrics m = {{"loss", loss}, {"lr", lr}, {rate_name, rate}, {"elapsed_s", elapsed_before}};
       if (grad_norm.defined()) m["grad_norm"] = grad_norm.item<double>();
+      if (device.is_cuda()) m["gpu_mem_peak_gb"] = peak_device_memory_gb(device);
       for (const auto& [k, v] : task->train_metrics()) m[k] = v;
       write_metrics(done, "train", m);
       if (!std::isfinite(loss)) {

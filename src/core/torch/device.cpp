@@ -1,5 +1,6 @@
 #include "core/torch/device.h"
 
+#include <ATen/DeviceAccelerator.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
@@ -39,6 +40,13 @@ void configure_threads(int64_t threads) {
     }
     interop_set = true;
   }
+}
+
+double peak_device_memory_gb(const c10::Device& device) {
+  if (!device.is_cuda()) return -1.0;
+  const auto stats = at::accelerator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+  // Index 0 of a StatArray is the aggregate over pool kinds.
+  return static_cast<double>(stats.allocated_bytes[0].peak) / 1e9;
 }
 
 AutocastScope::AutocastScope(bool enabled, const c10::Device& device)

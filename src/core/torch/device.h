@@ -17,6 +17,10 @@ bool use_bf16_autocast(const std::string& precision, const c10::Device& device);
 // oversubscription between the two pools costs more than it gives.
 void configure_threads(int64_t threads);
 
+// Peak memory the caching allocator has handed out on `device` since the process started, in
+// GB (torch.cuda.max_memory_allocated); negative on the CPU.
+double peak_device_memory_gb(const c10::Device& device);
+
 // bf16 autocast for the forward pass while alive (no-op when disabled).
 class AutocastScope {
  public:
