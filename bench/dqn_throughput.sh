@@ -43,6 +43,6 @@ echo "dqn_throughput: $config, $updates updates x $repeats repeats, load $(cut -
 echo "| setup | steps/s (median) | range |"
 echo "| --- | ---: | --- |"
 setup "2 threads, helper lane" --set run.threads=2
-setup "2 threads, no lane" --set run.threads=2 --set dqn.helper_lane=false
-setup "1 thread" --set run.threads=1
-setup "2 threads, module path" --set run.threads=2 --set model.fused=false
+[ -n "${ONLY_LANE:-}" ] || setup "2 threads, no lane" --set run.threads=2 --set dqn.helper_lane=false
+[ -n "${ONLY_LANE:-}" ] || setup "1 thread" --set run.threads=1
+[ -n "${ONLY_LANE:-}" ] || setup "2 threads, module path" --set run.threads=2 --set model.fused=false

@@ -179,6 +179,43 @@ TEST(ValueLoss, C51ProjectionMatchesAHandComputedCase) {
   EXPECT_LT(max_abs(t - expected), 1e-12) << t;
 }
 
+TEST(ValueLoss, ProjectionMatchesBruteForceOnUnevenAtoms) {
+  // Uneven atoms (the guessed-then-walked search must still find the exact neighbours), points
+  // on atoms, between them and beyond both ends.
+  torch::manual_seed(11);
+  const auto atoms = std::get<0>(torch::sort(torch::rand({17}, torch::kFloat64) * 20 - 10));
+  const int64_t m = atoms.size(0);
+  auto x = torch::cat({torch::rand({200}, torch::kFloat64) * 30 - 15, atoms.clone()});
+  const auto p = torch::softmax(torch::randn({x.size(0), m}, torch::kFloat64), -1);
+  const auto r = x;  // c51 with discount 0.5: Tz = x + 0.5 z
+  const auto d = torch::full({x.size(0)}, 0.5, torch::kFloat64);
+  const auto t = value::c51_project(p, r, d, atoms);
+  const auto two_hot = value::two_hot_targets(x, atoms);
+  auto expect_c51 = torch::zeros_like(p);
+  auto expect_two_hot = torch::zeros({x.size(0), m}, torch::kFloat64);
+  const auto z = atoms.accessor<double, 1>();
+  auto split = [&](double v, double mass, torch::TensorAccessor<double, 1> out) {
+    const double vc = std::min(std::max(v, z[0]), z[m - 1]);
+    int64_t lo = 0;
+    for (int64_t i = 0; i < m; ++i)
+      if (z[i] <= vc) lo = i;
+    lo = std::min<int64_t>(lo, m - 2);
+    const double frac = (vc - z[lo]) / (z[lo + 1] - z[lo]);
+    out[lo] += mass * (1 - frac);
+    out[lo + 1] += mass * frac;
+  };
+  auto ec = expect_c51.accessor<double, 2>();
+  auto et = expect_two_hot.accessor<double, 2>();
+  const auto pa = p.accessor<double, 2>();
+  const auto xa = x.accessor<double, 1>();
+  for (int64_t b = 0; b < x.size(0); ++b) {
+    split(xa[b], 1.0, et[b]);
+    for (int64_t j = 0; j < m; ++j) split(xa[b] + 0.5 * z[j], pa[b][j], ec[b]);
+  }
+  EXPECT_LT(max_abs(t - expect_c51), 1e-12);
+  EXPECT_LT(max_abs(two_hot - expect_two_hot), 1e-12);
+}
+
 // ---- MuZero transform ----
 
 TEST(ValueLoss, MuZeroTransformRoundTrips) {

@@ -198,9 +198,20 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
         grads[2 + 2 * l] = g.sum(0);
         if (l > 0) g = g.mm(w);
       } else {
-        weight_grad(
-            [&gw, g, &input, &w] { gw = at::bmm(g, input.transpose(1, 2)).sum(0).view(w.sizes()); },
-            l);
+        // Summed over the batch in two fixed halves, with or without a lane, so that the
+        // first layer's (often the last job left) can be shared between the two threads.
+        const int64_t half = g.size(0) / 2;
+        auto part = [g, &input](int64_t a, int64_t b) {
+          return at::bmm(g.slice(0, a, b), input.slice(0, a, b).transpose(1, 2)).sum(0);
+        };
+        torch::Tensor first;
+        if (lane)
+          lane->start([&first, part, half] { first = part(0, half); });
+        else
+          first = part(0, half);
+        auto second = part(half, g.size(0));
+        if (lane) lane->wait();
+        gw = first.add_(second).view(w.sizes());
         grads[2 + 2 * l] = g.sum(at::IntArrayRef{0, 2});
         if (l > 0) {
           const int64_t O = w.size(0);

@@ -54,6 +54,8 @@ class AdamW {
     bool decay;
   };
   void step_group(const std::vector<Slot*>& slots, double lr, double wd);
+  // The fused kernel over the slots, half of the elements on the helper lane if there is one.
+  void fused_step(const std::vector<Slot*>& slots, double lr, double wd);
   OptimConfig cfg_;
   std::vector<Slot> slots_;
 };

@@ -97,7 +97,8 @@ TEST(Dqn, HelperLaneChangesNothing) {
       "task: dqn\n"
       "run: {seed: 3, threads: 1}\n"
       "env: {name: MinAtar/Breakout}\n"
-      "model: {torso: cnn, channels: [8], padding: 0, fc: [32]}\n"
+      // fc 64: 32k weights, enough for the optimiser to split its update over the lane
+      "model: {torso: cnn, channels: [8], padding: 0, fc: [64]}\n"
       "value: {loss: huber}\n"
       "dqn: {learning_starts: 100, train_every: 1, target_update_every: 25, "
       "replay_capacity: 400, eval_episodes: 1, exploration_steps: 150, epsilon_end: 0.1}\n"

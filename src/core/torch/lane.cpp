@@ -27,8 +27,12 @@ struct Lane::State {
     for (;;) {
       // Jobs come every few tens of microseconds while training: spin briefly before sleeping.
       const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-      for (int i = 1; !pending.load(std::memory_order_acquire); ++i)
-        if (i % 256 == 0 && std::chrono::steady_clock::now() >= spin_until) break;
+      for (int i = 1; !pending.load(std::memory_order_acquire); ++i) {
+        if (i % 64 != 0) continue;
+        // Give the core up now and then: the caller may have been scheduled onto this one.
+        std::this_thread::yield();
+        if (std::chrono::steady_clock::now() >= spin_until) break;
+      }
       std::function<void()> todo;
       {
         std::unique_lock<std::mutex> lock(m);
@@ -76,8 +80,10 @@ void Lane::start(std::function<void()> job) {
 }
 
 void Lane::wait() {
-  while (s_->busy.load(std::memory_order_acquire)) {
-  }
+  // Spinning keeps the hand-off in the microseconds; yielding now and then lets the worker
+  // run should the scheduler have put both threads on one core.
+  for (int i = 1; s_->busy.load(std::memory_order_acquire); ++i)
+    if (i % 64 == 0) std::this_thread::yield();
   if (s_->error) {
     auto e = s_->error;
     s_->error = nullptr;
