@@ -2,10 +2,13 @@
 # DQN training throughput (environment steps per second, with an update every `train_every`
 # steps) on configs/rl/minatar_breakout.yaml (MinAtar reference DQN: an update of batch 32 every
 # step) or CONFIG. Each setup runs REPEATS times for UPDATES updates after 1000 steps of random
-# acting; the script prints the median over the repeats of each run's median steps_per_s:
+# acting, with epsilon held at EPSILON (default 0.1, the reference schedule's floor, where 90%
+# of steps also run the Q-network to act); the script prints the median over the repeats of
+# each run's median steps_per_s:
 #   2 threads with the helper lane (the default), 2 threads without it, 1 thread, and with
 #   model.fused=false (the module path) on 2 threads.
-# Env: CONFIG, UPDATES (6000), REPEATS (3), STOCH (build/stoch). About 2 minutes on 2 cores.
+# Env: CONFIG, UPDATES (6000), REPEATS (3), EPSILON (0.1), STOCH (build/stoch), ONLY_LANE=1
+# (the first setup only). About 2 minutes on 2 cores.
 # This VM has slow spells (a run at half speed now and then): the median of repeats hides them.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +18,7 @@ config="${CONFIG:-configs/rl/minatar_breakout.yaml}"
 updates="${UPDATES:-6000}"
 repeats="${REPEATS:-3}"
 stoch="${STOCH:-build/stoch}"
+epsilon="${EPSILON:-0.1}"
 
 venv="$(scripts/setup | tail -n 1)"
 py="$venv/bin/python"
@@ -31,7 +35,8 @@ setup() {
   for r in $(seq "$repeats"); do
     "$stoch" train "$config" --run-dir "$tmp/$label-$r" --set "train.steps=$updates" \
       --set dqn.learning_starts=1000 --set train.eval_every=0 --set train.ckpt_every=0 \
-      --set log.every=500 "$@" >/dev/null 2>&1 ||
+      --set log.every=500 --set "dqn.epsilon_start=$epsilon" --set "dqn.epsilon_end=$epsilon" \
+      "$@" >/dev/null 2>&1 ||
       { echo "dqn_throughput: $label failed; log in $tmp/$label-$r" >&2; exit 1; }
     rates+=("$(median_train_tps "$tmp/$label-$r/metrics.jsonl" 1000 steps_per_s)")
   done
@@ -39,7 +44,8 @@ setup() {
     '{a[NR]=$1} END {printf "| %s | %.0f | %s |\n", l, a[int((NR+1)/2)], a[1] "-" a[NR]}'
 }
 
-echo "dqn_throughput: $config, $updates updates x $repeats repeats, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "dqn_throughput: $config, $updates updates x $repeats repeats, epsilon $epsilon," \
+  "load $(cut -d' ' -f1 /proc/loadavg)"
 echo "| setup | steps/s (median) | range |"
 echo "| --- | ---: | --- |"
 setup "2 threads, helper lane" --set run.threads=2
