@@ -28,6 +28,7 @@ struct GptConfig {
   std::string positions = "learned";
   std::string attention = "sdpa";
   double init_std = 0.02;
+  int64_t ce_chunk_rows = 0;
 
   template <class V>
   void visit(V& v) {
@@ -45,6 +46,10 @@ struct GptConfig {
     v("attention", attention, "attention kernel: fused SDPA or the plain reference",
       Spec().one_of({"sdpa", "plain"}));
     v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
+    v("ce_chunk_rows", ce_chunk_rows,
+      "training loss through the unembedding a chunk of this many positions at a time, never "
+      "holding all float32 logits (0: full logits, then cross-entropy)",
+      Spec().at_least(0));
   }
 };
 

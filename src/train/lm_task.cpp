@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "models/chunked_ce.h"
 #include "train/experiment.h"
 
 namespace stoch::train {
@@ -29,6 +30,7 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
                                 ")"));
   context_ = mc.context;
   gpt_ = models::Gpt(mc);
+  ce_chunk_rows_ = mc.ce_chunk_rows;
   gpt_->to(device_);
   log::info(stoch::str("data ", source_->describe(), "; model ", gpt_->num_parameters() / 1e6,
                        "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ",
@@ -64,6 +66,11 @@ torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) cons
 // Mean next-token cross-entropy over every position of [n, context + 1] windows, in float32
 // even when the forward pass ran in bf16.
 torch::Tensor LmTask::next_token_loss(const torch::Tensor& w) {
+  if (ce_chunk_rows_ > 0) {
+    const auto h = gpt_->hidden(w.slice(1, 0, context_));
+    return models::chunked_cross_entropy(h.reshape({-1, h.size(-1)}), gpt_->wte->weight,
+                                         w.slice(1, 1, context_ + 1).reshape({-1}), ce_chunk_rows_);
+  }
   const auto logits = gpt_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                               w.slice(1, 1, context_ + 1).reshape({-1}));

@@ -47,6 +47,7 @@ class LmTask : public Task {
 
   std::unique_ptr<data::TokenSource> source_;
   models::Gpt gpt_{nullptr};
+  int64_t ce_chunk_rows_ = 0;
   torch::Device device_;
   int64_t batch_size_, context_, eval_batches_;
   bool byte_level_;
