@@ -56,11 +56,15 @@ double LmTask::bayes_loss(data::Split split, int64_t windows) const {
 
 torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) const {
   const int64_t len = context_ + 1;
-  auto out = torch::empty({n, len}, torch::kInt);
+  // Pinned (page-locked) host memory on CUDA, so the copy below is truly asynchronous instead
+  // of waiting on the stream; LibTorch's caching host allocator reuses the blocks.
+  auto out = torch::empty(
+      {n, len}, torch::TensorOptions().dtype(torch::kInt).pinned_memory(device_.is_cuda()));
   auto* p = out.data_ptr<int32_t>();
   for (int64_t i = 0; i < n; ++i)
     source_->window(split, first + static_cast<uint64_t>(i), len, p + i * len);
-  return out.to(torch::kLong).to(device_, /*non_blocking=*/true);
+  // Widen on the device: the host side stays a pinned int32 buffer.
+  return out.to(device_, /*non_blocking=*/true).to(torch::kLong);
 }
 
 // Mean next-token cross-entropy over every position of [n, context + 1] windows, in float32
