@@ -108,8 +108,9 @@ struct DqnConfig {
       Spec().at_least(0).at_most(1));
     v("eval_episodes", eval_episodes, "whole episodes per evaluation", Spec().at_least(1));
     v("helper_lane", helper_lane,
-      "CPU with run.threads >= 2: compute the bootstrap target and weight gradients on a "
-      "second thread beside the online network (one intra-op thread fewer); same results");
+      "CPU with run.threads >= 2: a second thread computes the bootstrap target, weight "
+      "gradients and half the optimiser update beside the main one (each gets half the "
+      "intra-op threads); results are identical");
   }
 };
 
