@@ -14,6 +14,11 @@ struct Case {
   int64_t padding;
 };
 
+// Test names and failure lines show the case's name, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class PlainStack : public ::testing::TestWithParam<Case> {};
 
 models::ValueNet make(const Case& c, bool fused) {
