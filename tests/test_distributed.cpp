@@ -21,14 +21,9 @@ std::map<int64_t, double> eval_losses(const std::string& run_dir) {
   return test::metric_by_step(run_dir, "eval", "val/loss");
 }
 
-std::string checkpoint_dir(const std::string& run, int64_t step) {
-  const std::string s = std::to_string(step);
-  return run + "/checkpoints/step-" + std::string(8 - s.size(), '0') + s;
-}
-
 std::map<std::string, torch::Tensor> model_at(const std::string& run, int64_t step) {
   std::map<std::string, torch::Tensor> out;
-  for (auto& [name, t] : read_safetensors(checkpoint_dir(run, step) + "/model.safetensors"))
+  for (auto& [name, t] : read_safetensors(test::checkpoint_dir(run, step) + "/model.safetensors"))
     out[name] = t;
   return out;
 }
@@ -85,7 +80,7 @@ TEST_F(DataParallel, TwoRanksTrainLikeOneProcessWithTwiceTheAccumulation) {
         << name << ": max difference " << (t - b.at(name)).abs().max().item<double>();
   }
   const auto state =
-      nlohmann::json::parse(test::read_text(checkpoint_dir(dir_ + "/two", 20) + "/state.json"));
+      nlohmann::json::parse(test::read_text(test::checkpoint_dir(dir_ + "/two", 20) + "/state.json"));
   EXPECT_EQ(state["world_size"], 2);
   EXPECT_EQ(state["micro_batches"], 40);
 
@@ -116,20 +111,11 @@ TEST_F(DataParallel, ResumeOfTwoRanksIsExactAndNeedsTheSameWorldSize) {
 
 TEST_F(DataParallel, SigtermStopsEveryRankAfterOneCheckpoint) {
   const std::string run = dir_ + "/term";
-  const pid_t pid = test::spawn_stoch(
+  int64_t last = 0;
+  ASSERT_NO_FATAL_FAILURE(test::sigterm_midway(
       {"train", cfg_, "--run-dir", run, "--nproc", "2", "--set", "train.grad_accum=1", "--set",
        "train.steps=1000000", "--set", "train.ckpt_every=0", "--set", "train.eval_every=0"},
-      dir_ + "/term.log");
-  ASSERT_TRUE(test::wait_for(
-      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 5; }, 60));
-  ::kill(pid, SIGTERM);
-  EXPECT_EQ(test::wait_exit(pid), 143) << test::read_text(dir_ + "/term.log");
-  const auto losses = train_losses(run);
-  ASSERT_FALSE(losses.empty());
-  const int64_t last = losses.rbegin()->first;
-  EXPECT_TRUE(test::fs::exists(checkpoint_dir(run, last) + "/manifest.json"))
-      << "no checkpoint of step " << last << "\n"
-      << test::read_text(dir_ + "/term.log");
+      run, dir_ + "/term.log", &last));
   const auto r =
       test::run_stoch("resume " + run + " --nproc 2 --set train.steps=" + std::to_string(last + 2));
   EXPECT_EQ(r.code, 0) << r.output;

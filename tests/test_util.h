@@ -163,6 +163,29 @@ bool wait_for(Pred pred, double seconds) {
   return pred();
 }
 
+// A run's checkpoint folder of `step` (step-00000042).
+inline std::string checkpoint_dir(const std::string& run, int64_t step) {
+  const std::string s = std::to_string(step);
+  return run + "/checkpoints/step-" + std::string(8 - s.size(), '0') + s;
+}
+
+// Starts `stoch ARGS` training into RUN (output to LOG), sends SIGTERM once five train lines are
+// logged, and checks exit code 143 and a checkpoint of the last logged step, which it returns
+// in *last. Wrap calls in ASSERT_NO_FATAL_FAILURE.
+inline void sigterm_midway(const std::vector<std::string>& args, const std::string& run,
+                           const std::string& log, int64_t* last) {
+  const pid_t pid = spawn_stoch(args, log);
+  ASSERT_TRUE(wait_for([&] { return count_lines(run + "/metrics.jsonl", "\"train\"") >= 5; }, 60));
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 143) << read_text(log);
+  const auto losses = train_losses(run);
+  ASSERT_FALSE(losses.empty());
+  *last = losses.rbegin()->first;
+  EXPECT_TRUE(fs::exists(checkpoint_dir(run, *last) + "/manifest.json"))
+      << "no checkpoint of step " << *last << "\n"
+      << read_text(log);
+}
+
 // A config for runs of a second or two: a tiny GPT on an order-1 Markov source.
 inline std::string tiny_lm_config(int steps = 20) {
   return "task: lm\n"
