@@ -168,16 +168,7 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
     // Weight gradients need nothing the next layer down waits for: with a helper lane they
     // run there, beside the chain of input gradients.
     Lane* lane = helper_lane();
-    // Whatever happens here, no job may outlive the tensors it reads.
-    struct Join {
-      Lane* lane;
-      ~Join() {
-        if (lane) try {
-            lane->wait();
-          } catch (...) {
-          }
-      }
-    } join{lane};
+    LaneJoin join(lane);  // whatever happens here, no job outlives the tensors it reads
     // The first layer's weight gradient stays here: nothing else is left to do beside it.
     auto weight_grad = [&](std::function<void()> job, size_t layer) {
       if (lane && layer > 0)
@@ -204,13 +195,9 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
         auto part = [g, &input](int64_t a, int64_t b) {
           return at::bmm(g.slice(0, a, b), input.slice(0, a, b).transpose(1, 2)).sum(0);
         };
-        torch::Tensor first;
-        if (lane)
-          lane->start([&first, part, half] { first = part(0, half); });
-        else
-          first = part(0, half);
-        auto second = part(half, g.size(0));
-        if (lane) lane->wait();
+        torch::Tensor first, second;
+        run_side_by_side(
+            lane, [&] { first = part(0, half); }, [&] { second = part(half, g.size(0)); });
         gw = first.add_(second).view(w.sizes());
         grads[2 + 2 * l] = g.sum(at::IntArrayRef{0, 2});
         if (l > 0) {

@@ -230,19 +230,8 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
       y = returns + discounts * q_next.gather(1, best.view({B, 1})).squeeze(1);
     }
   };
-  Lane* lane = helper_lane();
-  if (lane) lane->start(bootstrap);
   torch::Tensor out;
-  try {
-    out = heads(*net_, obs);
-  } catch (...) {
-    if (lane) lane->wait();
-    throw;
-  }
-  if (lane)
-    lane->wait();
-  else
-    bootstrap();
+  run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
   const auto chosen =
       out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
   torch::Tensor per_sample, td;

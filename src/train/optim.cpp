@@ -112,17 +112,13 @@ void AdamW::fused_step(const std::vector<Slot*>& slots, double lr, double wd) {
     part(first, 0, cut);
     part(second, cut, n);
   }
-  lane->start([&] {
-    torch::NoGradGuard no_grad;
-    run(first);
-  });
-  try {
-    run(second);
-  } catch (...) {
-    lane->wait();
-    throw;
-  }
-  lane->wait();
+  run_side_by_side(
+      lane,
+      [&] {
+        torch::NoGradGuard no_grad;  // grad mode is per thread
+        run(first);
+      },
+      [&] { run(second); });
 }
 
 void AdamW::step_group(const std::vector<Slot*>& slots, double lr, double wd) {

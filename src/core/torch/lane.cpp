@@ -91,6 +91,31 @@ void Lane::wait() {
   }
 }
 
+void run_side_by_side(Lane* lane, const std::function<void()>& beside,
+                      const std::function<void()>& here) {
+  if (!lane) {
+    beside();
+    here();
+    return;
+  }
+  lane->start(beside);
+  try {
+    here();
+  } catch (...) {
+    LaneJoin join(lane);  // `here`'s error wins; the lane's job must still end first
+    throw;
+  }
+  lane->wait();  // rethrows what `beside` threw
+}
+
+LaneJoin::~LaneJoin() {
+  if (!lane_) return;
+  try {
+    lane_->wait();
+  } catch (...) {
+  }
+}
+
 namespace {
 std::unique_ptr<Lane>& lane_slot() {
   static std::unique_ptr<Lane> lane;

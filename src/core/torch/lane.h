@@ -27,6 +27,24 @@ class Lane {
   std::unique_ptr<State> s_;
 };
 
+// Runs `beside` on the lane and `here` on this thread at once and returns when both are done,
+// rethrowing what either threw; without a lane (null) runs `beside`, then `here`.
+void run_side_by_side(Lane* lane, const std::function<void()>& beside,
+                      const std::function<void()>& here);
+
+// Waits for the lane's job when it goes out of scope, an exception's unwinding included, so
+// that no job outlives the tensors it reads (errors met on the way out are dropped).
+class LaneJoin {
+ public:
+  explicit LaneJoin(Lane* lane) : lane_(lane) {}
+  ~LaneJoin();
+  LaneJoin(const LaneJoin&) = delete;
+  LaneJoin& operator=(const LaneJoin&) = delete;
+
+ private:
+  Lane* lane_;
+};
+
 // The process's helper lane, or null while none is enabled. Code that can split its work
 // checks this; results never depend on it (each job computes exactly what it would inline).
 Lane* helper_lane();
