@@ -6,7 +6,6 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
-#include "models/batched_attention.h"
 
 namespace stoch::models {
 namespace {
@@ -36,7 +35,10 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
-    : n_head_(cfg.n_head), d_model_(cfg.d_model), dropout_(cfg.dropout), attention_(cfg.attention) {
+    : n_head_(cfg.n_head),
+      d_model_(cfg.d_model),
+      dropout_(cfg.dropout),
+      sdpa_(cfg.attention == "sdpa") {
   qkv = register_module(
       "qkv",
       torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
@@ -59,9 +61,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   }
   const double p = is_training() ? dropout_ : 0.0;
   torch::Tensor y;
-  if (attention_ == "batched") {
-    y = batched_causal_attention(q, k, v, p);
-  } else if (attention_ == "sdpa") {
+  if (sdpa_) {
     y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
   } else {
     auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));

@@ -43,10 +43,8 @@ struct GptConfig {
       Spec().at_least(0).at_most(0.99));
     v("bias", bias, "biases in linear layers and LayerNorms");
     v("positions", positions, "position encoding", Spec().one_of({"learned", "rotary"}));
-    v("attention", attention,
-      "attention kernel: fused SDPA, whole-matrix batched products (experiment), or the plain "
-      "reference",
-      Spec().one_of({"sdpa", "batched", "plain"}));
+    v("attention", attention, "attention kernel: fused SDPA or the plain reference",
+      Spec().one_of({"sdpa", "plain"}));
     v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
     v("ce_chunk_rows", ce_chunk_rows,
       "training loss through the unembedding a chunk of this many positions at a time, never "
@@ -75,7 +73,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   int64_t n_head_, d_model_;
   double dropout_;
-  std::string attention_;
+  bool sdpa_;
   torch::nn::Dropout resid_drop_{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);
