@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/errors.h"
@@ -90,6 +91,8 @@ DqnTask::DqnTask(const ExperimentConfig& cfg, const torch::Device& device)
   batch_ = std::make_unique<rl::ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
 
   loss_ = value::make_value_loss(s.value);
+  v_min_ = s.value.v_min;
+  v_max_ = s.value.v_max;
   loss_->to(device);
   head_outputs_ = loss_->head_outputs();
   net_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
@@ -217,6 +220,9 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
     const auto q_next = loss_->value(next_target);
     const auto best =
         dqn_.double_dqn ? loss_->value(heads(*net_, next_obs)).argmax(1) : q_next.argmax(1);
+    // The scalar target: the loss for scalar heads and two_hot/hl_gauss, the target's mean
+    // for c51 (logged either way).
+    y = returns + discounts * q_next.gather(1, best.view({B, 1})).squeeze(1);
     if (c51_) {
       // The distributional target: the bootstrap action's return distribution, shifted by the
       // n-step return and projected back onto the atoms.
@@ -226,12 +232,11 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
       // the bootstrap noise, and float64 made c51 updates a third slower.
       c51_target =
           value::c51_project(torch::softmax(next_logits, -1), returns, discounts, loss_->support());
-    } else {
-      y = returns + discounts * q_next.gather(1, best.view({B, 1})).squeeze(1);
     }
   };
   torch::Tensor out;
   run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
+  record_targets(y);
   const auto chosen =
       out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
   torch::Tensor per_sample, td;
@@ -249,6 +254,21 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
     return (per_sample * w.to(per_sample.scalar_type())).mean();
   }
   return per_sample.mean();
+}
+
+void DqnTask::record_targets(const torch::Tensor& y) {
+  // A batch of targets: a host loop costs less than launching reductions (and on CUDA, acting
+  // already waits for the device every step).
+  const auto h = y.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const float* p = h.data_ptr<float>();
+  auto& t = targets_;
+  for (int64_t i = 0; i < h.numel(); ++i) {
+    const double v = p[i];
+    t.lo = std::min(t.lo, v);
+    t.hi = std::max(t.hi, v);
+    t.outside += v < v_min_ || v > v_max_;
+  }
+  t.seen += static_cast<double>(h.numel());
 }
 
 Metrics DqnTask::evaluate(int64_t step) {
@@ -296,6 +316,19 @@ Metrics DqnTask::train_metrics() {
   }
   pending_returns_.clear();
   pending_lengths_.clear();
+  const auto& t = targets_;
+  if (t.seen > 0) {
+    m["value/target_min"] = t.lo;
+    m["value/target_max"] = t.hi;
+    if (loss_->categorical()) {
+      m["value/target_outside"] = t.outside / t.seen;
+      // The share of the support the targets cover: a few hundredths means they all fall in a
+      // bin or two, and the head cannot tell their values apart.
+      m["value/support_used"] =
+          std::max(0.0, std::min(t.hi, v_max_) - std::max(t.lo, v_min_)) / (v_max_ - v_min_);
+    }
+  }
+  targets_ = {};
   return m;
 }
 
@@ -332,7 +365,9 @@ void DqnTask::save_state(Checkpoint& ckpt) const {
       {"rng", rng_to_tensor(rng_)},
       {"counters", torch::tensor({env_steps_, episodes_, last_target_sync_}, torch::kLong)},
       {"pending_returns", torch::tensor(pending_returns_, torch::kDouble)},
-      {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)}};
+      {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)},
+      {"target_stats",
+       torch::tensor({targets_.lo, targets_.hi, targets_.outside, targets_.seen}, torch::kDouble)}};
   ckpt.state["env_steps"] = env_steps_;
 }
 
@@ -356,6 +391,16 @@ void DqnTask::load_state(const Checkpoint& ckpt) {
   const auto lengths = find("pending_lengths").contiguous();
   pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
   pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
+  // Checkpoints from before the target statistics existed start a fresh interval.
+  targets_ = {};
+  const auto stats = std::find_if(a.begin(), a.end(),
+                                  [](const auto& named) { return named.first == "target_stats"; });
+  if (stats != a.end()) {
+    const auto t = stats->second.to(torch::kDouble).contiguous();
+    if (t.numel() != 4) throw InputError(what + ": target_stats: expected 4 values");
+    const double* v = t.data_ptr<double>();
+    targets_ = {v[0], v[1], v[2], v[3]};
+  }
 }
 
 namespace {

@@ -5,6 +5,7 @@
 // collects dqn.train_every environment steps.
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -158,6 +159,7 @@ class DqnTask : public Task {
   void collect(int64_t env_steps);
   void sync_target(double tau);
   torch::Tensor obs_tensor(const float* data, int64_t rows) const;
+  void record_targets(const torch::Tensor& y);
 
   DqnConfig dqn_;
   EnvConfig env_cfg_;
@@ -175,6 +177,12 @@ class DqnTask : public Task {
   Rng rng_;  // exploration and replay sampling
   int64_t env_steps_ = 0, episodes_ = 0, last_target_sync_ = 0;
   std::vector<double> pending_returns_, pending_lengths_;  // episodes since train_metrics()
+  // Scalar bootstrap targets since train_metrics() (value/target_*): whether they fit the
+  // categorical support is what decides if a categorical head can resolve them.
+  struct TargetStats {
+    double lo = HUGE_VAL, hi = -HUGE_VAL, outside = 0, seen = 0;
+  } targets_;
+  double v_min_ = 0, v_max_ = 0;  // the categorical support's ends, in return units
   std::vector<int> actions_;
   torch::Tensor eval_inputs_;
   hooks::ValueView view_;

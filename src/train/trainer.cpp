@@ -115,6 +115,11 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 
   int64_t start_step = 0;
   double elapsed_before = 0.0;
+  // The logging interval in progress: a checkpoint between two log lines carries it, so that
+  // the resumed run's next line covers the same steps as the uninterrupted run's.
+  double interval_train_s = 0.0;
+  int64_t interval_steps = 0;
+  torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions().device(device));
   if (resume) {
     if (auto ckpt = store.load_latest()) {
       check_world_size(ckpt->dir, ckpt->state, W);
@@ -128,6 +133,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       }
       start_step = ckpt->state.at("step").get<int64_t>();
       elapsed_before = ckpt->state.value("elapsed_s", 0.0);
+      interval_train_s = ckpt->state.value("interval_train_s", 0.0);
+      interval_steps = ckpt->state.value("interval_steps", int64_t{0});
+      // The sum over ranks, held by rank 0 (the log line sums over ranks again).
+      if (main_rank) interval_loss.fill_(ckpt->state.value("interval_loss", 0.0));
       log::info(stoch::str("resumed from ", ckpt->dir, " (step ", start_step, ")"));
     } else {
       if (main_rank) log::warn("no complete checkpoint found: starting from step 0");
@@ -193,6 +202,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     Checkpoint c;
     c.step = step;
     c.tensors["rng"] = rng_tensors(device, dist.get());
+    const auto pending_loss = interval_loss.to(torch::kDouble).reshape({1});
+    if (dist) dist->all_reduce_sum(pending_loss);
     if (!main_rank) {
       dist->barrier();
       return;
@@ -204,7 +215,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                {"tokens_seen", step * units_per_step},
                {"elapsed_s", elapsed_before},
                {"task", cfg.task},
-               {"world_size", W}};
+               {"world_size", W},
+               {"interval_steps", interval_steps},
+               {"interval_train_s", interval_train_s},
+               {"interval_loss", pending_loss.item<double>()}};
     task->save_state(c);
     for (size_t i = 0; i < hook_list.size(); ++i) {
       auto s = hook_list[i]->state();
@@ -249,9 +263,6 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   install_stop_handlers();
   model.train();
   auto last_progress = Clock::now() - std::chrono::seconds(1);
-  double interval_train_s = 0.0;
-  int64_t interval_steps = 0;
-  torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions().device(device));
   double recent_step_s = 0.0;
 
   for (int64_t step = start_step; step < total; ++step) {

@@ -65,11 +65,14 @@ void expect_exact_resume(const std::string& cfg) {
   const std::string dir = test::temp_dir("dqn-resume");
   test::write_text(dir + "/c.yaml", cfg);
   ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 40, 60));
-  for (const std::string m : {"loss", "train/return", "env_steps", "epsilon"}) {
+  for (const std::string m :
+       {"loss", "train/return", "env_steps", "epsilon", "value/target_min", "value/target_max"}) {
     const auto a = test::metric_by_step(dir + "/straight", "train", m);
     ASSERT_FALSE(a.empty()) << m;
     EXPECT_EQ(a, test::metric_by_step(dir + "/split", "train", m)) << m;
   }
+  EXPECT_EQ(test::metric_by_step(dir + "/straight", "train", "value/support_used"),
+            test::metric_by_step(dir + "/split", "train", "value/support_used"));
   // The first leg also evaluates at its last step (40); every other evaluation is shared.
   auto split_eval = test::metric_by_step(dir + "/split", "eval", "eval/return_mean");
   split_eval.erase(40);
@@ -88,6 +91,35 @@ TEST(DqnResume, PrioritisedNStepDoubleC51IsBitExact) {
 
 TEST(DqnResume, TwoEnvsHlGaussIsBitExact) {
   expect_exact_resume(tiny_dqn_config("hl_gauss", 60, "", 2));
+}
+
+// A checkpoint between two log lines (ckpt_every 20, log.every 15): a run that dies after step
+// 20's checkpoint logs, once resumed, what the uninterrupted run logged, the interval's target
+// statistics included.
+TEST(DqnResume, CheckpointBetweenLogLinesKeepsTheInterval) {
+  const std::string dir = test::temp_dir("dqn-resume");
+  std::string cfg = tiny_dqn_config("hl_gauss");
+  cfg.replace(cfg.find("log: {every: 5"), 14, "log: {every: 15");
+  // Episode ends (target: the reward, 1) fall outside, so the outside share depends on every
+  // step of the interval.
+  cfg.replace(cfg.find("v_min: -20"), 10, "v_min: 1.5");
+  test::write_text(dir + "/c.yaml", cfg);
+  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                           "/straight --set train.keep_last=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  test::fs::copy(dir + "/straight", dir + "/crashed", test::fs::copy_options::recursive);
+  test::fs::remove_all(test::checkpoint_dir(dir + "/crashed", 40));
+  test::fs::remove_all(test::checkpoint_dir(dir + "/crashed", 60));
+  r = test::run_stoch("resume " + dir + "/crashed");
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  for (const std::string m : {"loss", "train/return", "value/target_min", "value/target_max",
+                              "value/support_used", "value/target_outside"}) {
+    const auto a = test::metric_by_step(dir + "/straight", "train", m);
+    ASSERT_EQ(a.size(), 4u) << m;  // steps 15, 30, 45, 60
+    EXPECT_EQ(a, test::metric_by_step(dir + "/crashed", "train", m)) << m;
+  }
+  EXPECT_GT(test::metric_by_step(dir + "/straight", "train", "value/target_outside").at(30), 0.0);
 }
 
 // The helper lane (run.threads 2) moves work to a second thread but computes exactly what one
@@ -153,6 +185,49 @@ TEST(Dqn, ValueNetworkHooksMeasureTheQNetwork) {
   EXPECT_GT(entropy.at(0), 0.0);
   EXPECT_LE(entropy.at(0), std::log(21.0) + 1e-9);
   EXPECT_EQ(test::metric_by_step(dir + "/run", "diag", "diag/srank").size(), 3u);
+}
+
+// value/target_*: the scalar bootstrap targets against the categorical support.
+TEST(Dqn, TargetStatisticsSayHowTheSupportFitsTheTargets) {
+  const std::string dir = test::temp_dir("dqn");
+  const auto run = [&](const std::string& name, const std::string& cfg) {
+    test::write_text(dir + "/" + name + ".yaml", cfg);
+    const auto r = test::run_stoch("train " + dir + "/" + name + ".yaml --run-dir " + dir + "/" +
+                                   name + " --set train.steps=20 --set train.eval_every=0");
+    EXPECT_EQ(r.code, 0) << r.output;
+    return [&dir, name](const std::string& m) {
+      return test::metric_by_step(dir + "/" + name, "train", m);
+    };
+  };
+  // gamma 0: every target is CartPole's reward, 1.
+  auto ones = run("ones", tiny_dqn_config("hl_gauss", 60, ", gamma: 0"));
+  ASSERT_EQ(ones("value/target_min").size(), 4u);  // steps 5, 10, 15, 20
+  for (const auto& [step, lo] : ones("value/target_min")) {
+    EXPECT_EQ(lo, 1.0) << step;
+    EXPECT_EQ(ones("value/target_max").at(step), 1.0) << step;
+    EXPECT_EQ(ones("value/target_outside").at(step), 0.0) << step;
+    EXPECT_EQ(ones("value/support_used").at(step), 0.0) << step;
+  }
+  // A support of [5, 6] misses them all.
+  std::string narrow_cfg = tiny_dqn_config("two_hot", 60, ", gamma: 0");
+  narrow_cfg.replace(narrow_cfg.find("v_min: -20, v_max: 120"), 22, "v_min: 5, v_max: 6");
+  auto narrow = run("narrow", narrow_cfg);
+  ASSERT_EQ(narrow("value/target_outside").size(), 4u);
+  for (const auto& [step, f] : narrow("value/target_outside")) EXPECT_EQ(f, 1.0) << step;
+  // Bootstrapped targets 1 + 0.99 Q with Q read back inside [-20, 120] stay inside it; the
+  // share they cover is their range over the support's width.
+  auto boot = run("boot", tiny_dqn_config("hl_gauss"));
+  const auto lo = boot("value/target_min"), hi = boot("value/target_max");
+  for (const auto& [step, u] : boot("value/support_used")) {
+    EXPECT_LT(lo.at(step), hi.at(step)) << step;
+    EXPECT_EQ(boot("value/target_outside").at(step), 0.0) << step;
+    EXPECT_DOUBLE_EQ(u, (hi.at(step) - lo.at(step)) / 140.0) << step;
+  }
+  EXPECT_EQ(boot("value/support_used").size(), 4u);
+  // Scalar heads have no support: only the range is logged.
+  auto scalar = run("scalar", tiny_dqn_config("mse"));
+  EXPECT_EQ(scalar("value/target_max").size(), 4u);
+  EXPECT_TRUE(scalar("value/support_used").empty());
 }
 
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
