@@ -393,10 +393,8 @@ void DqnTask::load_state(const Checkpoint& ckpt) {
   pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
   // Checkpoints from before the target statistics existed start a fresh interval.
   targets_ = {};
-  const auto stats = std::find_if(a.begin(), a.end(),
-                                  [](const auto& named) { return named.first == "target_stats"; });
-  if (stats != a.end()) {
-    const auto t = stats->second.to(torch::kDouble).contiguous();
+  if (const auto* stats = find_tensor(a, "target_stats")) {
+    const auto t = stats->to(torch::kDouble).contiguous();
     if (t.numel() != 4) throw InputError(what + ": target_stats: expected 4 values");
     const double* v = t.data_ptr<double>();
     targets_ = {v[0], v[1], v[2], v[3]};

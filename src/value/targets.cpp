@@ -13,10 +13,7 @@ torch::ScalarType compute_type(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
-// Splits each point x[..., k] carrying mass w[..., k] between its two neighbouring atoms of
-// `support` [m] (linear interpolation weights), summing into [..., m]. Points outside the support
-// are clamped onto its ends. Two-hot is the case k = 1, w = 1; C51 the case k = m.
-// The same projection as plain loops over CPU rows: a dozen small operators (search, gathers,
+// project_linear as plain loops over CPU rows: a dozen small operators (search, gathers,
 // two scatters) cost more than the arithmetic at DQN batch sizes.
 template <class T>
 void project_rows(const T* x, const T* w, const T* z, int64_t rows, int64_t k, int64_t m, T* out) {
@@ -37,13 +34,16 @@ void project_rows(const T* x, const T* w, const T* z, int64_t rows, int64_t k, i
   }
 }
 
+// Splits each point x[..., k] carrying mass w[..., k] between its two neighbouring atoms of
+// `support` [m] (linear interpolation weights), summing into [..., m]. Points outside the support
+// are clamped onto its ends. Two-hot is the case k = 1, w = 1; C51 the case k = m.
 torch::Tensor project_linear(const torch::Tensor& x, const torch::Tensor& w,
                              const torch::Tensor& support) {
   const int64_t m = support.size(0);
   if (x.is_cpu() && x.dim() >= 1 && x.sizes() == w.sizes() &&
       support.scalar_type() == x.scalar_type() &&
       (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)) {
-    const auto xs = x.contiguous(), ws = w.to(x.scalar_type()).expand_as(x).contiguous();
+    const auto xs = x.contiguous(), ws = w.to(x.scalar_type()).contiguous();
     const auto zs = support.contiguous();
     auto sizes = x.sizes().vec();
     const int64_t k = sizes.back();

@@ -9,10 +9,15 @@
 
 namespace stoch {
 
+const at::Tensor* find_tensor(const TensorList& list, const std::string& name) {
+  for (const auto& [n, t] : list)
+    if (n == name) return &t;
+  return nullptr;
+}
+
 const at::Tensor& tensor_named(const TensorList& list, const std::string& name,
                                const std::string& what) {
-  for (const auto& [n, t] : list)
-    if (n == name) return t;
+  if (const auto* t = find_tensor(list, name)) return *t;
   throw InputError(what + ": no tensor " + name + " in the checkpoint");
 }
 

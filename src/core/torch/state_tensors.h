@@ -9,6 +9,9 @@
 
 namespace stoch {
 
+// The tensor called `name` in `list`, or null when absent (state newer than the checkpoint).
+const at::Tensor* find_tensor(const TensorList& list, const std::string& name);
+
 // The tensor called `name` in `list`; InputError naming `what` (the state's owner) when absent.
 const at::Tensor& tensor_named(const TensorList& list, const std::string& name,
                                const std::string& what);
