@@ -20,7 +20,13 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
             (std::vector<std::string>{"optim.lr=0.1", "model.n_layer=1", "run.seed=1"}));
   EXPECT_EQ(runs[7].name, "optim.lr=0.2,model.n_layer=2,seed=2");
   a.grid = {"optim.lr"};
-  EXPECT_THROW(cli::expand_sweep(a), InputError);
+  try {
+    cli::expand_sweep(a);
+    ADD_FAILURE() << "a grid entry without '=' was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--grid optim.lr: expected KEY=VALUE", 0), 0u)
+        << e.what();
+  }
   a.grid = {"optim.lr=0.1,,0.2"};
   EXPECT_THROW(cli::expand_sweep(a), InputError);
 }
@@ -63,7 +69,23 @@ TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   const auto r =
       test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,fast --out " + dir + "/sw");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("optim.lr: expected a number"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--grid optim.lr: optim.lr: expected a number"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/sw"));
+}
+
+TEST(Sweep, ErrorsNameTheOptionThatGaveTheKey) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));
+  auto r = test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lrr=0.01 --out " + dir + "/sw");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--grid optim.lrr: unknown key optim.lrr (did you mean optim.lr?)"),
+            std::string::npos)
+      << r.output;
+  r = test::run_stoch("sweep " + dir + "/c.yaml --set train.stepz=3 --grid optim.lr=0.01 --out " +
+                      dir + "/sw");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--set train.stepz: unknown key"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/sw"));
 }
 

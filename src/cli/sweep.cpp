@@ -8,6 +8,7 @@
 #include <map>
 #include <thread>
 
+#include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -62,7 +63,7 @@ pid_t launch(const std::vector<std::string>& args, const std::string& console) {
 std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;
   for (const auto& g : a.grid) {
-    const auto [key, values] = config::split_assignment(g);
+    const auto [key, values] = config::split_assignment(g, "--grid");
     auto list = split(values, ',');
     for (const auto& v : list)
       if (v.empty()) throw InputError(stoch::str("--grid ", g, ": empty value in the list"));
@@ -112,10 +113,13 @@ int sweep(const SweepArgs& a) {
   const int64_t threads =
       std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
   std::vector<std::vector<std::string>> commands;
+  const config::Node base = train::load_config(a.config, a.sets);
   for (const auto& r : runs) {
+    config::Node point = base;
+    for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
+    train::parse_experiment(point);
     std::vector<std::string> sets = a.sets;
     sets.insert(sets.end(), r.sets.begin(), r.sets.end());
-    train::parse_experiment(train::load_config(a.config, sets));
     const std::string dir = out + "/" + r.name;
     const RunState st = state_of(dir);
     if (st == RunState::kFinished) {

@@ -159,22 +159,23 @@ void merge(Node& dst, const Node& src) {
   dst = src;
 }
 
-std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
+std::pair<std::string, std::string> split_assignment(const std::string& assignment,
+                                                     const std::string& option) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw InputError(str("--set ", assignment, ": expected KEY=VALUE, e.g. train.steps=100"));
+    throw InputError(str(option, " ", assignment, ": expected KEY=VALUE, e.g. train.steps=100"));
   return {assignment.substr(0, eq), assignment.substr(eq + 1)};
 }
 
-void apply_override(Node& root, const std::string& assignment) {
-  const auto [key, text] = split_assignment(assignment);
-  Node value = parse_yaml(text, "--set " + assignment);
+void apply_override(Node& root, const std::string& assignment, const std::string& option) {
+  const auto [key, text] = split_assignment(assignment, option);
+  Node value = parse_yaml(text, option + " " + assignment);
   // An empty value means the empty string, not null: `--set run.name=` clears the name.
   if (value.is_null() && text.empty()) {
     value.kind = Node::Kind::kScalar;
   }
   const auto set_origin = [&](auto& self, Node& n) -> void {
-    n.file = "--set " + key;
+    n.file = option + " " + key;
     n.line = 0;
     for (auto& kv : n.map) self(self, kv.second);
     for (auto& e : n.seq) self(self, e);
@@ -185,7 +186,7 @@ void apply_override(Node& root, const std::string& assignment) {
   const auto parts = split(key, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string& part = parts[i];
-    if (part.empty()) throw InputError(str("--set ", assignment, ": empty key segment"));
+    if (part.empty()) throw InputError(str(option, " ", assignment, ": empty key segment"));
     const bool last = i + 1 == parts.size();
     if (cur->kind == Node::Kind::kSeq) {
       size_t idx = 0;
@@ -194,15 +195,15 @@ void apply_override(Node& root, const std::string& assignment) {
         idx = std::stoul(part, &used);
         if (used != part.size()) throw std::invalid_argument(part);
       } catch (const std::exception&) {
-        throw InputError(str("--set ", assignment, ": '", part, "' must be a list index"));
+        throw InputError(str(option, " ", assignment, ": '", part, "' must be a list index"));
       }
       if (idx >= cur->seq.size())
-        throw InputError(str("--set ", assignment, ": index ", idx,
+        throw InputError(str(option, " ", assignment, ": index ", idx,
                              " is past the end of a list of ", cur->seq.size()));
       cur = &cur->seq[idx];
     } else {
       if (cur->kind == Node::Kind::kScalar)
-        throw InputError(str("--set ", assignment, ": '", part, "' is inside a scalar value"));
+        throw InputError(str(option, " ", assignment, ": '", part, "' is inside a scalar value"));
       cur = &cur->get_or_add(part);
     }
     if (last) {

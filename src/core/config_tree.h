@@ -36,11 +36,13 @@ Node parse_text(const std::string& text, const std::string& origin);
 // Overlays src onto dst: maps merge key by key, anything else replaces.
 void merge(Node& dst, const Node& src);
 
-// Applies "a.b.c=value" (value parsed as YAML; list elements addressed by index).
-void apply_override(Node& root, const std::string& assignment);
+// Applies "a.b.c=value" (value parsed as YAML; list elements addressed by index). `option`
+// is the command-line option that gave it, named in errors.
+void apply_override(Node& root, const std::string& assignment, const std::string& option = "--set");
 
 // Splits "a.b=value" into its dotted key and value text; throws InputError when malformed.
-std::pair<std::string, std::string> split_assignment(const std::string& assignment);
+std::pair<std::string, std::string> split_assignment(const std::string& assignment,
+                                                     const std::string& option = "--set");
 
 // Writes a node as YAML (scalars quoted when YAML would misread them).
 std::string to_yaml(const Node& node, int indent = 0);
