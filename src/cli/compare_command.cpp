@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "analysis/compare.h"
+#include "cli/checks.h"
 
 namespace stoch::cli {
 
@@ -20,8 +21,9 @@ CLI::App* add_compare_command(CLI::App& app, CompareArgs& args) {
   c->add_option("--mode", args.mode,
                 "min, max, or auto (min when the name says loss/mse/error/bpb)")
       ->check(CLI::IsMember({"min", "max", "auto"}));
-  c->add_option("--reps", args.reps, "bootstrap resamples")->check(CLI::PositiveNumber);
-  c->add_option("--seed", args.seed, "bootstrap seed");
+  c->add_option("--reps", args.reps, "bootstrap resamples")
+      ->check(integer_in(1, std::numeric_limits<int>::max()));
+  c->add_option("--seed", args.seed, "bootstrap seed")->check(integer_in(0));
   c->add_option("--python", args.python,
                 "Python with matplotlib for the plots (default: $STOCH_PYTHON)");
   return c;

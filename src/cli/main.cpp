@@ -7,6 +7,7 @@
 
 #include <iostream>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "cli/compare_command.h"
 #include "cli/sweep.h"
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   t->add_option("--run-dir", train.run_dir, "run directory (default runs/<name>-<time>)");
   t->add_option("--nproc", train.nproc,
                 "data-parallel processes on this machine, sharing its cores (CPU: Gloo)")
-      ->check(CLI::PositiveNumber);
+      ->check(cli::integer_in(1));
 
   cli::ResumeArgs resume;
   auto* r = app.add_subcommand("resume", "continue a run from its newest complete checkpoint");
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
   r->add_option("--set", resume.sets,
                 "override a key that cannot change the past (e.g. train.steps)");
   r->add_option("--nproc", resume.nproc, "data-parallel processes; must match the run's")
-      ->check(CLI::PositiveNumber);
+      ->check(cli::integer_in(1));
 
   cli::ConfigArgs config;
   auto* c = app.add_subcommand("config", "print the resolved config with every default, then exit");
@@ -50,27 +51,29 @@ int main(int argc, char** argv) {
   cli::EvalArgs eval;
   auto* e = app.add_subcommand("eval", "evaluate a run's checkpoint on held-out data");
   e->add_option("run_dir", eval.run_dir, "run directory")->required();
-  e->add_option("--checkpoint", eval.checkpoint, "checkpoint step (default: newest complete)");
+  e->add_option("--checkpoint", eval.checkpoint, "checkpoint step (default: newest complete)")
+      ->check(cli::integer_in(0));
 
   cli::SampleArgs sample;
   auto* s = app.add_subcommand("sample", "generate text from a trained language model");
   s->add_option("run_dir", sample.run_dir, "run directory")->required();
   s->add_option("--prompt", sample.prompt,
                 "prompt text (token ids separated by spaces for synthetic data)");
-  s->add_option("--max-tokens", sample.max_tokens, "tokens to generate")
-      ->check(CLI::PositiveNumber);
+  s->add_option("--max-tokens", sample.max_tokens, "tokens to generate")->check(cli::integer_in(1));
   s->add_option("--temperature", sample.temperature, "softmax temperature; 0 is greedy")
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::number_in(0));
   s->add_option("--top-k", sample.top_k, "keep the k most likely tokens; 0 keeps all")
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::integer_in(0));
   s->add_option("--top-p", sample.top_p, "keep the smallest set with this much mass")
-      ->check(CLI::Range(0.0, 1.0));
-  s->add_option("--seed", sample.seed, "sampling seed");
-  s->add_option("--checkpoint", sample.checkpoint, "checkpoint step (default: newest complete)");
+      ->check(cli::number_in(0, 1));
+  s->add_option("--seed", sample.seed, "sampling seed")
+      ->check(cli::integer_in(std::numeric_limits<int64_t>::min()));
+  s->add_option("--checkpoint", sample.checkpoint, "checkpoint step (default: newest complete)")
+      ->check(cli::integer_in(0));
   s->add_flag("--speculative", sample.speculative,
               "draft with the run's surplus probe and verify with the model (same distribution)");
   s->add_option("--draft", sample.draft, "tokens drafted per model call with --speculative")
-      ->check(CLI::Range(1, 64));
+      ->check(cli::integer_in(1, 64));
 
   cli::PrepareArgs prep;
   auto* d = app.add_subcommand("data", "data tools");
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
   dp->add_option("--input", prep.inputs, "input text files")->required();
   dp->add_option("--out", prep.out, "output folder")->required();
   dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")
-      ->check(CLI::Range(0.0, 0.5));
+      ->check(cli::number_in(0, 0.5));
 
   cli::SweepArgs sweep;
   cli::add_sweep_command(app, sweep);

@@ -8,6 +8,7 @@
 #include <map>
 #include <thread>
 
+#include "cli/checks.h"
 #include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -97,11 +98,10 @@ void add_sweep_command(CLI::App& app, SweepArgs& a) {
   s->add_option("config", a.config, "YAML config file")->required();
   s->add_option("--grid", a.grid, "KEY=V1,V2,... (repeatable; the grid is their product)");
   s->add_option("--set", a.sets, "KEY=VALUE applied to every run");
-  s->add_option("--seeds", a.seeds, "seeds per grid point")->check(CLI::PositiveNumber);
-  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")
-      ->check(CLI::NonNegativeNumber);
+  s->add_option("--seeds", a.seeds, "seeds per grid point")->check(integer_in(1));
+  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")->check(integer_in(0));
   s->add_option("--jobs", a.jobs, "runs at a time; CPU threads are shared among them")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1));
   s->add_option("--out", a.out, "sweep folder (default runs/sweep-<config name>)");
 }
 

@@ -1,0 +1,15 @@
+// Range checks for command-line options whose failures read like the config's: "--top-k:
+// expected an integer >= 0, got "-2"" (CLI11's own print the whole double range instead).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <limits>
+
+namespace stoch::cli {
+
+CLI::Validator integer_in(int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max());
+CLI::Validator number_in(double lo, double hi = std::numeric_limits<double>::infinity());
+
+}  // namespace stoch::cli

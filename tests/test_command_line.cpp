@@ -1,0 +1,69 @@
+#include <gtest/gtest.h>
+
+#include "cli/checks.h"
+#include "test_util.h"
+
+namespace stoch {
+namespace {
+
+// The check's verdict on `text`: "" when accepted, else the message.
+std::string verdict(CLI::Validator v, std::string text) {
+  return v(text);
+}
+
+TEST(CommandLine, IntegerChecksSayWhatWasExpected) {
+  const auto positive = cli::integer_in(1);
+  EXPECT_EQ(verdict(positive, "1"), "");
+  EXPECT_EQ(verdict(positive, "0"), "expected an integer >= 1, got \"0\"");
+  EXPECT_EQ(verdict(positive, "1.5"), "expected an integer >= 1, got \"1.5\"");
+  EXPECT_EQ(verdict(positive, "abc"), "expected an integer >= 1, got \"abc\"");
+  EXPECT_EQ(verdict(positive, ""), "expected an integer >= 1, got \"\"");
+  EXPECT_EQ(verdict(positive, "99999999999999999999"),
+            "expected an integer >= 1, got \"99999999999999999999\"");
+  const auto draft = cli::integer_in(1, 64);
+  EXPECT_EQ(verdict(draft, "64"), "");
+  EXPECT_EQ(verdict(draft, "65"), "expected an integer in [1, 64], got \"65\"");
+  const auto any = cli::integer_in(std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(verdict(any, "-7"), "");
+  EXPECT_EQ(verdict(any, "x"), "expected an integer, got \"x\"");
+}
+
+TEST(CommandLine, NumberChecksSayWhatWasExpected) {
+  const auto p = cli::number_in(0, 1);
+  EXPECT_EQ(verdict(p, "0"), "");
+  EXPECT_EQ(verdict(p, "0.95"), "");
+  EXPECT_EQ(verdict(p, "1"), "");
+  EXPECT_EQ(verdict(p, "1.01"), "expected a number in [0, 1], got \"1.01\"");
+  EXPECT_EQ(verdict(p, "nan"), "expected a number in [0, 1], got \"nan\"");
+  EXPECT_EQ(verdict(p, "0.5x"), "expected a number in [0, 1], got \"0.5x\"");
+  EXPECT_EQ(verdict(cli::number_in(0), "-1"), "expected a number >= 0, got \"-1\"");
+  EXPECT_EQ(verdict(cli::number_in(0), "1e3"), "");
+}
+
+TEST(CommandLine, BadOptionValuesExitTwoWithOneLine) {
+  // Options are checked before the run directory is read, so a missing one does not matter.
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"sample nowhere --top-k -2", "stoch: error: --top-k: expected an integer >= 0, got \"-2\""},
+      {"sample nowhere --temperature -1",
+       "stoch: error: --temperature: expected a number >= 0, got \"-1\""},
+      {"sample nowhere --draft 100",
+       "stoch: error: --draft: expected an integer in [1, 64], got \"100\""},
+      {"eval nowhere --checkpoint last",
+       "stoch: error: --checkpoint: expected an integer >= 0, got \"last\""},
+      {"sweep nowhere.yaml --seeds 0",
+       "stoch: error: --seeds: expected an integer >= 1, got \"0\""},
+      {"compare nowhere --reps many",
+       "stoch: error: --reps: expected an integer in [1, 2147483647], got \"many\""},
+  };
+  for (const auto& c : cases) {
+    const auto r = test::run_stoch(c.args);
+    EXPECT_EQ(r.code, 2) << c.args;
+    EXPECT_EQ(r.output, c.message + " (see stoch --help)\n") << c.args;
+  }
+}
+
+}  // namespace
+}  // namespace stoch
