@@ -38,6 +38,9 @@ TEST(CommandLine, NumberChecksSayWhatWasExpected) {
   EXPECT_EQ(verdict(p, "0.5x"), "expected a number in [0, 1], got \"0.5x\"");
   EXPECT_EQ(verdict(cli::number_in(0), "-1"), "expected a number >= 0, got \"-1\"");
   EXPECT_EQ(verdict(cli::number_in(0), "1e3"), "");
+  const auto held_out = cli::number_in(0, 0.5, /*above_lo=*/true);
+  EXPECT_EQ(verdict(held_out, "0.5"), "");
+  EXPECT_EQ(verdict(held_out, "0"), "expected a number in (0, 0.5], got \"0\"");
 }
 
 TEST(CommandLine, BadOptionValuesExitTwoWithOneLine) {
@@ -53,6 +56,8 @@ TEST(CommandLine, BadOptionValuesExitTwoWithOneLine) {
        "stoch: error: --draft: expected an integer in [1, 64], got \"100\""},
       {"eval nowhere --checkpoint last",
        "stoch: error: --checkpoint: expected an integer >= 0, got \"last\""},
+      {"data prepare --input x --out y --val-fraction 0",
+       "stoch: error: --val-fraction: expected a number in (0, 0.5], got \"0\""},
       {"sweep nowhere.yaml --seeds 0",
        "stoch: error: --seeds: expected an integer >= 1, got \"0\""},
       {"compare nowhere --reps many",

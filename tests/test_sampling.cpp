@@ -112,6 +112,25 @@ TEST(SpeculativeSampling, SamplesFollowTheModelsDistribution) {
   expect_model_distribution({1.0, 0, 1.0, 4}, 2);
 }
 
+TEST(SamplingProbs, FiltersKeepTheMostLikelyTokens) {
+  const auto logits =
+      torch::tensor({std::log(0.1), std::log(0.5), std::log(0.15), std::log(0.25)}, torch::kDouble);
+  const auto probs = [&](double temperature, int64_t top_k, double top_p) {
+    return train::sampling_probs(logits, {temperature, top_k, top_p, 4});
+  };
+  const auto expect = [](const torch::Tensor& got, std::vector<double> want) {
+    EXPECT_TRUE(torch::allclose(got, torch::tensor(want, torch::kDouble))) << got;
+  };
+  expect(probs(1.0, 0, 1.0), {0.1, 0.5, 0.15, 0.25});
+  expect(probs(1.0, 2, 1.0), {0, 0.5 / 0.75, 0, 0.25 / 0.75});
+  // 0.5 alone does not reach 0.6; with 0.25 it does.
+  expect(probs(1.0, 0, 0.6), {0, 0.5 / 0.75, 0, 0.25 / 0.75});
+  expect(probs(1.0, 0, 0.5), {0, 1, 0, 0});
+  // top_p = 0 keeps the most likely token alone (it used to drop every token and give NaNs).
+  expect(probs(1.0, 0, 0.0), {0, 1, 0, 0});
+  expect(probs(0.0, 0, 1.0), {0, 1, 0, 0});
+}
+
 TEST(SpeculativeSampling, FilteredSamplesFollowTheFilteredDistribution) {
   expect_model_distribution({1.6, 3, 0.9, 5}, 3);
 }
@@ -134,6 +153,26 @@ TEST(SpeculativeSampling, CommandNeedsASurplusProbe) {
   // The same greedy continuation (the last line of each output).
   EXPECT_EQ(ok.output.substr(ok.output.rfind("1 2 |")),
             plain.output.substr(plain.output.rfind("1 2 |")));
+}
+
+TEST(SampleCommand, NamesTheCheckpointsARunHas) {
+  const std::string dir = test::temp_dir("sample");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(4));
+  ASSERT_EQ(
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set train.ckpt_every=2")
+          .code,
+      0);
+  for (const char* cmd : {"sample", "eval"}) {
+    const auto r = test::run_stoch(std::string(cmd) + " " + dir + "/run --checkpoint 3");
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("--checkpoint 3: " + dir +
+                            "/run has no checkpoint of that step (it has 2, 4)"),
+              std::string::npos)
+        << r.output;
+  }
+  const auto r =
+      test::run_stoch("sample " + dir + "/run --prompt '1' --max-tokens 3 --checkpoint 2");
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 namespace stoch::cli {
 
 CLI::Validator integer_in(int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max());
-CLI::Validator number_in(double lo, double hi = std::numeric_limits<double>::infinity());
+// With `above_lo`, lo itself is refused: "(0, 0.5]".
+CLI::Validator number_in(double lo, double hi = std::numeric_limits<double>::infinity(),
+                         bool above_lo = false);
 
 }  // namespace stoch::cli

@@ -1,6 +1,7 @@
 // eval, sample, data prepare: using a trained language model and preparing its data.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -40,9 +41,14 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
         stoch::str(cfg_path, ": task is ", out.cfg.task, ", this command needs an lm run"));
   CheckpointStore store(run_dir);
   std::optional<Checkpoint> ckpt;
-  if (step >= 0)
+  if (step >= 0) {
+    const auto steps = store.steps();
+    if (std::find(steps.begin(), steps.end(), step) == steps.end())
+      throw InputError(stoch::str(
+          "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
+          steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
     ckpt = store.load(step);
-  else
+  } else
     ckpt = store.load_latest();
   if (!ckpt) throw InputError(stoch::str(run_dir, ": no complete checkpoint to load"));
   configure_threads(out.cfg.run.threads);

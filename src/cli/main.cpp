@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   dp->add_option("--input", prep.inputs, "input text files")->required();
   dp->add_option("--out", prep.out, "output folder")->required();
   dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")
-      ->check(cli::number_in(0, 0.5));
+      ->check(cli::number_in(0, 0.5, /*above_lo=*/true));
 
   cli::SweepArgs sweep;
   cli::add_sweep_command(app, sweep);

@@ -18,6 +18,14 @@ std::string str(const Args&... args) {
 
 std::vector<std::string> split(const std::string& s, char sep);
 
+// Streams the items with `sep` between them: join({20, 30}, ", ") is "20, 30".
+template <class T>
+std::string join(const std::vector<T>& items, const std::string& sep) {
+  std::ostringstream os;
+  for (size_t i = 0; i < items.size(); ++i) os << (i ? sep : "") << items[i];
+  return os.str();
+}
+
 // Levenshtein distance, for "did you mean" hints.
 size_t edit_distance(const std::string& a, const std::string& b);
 

@@ -38,7 +38,8 @@ torch::Tensor sampling_probs(const torch::Tensor& logits_in, const SamplingParam
   if (sp.top_p < 1.0) {
     auto [sorted, order] = probs.sort(/*dim=*/-1, /*descending=*/true);
     // Keep a token while the mass before it is below top_p: the smallest set reaching top_p.
-    const auto drop = (sorted.cumsum(-1) - sorted) >= sp.top_p;
+    auto drop = (sorted.cumsum(-1) - sorted) >= sp.top_p;
+    drop[0] = false;  // the most likely token always stays: top_p = 0 is greedy
     probs = probs.scatter(0, order, sorted.masked_fill(drop, 0.0));
     probs = probs / probs.sum();
   }
