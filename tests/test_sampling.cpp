@@ -155,13 +155,13 @@ TEST(SpeculativeSampling, CommandNeedsASurplusProbe) {
             plain.output.substr(plain.output.rfind("1 2 |")));
 }
 
-TEST(SampleCommand, NamesTheCheckpointsARunHas) {
+TEST(LmCommands, UseTheCheckpointAsked) {
   const std::string dir = test::temp_dir("sample");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(4));
-  ASSERT_EQ(
-      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set train.ckpt_every=2")
-          .code,
-      0);
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                            "/run --set train.ckpt_every=2 --set train.eval_every=2")
+                .code,
+            0);
   for (const char* cmd : {"sample", "eval"}) {
     const auto r = test::run_stoch(std::string(cmd) + " " + dir + "/run --checkpoint 3");
     EXPECT_EQ(r.code, 2) << r.output;
@@ -173,6 +173,8 @@ TEST(SampleCommand, NamesTheCheckpointsARunHas) {
   const auto r =
       test::run_stoch("sample " + dir + "/run --prompt '1' --max-tokens 3 --checkpoint 2");
   EXPECT_EQ(r.code, 0) << r.output;
+  ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(dir + "/run", 4));
+  ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(dir + "/run", 2, "--checkpoint 2"));
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -133,6 +135,40 @@ inline std::map<int64_t, double> metric_by_step(const std::string& run_dir,
 
 inline std::map<int64_t, double> train_losses(const std::string& run_dir) {
   return metric_by_step(run_dir, "train", "loss");
+}
+
+// `stoch eval RUN_DIR ARGS` reprints the evaluation the run logged at its newest checkpoint
+// (`step`): every metric of that eval line, to the 6 digits it prints. Wrap calls in
+// ASSERT_NO_FATAL_FAILURE.
+inline void expect_eval_reprints_log(const std::string& run_dir, int64_t step,
+                                     const std::string& args = "") {
+  const auto r = run_stoch("eval " + run_dir + " " + args);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto at = r.output.find("step " + std::to_string(step) + " ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  std::map<std::string, double> printed;
+  std::istringstream line(r.output.substr(at, r.output.find('\n', at) - at));
+  std::string field;
+  line >> field >> field;  // "step N"
+  while (line >> field) {
+    const auto eq = field.find('=');
+    printed[field.substr(0, eq)] = std::stod(field.substr(eq + 1));
+  }
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string text;
+  int eval_lines = 0;
+  while (std::getline(in, text)) {
+    const auto j = nlohmann::json::parse(text);
+    if (j["split"] != "eval" || j["step"] != step) continue;
+    ++eval_lines;
+    for (const auto& [key, value] : j.items()) {
+      if (key == "step" || key == "split") continue;
+      ASSERT_TRUE(printed.count(key)) << key << " not printed: " << r.output;
+      const double v = value.get<double>();
+      EXPECT_NEAR(printed[key], v, 1e-5 * std::max(1.0, std::fabs(v))) << key;
+    }
+  }
+  EXPECT_EQ(eval_lines, 1) << run_dir;
 }
 
 // The exact-resume experiment: CONFIG trained to `steps` into DIR/straight, and to `stop_at`

@@ -56,6 +56,7 @@ TEST_P(ValueRegression, FitsEachPhaseAndMovesToTheNext) {
   for (const auto& e : test::fs::directory_iterator(dir + "/run/tb"))
     has_events = has_events || e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
   EXPECT_TRUE(has_events);
+  ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(dir + "/run", 300));
 }
 
 INSTANTIATE_TEST_SUITE_P(Losses, ValueRegression, ::testing::Values("mse", "two_hot", "hl_gauss"));

@@ -32,7 +32,8 @@ int print_config(const ConfigArgs& a);
 
 struct EvalArgs {
   std::string run_dir;
-  int64_t checkpoint = -1;  // -1: newest complete
+  int64_t checkpoint = -1;        // -1: newest complete
+  std::vector<std::string> sets;  // for this evaluation only; the run's files stay as they are
 };
 int eval(const EvalArgs& a);
 

@@ -1,4 +1,4 @@
-// eval, sample, data prepare: using a trained language model and preparing its data.
+// sample, data prepare: using a trained language model and preparing its data.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -32,33 +33,19 @@ struct LoadedLm {
 };
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
-  const std::string cfg_path = run_dir + "/config.yaml";
-  if (!fs::is_regular_file(cfg_path))
-    throw InputError(stoch::str(cfg_path, ": not found (is ", run_dir, " a run directory?)"));
-  LoadedLm out{train::parse_experiment(train::load_config(cfg_path, {})), nullptr, 0};
+  LoadedLm out{read_run_config(run_dir), nullptr, 0};
   if (out.cfg.task != "lm")
-    throw InputError(
-        stoch::str(cfg_path, ": task is ", out.cfg.task, ", this command needs an lm run"));
-  CheckpointStore store(run_dir);
-  std::optional<Checkpoint> ckpt;
-  if (step >= 0) {
-    const auto steps = store.steps();
-    if (std::find(steps.begin(), steps.end(), step) == steps.end())
-      throw InputError(stoch::str(
-          "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
-          steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
-    ckpt = store.load(step);
-  } else
-    ckpt = store.load_latest();
-  if (!ckpt) throw InputError(stoch::str(run_dir, ": no complete checkpoint to load"));
+    throw InputError(stoch::str(run_dir, "/config.yaml: task is ", out.cfg.task,
+                                ", this command needs an lm run"));
+  const Checkpoint ckpt = load_run_checkpoint(run_dir, step);
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
-  train::load_model_tensors(out.task->model(), ckpt->tensors["model"]);
-  out.step = ckpt->step;
+  train::load_model_tensors(out.task->model(), ckpt.tensors.at("model"));
+  out.step = ckpt.step;
   for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
-    auto it = ckpt->tensors.find(stoch::str("hook", i));
-    if (out.cfg.hooks[i].name != "surplus" || it == ckpt->tensors.end()) continue;
-    out.probe = hooks::probe_from_state(it->second, ckpt->dir);
+    auto it = ckpt.tensors.find(stoch::str("hook", i));
+    if (out.cfg.hooks[i].name != "surplus" || it == ckpt.tensors.end()) continue;
+    out.probe = hooks::probe_from_state(it->second, ckpt.dir);
     (*out.probe)->to(out.task->gpt()->wte->weight.device());
   }
   return out;
@@ -86,17 +73,6 @@ std::vector<int64_t> encode_prompt(const std::string& prompt, bool bytes, int64_
 }
 
 }  // namespace
-
-int eval(const EvalArgs& a) {
-  auto lm = load_lm(a.run_dir, a.checkpoint);
-  const auto m = lm.task->evaluate(lm.step);
-  std::cout << "step " << lm.step;
-  for (const auto& [k, v] : m) std::cout << " " << k << "=" << format_number(v, 6);
-  std::cout << "\n";
-  if (auto h = lm.task->source().entropy_rate_nats())
-    std::cout << "data/entropy_rate=" << format_number(*h, 6) << "\n";
-  return kExitOk;
-}
 
 int sample(const SampleArgs& a) {
   auto lm = load_lm(a.run_dir, a.checkpoint);

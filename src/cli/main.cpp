@@ -49,10 +49,13 @@ int main(int argc, char** argv) {
   c->add_flag("--no-docs", config.no_docs, "omit the doc comments");
 
   cli::EvalArgs eval;
-  auto* e = app.add_subcommand("eval", "evaluate a run's checkpoint on held-out data");
+  auto* e = app.add_subcommand(
+      "eval", "evaluate a run's checkpoint with its task's protocol (held-out data, episodes)");
   e->add_option("run_dir", eval.run_dir, "run directory")->required();
   e->add_option("--checkpoint", eval.checkpoint, "checkpoint step (default: newest complete)")
       ->check(cli::integer_in(0));
+  e->add_option("--set", eval.sets,
+                "override a key for this evaluation only, e.g. dqn.eval_episodes=100 (repeatable)");
 
   cli::SampleArgs sample;
   auto* s = app.add_subcommand("sample", "generate text from a trained language model");

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -83,11 +84,8 @@ int train(const TrainArgs& a) {
 
 int resume(const ResumeArgs& a) {
   check_not_launched(a.nproc);
-  const std::string cfg_path = a.run_dir + "/config.yaml";
-  if (!fs::is_regular_file(cfg_path))
-    throw InputError(stoch::str(cfg_path, ": not found (is ", a.run_dir, " a run directory?)"));
   // Only keys that cannot change what already happened may be overridden.
-  auto base = train::parse_experiment(train::load_config(cfg_path, {}));
+  auto base = read_run_config(a.run_dir);
   const auto keys = train::list_keys(base);
   for (const auto& s : a.sets) {
     const std::string key = config::split_assignment(s).first;
@@ -98,7 +96,7 @@ int resume(const ResumeArgs& a) {
           stoch::str("--set ", s, ": ", key, " cannot change on resume (allowed:", allowed, ")"));
     }
   }
-  auto cfg = train::parse_experiment(train::load_config(cfg_path, a.sets));
+  auto cfg = read_run_config(a.run_dir, a.sets);
   if (a.nproc > 1) {
     train::check_resume_world_size(a.run_dir, a.nproc);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));

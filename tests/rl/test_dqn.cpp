@@ -230,6 +230,18 @@ TEST(Dqn, TargetStatisticsSayHowTheSupportFitsTheTargets) {
   EXPECT_TRUE(scalar("value/support_used").empty());
 }
 
+TEST(Dqn, EvalCommandReprintsTheRunsEvaluation) {
+  const std::string dir = test::temp_dir("dqn");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config("hl_gauss"));
+  ASSERT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run").code, 0);
+  ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(dir + "/run", 60));
+  // Overrides change this evaluation only.
+  const auto r = test::run_stoch("eval " + dir + "/run --set dqn.eval_episodes=5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("eval/episodes=5 "), std::string::npos) << r.output;
+  EXPECT_NE(test::read_text(dir + "/run/config.yaml").find("eval_episodes: 2"), std::string::npos);
+}
+
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
   std::string text = tiny_dqn_config(
       "mse", 100, ", epsilon_start: 1.0, epsilon_end: 0.1, exploration_fraction: 0.5");

@@ -1,0 +1,22 @@
+// Reading back what a run directory holds, for the commands that use a finished or
+// interrupted run (resume, eval, sample).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/torch/checkpoint.h"
+#include "train/experiment.h"
+
+namespace stoch::cli {
+
+// The run's resolved config.yaml with `sets` applied; InputError when run_dir holds none.
+train::ExperimentConfig read_run_config(const std::string& run_dir,
+                                        const std::vector<std::string>& sets = {});
+
+// The checkpoint of `step`, or the newest complete one when step < 0; InputError naming the
+// steps the run has when there is no such checkpoint.
+Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
+
+}  // namespace stoch::cli
