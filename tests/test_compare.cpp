@@ -190,6 +190,21 @@ TEST(Compare, ModeMaxFlipsTheImprovement) {
   fs::remove_all(sweep);
 }
 
+TEST(Compare, DefaultMetricIsTheTasks) {
+  const std::string sweep = make_sweep();
+  EXPECT_EQ(default_metric({sweep}), "val/loss");
+  const std::string rl = make_temp_dir("compare");
+  for (const auto& [task, metric] : std::vector<std::pair<std::string, std::string>>{
+           {"dqn", "eval/return_mean"}, {"value_regression", "fit/mse"}}) {
+    write(fs::path(rl) / task / "config.yaml", "task: " + task + "\n");
+    EXPECT_EQ(default_metric({rl + "/" + task}), metric);
+  }
+  write(fs::path(rl) / "other" / "config.yaml", "task: other\n");
+  EXPECT_THROW(default_metric({rl + "/other"}), stoch::InputError);
+  fs::remove_all(sweep);
+  fs::remove_all(rl);
+}
+
 TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
   const std::string sweep = make_sweep();
   CompareOptions o;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -155,6 +156,20 @@ bool minimize_metric(const std::string& metric, const std::string& mode) {
   return false;
 }
 
+std::string default_metric(const std::vector<std::string>& paths) {
+  const std::string config = (fs::path(find_run_dirs(paths).front()) / "config.yaml").string();
+  const config::Node root = config::load_file(config);
+  const config::Node* task = root.find("task");
+  const std::string name = task ? task->scalar : "lm";  // lm is the config's default task
+  // One line per task: the metric its summary line reports.
+  static const std::map<std::string, std::string> metrics = {
+      {"lm", "val/loss"}, {"dqn", "eval/return_mean"}, {"value_regression", "fit/mse"}};
+  const auto it = metrics.find(name);
+  if (it == metrics.end())
+    throw InputError(str(config, ": task ", name, " has no default metric; pass --metric"));
+  return it->second;
+}
+
 Comparison compare_groups(const std::vector<RunGroup>& groups, const std::string& metric,
                           bool minimize, int reps, uint64_t seed) {
   Comparison c;
@@ -264,8 +279,9 @@ void write_compare_files(const Comparison& c, const std::string& out_dir) {
 int run_compare(const CompareOptions& o) {
   if (o.paths.empty()) throw InputError("compare: expected at least one run or sweep directory");
   if (o.reps < 1) throw InputError(str("--reps ", o.reps, ": expected an integer >= 1"));
-  const bool minimize = minimize_metric(o.metric, o.mode);
-  const auto groups = load_run_groups(o.paths, o.metric);
+  const std::string metric = o.metric.empty() ? default_metric(o.paths) : o.metric;
+  const bool minimize = minimize_metric(metric, o.mode);
+  const auto groups = load_run_groups(o.paths, metric);
 
   // Mixing splits (eval in some runs, train in others) would compare unlike numbers: say so.
   std::set<std::string> splits;
@@ -274,9 +290,9 @@ int run_compare(const CompareOptions& o) {
   if (splits != std::set<std::string>{"eval"}) {
     std::string names;
     for (const auto& s : splits) names += (names.empty() ? "\"" : ", \"") + s + "\"";
-    warn(str(o.metric, " is not in eval lines; read from split ", names));
+    warn(str(metric, " is not in eval lines; read from split ", names));
   }
-  const Comparison c = compare_groups(groups, o.metric, minimize, o.reps, o.seed);
+  const Comparison c = compare_groups(groups, metric, minimize, o.reps, o.seed);
   for (const auto& g : c.groups)
     if (g.final_step_min != g.final_step_max)
       warn(str(g.label, ": runs end at different steps (", g.final_step_min, " to ",
@@ -294,7 +310,7 @@ int run_compare(const CompareOptions& o) {
   write_compare_files(c, out_dir);
   std::cerr << "stoch compare: wrote " << (fs::path(out_dir) / "compare.md").string()
             << ", compare.csv and curves.csv\n";
-  plot_curves(o, o.metric, out_dir);
+  plot_curves(o, metric, out_dir);
   return kExitOk;
 }
 

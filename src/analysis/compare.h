@@ -18,7 +18,7 @@ namespace stoch::analysis {
 
 struct CompareOptions {
   std::vector<std::string> paths;  // run or sweep directories
-  std::string metric = "val/loss";
+  std::string metric;              // empty: default_metric(paths)
   std::string out_dir;
   std::string mode = "auto";  // min | max | auto: min when the name says loss/mse/error/bpb
   int reps = 2000;            // bootstrap resamples
@@ -63,6 +63,10 @@ struct Comparison {
 // "min" -> true, "max" -> false, "auto" -> whether the name says loss, mse, error or bpb.
 // Throws InputError for any other mode.
 bool minimize_metric(const std::string& metric, const std::string& mode);
+
+// What the runs' task is judged by, read from the first run's config.yaml: val/loss for lm,
+// eval/return_mean for dqn, fit/mse for value_regression; InputError for other tasks.
+std::string default_metric(const std::vector<std::string>& paths);
 
 Comparison compare_groups(const std::vector<RunGroup>& groups, const std::string& metric,
                           bool minimize, int reps = 2000, uint64_t seed = 0);

@@ -14,7 +14,9 @@ CLI::App* add_compare_command(CLI::App& app, CompareArgs& args) {
   c->add_option("paths", args.paths,
                 "run directories or sweep directories (runs one or two levels down)")
       ->required();
-  c->add_option("--metric", args.metric, "metric name in metrics.jsonl (eval split preferred)");
+  c->add_option("--metric", args.metric,
+                "metric name in metrics.jsonl, eval split preferred (default: the task's own: "
+                "val/loss for lm, eval/return_mean for dqn, fit/mse for value_regression)");
   c->add_option("--out", args.out,
                 "folder for compare.md/.csv, curves.csv and plots (default: SWEEP_DIR/compare when "
                 "the first path is a sweep; otherwise tables are only printed)");

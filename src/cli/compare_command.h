@@ -12,7 +12,7 @@ namespace stoch::cli {
 
 struct CompareArgs {
   std::vector<std::string> paths;
-  std::string metric = "val/loss";
+  std::string metric;  // empty: the runs' task's own (analysis::default_metric)
   std::string out;
   std::string mode = "auto";
   int reps = 2000;
