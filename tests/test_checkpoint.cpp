@@ -90,6 +90,22 @@ TEST(CheckpointStore, KeepsNewestAndLoadsThem) {
     EXPECT_EQ(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
 }
 
+TEST(CheckpointStore, KeepEverySparesMultiplesFromKeepLast) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  for (int64_t s : {10, 20, 30, 40, 50, 60, 70}) store.save(make(s), 2, 30);
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{30, 60, 70}));
+}
+
+TEST(CheckpointStore, TrainingKeepsEveryNthCheckpoint) {
+  const std::string dir = test::temp_dir("ck");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                                 "/run --set train.keep_last=1 --set train.keep_every=10");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(CheckpointStore(dir + "/run").steps(), (std::vector<int64_t>{10, 20}));
+}
+
 TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
   const std::string dir = test::temp_dir("ck");
   CheckpointStore store(dir);

@@ -61,8 +61,8 @@ std::string run_name(const config::Node& config, const fs::path& dir) {
 }  // namespace
 
 const std::vector<std::string>& seed_only_keys() {
-  static const std::vector<std::string> keys = {"run.seed", "run.name", "run.threads", "log",
-                                                "train.keep_last"};
+  static const std::vector<std::string> keys = {"run.seed", "run.name",        "run.threads",
+                                                "log",      "train.keep_last", "train.keep_every"};
   return keys;
 }
 

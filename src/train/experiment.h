@@ -45,6 +45,7 @@ struct TrainConfig {
   int64_t eval_batches = 8;
   int64_t ckpt_every = 500;
   int64_t keep_last = 2;
+  int64_t keep_every = 0;
   int64_t cpu_workers = 1;
   double allreduce_bucket_mb = 0;
 
@@ -64,6 +65,9 @@ struct TrainConfig {
       "checkpoint every this many steps (and at the end); 0 only at the end",
       Spec().at_least(0).on_resume());
     v("keep_last", keep_last, "checkpoints kept; older ones are deleted; 0 keeps all",
+      Spec().at_least(0).on_resume());
+    v("keep_every", keep_every,
+      "checkpoints at multiples of this step are never deleted by keep_last; 0: none",
       Spec().at_least(0).on_resume());
     v("cpu_workers", cpu_workers,
       "micro-batches computed at once by single-threaded workers (CPU only; needs dropout 0)",

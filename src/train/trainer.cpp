@@ -224,7 +224,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       auto s = hook_list[i]->state();
       if (!s.empty()) c.tensors[stoch::str("hook", i)] = std::move(s);
     }
-    const std::string dir = store.save(c, static_cast<int>(cfg.train.keep_last));
+    const std::string dir =
+        store.save(c, static_cast<int>(cfg.train.keep_last), cfg.train.keep_every);
     log::info(stoch::str("checkpoint ", dir));
     if (dist) dist->barrier();
   };

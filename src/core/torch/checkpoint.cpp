@@ -42,7 +42,7 @@ std::string CheckpointStore::folder(int64_t step) const {
   return dir_ + "/" + buf;
 }
 
-std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last) {
+std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t keep_every) {
   fs::create_directories(dir_);
   const std::string final_dir = folder(ckpt.step);
   const std::string tmp =
@@ -84,7 +84,8 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last) {
 
   if (keep_last > 0) {
     auto all = steps();
-    for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(folder(all[i]));
+    for (size_t i = 0; i + keep_last < all.size(); ++i)
+      if (keep_every == 0 || all[i] % keep_every != 0) fs::remove_all(folder(all[i]));
   }
   return final_dir;
 }

@@ -29,8 +29,9 @@ class CheckpointStore {
   explicit CheckpointStore(std::string run_dir);
 
   // Writes the checkpoint of `ckpt.step` atomically, then removes the oldest ones beyond
-  // `keep_last` (0 keeps all). Returns the folder.
-  std::string save(const Checkpoint& ckpt, int keep_last);
+  // `keep_last` (0 keeps all), except those whose step is a multiple of `keep_every` (0: no
+  // such exception). Returns the folder.
+  std::string save(const Checkpoint& ckpt, int keep_last, int64_t keep_every = 0);
 
   // Steps with a final-named folder, ascending (not yet verified).
   std::vector<int64_t> steps() const;
