@@ -21,6 +21,7 @@ struct RunConfig {
   std::string device = "auto";
   std::string precision = "auto";
   int64_t threads = 0;
+  double peak_tflops = 0;
 
   template <class V>
   void visit(V& v) {
@@ -32,6 +33,10 @@ struct RunConfig {
     v("precision", precision, "auto: bf16 autocast on CUDA, fp32 on CPU",
       Spec().one_of({"auto", "fp32", "bf16"}));
     v("threads", threads, "CPU threads for LibTorch; 0 uses every core",
+      Spec().at_least(0).on_resume());
+    v("peak_tflops", peak_tflops,
+      "dense peak TFLOP/s of one rank's GPU (H100 SXM, H200: 989 bf16) or of the whole CPU, "
+      "for the mfu metric; 0: no mfu",
       Spec().at_least(0).on_resume());
   }
 };

@@ -39,6 +39,15 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
   bayes_val_loss_ = bayes_loss(data::Split::kVal, eval_batches_ * batch_size_);
 }
 
+// PaLM's count (appendix B), as nanoGPT and llm.c use it: 6 FLOPs per parameter and token for
+// the products of the forward and backward passes, plus 12 L d T for attention's scores and
+// weighted sums. The position embedding is a lookup, not a product.
+double LmTask::flops_per_unit() const {
+  const auto& c = gpt_->config();
+  return 6.0 * static_cast<double>(gpt_->num_parameters(/*exclude_position_embedding=*/true)) +
+         12.0 * static_cast<double>(c.n_layer * c.d_model * c.context);
+}
+
 // The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this context
 // could reach, next to the infinite-context entropy rate. NaN when the source cannot tell.
 double LmTask::bayes_loss(data::Split split, int64_t windows) const {

@@ -29,6 +29,7 @@ class LmTask : public Task {
   torch::Tensor train_loss(int64_t micro) override;
   bool split_over_ranks(int64_t /*world_size*/) override { return true; }
   int64_t units_per_micro() const override { return batch_size_ * context_; }
+  double flops_per_unit() const override;
   Metrics evaluate(int64_t step) override;
   Metrics data_facts() override;
   std::string summary(const Metrics& last_eval) const override;

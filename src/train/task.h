@@ -37,6 +37,9 @@ class Task {
   // Units (tokens, samples) one micro-batch trains on, and the name of their rate metric.
   virtual int64_t units_per_micro() const = 0;
   virtual std::string rate_name() const { return "tokens_per_s"; }
+  // Model FLOPs of one unit in a training step (forward and backward), for the mfu metric;
+  // 0 when the task does not count them.
+  virtual double flops_per_unit() const { return 0.0; }
 
   // Held-out evaluation after `step` optimiser steps, under no-grad, in eval mode; keys like
   // "val/loss". Must leave the model in eval mode or restore it; the loop sets train mode after.

@@ -186,6 +186,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   const int64_t accum = cfg.train.grad_accum;
   const int64_t units_per_step = task->units_per_micro() * accum * W;
   const std::string rate_name = task->rate_name();
+  // Model FLOP/s against the peak: a GPU per rank; ranks on the CPU share one machine.
+  const double peak_flops =
+      cfg.run.peak_tflops * 1e12 * (device.is_cuda() ? static_cast<double>(W) : 1.0);
+  const double flops_per_unit = task->flops_per_unit();
 
   if (start_step == 0) {
     const Metrics facts = task->data_facts();
@@ -304,6 +308,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       const double rate = static_cast<double>(interval_steps * units_per_step) / interval_train_s;
       Metrics m = {{"loss", loss}, {"lr", lr}, {rate_name, rate}, {"elapsed_s", elapsed_before}};
       if (grad_norm.defined()) m["grad_norm"] = grad_norm.item<double>();
+      const double mfu = peak_flops > 0 ? rate * flops_per_unit / peak_flops : 0.0;
+      if (mfu > 0) m["mfu"] = mfu;
       if (device.is_cuda()) m["gpu_mem_peak_gb"] = peak_device_memory_gb(device);
       for (const auto& [k, v] : task->train_metrics()) m[k] = v;
       write_metrics(done, "train", m);
@@ -313,8 +319,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       }
       const std::string line = stoch::str(
           "step ", done, "/", total, " loss ", format_number(loss, 4), " lr ", format_number(lr, 3),
-          " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")),
-          "/s eta ", format_duration(recent_step_s * static_cast<double>(total - done)));
+          " ", format_number(rate, 4), " ", rate_name.substr(0, rate_name.find("_per_s")), "/s",
+          mfu > 0 ? stoch::str(" mfu ", format_number(100 * mfu, 3), "%") : "", " eta ",
+          format_duration(recent_step_s * static_cast<double>(total - done)));
       if (done % cfg.log.console_every == 0 || done == total) {
         log::info(line);
       } else if (main_rank && seconds_since(last_progress) > 0.25) {
