@@ -70,5 +70,26 @@ TEST(CommandLine, BadOptionValuesExitTwoWithOneLine) {
   }
 }
 
+TEST(CommandLine, OutputFoldersThatCannotBeMadeExitTwo) {
+  const std::string dir = test::temp_dir("cli");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  test::write_text(dir + "/in.txt", std::string(200, 'x'));
+  test::write_text(dir + "/file", "a file where a folder should go");
+  const std::string bad = dir + "/file/sub";
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"train " + dir + "/c.yaml --run-dir " + bad, "--run-dir " + bad + ": cannot create"},
+      {"sweep " + dir + "/c.yaml --out " + bad, "--out " + bad + ": cannot create"},
+      {"data prepare --input " + dir + "/in.txt --out " + bad, "--out " + bad + ": cannot create"},
+  };
+  for (const auto& c : cases) {
+    const auto r = test::run_stoch(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace stoch

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/output_dir.h"
 #include "core/rng.h"
 #include "core/strings.h"
 
@@ -255,7 +256,7 @@ std::string markdown_report(const Comparison& c) {
 
 void write_compare_files(const Comparison& c, const std::string& out_dir) {
   const fs::path dir(out_dir);
-  fs::create_directories(dir);
+  make_output_dir(out_dir, "--out");
   write_text(dir / "compare.md", markdown_report(c));
 
   std::ostringstream table;

@@ -9,6 +9,7 @@
 #include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/output_dir.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/safetensors.h"
@@ -73,7 +74,7 @@ int train(const TrainArgs& a) {
     return launch_local_ranks(a.nproc,
                               rank_args({"train", a.config, "--run-dir", run_dir}, a.sets));
   return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
-    fs::create_directories(run_dir);
+    make_output_dir(run_dir, "--run-dir");
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     log::set_file(run_dir + "/log.txt");

@@ -12,6 +12,7 @@
 #include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/output_dir.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "train/experiment.h"
@@ -136,7 +137,7 @@ int sweep(const SweepArgs& a) {
     }
     commands.push_back(cmd);
   }
-  fs::create_directories(out);
+  make_output_dir(out, "--out");
   log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ",
                        a.jobs, " at a time, ", threads, " threads each"));
 

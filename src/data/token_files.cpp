@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/output_dir.h"
 #include "core/rng.h"
 #include "core/strings.h"
 
@@ -58,7 +59,7 @@ PrepareReport prepare_token_files(const std::vector<std::string>& inputs,
                                   const std::string& out_dir, double val_fraction) {
   std::vector<uint16_t> train, val;
   split_bytes(inputs, val_fraction, train, val);
-  fs::create_directories(out_dir);
+  make_output_dir(out_dir, "--out");
   nlohmann::json meta = {{"tokenizer", "byte"},      {"dtype", "uint16"},
                          {"vocab_size", 256},        {"train_tokens", train.size()},
                          {"val_tokens", val.size()}, {"val_fraction", val_fraction},
