@@ -40,7 +40,8 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   const Checkpoint ckpt = load_run_checkpoint(run_dir, step);
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
-  train::load_model_tensors(out.task->model(), ckpt.tensors.at("model"));
+  train::load_model_tensors(out.task->model(), ckpt.tensors.at("model"),
+                            ckpt.dir + "/model.safetensors");
   out.step = ckpt.step;
   for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
     auto it = ckpt.tensors.find(stoch::str("hook", i));

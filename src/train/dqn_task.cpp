@@ -376,7 +376,7 @@ void DqnTask::load_state(const Checkpoint& ckpt) {
   auto agent = ckpt.tensors.find("agent");
   if (target == ckpt.tensors.end() || agent == ckpt.tensors.end())
     throw InputError(ckpt.dir + ": not a dqn checkpoint (no target network or agent state)");
-  load_model_tensors(*target_, target->second);
+  load_model_tensors(*target_, target->second, ckpt.dir + "/target.safetensors");
   const auto& a = agent->second;
   const std::string what = ckpt.dir + ": dqn state";
   const auto find = [&](const std::string& name) { return tensor_named(a, name, what); };

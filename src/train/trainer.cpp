@@ -57,15 +57,17 @@ TensorList model_tensors(torch::nn::Module& model) {
   return out;
 }
 
-void load_model_tensors(torch::nn::Module& model, const TensorList& saved) {
+void load_model_tensors(torch::nn::Module& model, const TensorList& saved,
+                        const std::string& origin) {
   std::map<std::string, torch::Tensor> by_name(saved.begin(), saved.end());
   torch::NoGradGuard no_grad;
   for (auto& [name, dst] : model_tensors(model)) {
     auto it = by_name.find(name);
-    if (it == by_name.end()) throw InputError(stoch::str("checkpoint lacks model tensor ", name));
+    if (it == by_name.end()) throw InputError(stoch::str(origin, ": no model tensor ", name));
     if (it->second.sizes() != dst.sizes())
-      throw InputError(stoch::str("checkpoint tensor ", name, " has shape ", it->second.sizes(),
-                                  " but the model expects ", dst.sizes()));
+      throw InputError(stoch::str(origin, ": tensor ", name, " has shape ", it->second.sizes(),
+                                  " but the model expects ", dst.sizes(),
+                                  " (was the model's config changed?)"));
     dst.copy_(it->second);
   }
 }
@@ -123,7 +125,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   if (resume) {
     if (auto ckpt = store.load_latest()) {
       check_world_size(ckpt->dir, ckpt->state, W);
-      load_model_tensors(model, ckpt->tensors["model"]);
+      load_model_tensors(model, ckpt->tensors["model"], ckpt->dir + "/model.safetensors");
       optim.load_state(ckpt->tensors["optimizer"]);
       restore_rng(ckpt->tensors["rng"], device, world.rank);
       task->load_state(*ckpt);

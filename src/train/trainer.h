@@ -16,8 +16,10 @@ namespace stoch::train {
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready = {});
 
-// Copies saved model tensors into the module; throws InputError on a missing name or shape.
-void load_model_tensors(torch::nn::Module& model, const TensorList& saved);
+// Copies saved model tensors into the module; throws InputError on a missing name or shape,
+// naming `origin` (the checkpoint file they came from).
+void load_model_tensors(torch::nn::Module& model, const TensorList& saved,
+                        const std::string& origin);
 
 // The model's tensors as saved in checkpoints (parameters, then buffers).
 TensorList model_tensors(torch::nn::Module& model);

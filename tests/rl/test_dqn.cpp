@@ -240,6 +240,12 @@ TEST(Dqn, EvalCommandReprintsTheRunsEvaluation) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("eval/episodes=5 "), std::string::npos) << r.output;
   EXPECT_NE(test::read_text(dir + "/run/config.yaml").find("eval_episodes: 2"), std::string::npos);
+  // A changed architecture cannot take the checkpoint's tensors: one line naming the file.
+  const auto bad = test::run_stoch("eval " + dir + "/run --set 'model.hidden=[8, 8]'");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("/checkpoints/step-00000060/model.safetensors: tensor "),
+            std::string::npos)
+      << bad.output;
 }
 
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
