@@ -2,7 +2,7 @@
 to set run.peak_tflops to for a CPU run's mfu. Prints GFLOP/s for square products of a few
 sizes, median of repeats.
 
-Usage: python bench/gemm_peak.py [THREADS]   (default: every core)
+Usage: $(scripts/setup | tail -n 1)/bin/python bench/gemm_peak.py [THREADS]   (default: every core)
 """
 import os
 import statistics
