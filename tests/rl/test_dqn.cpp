@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/config_tree.h"
+#include "core/errors.h"
 #include "test_util.h"
 #include "train/dqn_task.h"
 #include "train/experiment.h"
@@ -270,6 +272,29 @@ TEST(Dqn, QValuesHaveOneColumnPerAction) {
   // Read back as the expectation over the bin centres: inside the support.
   EXPECT_GE(q.min().item<double>(), -20.0);
   EXPECT_LE(q.max().item<double>(), 120.0);
+}
+
+TEST(Dqn, TargetStatisticsInACheckpointAreOptionalButMustBeWhole) {
+  auto cfg = train::parse_experiment(config::parse_text(tiny_dqn_config("hl_gauss"), "t"));
+  train::DqnTask task(cfg, torch::kCPU);
+  Checkpoint ckpt;
+  ckpt.dir = "run/checkpoints/step-00000007";
+  task.save_state(ckpt);
+  auto& agent = ckpt.tensors.at("agent");
+  const auto stats = std::find_if(agent.begin(), agent.end(),
+                                  [](const auto& named) { return named.first == "target_stats"; });
+  ASSERT_NE(stats, agent.end());
+  stats->second = torch::zeros({3}, torch::kDouble);
+  try {
+    task.load_state(ckpt);
+    ADD_FAILURE() << "three target statistics were accepted";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "run/checkpoints/step-00000007: dqn state: target_stats: expected 4 values");
+  }
+  // Checkpoints from before the statistics existed load and start a fresh interval.
+  agent.erase(stats);
+  EXPECT_NO_THROW(task.load_state(ckpt));
 }
 
 TEST(Dqn, BadConfigsFailWithOneLine) {
