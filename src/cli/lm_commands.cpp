@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -19,8 +18,6 @@
 #include "train/lm_task.h"
 #include "train/sampling.h"
 #include "train/trainer.h"
-
-namespace fs = std::filesystem;
 
 namespace stoch::cli {
 namespace {
