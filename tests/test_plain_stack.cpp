@@ -12,6 +12,7 @@ struct Case {
   std::string name, torso, activation;
   std::vector<int64_t> shape, channels, fc;
   int64_t padding;
+  double density = 0;  // > 0: a binary image with this share of ones (MinAtar's frames)
 };
 
 // Test names and failure lines show the case's name, not its bytes.
@@ -41,7 +42,7 @@ TEST_P(PlainStack, MatchesTheModulePathInOutputAndEveryGradient) {
   std::vector<int64_t> in = {6};
   in.insert(in.end(), c.shape.begin(), c.shape.end());
   torch::manual_seed(3);
-  const auto x = torch::randn(in);
+  const auto x = c.density > 0 ? torch::bernoulli(torch::full(in, c.density)) : torch::randn(in);
   const auto w = torch::randn({6, 5});  // a non-uniform upstream gradient
 
   const auto out_f = fused->forward(x);
@@ -74,6 +75,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"mlp_relu", "mlp", "relu", {7}, {}, {}, 0},
                       Case{"mlp_tanh", "mlp", "tanh", {2, 3}, {}, {}, 0},
                       Case{"minatar_like", "cnn", "relu", {4, 10, 10}, {16}, {32}, 0},
+                      Case{
+                          "minatar_binary_frames", "cnn", "relu", {4, 10, 10}, {16}, {32}, 0, 0.08},
+                      Case{"binary_frames_padded", "cnn", "tanh", {3, 6, 5}, {4, 8}, {}, 1, 0.2},
                       Case{"two_convs_padded", "cnn", "relu", {3, 6, 5}, {4, 8}, {}, 1},
                       Case{"two_convs_tanh_fc", "cnn", "tanh", {2, 7, 7}, {3, 5}, {12}, 0}),
     [](const auto& info) { return info.param.name; });

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/torch/lane.h"
+#include "models/conv3x3.h"
 
 namespace stoch::models {
 namespace {
@@ -72,15 +73,24 @@ torch::Tensor im2col3x3(const torch::Tensor& x, int64_t pad) {
 // One layer's forward. A convolution is im2col then one batched product, so that its backward
 // needs nothing but the same columns: [B, C*9, L] -> [B, O, L], kept in the [c, h, w] order
 // that flattening the module's [B, O, H, W] output gives.
+// The first layer's input needs no gradient, so a convolution there runs straight from the
+// image (conv3x3.h) and keeps the image itself for its backward.
 struct Step {
-  torch::Tensor input;   // linear: [B, in]; conv: the columns [B, C*9, L]
+  torch::Tensor input;   // linear: [B, in]; conv: the columns [B, C*9, L], or the image
   torch::Tensor output;  // after the activation; linear [B, O], conv [B, O, L]
 };
 
+bool is_image(const torch::Tensor& conv_input) {
+  return conv_input.dim() == 4;
+}
+
 Step run_layer(const torch::Tensor& h, int64_t kind, const torch::Tensor& w, const torch::Tensor& b,
-               int64_t padding, bool act, bool tanh) {
+               int64_t padding, bool act, bool tanh, bool first) {
   Step s;
-  if (kind == kConv) {
+  if (kind == kConv && first && conv3x3_direct_supported(h)) {
+    s.input = h;
+    s.output = conv3x3_forward(h, w, b, padding);
+  } else if (kind == kConv) {
     const int64_t B = h.size(0), O = w.size(0);
     s.input = im2col3x3(h, padding);
     s.output = at::bmm(w.view({1, O, -1}).expand({B, O, w.numel() / O}), s.input);
@@ -125,7 +135,7 @@ torch::Tensor run_forward(const Shapes& s, const at::TensorList params, const to
   torch::Tensor h = x;
   for (size_t l = 0; l < s.kinds.size(); ++l) {
     Step st = run_layer(h, s.kinds[l], params[2 * l], params[2 * l + 1], s.paddings[l],
-                        s.acts[l] != 0, tanh);
+                        s.acts[l] != 0, tanh, l == 0);
     const bool next_is_conv = l + 1 < s.kinds.size() && s.kinds[l + 1] == kConv;
     h = next_is_conv ? as_image(st.output, s.heights[l + 1], s.widths[l + 1]) : st.output;
     if (keep) keep->push_back(std::move(st));
@@ -192,7 +202,9 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
         // Summed over the batch in two fixed halves, with or without a lane, so that the
         // first layer's (often the last job left) can be shared between the two threads.
         const int64_t half = g.size(0) / 2;
-        auto part = [g, &input](int64_t a, int64_t b) {
+        const int64_t pad = paddings[l];
+        auto part = [g, &input, pad](int64_t a, int64_t b) {
+          if (is_image(input)) return conv3x3_weight_grad(input, g, pad, a, b);
           return at::bmm(g.slice(0, a, b), input.slice(0, a, b).transpose(1, 2)).sum(0);
         };
         torch::Tensor first, second;
