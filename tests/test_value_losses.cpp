@@ -243,6 +243,44 @@ ValueLossConfig config_for(const std::string& loss) {
   return cfg;
 }
 
+// chosen_loss is gathering each row's chosen head and taking the loss, for every loss; scalar
+// losses take their one-node path on the CPU (Huber's linear part and value_transform included).
+TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
+  torch::manual_seed(4);
+  const int64_t B = 9, A = 4;
+  for (const std::string name : {"mse", "huber", "two_hot", "hl_gauss", "mse_on_expectation"})
+    for (bool transform : {false, true}) {
+      auto cfg = config_for(name);
+      cfg.value_transform = transform;
+      auto l = value::make_value_loss(cfg);
+      const int64_t K = l->head_outputs();
+      const auto head = (3 * torch::randn({B, A, K})).requires_grad_();
+      const auto reference = head.detach().clone().requires_grad_();
+      const auto actions = torch::randint(0, A, {B}, torch::kLong);
+      const auto y = 4 * torch::randn({B});  // |q - y| > 1 on many rows: Huber's linear part
+      const auto fast = l->chosen_loss(head, actions, y);
+      const auto slow =
+          l->loss(reference.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1), y);
+      if (K == 1) {
+        ASSERT_TRUE(fast.grad_fn()) << name;
+        EXPECT_NE(fast.grad_fn()->name().find("ChosenScalarLoss"), std::string::npos) << name;
+      }
+      EXPECT_NEAR(fast.item<double>(), slow.item<double>(), 1e-5 * (1 + slow.abs().item<double>()))
+          << name << " transform " << transform;
+      fast.backward();
+      slow.backward();
+      EXPECT_TRUE(torch::allclose(head.grad(), reference.grad(), 1e-5, 1e-6))
+          << name << " transform " << transform << "\n"
+          << head.grad() << reference.grad();
+      EXPECT_GT(head.grad().abs().sum().item<double>(), 0.0) << name;
+    }
+  // An action outside the head is an error, not a read past the row.
+  auto huber = value::make_value_loss(config_for("huber"));
+  EXPECT_THROW(huber->chosen_loss(torch::zeros({2, 3, 1}), torch::tensor({0, 3}, torch::kLong),
+                                  torch::zeros({2})),
+               c10::Error);
+}
+
 TEST(ValueLoss, HeadOutputsAndCategorical) {
   for (const std::string name : {"mse", "huber"}) {
     auto l = value::make_value_loss(config_for(name));

@@ -237,6 +237,7 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
   torch::Tensor out;
   run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
   record_targets(y);
+  if (!c51_ && !dqn_.prioritized) return loss_->chosen_loss(out, actions, y);
   const auto chosen =
       out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
   torch::Tensor per_sample, td;

@@ -40,7 +40,8 @@ torch::Tensor MicroBatchRunner::run_sequential(int64_t step) {
     // The last backward pass of the step completes the gradients: their all-reduce starts
     // bucket by bucket while it runs.
     if (shard_.buckets && a == accum_ - 1) shard_.buckets->arm();
-    (loss / divisor_).backward();
+    // Dividing by 1 changes nothing but adds a node to the graph.
+    (divisor_ == 1 ? loss : loss / divisor_).backward();
     total += loss.detach().to(torch::kFloat);
   }
   return total;

@@ -31,6 +31,56 @@ void check_shapes(const torch::Tensor& head_out, const torch::Tensor& target, in
 
 // ---- scalar head: regression on the (optionally transformed) target ----
 
+// mean_i l(q[i, a_i] - y_i) with l the squared error or Huber's loss, as one node whose backward
+// writes the few non-zero gradients straight into [B, A] (CPU float32, contiguous).
+struct ChosenScalarLossFn : public torch::autograd::Function<ChosenScalarLossFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q,
+                               const torch::Tensor& actions, const torch::Tensor& y, bool huber,
+                               double delta) {
+    const int64_t B = q.size(0), A = q.size(1);
+    const auto qc = q.contiguous();
+    const float* qp = qc.data_ptr<float>();
+    const int64_t* ap = actions.data_ptr<int64_t>();
+    const float* yp = y.data_ptr<float>();
+    auto slope = torch::empty({B}, q.options());  // dl/dq of each row's chosen head, over B
+    float* sp = slope.data_ptr<float>();
+    const float d = static_cast<float>(delta), inv_b = 1.0f / static_cast<float>(B);
+    double total = 0.0;
+    for (int64_t i = 0; i < B; ++i) {
+      TORCH_CHECK(ap[i] >= 0 && ap[i] < A, "chosen_loss: action ", ap[i], " outside [0, ", A, ")");
+      const float e = qp[i * A + ap[i]] - yp[i];
+      if (!huber) {
+        total += static_cast<double>(e) * e;
+        sp[i] = 2.0f * e * inv_b;
+      } else if (std::abs(e) < d) {
+        total += 0.5 * static_cast<double>(e) * e;
+        sp[i] = e * inv_b;
+      } else {
+        total += static_cast<double>(d) * (std::abs(e) - 0.5 * d);
+        sp[i] = (e < 0 ? -d : d) * inv_b;
+      }
+    }
+    ctx->save_for_backward({actions, slope});
+    ctx->saved_data["A"] = A;
+    return torch::full({}, total / static_cast<double>(B), q.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& actions = saved[0];
+    const auto& slope = saved[1];
+    const int64_t B = slope.size(0), A = ctx->saved_data["A"].toInt();
+    const float up = grad_outputs[0].item<float>();
+    auto grad = torch::zeros({B, A}, slope.options());
+    float* gp = grad.data_ptr<float>();
+    const float* sp = slope.data_ptr<float>();
+    const int64_t* ap = actions.data_ptr<int64_t>();
+    for (int64_t i = 0; i < B; ++i) gp[i * A + ap[i]] = up * sp[i];
+    return {grad, {}, {}, {}, {}};
+  }
+};
+
 class ScalarLoss : public ValueLoss {
  public:
   ScalarLoss(const ValueLossConfig& cfg, bool huber)
@@ -52,6 +102,21 @@ class ScalarLoss : public ValueLoss {
     }
     if (huber_) return torch::huber_loss(v, y, at::Reduction::None, delta_);
     return (v - y).pow(2);
+  }
+
+  torch::Tensor chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
+                            const torch::Tensor& target) const override {
+    const bool fast = head_out.is_cpu() && head_out.scalar_type() == torch::kFloat &&
+                      target.scalar_type() == torch::kFloat && head_out.dim() == 3 &&
+                      head_out.size(2) == 1 && actions.scalar_type() == torch::kLong;
+    if (!fast) return ValueLoss::chosen_loss(head_out, actions, target);
+    torch::Tensor y;
+    {
+      torch::NoGradGuard no_grad;
+      y = (transform_ ? muzero_h(target) : target).contiguous();
+    }
+    return ChosenScalarLossFn::apply(head_out.reshape({head_out.size(0), head_out.size(1)}),
+                                     actions.contiguous(), y, huber_, delta_);
   }
 
   torch::Tensor value(const torch::Tensor& head_out) const override {
@@ -173,6 +238,13 @@ const bool registered_mse_on_expectation = registry<ValueLossEntry>().add(
 
 std::vector<std::string> value_loss_names() {
   return registry<ValueLossEntry>().names();
+}
+
+torch::Tensor ValueLoss::chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
+                                     const torch::Tensor& target) const {
+  const int64_t B = head_out.size(0), K = head_out.size(2);
+  const auto chosen = head_out.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1);
+  return loss(chosen, target);
 }
 
 std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg) {

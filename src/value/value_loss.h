@@ -59,6 +59,12 @@ class ValueLoss {
   torch::Tensor loss(const torch::Tensor& head_out, const torch::Tensor& target) const {
     return per_sample(head_out, target).mean();
   }
+  // The mean loss of each row's chosen head: head_out [B, A, head_outputs()], actions [B]
+  // (int64), target [B]. Equal to gathering the chosen heads and taking `loss`; scalar losses
+  // run it as one autograd node on the CPU, where a DQN update's gather, loss and mean nodes
+  // cost more than their arithmetic.
+  virtual torch::Tensor chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
+                                    const torch::Tensor& target) const;
   // head_out [..., head_outputs()] -> [...]: the head itself for scalar losses, the expectation
   // sum softmax * support for categorical ones (then h^-1). For acting, bootstrapping and logging:
   // no gradient flows through it.
