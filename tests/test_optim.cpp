@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/torch/lane.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 
@@ -33,6 +34,34 @@ TEST(AdamW, FusedKernelMatchesReferenceOps) {
   EXPECT_TRUE(torch::allclose(p1[0].second, p2[0].second, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(p1[1].second, p2[1].second, 1e-5, 1e-6));
   EXPECT_FALSE(torch::allclose(p1[0].second, w));
+}
+
+// The CPU update split over the helper lane (parameters past its 32k-element threshold, the
+// cut inside a tensor) gives every element exactly what one thread gives it.
+TEST(AdamW, HostUpdateOverTheLaneIsBitExact) {
+  torch::manual_seed(1);
+  const auto w = torch::randn({300, 150}), b = torch::randn({150});
+  auto make = [&] {
+    return std::vector<std::pair<std::string, torch::Tensor>>{
+        {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
+  };
+  auto p1 = make(), p2 = make();
+  train::OptimConfig cfg;
+  train::AdamW one(p1, cfg), two(p2, cfg);
+  for (int step = 0; step < 3; ++step) {
+    const auto gw = torch::randn({300, 150}), gb = torch::randn({150});
+    p1[0].second.mutable_grad() = gw.clone();
+    p1[1].second.mutable_grad() = gb.clone();
+    p2[0].second.mutable_grad() = gw.clone();
+    p2[1].second.mutable_grad() = gb.clone();
+    one.step(1e-2);
+    enable_helper_lane(true);
+    two.step(1e-2);
+    enable_helper_lane(false);
+  }
+  EXPECT_TRUE(torch::equal(p1[0].second, p2[0].second));
+  EXPECT_TRUE(torch::equal(p1[1].second, p2[1].second));
+  EXPECT_FALSE(torch::equal(p1[0].second, w));
 }
 
 TEST(AdamW, DecayOnlyOnMatrices) {

@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/errors.h"
 #include "core/strings.h"
 #include "core/torch/lane.h"
+#include "train/adamw_host.h"
 
 namespace stoch::train {
 
@@ -105,6 +108,11 @@ void AdamW::fused_step(const std::vector<Slot*>& slots, double lr, double wd) {
     budget -= cut;
     auto part = [&](FusedLists& l, int64_t a, int64_t b) {
       if (a == b) return;
+      if (a == 0 && b == n) {
+        // Whole tensors go as they are: slicing costs operator calls at every step.
+        l.add(s->param, s->param.grad(), s->exp_avg, s->exp_avg_sq, s->step);
+        return;
+      }
       auto flat_slice = [&](const torch::Tensor& t) { return t.view({-1}).slice(0, a, b); };
       l.add(flat_slice(s->param), flat_slice(s->param.grad()), flat_slice(s->exp_avg),
             flat_slice(s->exp_avg_sq), s->step);
@@ -121,9 +129,67 @@ void AdamW::fused_step(const std::vector<Slot*>& slots, double lr, double wd) {
       [&] { run(second); });
 }
 
+namespace {
+
+bool on_host_as_float(const torch::Tensor& t) {
+  return t.is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+}
+
+}  // namespace
+
+bool AdamW::host_step(const std::vector<Slot*>& slots, double lr, double wd) {
+  for (auto* s : slots) {
+    const auto& g = s->param.grad();
+    if (!on_host_as_float(s->param) || !on_host_as_float(g) || !on_host_as_float(s->exp_avg) ||
+        !on_host_as_float(s->exp_avg_sq) || !s->step.is_cpu() ||
+        s->step.scalar_type() != torch::kFloat)
+      return false;
+  }
+  struct Range {
+    float *p, *m, *v;
+    const float* g;
+    int64_t n;
+    AdamWStep c;
+  };
+  std::vector<Range> ranges;
+  int64_t total = 0;
+  for (auto* s : slots) {
+    float& t = *s->step.data_ptr<float>();
+    t += 1.0f;
+    ranges.push_back({s->param.data_ptr<float>(), s->exp_avg.data_ptr<float>(),
+                      s->exp_avg_sq.data_ptr<float>(), s->param.grad().data_ptr<float>(),
+                      s->param.numel(),
+                      adamw_step_constants(lr, cfg_.beta1, cfg_.beta2, cfg_.eps, wd, t)});
+    total += s->param.numel();
+  }
+  // Elements [from, to) of the slots laid end to end.
+  auto update = [&](int64_t from, int64_t to) {
+    int64_t start = 0;
+    for (const auto& r : ranges) {
+      const int64_t a = std::max(from, start), b = std::min(to, start + r.n);
+      if (a < b) {
+        const int64_t o = a - start;
+        adamw_host_update(r.p + o, r.g + o, r.m + o, r.v + o, b - a, r.c);
+      }
+      start += r.n;
+    }
+  };
+  Lane* lane = helper_lane();
+  constexpr int64_t kMinSplit = 1 << 15;  // smaller updates are not worth a hand-off
+  if (!lane || total < kMinSplit) {
+    update(0, total);
+    return true;
+  }
+  const int64_t half = total / 2 / 64 * 64;
+  run_side_by_side(
+      lane, [&] { update(0, half); }, [&] { update(half, total); });
+  return true;
+}
+
 void AdamW::step_group(const std::vector<Slot*>& slots, double lr, double wd) {
   if (slots.empty()) return;
   torch::NoGradGuard no_grad;
+  if (cfg_.fused && host_step(slots, lr, wd)) return;
   if (cfg_.fused) {
     std::vector<torch::Tensor> st;
     for (auto* s : slots) st.push_back(s->step);

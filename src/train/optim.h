@@ -29,7 +29,9 @@ struct OptimConfig {
     v("beta1", beta1, "AdamW first-moment decay", Spec().at_least(0).at_most(0.999999));
     v("beta2", beta2, "AdamW second-moment decay", Spec().at_least(0).at_most(0.999999));
     v("eps", eps, "AdamW denominator epsilon", Spec().above(0));
-    v("fused", fused, "use LibTorch's fused AdamW kernel (false: the plain reference ops)");
+    v("fused", fused,
+      "one fused pass per parameter (stoch's own on the CPU, LibTorch's fused kernel on CUDA; "
+      "false: the plain reference ops)");
   }
 };
 
@@ -54,6 +56,9 @@ class AdamW {
     bool decay;
   };
   void step_group(const std::vector<Slot*>& slots, double lr, double wd);
+  // The fused update on float32 host tensors (adamw_host.h), half of the elements on the
+  // helper lane if there is one; false when some tensor is elsewhere or of another type.
+  bool host_step(const std::vector<Slot*>& slots, double lr, double wd);
   // The fused kernel over the slots, half of the elements on the helper lane if there is one.
   void fused_step(const std::vector<Slot*>& slots, double lr, double wd);
   OptimConfig cfg_;

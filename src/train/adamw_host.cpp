@@ -1,0 +1,43 @@
+#include "train/adamw_host.h"
+
+#include <cmath>
+
+// Compiled for AVX-512 and AVX2 as well as the baseline; the loader picks the best the CPU has.
+// Floating-point contraction stays off (ISO C++), so every clone rounds exactly alike.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define STOCH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define STOCH_VECTOR_CLONES
+#endif
+
+namespace stoch::train {
+
+AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps,
+                               double weight_decay, double t) {
+  AdamWStep c;
+  c.decay = static_cast<float>(1.0 - lr * weight_decay);
+  c.beta1 = static_cast<float>(beta1);
+  c.beta2 = static_cast<float>(beta2);
+  c.eps = static_cast<float>(eps);
+  c.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
+  c.inv_bias2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
+  return c;
+}
+
+STOCH_VECTOR_CLONES
+void adamw_host_update(float* __restrict p, const float* __restrict g, float* __restrict m,
+                       float* __restrict v, int64_t n, const AdamWStep& c) {
+  const float decay = c.decay, b1 = c.beta1, b2 = c.beta2, eps = c.eps;
+  const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
+  const float step_size = c.step_size, inv_bias2 = c.inv_bias2;
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + one_b1 * gi;
+    const float vi = b2 * v[i] + one_b2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_bias2 + eps);
+  }
+}
+
+}  // namespace stoch::train
