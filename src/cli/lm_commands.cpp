@@ -30,7 +30,7 @@ struct LoadedLm {
 };
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
-  LoadedLm out{read_run_config(run_dir), nullptr, 0};
+  LoadedLm out{read_run_config(run_dir), nullptr, 0, std::nullopt};
   if (out.cfg.task != "lm")
     throw InputError(stoch::str(run_dir, "/config.yaml: task is ", out.cfg.task,
                                 ", this command needs an lm run"));
