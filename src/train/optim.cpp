@@ -176,7 +176,12 @@ bool AdamW::host_step(const std::vector<Slot*>& slots, double lr, double wd) {
   };
   Lane* lane = helper_lane();
   constexpr int64_t kMinSplit = 1 << 15;  // smaller updates are not worth a hand-off
-  if (!lane || total < kMinSplit) {
+  if (!lane) {
+    // Language models: the intra-op threads share large updates.
+    at::parallel_for(0, total, kMinSplit, update);
+    return true;
+  }
+  if (total < kMinSplit) {
     update(0, total);
     return true;
   }
