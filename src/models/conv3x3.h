@@ -21,4 +21,8 @@ torch::Tensor conv3x3_forward(const torch::Tensor& x, const torch::Tensor& weigh
 torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& g, int64_t pad,
                                   int64_t begin, int64_t end);
 
+// With AVX-512 and 16 output channels, wider kernels run (the same terms in the same order, so
+// the same bits); tests turn them off to compare the two.
+void set_conv3x3_wide_kernels(bool enabled);
+
 }  // namespace stoch::models

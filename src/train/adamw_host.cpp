@@ -3,7 +3,7 @@
 #include <cmath>
 
 // Compiled for AVX-512 and AVX2 as well as the baseline; the loader picks the best the CPU has.
-// Floating-point contraction stays off (ISO C++), so every clone rounds exactly alike.
+// Built with -ffp-contract=off (CMakeLists.txt), so every clone rounds exactly alike.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define STOCH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
