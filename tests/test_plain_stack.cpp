@@ -71,6 +71,28 @@ TEST_P(PlainStack, MatchesTheModulePathInOutputAndEveryGradient) {
   EXPECT_TRUE(torch::allclose(fused->forward(x), out_p, 1e-5, 1e-5));
 }
 
+// Acting's host path: each row's outputs without operators match the network's forward; a
+// network that is not fused says so instead.
+TEST_P(PlainStack, OneRowOnTheHostMatchesTheForward) {
+  const Case& c = GetParam();
+  auto fused = make(c, true);
+  std::vector<int64_t> in = {6};
+  in.insert(in.end(), c.shape.begin(), c.shape.end());
+  torch::manual_seed(5);
+  const auto x = (c.density > 0 ? torch::bernoulli(torch::full(in, c.density)) : torch::randn(in))
+                     .contiguous();
+  torch::NoGradGuard no_grad;
+  const auto expected = fused->forward(x);
+  std::vector<float> out(static_cast<size_t>(expected.size(1)));
+  for (int64_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(fused->forward_row(x[i].data_ptr<float>(), out.data())) << c.name;
+    const auto got = torch::from_blob(out.data(), {expected.size(1)}, torch::kFloat);
+    EXPECT_TRUE(torch::allclose(got, expected[i], 1e-5, 1e-5))
+        << c.name << " row " << i << ": " << (got - expected[i]).abs().max();
+  }
+  EXPECT_FALSE(make(c, false)->forward_row(x[0].data_ptr<float>(), out.data()));
+}
+
 // The AVX-512 convolution kernels (16 output channels) and the row kernels add the same terms in
 // the same order: outputs and weight gradients agree bit for bit, dense or sparse, padded or
 // not, with a number of positions that is not a multiple of 16. (Where the CPU lacks AVX-512

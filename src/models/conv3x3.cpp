@@ -10,6 +10,8 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define STOCH_WIDE_KERNELS 1
+#endif
+#if defined(STOCH_WIDE_KERNELS) && !defined(__clang__)
 // GCC 12's AVX-512 headers start shuffles from an "undefined" register and warn about it.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -285,28 +287,46 @@ bool conv3x3_direct_supported(const torch::Tensor& x) {
   return x.is_cpu() && x.scalar_type() == torch::kFloat && x.dim() == 4;
 }
 
+namespace {
+
+// B samples of x (contiguous) -> out [B, O, L]; weight [O, C, 3, 3] and bias [O], contiguous.
+void forward_host(const float* x, int64_t B, const Geometry& g, const float* weight,
+                  const float* bias, float* out) {
+#ifdef STOCH_WIDE_KERNELS
+  if (wide_kernels_fit(g)) {
+    AlignedFloats taps(g.C * 9 * 16), scratch(g.L * 16);
+    for (int64_t o = 0; o < 16; ++o)
+      for (int64_t t = 0; t < g.C * 9; ++t) taps.data()[t * 16 + o] = weight[o * g.C * 9 + t];
+    std::vector<Pixel> found(static_cast<size_t>(g.C * g.H * g.W));
+    forward_samples_wide(x, taps.data(), bias, g, 0, B, scratch.data(), found.data(), out);
+    return;
+  }
+#endif
+  std::vector<float> padded(static_cast<size_t>(g.W + 2 * g.pad));
+  forward_samples(x, weight, bias, g, 0, B, padded.data(), out);
+}
+
+}  // namespace
+
 torch::Tensor conv3x3_forward(const torch::Tensor& x, const torch::Tensor& weight,
                               const torch::Tensor& bias, int64_t pad) {
   const auto in = x.contiguous();
   const Geometry g = geometry(in, weight.size(0), pad);
-  const int64_t B = in.size(0);
   const auto w = weight.contiguous();
   const auto b = bias.contiguous();
-  auto out = torch::empty({B, g.O, g.L}, in.options());
-#ifdef STOCH_WIDE_KERNELS
-  if (wide_kernels_fit(g)) {
-    const auto taps = w.view({g.O, g.C * 9}).t().contiguous();
-    AlignedFloats scratch(g.L * 16);
-    std::vector<Pixel> found(static_cast<size_t>(g.C * g.H * g.W));
-    forward_samples_wide(in.data_ptr<float>(), taps.data_ptr<float>(), b.data_ptr<float>(), g, 0, B,
-                         scratch.data(), found.data(), out.data_ptr<float>());
-    return out;
-  }
-#endif
-  std::vector<float> padded(static_cast<size_t>(g.W + 2 * pad));
-  forward_samples(in.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), g, 0, B,
-                  padded.data(), out.data_ptr<float>());
+  auto out = torch::empty({in.size(0), g.O, g.L}, in.options());
+  forward_host(in.data_ptr<float>(), in.size(0), g, w.data_ptr<float>(), b.data_ptr<float>(),
+               out.data_ptr<float>());
   return out;
+}
+
+void conv3x3_forward_host(const float* x, int64_t channels, int64_t height, int64_t width,
+                          const float* weight, const float* bias, int64_t out_channels, int64_t pad,
+                          float* out) {
+  Geometry g{channels, height, width, out_channels, pad, height + 2 * pad - 2, width + 2 * pad - 2,
+             0};
+  g.L = g.OH * g.OW;
+  forward_host(x, 1, g, weight, bias, out);
 }
 
 torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& grad, int64_t pad,

@@ -28,4 +28,13 @@ bool plain_activation_supported(const std::string& activation);
 torch::Tensor plain_stack_forward(const std::vector<PlainLayer>& layers,
                                   const std::string& activation, const torch::Tensor& x);
 
+// One input row through the stack on raw host arrays, without operators: acting calls it every
+// environment step, where a dozen operator calls cost more than the arithmetic. x: the row in the
+// layout plain_stack_forward takes without the batch ([C, H, W] for conv stacks, flat for
+// linear ones); out: the last layer's outputs. The values match plain_stack_forward's up to
+// rounding. Returns false, writing nothing, unless every weight and bias is a contiguous CPU
+// float32 tensor of the shapes the input implies.
+bool plain_stack_forward_row(const std::vector<PlainLayer>& layers, const std::string& activation,
+                             const std::vector<int64_t>& input_shape, const float* x, float* out);
+
 }  // namespace stoch::models

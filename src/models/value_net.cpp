@@ -23,6 +23,14 @@ ValueNetImpl::ValueNetImpl(const ValueNetConfig& cfg, const std::vector<int64_t>
   fused_ =
       cfg.fused && plain_activation_supported(cfg.activation) && !torso_->plain_layers().empty();
   activation_ = cfg.activation;
+  input_shape_ = input_shape;
+}
+
+bool ValueNetImpl::forward_row(const float* x, float* out) const {
+  if (!fused_) return false;
+  auto layers = torso_->plain_layers();
+  layers.push_back({PlainLayer::Kind::kLinear, head_->weight, head_->bias, 0, false});
+  return plain_stack_forward_row(layers, activation_, input_shape_, x, out);
 }
 
 torch::Tensor ValueNetImpl::forward(const torch::Tensor& x) {

@@ -85,11 +85,15 @@ class ValueNetImpl : public torch::nn::Module {
   torch::Tensor head(const torch::Tensor& f) { return head_->forward(f); }
   // Torso then head; one autograd node when the config asks for it and the torso allows.
   torch::Tensor forward(const torch::Tensor& x);
+  // The head's outputs for one input row on the host, without operators (acting); false when
+  // the network is not fused or not a float32 CPU network (callers then use forward).
+  bool forward_row(const float* x, float* out) const;
 
  private:
   std::shared_ptr<Torso> torso_;
   bool fused_ = false;
   std::string activation_;
+  std::vector<int64_t> input_shape_;
   torch::nn::Linear head_{nullptr};
 };
 TORCH_MODULE(ValueNet);

@@ -146,6 +146,16 @@ torch::Tensor DqnTask::q_values(models::ValueNetImpl& net, const torch::Tensor& 
   return loss_->value(heads(net, obs));
 }
 
+bool DqnTask::greedy_on_host(const float* obs, int& action) {
+  // A scalar head's value is the head itself (or h^-1 of it, which keeps the order): the
+  // greedy action is the largest output, the first one on ties, as argmax picks.
+  if (head_outputs_ != 1 || !device_.is_cpu()) return false;
+  q_row_.resize(static_cast<size_t>(num_actions_));
+  if (!net_->forward_row(obs, q_row_.data())) return false;
+  action = static_cast<int>(std::max_element(q_row_.begin(), q_row_.end()) - q_row_.begin());
+  return true;
+}
+
 double DqnTask::schedule_env_steps() const {
   if (dqn_.total_env_steps > 0) return static_cast<double>(dqn_.total_env_steps);
   return static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every);
@@ -164,6 +174,7 @@ void DqnTask::collect(int64_t steps) {
   for (int64_t done = 0; done < steps; done += E) {
     epsilon_greedy(rng_, epsilon_at(env_steps_), static_cast<int>(num_actions_), actions_,
                    [&](const std::vector<int>& rows) {
+                     if (E == 1 && greedy_on_host(envs_->observations(), actions_[0])) return;
                      const auto q = q_values(*net_, obs_tensor(envs_->observations(), E));
                      const auto best = q.argmax(1).cpu();
                      for (int i : rows) actions_[i] = static_cast<int>(best[i].item<int64_t>());
@@ -283,6 +294,7 @@ Metrics DqnTask::evaluate(int64_t step) {
     epsilon_greedy(
         rng, dqn_.epsilon_eval, static_cast<int>(num_actions_), action,
         [&](const std::vector<int>&) {
+          if (greedy_on_host(env.observations(), action[0])) return;
           action[0] = static_cast<int>(
               q_values(*net_, obs_tensor(env.observations(), 1)).argmax(1).item<int64_t>());
         });

@@ -156,6 +156,10 @@ class DqnTask : public Task {
 
  private:
   torch::Tensor heads(models::ValueNetImpl& net, const torch::Tensor& obs);  // [B, A, m]
+  // The online network's greedy action for one observation without operators (scalar heads
+  // on the CPU, fused networks); false when the caller must use q_values.
+  bool greedy_on_host(const float* obs, int& action);
+  std::vector<float> q_row_;  // greedy_on_host's outputs
   void collect(int64_t env_steps);
   void sync_target(double tau);
   torch::Tensor obs_tensor(const float* data, int64_t rows) const;
