@@ -54,9 +54,26 @@ inline void pad_row(const float* row, const Geometry& g, float* padded) {
   for (int64_t j = 0; j < g.W; ++j) padded[g.pad + j] = row[j];
 }
 
+// Calls visit(c, ky, oy) with `padded` holding input row (c, iy) of sample b, for every
+// non-zero row and each kernel row ky whose output row oy = iy + pad - ky exists.
+template <class Visit>
+inline void for_each_row_tap(const float* x, const Geometry& g, int64_t b, float* padded,
+                             Visit&& visit) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t iy = 0; iy < g.H; ++iy) {
+      const float* row = x + ((b * g.C + c) * g.H + iy) * g.W;
+      if (all_zero(row, g.W)) continue;
+      pad_row(row, g, padded);
+      for (int64_t ky = 0; ky < 3; ++ky) {
+        const int64_t oy = iy + g.pad - ky;
+        if (oy >= 0 && oy < g.OH) visit(c, ky, oy);
+      }
+    }
+}
+
 // Samples [begin, end) of out [B, O, OH, OW] = bias + the convolution, row by row: each
 // non-zero input row (c, iy) adds, for each kernel row ky and output channel o, three weighted
-// copies of itself to output row oy = iy + pad - ky. weight: [O, C, 3, 3].
+// copies of itself to output row oy. weight: [O, C, 3, 3].
 STOCH_VECTOR_CLONES
 void forward_samples(const float* x, const float* weight, const float* bias, const Geometry& g,
                      int64_t begin, int64_t end, float* padded, float* out) {
@@ -64,23 +81,15 @@ void forward_samples(const float* x, const float* weight, const float* bias, con
     float* ob = out + b * g.O * g.L;
     for (int64_t o = 0; o < g.O; ++o)
       for (int64_t p = 0; p < g.L; ++p) ob[o * g.L + p] = bias[o];
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t iy = 0; iy < g.H; ++iy) {
-        const float* row = x + ((b * g.C + c) * g.H + iy) * g.W;
-        if (all_zero(row, g.W)) continue;
-        pad_row(row, g, padded);
-        for (int64_t ky = 0; ky < 3; ++ky) {
-          const int64_t oy = iy + g.pad - ky;
-          if (oy < 0 || oy >= g.OH) continue;
-          for (int64_t o = 0; o < g.O; ++o) {
-            const float* w = weight + (o * g.C + c) * 9 + ky * 3;
-            const float w0 = w[0], w1 = w[1], w2 = w[2];
-            float* __restrict dst = ob + o * g.L + oy * g.OW;
-            for (int64_t ox = 0; ox < g.OW; ++ox)
-              dst[ox] = ((dst[ox] + w0 * padded[ox]) + w1 * padded[ox + 1]) + w2 * padded[ox + 2];
-          }
-        }
+    for_each_row_tap(x, g, b, padded, [&](int64_t c, int64_t ky, int64_t oy) {
+      for (int64_t o = 0; o < g.O; ++o) {
+        const float* w = weight + (o * g.C + c) * 9 + ky * 3;
+        const float w0 = w[0], w1 = w[1], w2 = w[2];
+        float* __restrict dst = ob + o * g.L + oy * g.OW;
+        for (int64_t ox = 0; ox < g.OW; ++ox)
+          dst[ox] = ((dst[ox] + w0 * padded[ox]) + w1 * padded[ox + 1]) + w2 * padded[ox + 2];
       }
+    });
   }
 }
 
@@ -91,22 +100,14 @@ void weight_grad_samples(const float* x, const float* grad, const Geometry& g, i
                          int64_t end, float* padded, float* acc) {
   for (int64_t b = begin; b < end; ++b) {
     const float* gb = grad + b * g.O * g.L;
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t iy = 0; iy < g.H; ++iy) {
-        const float* row = x + ((b * g.C + c) * g.H + iy) * g.W;
-        if (all_zero(row, g.W)) continue;
-        pad_row(row, g, padded);
-        for (int64_t ky = 0; ky < 3; ++ky) {
-          const int64_t oy = iy + g.pad - ky;
-          if (oy < 0 || oy >= g.OH) continue;
-          for (int64_t o = 0; o < g.O; ++o) {
-            const float* __restrict gr = gb + o * g.L + oy * g.OW;
-            float* __restrict a = acc + ((o * g.C + c) * 9 + ky * 3) * g.OW;
-            for (int64_t kx = 0; kx < 3; ++kx)
-              for (int64_t ox = 0; ox < g.OW; ++ox) a[kx * g.OW + ox] += gr[ox] * padded[ox + kx];
-          }
-        }
+    for_each_row_tap(x, g, b, padded, [&](int64_t c, int64_t ky, int64_t oy) {
+      for (int64_t o = 0; o < g.O; ++o) {
+        const float* __restrict gr = gb + o * g.L + oy * g.OW;
+        float* __restrict a = acc + ((o * g.C + c) * 9 + ky * 3) * g.OW;
+        for (int64_t kx = 0; kx < 3; ++kx)
+          for (int64_t ox = 0; ox < g.OW; ++ox) a[kx * g.OW + ox] += gr[ox] * padded[ox + kx];
       }
+    });
   }
 }
 
@@ -168,6 +169,37 @@ __attribute__((target("avx512f"))) int64_t nonzero_pixels(const float* image, co
   return count;
 }
 
+// One term of a sample's convolution: pixel value times weight tap `tap`, at output position
+// (oy, ox), pos = oy * OW + ox.
+struct Term {
+  int32_t tap, pos, ox;
+  float value;
+};
+
+// The terms of one sample's non-zero pixels (from nonzero_pixels), tap by tap within each
+// channel: within one tap the pixels reach distinct positions, so consecutive updates do not
+// wait on each other, and any one output (or weight-gradient accumulator) still receives its
+// terms in (c, iy, ix) order, the row kernels' order. Returns how many there are.
+int64_t tap_terms(const Pixel* found, int64_t n, const Geometry& g, Term* terms) {
+  int64_t count = 0;
+  for (int64_t k0 = 0; k0 < n;) {
+    const int64_t c = found[k0].c;
+    int64_t k1 = k0;
+    while (k1 < n && found[k1].c == c) ++k1;
+    for (int64_t ky = 0; ky < 3; ++ky)
+      for (int64_t kx = 0; kx < 3; ++kx)
+        for (int64_t k = k0; k < k1; ++k) {
+          const int64_t oy = found[k].y + g.pad - ky, ox = found[k].x + g.pad - kx;
+          if (oy < 0 || oy >= g.OH || ox < 0 || ox >= g.OW) continue;
+          terms[count++] = {static_cast<int32_t>(c * 9 + ky * 3 + kx),
+                            static_cast<int32_t>(oy * g.OW + ox), static_cast<int32_t>(ox),
+                            found[k].value};
+        }
+    k0 = k1;
+  }
+  return count;
+}
+
 // dst row c (16 floats, rows dst_stride apart) = column c of the 16 x 16 block at src (rows
 // src_stride apart): unpacks, then shuffles within and across 128-bit lanes.
 __attribute__((target("avx512f"))) void transpose16(const float* src, int64_t src_stride,
@@ -197,36 +229,24 @@ __attribute__((target("avx512f"))) void transpose16(const float* src, int64_t sr
   }
 }
 
-// taps: the weight as [C*9, 16]; scratch: [L, 16]; found: room for C*H*W indices.
+// taps: the weight as [C*9, 16]; scratch: [L, 16]; found and terms: room for C*H*W pixels and
+// 9 terms each.
 __attribute__((target("avx512f"))) void forward_samples_wide(const float* x, const float* taps,
                                                              const float* bias, const Geometry& g,
                                                              int64_t begin, int64_t end,
                                                              float* scratch, Pixel* found,
-                                                             float* out) {
+                                                             Term* terms, float* out) {
   const int64_t hw = g.H * g.W;
   const __m512 b16 = _mm512_loadu_ps(bias);
   for (int64_t b = begin; b < end; ++b) {
     const float* image = x + b * g.C * hw;
     for (int64_t p = 0; p < g.L; ++p) _mm512_storeu_ps(scratch + p * 16, b16);
-    const int64_t n = nonzero_pixels(image, g, found);
-    // Tap by tap: within one tap the pixels reach distinct positions, so consecutive updates do
-    // not wait on each other; for any one output the terms still come in (c, iy, ix) order.
-    for (int64_t k0 = 0; k0 < n;) {
-      const int64_t c = found[k0].c;
-      int64_t k1 = k0;
-      while (k1 < n && found[k1].c == c) ++k1;
-      for (int64_t ky = 0; ky < 3; ++ky)
-        for (int64_t kx = 0; kx < 3; ++kx) {
-          const __m512 tap = _mm512_loadu_ps(taps + (c * 9 + ky * 3 + kx) * 16);
-          for (int64_t k = k0; k < k1; ++k) {
-            const int64_t oy = found[k].y + g.pad - ky, ox = found[k].x + g.pad - kx;
-            if (oy < 0 || oy >= g.OH || ox < 0 || ox >= g.OW) continue;
-            float* d = scratch + (oy * g.OW + ox) * 16;
-            const __m512 term = _mm512_mul_ps(_mm512_set1_ps(found[k].value), tap);
-            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), term));
-          }
-        }
-      k0 = k1;
+    const int64_t n = tap_terms(found, nonzero_pixels(image, g, found), g, terms);
+    for (int64_t k = 0; k < n; ++k) {
+      float* d = scratch + terms[k].pos * 16;
+      const __m512 term =
+          _mm512_mul_ps(_mm512_set1_ps(terms[k].value), _mm512_loadu_ps(taps + terms[k].tap * 16));
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), term));
     }
     float* dst = out + b * 16 * g.L;
     int64_t p0 = 0;
@@ -240,7 +260,8 @@ __attribute__((target("avx512f"))) void forward_samples_wide(const float* x, con
 __attribute__((target("avx512f"))) void weight_grad_samples_wide(const float* x, const float* grad,
                                                                  const Geometry& g, int64_t begin,
                                                                  int64_t end, float* scratch,
-                                                                 Pixel* found, float* acc) {
+                                                                 Pixel* found, Term* terms,
+                                                                 float* acc) {
   const int64_t hw = g.H * g.W;
   for (int64_t b = begin; b < end; ++b) {
     const float* image = x + b * g.C * hw;
@@ -249,25 +270,12 @@ __attribute__((target("avx512f"))) void weight_grad_samples_wide(const float* x,
     for (; p0 + 16 <= g.L; p0 += 16) transpose16(gb + p0, g.L, scratch + p0 * 16, 16);
     for (; p0 < g.L; ++p0)
       for (int64_t o = 0; o < 16; ++o) scratch[p0 * 16 + o] = gb[o * g.L + p0];
-    const int64_t n = nonzero_pixels(image, g, found);
-    // Tap by tap, as in the forward kernel; for any one accumulator the terms come in iy order.
-    for (int64_t k0 = 0; k0 < n;) {
-      const int64_t c = found[k0].c;
-      int64_t k1 = k0;
-      while (k1 < n && found[k1].c == c) ++k1;
-      for (int64_t ky = 0; ky < 3; ++ky)
-        for (int64_t kx = 0; kx < 3; ++kx) {
-          float* a_tap = acc + (c * 9 + ky * 3 + kx) * g.OW * 16;
-          for (int64_t k = k0; k < k1; ++k) {
-            const int64_t oy = found[k].y + g.pad - ky, ox = found[k].x + g.pad - kx;
-            if (oy < 0 || oy >= g.OH || ox < 0 || ox >= g.OW) continue;
-            float* a = a_tap + ox * 16;
-            const __m512 term = _mm512_mul_ps(_mm512_loadu_ps(scratch + (oy * g.OW + ox) * 16),
-                                              _mm512_set1_ps(found[k].value));
-            _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), term));
-          }
-        }
-      k0 = k1;
+    const int64_t n = tap_terms(found, nonzero_pixels(image, g, found), g, terms);
+    for (int64_t k = 0; k < n; ++k) {
+      float* a = acc + (terms[k].tap * g.OW + terms[k].ox) * 16;
+      const __m512 term = _mm512_mul_ps(_mm512_loadu_ps(scratch + terms[k].pos * 16),
+                                        _mm512_set1_ps(terms[k].value));
+      _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), term));
     }
   }
 }
@@ -298,7 +306,9 @@ void forward_host(const float* x, int64_t B, const Geometry& g, const float* wei
     for (int64_t o = 0; o < 16; ++o)
       for (int64_t t = 0; t < g.C * 9; ++t) taps.data()[t * 16 + o] = weight[o * g.C * 9 + t];
     std::vector<Pixel> found(static_cast<size_t>(g.C * g.H * g.W));
-    forward_samples_wide(x, taps.data(), bias, g, 0, B, scratch.data(), found.data(), out);
+    std::vector<Term> terms(found.size() * 9);
+    forward_samples_wide(x, taps.data(), bias, g, 0, B, scratch.data(), found.data(), terms.data(),
+                         out);
     return;
   }
 #endif
@@ -341,8 +351,9 @@ torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& g
     AlignedFloats scratch(g.L * 16), wide_acc(g.C * 9 * g.OW * 16);
     std::fill(wide_acc.data(), wide_acc.data() + g.C * 9 * g.OW * 16, 0.0f);
     std::vector<Pixel> found(static_cast<size_t>(g.C * g.H * g.W));
+    std::vector<Term> terms(found.size() * 9);
     weight_grad_samples_wide(in.data_ptr<float>(), gr.data_ptr<float>(), g, begin, end,
-                             scratch.data(), found.data(), wide_acc.data());
+                             scratch.data(), found.data(), terms.data(), wide_acc.data());
     // acc is [C*9, OW, 16]; dw[o, tap] sums over ox in the row kernels' order.
     for (int64_t o = 0; o < 16; ++o)
       for (int64_t t = 0; t < g.C * 9; ++t) {
