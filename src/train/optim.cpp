@@ -59,74 +59,17 @@ void AdamW::step(double lr) {
   step_group(no_decay, lr, 0.0);
 }
 
-namespace {
-
-// One fused-kernel call's lists: parameters, gradients, moments, step counts.
-struct FusedLists {
-  std::vector<torch::Tensor> p, g, m, v, st;
-  void add(const torch::Tensor& param, const torch::Tensor& grad, const torch::Tensor& m1,
-           const torch::Tensor& m2, const torch::Tensor& step) {
-    p.push_back(param);
-    g.push_back(grad);
-    m.push_back(m1);
-    v.push_back(m2);
-    st.push_back(step);
-  }
-};
-
-}  // namespace
-
 void AdamW::fused_step(const std::vector<Slot*>& slots, double lr, double wd) {
-  auto run = [&](FusedLists& l) {
-    if (l.p.empty()) return;
-    at::_fused_adamw_(l.p, l.g, l.m, l.v, {}, l.st, lr, cfg_.beta1, cfg_.beta2, wd, cfg_.eps,
-                      /*amsgrad=*/false, /*maximize=*/false);
-  };
-  int64_t total = 0;
-  bool flat = true;
+  std::vector<torch::Tensor> p, g, m, v, st;
   for (auto* s : slots) {
-    total += s->param.numel();
-    flat = flat && s->param.is_cpu() && s->param.is_contiguous() && s->param.grad().is_contiguous();
+    p.push_back(s->param);
+    g.push_back(s->param.grad());
+    m.push_back(s->exp_avg);
+    v.push_back(s->exp_avg_sq);
+    st.push_back(s->step);
   }
-  Lane* lane = helper_lane();
-  // Small groups are not worth a hand-off.
-  constexpr int64_t kMinSplit = 1 << 15;
-  if (!lane || !flat || total < kMinSplit) {
-    FusedLists all;
-    for (auto* s : slots) all.add(s->param, s->param.grad(), s->exp_avg, s->exp_avg_sq, s->step);
-    run(all);
-    return;
-  }
-  // The update is elementwise: the first half of all elements goes to the helper lane, the
-  // rest stays here. Cuts fall on multiples of 64 elements of a tensor, so every element takes
-  // the vectorised path it would take in one call.
-  FusedLists first, second;
-  int64_t budget = total / 2;
-  for (auto* s : slots) {
-    const int64_t n = s->param.numel();
-    const int64_t cut = n <= budget ? n : budget / 64 * 64;
-    budget -= cut;
-    auto part = [&](FusedLists& l, int64_t a, int64_t b) {
-      if (a == b) return;
-      if (a == 0 && b == n) {
-        // Whole tensors go as they are: slicing costs operator calls at every step.
-        l.add(s->param, s->param.grad(), s->exp_avg, s->exp_avg_sq, s->step);
-        return;
-      }
-      auto flat_slice = [&](const torch::Tensor& t) { return t.view({-1}).slice(0, a, b); };
-      l.add(flat_slice(s->param), flat_slice(s->param.grad()), flat_slice(s->exp_avg),
-            flat_slice(s->exp_avg_sq), s->step);
-    };
-    part(first, 0, cut);
-    part(second, cut, n);
-  }
-  run_side_by_side(
-      lane,
-      [&] {
-        torch::NoGradGuard no_grad;  // grad mode is per thread
-        run(first);
-      },
-      [&] { run(second); });
+  at::_fused_adamw_(p, g, m, v, {}, st, lr, cfg_.beta1, cfg_.beta2, wd, cfg_.eps,
+                    /*amsgrad=*/false, /*maximize=*/false);
 }
 
 namespace {

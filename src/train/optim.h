@@ -59,7 +59,7 @@ class AdamW {
   // The fused update on float32 host tensors (adamw_host.h), half of the elements on the
   // helper lane if there is one; false when some tensor is elsewhere or of another type.
   bool host_step(const std::vector<Slot*>& slots, double lr, double wd);
-  // The fused kernel over the slots, half of the elements on the helper lane if there is one.
+  // LibTorch's fused kernel over the slots: what host_step does not take (CUDA, other types).
   void fused_step(const std::vector<Slot*>& slots, double lr, double wd);
   OptimConfig cfg_;
   std::vector<Slot> slots_;
