@@ -279,6 +279,13 @@ TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
   EXPECT_THROW(huber->chosen_loss(torch::zeros({2, 3, 1}), torch::tensor({0, 3}, torch::kLong),
                                   torch::zeros({2})),
                c10::Error);
+  // So is a target or action list of another length than the batch.
+  EXPECT_THROW(huber->chosen_loss(torch::zeros({2, 3, 1}), torch::tensor({0, 1}, torch::kLong),
+                                  torch::zeros({1})),
+               c10::Error);
+  EXPECT_THROW(huber->chosen_loss(torch::zeros({2, 3, 1}), torch::tensor({0}, torch::kLong),
+                                  torch::zeros({2})),
+               c10::Error);
 }
 
 TEST(ValueLoss, HeadOutputsAndCategorical) {

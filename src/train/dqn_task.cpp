@@ -249,6 +249,8 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
   run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
   record_targets(y);
   if (!c51_ && !dqn_.prioritized) return loss_->chosen_loss(out, actions, y);
+  // Left: c51's cross-entropy against its projected target, and prioritised replay, which
+  // needs each sample's TD error.
   const auto chosen =
       out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
   torch::Tensor per_sample, td;
@@ -257,7 +259,7 @@ torch::Tensor DqnTask::train_loss(int64_t micro) {
     td = per_sample.detach();
   } else {
     per_sample = loss_->per_sample(chosen, y);
-    if (dqn_.prioritized) td = (loss_->value(chosen).detach() - y).abs();
+    td = (loss_->value(chosen).detach() - y).abs();
   }
   if (dqn_.prioritized) {
     const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();

@@ -38,6 +38,8 @@ struct ChosenScalarLossFn : public torch::autograd::Function<ChosenScalarLossFn>
                                const torch::Tensor& actions, const torch::Tensor& y, bool huber,
                                double delta) {
     const int64_t B = q.size(0), A = q.size(1);
+    TORCH_CHECK(actions.numel() == B && y.numel() == B, "chosen_loss: head ", q.sizes(), " with ",
+                actions.numel(), " actions and ", y.numel(), " targets");
     const auto qc = q.contiguous();
     const float* qp = qc.data_ptr<float>();
     const int64_t* ap = actions.data_ptr<int64_t>();
