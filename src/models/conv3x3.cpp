@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/vector_clones.h"
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define STOCH_WIDE_KERNELS 1
@@ -17,15 +18,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-// The loops below are compiled for AVX-512 and AVX2 as well as the baseline, and the best the
-// CPU has is picked at load time: the build stays portable while the updates use the machine's
-// full vector width. Built with -ffp-contract=off (CMakeLists.txt): every clone rounds alike.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define STOCH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define STOCH_VECTOR_CLONES
-#endif
-
 namespace stoch::models {
 namespace {
 
@@ -33,12 +25,14 @@ struct Geometry {
   int64_t C, H, W, O, pad, OH, OW, L;
 };
 
+Geometry geometry(int64_t C, int64_t H, int64_t W, int64_t out_channels, int64_t pad) {
+  const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+  return {C, H, W, out_channels, pad, OH, OW, OH * OW};
+}
+
+// x: [B, C, H, W].
 Geometry geometry(const torch::Tensor& x, int64_t out_channels, int64_t pad) {
-  Geometry g{x.size(1), x.size(2), x.size(3), out_channels, pad, 0, 0, 0};
-  g.OH = g.H + 2 * pad - 2;
-  g.OW = g.W + 2 * pad - 2;
-  g.L = g.OH * g.OW;
-  return g;
+  return geometry(x.size(1), x.size(2), x.size(3), out_channels, pad);
 }
 
 // Whether an input row has no non-zero pixel: such rows (most of a MinAtar frame) add nothing.
@@ -113,8 +107,8 @@ void weight_grad_samples(const float* x, const float* grad, const Geometry& g, i
 
 std::atomic<bool> wide_kernels_enabled{true};
 
-// A float buffer whose start is on a 64-byte boundary: 16-float rows then fill whole cache
-// lines (a row split over two lines halves the speed of the 512-bit updates).
+// A zeroed float buffer whose start is on a 64-byte boundary: 16-float rows then fill whole
+// cache lines (a row split over two lines halves the speed of the 512-bit updates).
 class AlignedFloats {
  public:
   explicit AlignedFloats(int64_t n) : buf_(static_cast<size_t>(n + 16)) {
@@ -333,10 +327,7 @@ torch::Tensor conv3x3_forward(const torch::Tensor& x, const torch::Tensor& weigh
 void conv3x3_forward_host(const float* x, int64_t channels, int64_t height, int64_t width,
                           const float* weight, const float* bias, int64_t out_channels, int64_t pad,
                           float* out) {
-  Geometry g{channels, height, width, out_channels, pad, height + 2 * pad - 2, width + 2 * pad - 2,
-             0};
-  g.L = g.OH * g.OW;
-  forward_host(x, 1, g, weight, bias, out);
+  forward_host(x, 1, geometry(channels, height, width, out_channels, pad), weight, bias, out);
 }
 
 torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& grad, int64_t pad,
@@ -349,7 +340,6 @@ torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& g
 #ifdef STOCH_WIDE_KERNELS
   if (wide_kernels_fit(g)) {
     AlignedFloats scratch(g.L * 16), wide_acc(g.C * 9 * g.OW * 16);
-    std::fill(wide_acc.data(), wide_acc.data() + g.C * 9 * g.OW * 16, 0.0f);
     std::vector<Pixel> found(static_cast<size_t>(g.C * g.H * g.W));
     std::vector<Term> terms(found.size() * 9);
     weight_grad_samples_wide(in.data_ptr<float>(), gr.data_ptr<float>(), g, begin, end,

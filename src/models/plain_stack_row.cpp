@@ -6,14 +6,9 @@
 #include <cmath>
 #include <vector>
 
+#include "core/vector_clones.h"
 #include "models/conv3x3.h"
 #include "models/plain_stack.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define STOCH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define STOCH_VECTOR_CLONES
-#endif
 
 namespace stoch::models {
 namespace {

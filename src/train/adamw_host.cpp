@@ -2,14 +2,7 @@
 
 #include <cmath>
 
-// Compiled for AVX-512 and AVX2 as well as the baseline; the loader picks the best the CPU has.
-// Built with -ffp-contract=off (CMakeLists.txt), so every clone rounds exactly alike.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define STOCH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define STOCH_VECTOR_CLONES
-#endif
-
+#include "core/vector_clones.h"
 namespace stoch::train {
 
 AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps,
