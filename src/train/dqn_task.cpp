@@ -156,6 +156,12 @@ bool DqnTask::greedy_on_host(const float* obs, int& action) {
   return true;
 }
 
+int DqnTask::greedy_action(const float* obs) {
+  int action = 0;
+  if (greedy_on_host(obs, action)) return action;
+  return static_cast<int>(q_values(*net_, obs_tensor(obs, 1)).argmax(1).item<int64_t>());
+}
+
 double DqnTask::schedule_env_steps() const {
   if (dqn_.total_env_steps > 0) return static_cast<double>(dqn_.total_env_steps);
   return static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every);
@@ -174,7 +180,10 @@ void DqnTask::collect(int64_t steps) {
   for (int64_t done = 0; done < steps; done += E) {
     epsilon_greedy(rng_, epsilon_at(env_steps_), static_cast<int>(num_actions_), actions_,
                    [&](const std::vector<int>& rows) {
-                     if (E == 1 && greedy_on_host(envs_->observations(), actions_[0])) return;
+                     if (E == 1) {
+                       actions_[0] = greedy_action(envs_->observations());
+                       return;
+                     }
                      const auto q = q_values(*net_, obs_tensor(envs_->observations(), E));
                      const auto best = q.argmax(1).cpu();
                      for (int i : rows) actions_[i] = static_cast<int>(best[i].item<int64_t>());
@@ -293,13 +302,8 @@ Metrics DqnTask::evaluate(int64_t step) {
   std::vector<int> action(1, 0);
   std::vector<double> returns, lengths;
   while (static_cast<int64_t>(returns.size()) < dqn_.eval_episodes) {
-    epsilon_greedy(
-        rng, dqn_.epsilon_eval, static_cast<int>(num_actions_), action,
-        [&](const std::vector<int>&) {
-          if (greedy_on_host(env.observations(), action[0])) return;
-          action[0] = static_cast<int>(
-              q_values(*net_, obs_tensor(env.observations(), 1)).argmax(1).item<int64_t>());
-        });
+    epsilon_greedy(rng, dqn_.epsilon_eval, static_cast<int>(num_actions_), action,
+                   [&](const std::vector<int>&) { action[0] = greedy_action(env.observations()); });
     for (const auto& end : env.step(action.data())) {
       returns.push_back(end.episode_return);
       lengths.push_back(static_cast<double>(end.length));

@@ -149,6 +149,9 @@ class DqnTask : public Task {
 
   // Q-values [B, A] of observations [B, ...shape] (no gradient).
   torch::Tensor q_values(models::ValueNetImpl& net, const torch::Tensor& obs);
+  // The online network's greedy action for one observation (obs_size floats): the argmax of
+  // its Q-values, computed without operators where greedy_on_host can.
+  int greedy_action(const float* obs);
   double epsilon_at(int64_t env_steps) const;
   // Length of the run in environment steps, as the schedules see it.
   double schedule_env_steps() const;

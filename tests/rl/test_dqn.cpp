@@ -274,6 +274,33 @@ TEST(Dqn, QValuesHaveOneColumnPerAction) {
   EXPECT_LE(q.max().item<double>(), 120.0);
 }
 
+// Acting's greedy action (computed without operators for scalar heads) is the argmax of the
+// Q-values, for an MLP on CartPole and the MinAtar CNN on binary frames, scalar and categorical.
+TEST(Dqn, GreedyActionIsTheArgmaxOfTheQValues) {
+  const std::string minatar =
+      "task: dqn\nenv: {name: MinAtar/Breakout}\n"
+      "model: {torso: cnn, channels: [16], padding: 0, fc: [64]}\n";
+  for (const auto& [text, obs_shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {tiny_dqn_config("mse"), {4}},
+           {tiny_dqn_config("hl_gauss"), {4}},
+           {minatar + "value: {loss: huber}\n", {4, 10, 10}},
+           {minatar + "value: {loss: hl_gauss}\n", {4, 10, 10}}}) {
+    auto cfg = train::parse_experiment(config::parse_text(text, "t"));
+    train::DqnTask task(cfg, torch::kCPU);
+    auto& net = dynamic_cast<models::ValueNetImpl&>(task.model());
+    std::vector<int64_t> shape = {50};
+    shape.insert(shape.end(), obs_shape.begin(), obs_shape.end());
+    torch::manual_seed(2);
+    const auto obs =
+        (obs_shape.size() == 3 ? torch::bernoulli(torch::full(shape, 0.1)) : torch::randn(shape))
+            .contiguous();
+    const auto best = task.q_values(net, obs).argmax(1);
+    for (int64_t i = 0; i < 50; ++i)
+      EXPECT_EQ(task.greedy_action(obs[i].data_ptr<float>()), best[i].item<int64_t>())
+          << text << "row " << i;
+  }
+}
+
 TEST(Dqn, TargetStatisticsInACheckpointAreOptionalButMustBeWhole) {
   auto cfg = train::parse_experiment(config::parse_text(tiny_dqn_config("hl_gauss"), "t"));
   train::DqnTask task(cfg, torch::kCPU);
