@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "models/causal_attention.h"
 
 namespace stoch::models {
 namespace {
@@ -35,10 +36,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
-    : n_head_(cfg.n_head),
-      d_model_(cfg.d_model),
-      dropout_(cfg.dropout),
-      sdpa_(cfg.attention == "sdpa") {
+    : n_head_(cfg.n_head), d_model_(cfg.d_model), dropout_(cfg.dropout), attention_(cfg.attention) {
   qkv = register_module(
       "qkv",
       torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
@@ -61,7 +59,9 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   }
   const double p = is_training() ? dropout_ : 0.0;
   torch::Tensor y;
-  if (sdpa_) {
+  if (attention_ == "auto" && p == 0.0 && causal_attention_host_supported(q)) {
+    y = causal_attention_host(q, k, v);
+  } else if (attention_ != "plain") {
     y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
   } else {
     auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));

@@ -1,6 +1,7 @@
 // A GPT-style decoder-only transformer: pre-norm blocks, learned or rotary positions, GELU MLP,
-// tied embeddings, GPT-2 initialisation. Attention goes through LibTorch's fused
-// scaled-dot-product attention; the plain masked-softmax form is kept as the tested reference.
+// tied embeddings, GPT-2 initialisation. Attention goes through stoch's own kernels on the CPU
+// (models/causal_attention.h) or LibTorch's fused scaled-dot-product attention; the plain
+// masked-softmax form is kept as the tested reference.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -26,7 +27,7 @@ struct GptConfig {
   double dropout = 0.0;
   bool bias = true;
   std::string positions = "learned";
-  std::string attention = "sdpa";
+  std::string attention = "auto";
   double init_std = 0.02;
   int64_t ce_chunk_rows = 0;
 
@@ -43,8 +44,10 @@ struct GptConfig {
       Spec().at_least(0).at_most(0.99));
     v("bias", bias, "biases in linear layers and LayerNorms");
     v("positions", positions, "position encoding", Spec().one_of({"learned", "rotary"}));
-    v("attention", attention, "attention kernel: fused SDPA or the plain reference",
-      Spec().one_of({"sdpa", "plain"}));
+    v("attention", attention,
+      "attention kernel: auto (stoch's own on the CPU in float32 without attention dropout, "
+      "else SDPA), sdpa (LibTorch's fused kernels), or plain (the masked-softmax reference)",
+      Spec().one_of({"auto", "sdpa", "plain"}));
     v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
     v("ce_chunk_rows", ce_chunk_rows,
       "training loss through the unembedding a chunk of this many positions at a time, never "
@@ -73,7 +76,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   int64_t n_head_, d_model_;
   double dropout_;
-  bool sdpa_;
+  std::string attention_;
   torch::nn::Dropout resid_drop_{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);

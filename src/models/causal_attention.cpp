@@ -1,0 +1,92 @@
+#include "models/causal_attention.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "models/causal_attention_kernels.h"
+
+namespace stoch::models {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Rows of head (b, h) of a [B, H, T, D] tensor.
+HeadRows head_rows(const torch::Tensor& x, int64_t b, int64_t h) {
+  return {x.data_ptr<float>() + b * x.stride(0) + h * x.stride(1), x.stride(2)};
+}
+
+float* head_start(torch::Tensor& x, int64_t b, int64_t h) {
+  return x.data_ptr<float>() + b * x.stride(0) + h * x.stride(1);
+}
+
+torch::Tensor rows_contiguous(const torch::Tensor& x) {
+  return x.stride(3) == 1 ? x : x.contiguous();
+}
+
+// An uninitialised [B, H, T, D] tensor over [B, T, H, D] memory.
+torch::Tensor empty_heads(const torch::Tensor& like) {
+  return torch::empty({like.size(0), like.size(2), like.size(1), like.size(3)}, like.options())
+      .transpose(1, 2);
+}
+
+// Calls f(b, h, scratch) for every head, heads split between LibTorch's threads.
+template <class F>
+void for_each_head(int64_t B, int64_t H, const F& f) {
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    AttentionScratch scratch;
+    for (int64_t bh = begin; bh < end; ++bh) f(bh / H, bh % H, scratch);
+  });
+}
+
+struct CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in,
+                               const torch::Tensor& k_in, const torch::Tensor& v_in) {
+    const auto q = rows_contiguous(q_in), k = rows_contiguous(k_in), v = rows_contiguous(v_in);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    auto o = empty_heads(q);
+    auto lse = torch::empty({B, H, T}, q.options());
+    for_each_head(B, H, [&](int64_t b, int64_t h, AttentionScratch& scratch) {
+      causal_attention_head_forward(head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h), T,
+                                    D, scale, head_start(o, b, h), o.stride(2),
+                                    head_start(lse, b, h), scratch);
+    });
+    ctx->save_for_backward({q, k, v, o, lse});
+    return o;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &o = saved[3], &lse = saved[4];
+    const auto grad_o = rows_contiguous(grad_outputs[0]);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    auto grad_q = empty_heads(q), grad_k = empty_heads(q), grad_v = empty_heads(q);
+    for_each_head(B, H, [&](int64_t b, int64_t h, AttentionScratch& scratch) {
+      causal_attention_head_backward(head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h),
+                                     head_rows(o, b, h), head_rows(grad_o, b, h),
+                                     lse.data_ptr<float>() + (b * H + h) * T, T, D, scale,
+                                     head_start(grad_q, b, h), head_start(grad_k, b, h),
+                                     head_start(grad_v, b, h), grad_q.stride(2), scratch);
+    });
+    return {grad_q, grad_k, grad_v};
+  }
+};
+
+}  // namespace
+
+bool causal_attention_host_supported(const torch::Tensor& q) {
+  return q.device().is_cpu() && q.scalar_type() == torch::kFloat && q.dim() == 4 &&
+         q.size(2) >= 1 && q.size(2) <= kHostAttentionMaxContext &&
+         causal_attention_head_dim_supported(q.size(3));
+}
+
+torch::Tensor causal_attention_host(const torch::Tensor& q, const torch::Tensor& k,
+                                    const torch::Tensor& v) {
+  return CausalAttentionFn::apply(q, k, v);
+}
+
+}  // namespace stoch::models

@@ -1,0 +1,149 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <tuple>
+
+#include "models/causal_attention.h"
+#include "models/gpt.h"
+
+namespace stoch {
+namespace {
+
+// The definition, in float64: softmax(q k^T / sqrt(D)) v with position j > i masked out.
+torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v) {
+  const int64_t T = q.size(2);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(3)));
+  auto mask = torch::ones({T, T}, torch::kBool).triu(1);
+  scores = scores.masked_fill(mask, -std::numeric_limits<double>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v);
+}
+
+struct Grads {
+  torch::Tensor out, q, k, v;
+};
+
+// Output and input gradients of sum(out * weights), in float64 (computed in the inputs' dtype).
+template <class Attention>
+Grads run(const Attention& attention, const torch::Tensor& q, const torch::Tensor& k,
+          const torch::Tensor& v, const torch::Tensor& weights) {
+  auto qq = q.detach().requires_grad_(true), kk = k.detach().requires_grad_(true),
+       vv = v.detach().requires_grad_(true);
+  auto out = attention(qq, kk, vv);
+  (out * weights.to(out.scalar_type())).sum().backward();
+  return {out.detach().to(torch::kDouble), qq.grad().to(torch::kDouble),
+          kk.grad().to(torch::kDouble), vv.grad().to(torch::kDouble)};
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+// (B, H, T, D): head widths 16 to 128 (one to eight registers), contexts that are and are not
+// multiples of the 16-wide column blocks and of the row tiles.
+class HostAttention
+    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, int64_t>> {};
+
+TEST_P(HostAttention, MatchesTheDefinitionForwardAndBackward) {
+  const auto [B, H, T, D] = GetParam();
+  torch::manual_seed(T * 131 + D);
+  // Queries scaled up so that some rows' softmax is sharp and some flat.
+  const auto q = 3.0 * torch::randn({B, H, T, D}), k = torch::randn({B, H, T, D}),
+             v = torch::randn({B, H, T, D}), w = torch::randn({B, H, T, D});
+  const auto want =
+      run(reference_attention, q.to(torch::kDouble), k.to(torch::kDouble), v.to(torch::kDouble), w);
+  const auto got = run(models::causal_attention_host, q, k, v, w);
+  EXPECT_LT(max_abs_diff(got.out, want.out), 2e-5);
+  EXPECT_LT(max_abs_diff(got.q, want.q), 5e-5);
+  EXPECT_LT(max_abs_diff(got.k, want.k), 5e-5);
+  EXPECT_LT(max_abs_diff(got.v, want.v), 5e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, HostAttention,
+    ::testing::Values(std::make_tuple(2, 2, 1, 32), std::make_tuple(1, 2, 16, 16),
+                      std::make_tuple(2, 3, 37, 32), std::make_tuple(1, 2, 128, 32),
+                      std::make_tuple(1, 1, 50, 48), std::make_tuple(1, 2, 70, 64),
+                      std::make_tuple(1, 1, 23, 80), std::make_tuple(1, 1, 33, 128)));
+
+TEST(HostAttentionLayout, ReadsHeadsInPlaceAndAgreesWithSdpa) {
+  // q, k, v as the GPT makes them: views into one [B, T, 3 d] projection, rows 3 d apart.
+  torch::manual_seed(7);
+  const int64_t B = 2, T = 40, H = 4, D = 32, d = H * D;
+  const auto qkv = torch::randn({B, T, 3 * d});
+  auto heads = [&](int part) {
+    return qkv.slice(2, part * d, (part + 1) * d).view({B, T, H, D}).transpose(1, 2);
+  };
+  const auto w = torch::randn({B, H, T, D});
+  auto sdpa = [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  };
+  const auto want = run(sdpa, heads(0), heads(1), heads(2), w);
+  const auto got = run(models::causal_attention_host, heads(0), heads(1), heads(2), w);
+  EXPECT_LT(max_abs_diff(got.out, want.out), 1e-5);
+  EXPECT_LT(max_abs_diff(got.q, want.q), 1e-5);
+  EXPECT_LT(max_abs_diff(got.k, want.k), 1e-5);
+  EXPECT_LT(max_abs_diff(got.v, want.v), 1e-5);
+  // Heads merge back into [B, T, d] without a copy.
+  const auto out = models::causal_attention_host(heads(0), heads(1), heads(2));
+  EXPECT_TRUE(out.transpose(1, 2).is_contiguous());
+}
+
+TEST(HostAttentionLayout, SameBitsWithAnyThreadCount) {
+  torch::manual_seed(8);
+  const auto q = torch::randn({3, 3, 45, 32}), k = torch::randn({3, 3, 45, 32}),
+             v = torch::randn({3, 3, 45, 32}), w = torch::randn({3, 3, 45, 32});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run(models::causal_attention_host, q, k, v, w);
+  at::set_num_threads(2);
+  const auto two = run(models::causal_attention_host, q, k, v, w);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.out, two.out));
+  EXPECT_TRUE(torch::equal(one.q, two.q));
+  EXPECT_TRUE(torch::equal(one.k, two.k));
+  EXPECT_TRUE(torch::equal(one.v, two.v));
+}
+
+TEST(HostAttentionLayout, TakesOnlyWhatItComputes) {
+  EXPECT_TRUE(models::causal_attention_host_supported(torch::zeros({1, 1, 8, 32})));
+  EXPECT_FALSE(models::causal_attention_host_supported(torch::zeros({1, 1, 8, 8})));
+  EXPECT_FALSE(models::causal_attention_host_supported(torch::zeros({1, 1, 8, 144})));
+  EXPECT_FALSE(
+      models::causal_attention_host_supported(torch::zeros({1, 1, 8, 32}, torch::kDouble)));
+  EXPECT_FALSE(models::causal_attention_host_supported(
+      torch::zeros({1, 1, models::kHostAttentionMaxContext + 1, 16})));
+}
+
+TEST(HostAttentionLayout, GptWithAutoAttentionMatchesPlain) {
+  models::GptConfig c;
+  c.vocab_size = 13;
+  c.context = 24;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = 64;
+  c.positions = "rotary";
+  auto loss_and_grads = [&](const std::string& attention) {
+    c.attention = attention;
+    torch::manual_seed(9);
+    models::Gpt gpt(c);
+    torch::manual_seed(10);
+    const auto x = torch::randint(0, 13, {3, 24}, torch::kLong);
+    const auto loss = torch::nn::functional::cross_entropy(gpt->forward(x).view({-1, 13}),
+                                                           x.roll(-1, 1).view({-1}));
+    loss.backward();
+    std::vector<torch::Tensor> out{loss.detach()};
+    for (const auto& p : gpt->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto host = loss_and_grads("auto"), plain = loss_and_grads("plain");
+  ASSERT_EQ(host.size(), plain.size());
+  for (size_t i = 0; i < host.size(); ++i)
+    EXPECT_TRUE(torch::allclose(host[i], plain[i], 1e-4, 1e-6)) << "tensor " << i;
+}
+
+}  // namespace
+}  // namespace stoch
