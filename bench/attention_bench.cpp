@@ -1,5 +1,6 @@
 // Times causal attention forward + backward on the CPU, stoch's kernels against LibTorch's
-// scaled-dot-product attention, for the heads of configs/bench/lm_{tiny,small}_cpu.yaml.
+// scaled-dot-product attention, for the heads of configs/bench/lm_{tiny,small}_cpu.yaml and
+// two longer contexts (up to the kernels' limit of 1024).
 // Median of 30 repeats after 5 warm-up runs, printed as a Markdown table.
 // usage: attention_bench [threads]
 #include <ATen/Parallel.h>
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
   std::printf(
       "| B x H x T x D | SDPA fwd ms | stoch fwd ms | SDPA fwd+bwd ms | stoch fwd+bwd ms |\n");
   std::printf("|---|---|---|---|---|\n");
-  for (const auto& [B, H, T, D] :
-       std::vector<std::array<int64_t, 4>>{{16, 4, 128, 32}, {8, 6, 256, 64}}) {
+  for (const auto& [B, H, T, D] : std::vector<std::array<int64_t, 4>>{
+           {16, 4, 128, 32}, {8, 6, 256, 64}, {2, 6, 512, 64}, {1, 4, 1024, 64}}) {
     const auto [sf, sb] = time_attention(sdpa, B, H, T, D);
     const auto [hf, hb] = time_attention(stoch::models::causal_attention_host, B, H, T, D);
     std::printf("| %ld x %ld x %ld x %ld | %.2f | %.2f | %.2f | %.2f |\n", B, H, T, D, sf, hf, sb,

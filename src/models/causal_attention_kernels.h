@@ -1,9 +1,9 @@
 // Causal softmax attention for one head on host arrays (float32), forward and backward: stoch's
 // own CPU kernel for small heads. For the shapes small models train with (context 128, head
-// width 32), LibTorch's CPU flash-attention kernels spend most of their time outside arithmetic:
-// the backward ran at a quarter of the forward's rate. A head's whole [T, T] score matrix fits
-// in cache there, so these kernels keep it, skip the masked upper triangle, and do every product
-// as register-blocked multiply-adds over rows that are contiguous in memory.
+// width 32), LibTorch's CPU flash-attention kernels spend most of their time outside arithmetic
+// (a sixth of MKL's large-product rate, forward + backward, docs/benchmarks.md). A head's whole
+// [T, T] score matrix fits in cache there, so these kernels keep it, skip the masked upper
+// triangle, and do every product as register-blocked multiply-adds over contiguous rows.
 //
 // Rows are contiguous (head_dim floats) and `*_stride` floats apart, so a head of a [B, T, H, D]
 // or [B, H, T, D] tensor is read and written in place. No LibTorch here.
