@@ -239,106 +239,107 @@ STOCH_INLINE void gradient_row(float* p, float* ds, int64_t i, int64_t ld, float
   }
 }
 
-template <int ND>
-STOCH_INLINE void forward_head(HeadRows q, HeadRows k, HeadRows v, int64_t T, float scale, float* o,
+struct ForwardHead {
+  template <int ND>
+  STOCH_INLINE static void run(HeadRows q, HeadRows k, HeadRows v, int64_t T, float scale, float* o,
                                int64_t o_stride, float* lse, float* buffer) {
-  constexpr int64_t D = kLanes * ND;
-  constexpr int R = mix_rows(ND);
-  const int64_t ld = round_up(T);
-  float* kt = buffer;          // [D, ld]
-  float* p = kt + D * ld;      // [ld, ld]
-  float* spare = p + ld * ld;  // [D]
-  transpose_rows(k, T, D, kt, ld);
-  for (int64_t i0 = 0; i0 < T; i0 += 4) {
-    scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
-    for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
-      lse[i] = softmax_row(p + i * ld, i, ld);
+    constexpr int64_t D = kLanes * ND;
+    constexpr int R = mix_rows(ND);
+    const int64_t ld = round_up(T);
+    float* kt = buffer;          // [D, ld]
+    float* p = kt + D * ld;      // [ld, ld]
+    float* spare = p + ld * ld;  // [D]
+    transpose_rows(k, T, D, kt, ld);
+    for (int64_t i0 = 0; i0 < T; i0 += 4) {
+      scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
+      for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
+        lse[i] = softmax_row(p + i * ld, i, ld);
+    }
+    float* rows[R];
+    for (int64_t i0 = 0; i0 < T; i0 += R) {
+      output_rows<R>(o, o_stride, i0, T, spare, rows);
+      mix_tile<R, ND>(p + i0 * ld, ld, 1, v, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
+    }
   }
-  float* rows[R];
-  for (int64_t i0 = 0; i0 < T; i0 += R) {
-    output_rows<R>(o, o_stride, i0, T, spare, rows);
-    mix_tile<R, ND>(p + i0 * ld, ld, 1, v, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
-  }
-}
+};
 
-template <int ND>
-STOCH_INLINE void backward_head(HeadRows q, HeadRows k, HeadRows v, HeadRows o, HeadRows grad_o,
-                                const float* lse, int64_t T, float scale, float* grad_q,
-                                float* grad_k, float* grad_v, int64_t grad_stride, float* buffer) {
-  constexpr int64_t D = kLanes * ND;
-  constexpr int R = mix_rows(ND);
-  const int64_t ld = round_up(T);
-  float* kt = buffer;           // [D, ld]
-  float* vt = kt + D * ld;      // [D, ld]
-  float* p = vt + D * ld;       // [ld, ld]
-  float* ds = p + ld * ld;      // [ld, ld]
-  float* delta = ds + ld * ld;  // [ld]
-  float* spare = delta + ld;    // [D]
-  transpose_rows(k, T, D, kt, ld);
-  transpose_rows(v, T, D, vt, ld);
-  for (int64_t i = 0; i < T; ++i) {
-    const float* go = grad_o.data + i * grad_o.stride;
-    const float* oi = o.data + i * o.stride;
-    Vec acc = Vec{};
-    for (int n = 0; n < ND; ++n) acc += load(go + kLanes * n) * load(oi + kLanes * n);
-    delta[i] = horizontal_sum(acc);
+struct BackwardHead {
+  template <int ND>
+  STOCH_INLINE static void run(HeadRows q, HeadRows k, HeadRows v, HeadRows o, HeadRows grad_o,
+                               const float* lse, int64_t T, float scale, float* grad_q,
+                               float* grad_k, float* grad_v, int64_t grad_stride, float* buffer) {
+    constexpr int64_t D = kLanes * ND;
+    constexpr int R = mix_rows(ND);
+    const int64_t ld = round_up(T);
+    float* kt = buffer;           // [D, ld]
+    float* vt = kt + D * ld;      // [D, ld]
+    float* p = vt + D * ld;       // [ld, ld]
+    float* ds = p + ld * ld;      // [ld, ld]
+    float* delta = ds + ld * ld;  // [ld]
+    float* spare = delta + ld;    // [D]
+    transpose_rows(k, T, D, kt, ld);
+    transpose_rows(v, T, D, vt, ld);
+    for (int64_t i = 0; i < T; ++i) {
+      const float* go = grad_o.data + i * grad_o.stride;
+      const float* oi = o.data + i * o.stride;
+      Vec acc = Vec{};
+      for (int n = 0; n < ND; ++n) acc += load(go + kLanes * n) * load(oi + kLanes * n);
+      delta[i] = horizontal_sum(acc);
+    }
+    for (int64_t i0 = 0; i0 < T; i0 += 4) {
+      scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
+      scores_rows(grad_o, i0, T, vt, ld, D, 1.0f, ds + i0 * ld, ld);
+      for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
+        gradient_row(p + i * ld, ds + i * ld, i, ld, lse[i], delta[i], scale);
+    }
+    float* rows[R];
+    for (int64_t i0 = 0; i0 < T; i0 += R) {
+      output_rows<R>(grad_q, grad_stride, i0, T, spare, rows);
+      mix_tile<R, ND>(ds + i0 * ld, ld, 1, k, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
+      // Column block [i0, i0 + R) against rows [i0, T): what lies above the diagonal is zero.
+      output_rows<R>(grad_k, grad_stride, i0, T, spare, rows);
+      mix_tile<R, ND>(ds + i0, 1, ld, q, i0, T, rows, 1.0f);
+      output_rows<R>(grad_v, grad_stride, i0, T, spare, rows);
+      mix_tile<R, ND>(p + i0, 1, ld, grad_o, i0, T, rows, 1.0f);
+    }
   }
-  for (int64_t i0 = 0; i0 < T; i0 += 4) {
-    scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
-    scores_rows(grad_o, i0, T, vt, ld, D, 1.0f, ds + i0 * ld, ld);
-    for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
-      gradient_row(p + i * ld, ds + i * ld, i, ld, lse[i], delta[i], scale);
-  }
-  float* rows[R];
-  for (int64_t i0 = 0; i0 < T; i0 += R) {
-    output_rows<R>(grad_q, grad_stride, i0, T, spare, rows);
-    mix_tile<R, ND>(ds + i0 * ld, ld, 1, k, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
-    // Column block [i0, i0 + R) against rows [i0, T): what lies above the diagonal is zero.
-    output_rows<R>(grad_k, grad_stride, i0, T, spare, rows);
-    mix_tile<R, ND>(ds + i0, 1, ld, q, i0, T, rows, 1.0f);
-    output_rows<R>(grad_v, grad_stride, i0, T, spare, rows);
-    mix_tile<R, ND>(p + i0, 1, ld, grad_o, i0, T, rows, 1.0f);
+};
+
+// Head::run<ND> for ND = head_dim / 16 registers per row (1 to 8, checked by the caller).
+template <class Head, class... Args>
+STOCH_INLINE void with_width(int64_t nd, const Args&... args) {
+  switch (nd) {
+    case 1:
+      return Head::template run<1>(args...);
+    case 2:
+      return Head::template run<2>(args...);
+    case 3:
+      return Head::template run<3>(args...);
+    case 4:
+      return Head::template run<4>(args...);
+    case 5:
+      return Head::template run<5>(args...);
+    case 6:
+      return Head::template run<6>(args...);
+    case 7:
+      return Head::template run<7>(args...);
+    case 8:
+      return Head::template run<8>(args...);
   }
 }
 
 STOCH_VECTOR_CLONES
 void forward_any(HeadRows q, HeadRows k, HeadRows v, int64_t T, int64_t head_dim, float scale,
                  float* o, int64_t o_stride, float* lse, float* buffer) {
-  switch (head_dim / kLanes) {
-#define STOCH_CASE(nd) \
-  case nd:             \
-    return forward_head<nd>(q, k, v, T, scale, o, o_stride, lse, buffer);
-    STOCH_CASE(1)
-    STOCH_CASE(2)
-    STOCH_CASE(3)
-    STOCH_CASE(4)
-    STOCH_CASE(5)
-    STOCH_CASE(6)
-    STOCH_CASE(7)
-    STOCH_CASE(8)
-#undef STOCH_CASE
-  }
+  with_width<ForwardHead>(head_dim / kLanes, q, k, v, T, scale, o, o_stride, lse, buffer);
 }
 
 STOCH_VECTOR_CLONES
 void backward_any(HeadRows q, HeadRows k, HeadRows v, HeadRows o, HeadRows grad_o, const float* lse,
                   int64_t T, int64_t head_dim, float scale, float* grad_q, float* grad_k,
                   float* grad_v, int64_t grad_stride, float* buffer) {
-  switch (head_dim / kLanes) {
-#define STOCH_CASE(nd)                                                                  \
-  case nd:                                                                              \
-    return backward_head<nd>(q, k, v, o, grad_o, lse, T, scale, grad_q, grad_k, grad_v, \
-                             grad_stride, buffer);
-    STOCH_CASE(1)
-    STOCH_CASE(2)
-    STOCH_CASE(3)
-    STOCH_CASE(4)
-    STOCH_CASE(5)
-    STOCH_CASE(6)
-    STOCH_CASE(7)
-    STOCH_CASE(8)
-#undef STOCH_CASE
-  }
+  with_width<BackwardHead>(head_dim / kLanes, q, k, v, o, grad_o, lse, T, scale, grad_q, grad_k,
+                           grad_v, grad_stride, buffer);
 }
 
 float* scratch_for(AttentionScratch& scratch, size_t floats) {
