@@ -108,6 +108,21 @@ TEST(HostAttentionLayout, SameBitsWithAnyThreadCount) {
   EXPECT_TRUE(torch::equal(one.v, two.v));
 }
 
+TEST(HostAttentionLayout, RunsWithoutAutograd) {
+  // Sampling and evaluation call it under NoGradGuard or InferenceMode: nothing to save.
+  torch::manual_seed(11);
+  const auto q = torch::randn({2, 2, 20, 16}), k = torch::randn({2, 2, 20, 16}),
+             v = torch::randn({2, 2, 20, 16});
+  const auto want = models::causal_attention_host(q, k, v);
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(models::causal_attention_host(q, k, v), want));
+  }
+  c10::InferenceMode inference;
+  const auto qi = q.clone(), ki = k.clone(), vi = v.clone();
+  EXPECT_TRUE(torch::equal(models::causal_attention_host(qi, ki, vi), want));
+}
+
 TEST(HostAttentionLayout, TakesOnlyWhatItComputes) {
   EXPECT_TRUE(models::causal_attention_host_supported(torch::zeros({1, 1, 8, 32})));
   EXPECT_FALSE(models::causal_attention_host_supported(torch::zeros({1, 1, 8, 8})));
