@@ -121,12 +121,12 @@ STOCH_INLINE void scores_rows(HeadRows a, int64_t i0, int64_t T, const float* bt
   for (; c < chunks; ++c) scores_tile<R, 1>(rows, bt, ldbt, D, c * kLanes, out, ldo, scale);
 }
 
-// out[r] = scale * sum_{t0 <= t < t1} a[r * a_rs + t * a_ts] * b[t] for R rows of D = 16 ND
+// out[r] = sum_{t0 <= t < t1} a[r * a_rs + t * a_ts] * b[t] for R rows of D = 16 ND
 // floats: probabilities (or score gradients) times values, keys or queries. With (a_rs, a_ts) =
 // (ld, 1) a is read by rows (p v); with (1, ld) by columns (p^T grad_o), with no transpose.
 template <int R, int ND>
 STOCH_INLINE void mix_tile(const float* a, int64_t a_rs, int64_t a_ts, HeadRows b, int64_t t0,
-                           int64_t t1, float* const* out, float scale) {
+                           int64_t t1, float* const* out) {
   Vec acc[R][ND];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -148,7 +148,7 @@ STOCH_INLINE void mix_tile(const float* a, int64_t a_rs, int64_t a_ts, HeadRows 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int n = 0; n < ND; ++n) store(out[r] + kLanes * n, acc[r][n] * scale);
+    for (int n = 0; n < ND; ++n) store(out[r] + kLanes * n, acc[r][n]);
 }
 
 // The rows [i0, i0 + R) of out, or `spare` for rows past T (their results are dropped).
@@ -194,7 +194,7 @@ STOCH_INLINE void transpose_rows(HeadRows rows, int64_t T, int64_t D, float* bt,
 }
 
 // Row i of the scores becomes row i of the probabilities in place: the causal softmax over
-// columns [0, i], zeros from i + 1 to the row's end. Returns the log of the denominator.
+// columns [0, i], zeros from i + 1 to the row's end. Returns the row's log-sum-exp.
 STOCH_INLINE float softmax_row(float* row, int64_t i, int64_t ld) {
   const int64_t last = i / kLanes;
   const auto valid = lane_index() + static_cast<int32_t>(last * kLanes) <= static_cast<int32_t>(i);
@@ -258,7 +258,7 @@ struct ForwardHead {
     float* rows[R];
     for (int64_t i0 = 0; i0 < T; i0 += R) {
       output_rows<R>(o, o_stride, i0, T, spare, rows);
-      mix_tile<R, ND>(p + i0 * ld, ld, 1, v, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
+      mix_tile<R, ND>(p + i0 * ld, ld, 1, v, 0, std::min<int64_t>(i0 + R, T), rows);
     }
   }
 };
@@ -295,12 +295,12 @@ struct BackwardHead {
     float* rows[R];
     for (int64_t i0 = 0; i0 < T; i0 += R) {
       output_rows<R>(grad_q, grad_stride, i0, T, spare, rows);
-      mix_tile<R, ND>(ds + i0 * ld, ld, 1, k, 0, std::min<int64_t>(i0 + R, T), rows, 1.0f);
+      mix_tile<R, ND>(ds + i0 * ld, ld, 1, k, 0, std::min<int64_t>(i0 + R, T), rows);
       // Column block [i0, i0 + R) against rows [i0, T): what lies above the diagonal is zero.
       output_rows<R>(grad_k, grad_stride, i0, T, spare, rows);
-      mix_tile<R, ND>(ds + i0, 1, ld, q, i0, T, rows, 1.0f);
+      mix_tile<R, ND>(ds + i0, 1, ld, q, i0, T, rows);
       output_rows<R>(grad_v, grad_stride, i0, T, spare, rows);
-      mix_tile<R, ND>(p + i0, 1, ld, grad_o, i0, T, rows, 1.0f);
+      mix_tile<R, ND>(p + i0, 1, ld, grad_o, i0, T, rows);
     }
   }
 };
