@@ -13,13 +13,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Rows of head (b, h) of a [B, H, T, D] tensor.
-HeadRows head_rows(const torch::Tensor& x, int64_t b, int64_t h) {
-  return {x.data_ptr<float>() + b * x.stride(0) + h * x.stride(1), x.stride(2)};
+// First element of head (b, h) of a [B, H, ...] tensor.
+float* head_start(const torch::Tensor& x, int64_t b, int64_t h) {
+  return x.data_ptr<float>() + b * x.stride(0) + h * x.stride(1);
 }
 
-float* head_start(torch::Tensor& x, int64_t b, int64_t h) {
-  return x.data_ptr<float>() + b * x.stride(0) + h * x.stride(1);
+// Rows of head (b, h) of a [B, H, T, D] tensor.
+HeadRows head_rows(const torch::Tensor& x, int64_t b, int64_t h) {
+  return {head_start(x, b, h), x.stride(2)};
 }
 
 torch::Tensor rows_contiguous(const torch::Tensor& x) {
@@ -66,11 +67,10 @@ struct CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     auto grad_q = empty_heads(q), grad_k = empty_heads(q), grad_v = empty_heads(q);
     for_each_head(B, H, [&](int64_t b, int64_t h, AttentionScratch& scratch) {
-      causal_attention_head_backward(head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h),
-                                     head_rows(o, b, h), head_rows(grad_o, b, h),
-                                     lse.data_ptr<float>() + (b * H + h) * T, T, D, scale,
-                                     head_start(grad_q, b, h), head_start(grad_k, b, h),
-                                     head_start(grad_v, b, h), grad_q.stride(2), scratch);
+      causal_attention_head_backward(
+          head_rows(q, b, h), head_rows(k, b, h), head_rows(v, b, h), head_rows(o, b, h),
+          head_rows(grad_o, b, h), head_start(lse, b, h), T, D, scale, head_start(grad_q, b, h),
+          head_start(grad_k, b, h), head_start(grad_v, b, h), grad_q.stride(2), scratch);
     });
     return {grad_q, grad_k, grad_v};
   }

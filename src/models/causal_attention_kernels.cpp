@@ -107,12 +107,15 @@ STOCH_INLINE void scores_tile(const float* const* a, const float* bt, int64_t ld
     for (int c = 0; c < C; ++c) store(out + r * ldo + col0 + kLanes * c, acc[r][c] * scale);
 }
 
-// Scores of rows [i0, i0 + 4) against columns [0, i0 + 4) (rounded up to whole registers): the
-// causal lower triangle and the few masked entries beside the diagonal. Rows past T repeat row
-// T - 1 into the padding rows of out.
+// Rows per tile of the scores (each against up to 4 registers of columns).
+constexpr int kScoreRows = 4;
+
+// Scores of rows [i0, i0 + kScoreRows) against columns [0, i0 + kScoreRows) (rounded up to whole
+// registers): the causal lower triangle and the few masked entries beside the diagonal. Rows
+// past T repeat row T - 1 into the padding rows of out.
 STOCH_INLINE void scores_rows(HeadRows a, int64_t i0, int64_t T, const float* bt, int64_t ldbt,
                               int64_t D, float scale, float* out, int64_t ldo) {
-  constexpr int R = 4;
+  constexpr int R = kScoreRows;
   const float* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = a.data + std::min<int64_t>(i0 + r, T - 1) * a.stride;
   const int64_t chunks = round_up(std::min<int64_t>(i0 + R, T)) / kLanes;
@@ -250,9 +253,9 @@ struct ForwardHead {
     float* p = kt + D * ld;      // [ld, ld]
     float* spare = p + ld * ld;  // [D]
     transpose_rows(k, T, D, kt, ld);
-    for (int64_t i0 = 0; i0 < T; i0 += 4) {
+    for (int64_t i0 = 0; i0 < T; i0 += kScoreRows) {
       scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
-      for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
+      for (int64_t i = i0; i < std::min<int64_t>(i0 + kScoreRows, T); ++i)
         lse[i] = softmax_row(p + i * ld, i, ld);
     }
     float* rows[R];
@@ -286,10 +289,10 @@ struct BackwardHead {
       for (int n = 0; n < ND; ++n) acc += load(go + kLanes * n) * load(oi + kLanes * n);
       delta[i] = horizontal_sum(acc);
     }
-    for (int64_t i0 = 0; i0 < T; i0 += 4) {
+    for (int64_t i0 = 0; i0 < T; i0 += kScoreRows) {
       scores_rows(q, i0, T, kt, ld, D, scale, p + i0 * ld, ld);
       scores_rows(grad_o, i0, T, vt, ld, D, 1.0f, ds + i0 * ld, ld);
-      for (int64_t i = i0; i < std::min<int64_t>(i0 + 4, T); ++i)
+      for (int64_t i = i0; i < std::min<int64_t>(i0 + kScoreRows, T); ++i)
         gradient_row(p + i * ld, ds + i * ld, i, ld, lse[i], delta[i], scale);
     }
     float* rows[R];
