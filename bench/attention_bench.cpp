@@ -1,7 +1,8 @@
 // Times causal attention forward + backward on the CPU, stoch's kernels against LibTorch's
 // scaled-dot-product attention, for the heads of configs/bench/lm_{tiny,small}_cpu.yaml and
 // two longer contexts (up to the kernels' limit of 1024).
-// Median of 30 repeats after 5 warm-up runs, printed as a Markdown table.
+// Median of 30 repeats after 5 warm-up runs, printed as a Markdown table under a line naming the
+// CPU and the kernels' clone. STOCH_CPU_ISA=portable|avx2|avx512 times a lower clone.
 // usage: attention_bench [threads]
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -13,6 +14,8 @@
 #include <functional>
 #include <vector>
 
+#include "timing.h"
+#include "core/cpu_isa.h"
 #include "models/causal_attention.h"
 
 namespace {
@@ -20,16 +23,7 @@ namespace {
 constexpr int kWarmup = 5, kRepeats = 30;
 
 double median_ms(const std::function<void()>& fn) {
-  for (int i = 0; i < kWarmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < kRepeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::nth_element(ms.begin(), ms.begin() + kRepeats / 2, ms.end());
-  return ms[kRepeats / 2];
+  return stoch::bench::median_ms(fn, kWarmup, kRepeats);
 }
 
 using Attention =
@@ -59,7 +53,7 @@ int main(int argc, char** argv) {
                             const torch::Tensor& v) {
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   };
-  std::printf("%d threads\n\n", at::get_num_threads());
+  std::printf("%s, %d threads\n\n", stoch::cpu_isa_summary().c_str(), at::get_num_threads());
   std::printf(
       "| B x H x T x D | SDPA fwd ms | stoch fwd ms | SDPA fwd+bwd ms | stoch fwd+bwd ms |\n");
   std::printf("|---|---|---|---|---|\n");

@@ -2,10 +2,15 @@
 # CPU training throughput of stoch's GPT against nanoGPT's training step in Python
 # (bench/nanogpt_ref.py), both on the same LibTorch, for the tiny and small configs.
 #
+# Besides the default configuration, stoch runs with the other setting of its own switches (the
+# attention kernel the default did not choose, and one single-threaded worker per core), so the
+# table shows whether the default is the best of them on this CPU.
+#
 # Env: THREADS (default: nproc), STEPS_TINY (100), STEPS_SMALL (80) timed steps,
-#      WARMUP (5) untimed steps, STOCH (build/stoch) the binary to time.
-# About 3.5 minutes on 2 cores with the defaults. Prints a Markdown table on stdout;
-# progress goes to stderr. ratio = stoch / nanoGPT (above 1: stoch is faster).
+#      WARMUP (5) untimed steps, STOCH (build/stoch) the binary to time,
+#      STOCH_CPU_ISA=portable|avx2|avx512 caps stoch's kernels at a lower clone.
+# About 6 minutes on 2 cores with the defaults. Prints the CPU, its kernels' clone and a Markdown
+# table on stdout; progress goes to stderr. ratio = stoch / nanoGPT (above 1: stoch is faster).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -58,16 +63,31 @@ run_config() {
   ref="$(echo "$out" | tail -n 1 | sed -n 's/^nanogpt tokens_per_s=\([0-9.]*\) .*/\1/p')"
   [ -n "$ref" ] || { echo "lm_throughput: cannot parse nanogpt_ref output" >&2; exit 1; }
 
-  local ours
-  ours="$(time_stoch "$name" "$name" "$steps")"
-  echo "  stoch tokens_per_s=$ours" >&2
-  rows+=("| $name | $ref | $ours | $("$py" -c "print(f'{$ours / $ref:.2f}')") |")
+  # row LABEL TAG [--set ...]...: one stoch run against the reference.
+  row() {
+    local label="$1" tag="$2" ours
+    shift 2
+    ours="$(time_stoch "$name" "$name-$tag" "$steps" "$@")"
+    [ "$tag" != default ] || label="$name (default: $(attention_line "$name"))"
+    echo "  stoch ($label) tokens_per_s=$ours" >&2
+    rows+=("| $label | $ref | $ours | $("$py" -c "print(f'{$ours / $ref:.2f}')") |")
+  }
+  row "$name" default
+  # The attention setting the default did not choose.
+  case "$(attention_line "$name")" in
+    stoch*) row "$name, model.attention=sdpa" sdpa --set model.attention=sdpa ;;
+    *) row "$name, model.attention=stoch" stoch --set model.attention=stoch ;;
+  esac
   if [ "$threads" -gt 1 ] && [ $((batch % threads)) -eq 0 ]; then
-    ours="$(time_stoch "$name" "$name-workers" "$steps" --set "train.batch_size=$((batch / threads))" \
-      --set "train.grad_accum=$threads" --set "train.cpu_workers=$threads")"
-    echo "  stoch ($threads workers) tokens_per_s=$ours" >&2
-    rows+=("| $name, $threads workers x $((batch / threads)) sequences | $ref | $ours | $("$py" -c "print(f'{$ours / $ref:.2f}')") |")
+    row "$name, $threads workers x $((batch / threads)) sequences" workers \
+      --set "train.batch_size=$((batch / threads))" --set "train.grad_accum=$threads" \
+      --set "train.cpu_workers=$threads"
   fi
+}
+
+# attention_line NAME: what the default run chose ("stoch kernels (avx2)", "sdpa (...)").
+attention_line() {
+  sed -n 's/.* info attention: //p' "$tmp/$1-default.log" | head -n 1
 }
 
 # Other processes on a 2-core box hurt multi-threaded runs far more than their share
@@ -80,8 +100,9 @@ run_config small "$steps_small" 8 --n-layer 6 --n-head 6 --n-embd 384 --block-si
   --batch-size 8 --vocab-size 256
 
 echo
-echo "CPU, $threads threads, median over timed steps;" \
-  "load average at start $load_start, at end $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "$(sed -n 's/.* threads on \(.*\); .* per step.*/\1/p' "$tmp/tiny-default.log" | head -n 1)," \
+  "$threads threads; nanoGPT's LibTorch: $("$py" -c 'import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())');" \
+  "median over timed steps; load average at start $load_start, at end $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 echo "| config | nanoGPT tokens/s | stoch tokens/s | ratio |"
 echo "|---|---|---|---|"

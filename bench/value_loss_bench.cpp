@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "timing.h"
 #include "value/targets.h"
 #include "value/value_loss.h"
 
@@ -22,21 +23,9 @@ constexpr int kWarmup = 5, kRepeats = 50;
 
 // Median wall time of `fn` in milliseconds; waits for the device so GPU work is counted.
 double median_ms(const torch::Device& device, const std::function<void()>& fn) {
-  const auto sync = [&] {
+  return stoch::bench::median_ms(fn, kWarmup, kRepeats, [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
-  };
-  for (int i = 0; i < kWarmup; ++i) fn();
-  sync();
-  std::vector<double> ms;
-  for (int i = 0; i < kRepeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    sync();
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::nth_element(ms.begin(), ms.begin() + kRepeats / 2, ms.end());
-  return ms[kRepeats / 2];
+  });
 }
 
 }  // namespace

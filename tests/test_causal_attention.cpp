@@ -6,6 +6,8 @@
 #include <cmath>
 #include <tuple>
 
+#include "core/strings.h"
+#include "isa_test.h"
 #include "models/causal_attention.h"
 #include "models/gpt.h"
 
@@ -42,13 +44,22 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>();
 }
 
-// (B, H, T, D): head widths 16 to 128 (one to eight registers), contexts that are and are not
-// multiples of the 16-wide column blocks and of the row tiles.
-class HostAttention
-    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, int64_t>> {};
+using Shape = std::tuple<int64_t, int64_t, int64_t, int64_t>;
+
+// (B, H, T, D) x clone: head widths 16 to 128 (one to eight 16-float blocks), contexts that are
+// and are not multiples of the column blocks and of each clone's row tiles (4, 6 and 8 rows).
+class HostAttention : public ::testing::TestWithParam<std::tuple<Shape, CpuIsa>> {};
+
+std::string test_name(const ::testing::TestParamInfo<std::tuple<Shape, CpuIsa>>& info) {
+  const Shape& shape = std::get<0>(info.param);
+  return stoch::str("T", std::get<2>(shape), "_D", std::get<3>(shape), "_",
+                    cpu_isa_name(std::get<1>(info.param)));
+}
 
 TEST_P(HostAttention, MatchesTheDefinitionForwardAndBackward) {
-  const auto [B, H, T, D] = GetParam();
+  const auto [shape, isa] = GetParam();
+  STOCH_USE_ISA_OR_SKIP(isa);
+  const auto [B, H, T, D] = shape;
   torch::manual_seed(T * 131 + D);
   // Queries scaled up so that some rows' softmax is sharp and some flat.
   const auto q = 3.0 * torch::randn({B, H, T, D}), k = torch::randn({B, H, T, D}),
@@ -64,10 +75,13 @@ TEST_P(HostAttention, MatchesTheDefinitionForwardAndBackward) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, HostAttention,
-    ::testing::Values(std::make_tuple(2, 2, 1, 32), std::make_tuple(1, 2, 16, 16),
-                      std::make_tuple(2, 3, 37, 32), std::make_tuple(1, 2, 128, 32),
-                      std::make_tuple(1, 1, 50, 48), std::make_tuple(1, 2, 70, 64),
-                      std::make_tuple(1, 1, 23, 80), std::make_tuple(1, 1, 33, 128)));
+    ::testing::Combine(::testing::Values(Shape{2, 2, 1, 32}, Shape{1, 2, 16, 16},
+                                         Shape{2, 3, 37, 32}, Shape{1, 2, 128, 32},
+                                         Shape{1, 1, 50, 48}, Shape{1, 2, 70, 64},
+                                         Shape{1, 1, 23, 80}, Shape{1, 1, 33, 128},
+                                         Shape{1, 1, 64, 96}, Shape{1, 1, 30, 112}),
+                       ::testing::ValuesIn(test::kEveryIsa)),
+    test_name);
 
 TEST(HostAttentionLayout, ReadsHeadsInPlaceAndAgreesWithSdpa) {
   // q, k, v as the GPT makes them: views into one [B, T, 3 d] projection, rows 3 d apart.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/strings.h"
+#include "isa_test.h"
 #include "models/conv3x3.h"
 #include "models/value_net.h"
 
@@ -71,8 +73,8 @@ TEST_P(PlainStack, MatchesTheModulePathInOutputAndEveryGradient) {
   EXPECT_TRUE(torch::allclose(fused->forward(x), out_p, 1e-5, 1e-5));
 }
 
-// Acting's host path: each row's outputs without operators match the network's forward; a
-// network that is not fused says so instead.
+// Acting's host path: each row's outputs without operators match the network's forward, in
+// every clone this CPU runs; a network that is not fused says so instead.
 TEST_P(PlainStack, OneRowOnTheHostMatchesTheForward) {
   const Case& c = GetParam();
   auto fused = make(c, true);
@@ -84,20 +86,27 @@ TEST_P(PlainStack, OneRowOnTheHostMatchesTheForward) {
   torch::NoGradGuard no_grad;
   const auto expected = fused->forward(x);
   std::vector<float> out(static_cast<size_t>(expected.size(1)));
-  for (int64_t i = 0; i < 6; ++i) {
-    ASSERT_TRUE(fused->forward_row(x[i].data_ptr<float>(), out.data())) << c.name;
-    const auto got = torch::from_blob(out.data(), {expected.size(1)}, torch::kFloat);
-    EXPECT_TRUE(torch::allclose(got, expected[i], 1e-5, 1e-5))
-        << c.name << " row " << i << ": " << (got - expected[i]).abs().max();
+  for (const CpuIsa isa : cpu_isas_runnable()) {
+    test::IsaCap cap(isa);
+    for (int64_t i = 0; i < 6; ++i) {
+      ASSERT_TRUE(fused->forward_row(x[i].data_ptr<float>(), out.data())) << c.name;
+      const auto got = torch::from_blob(out.data(), {expected.size(1)}, torch::kFloat);
+      EXPECT_TRUE(torch::allclose(got, expected[i], 1e-5, 1e-5))
+          << c.name << " row " << i << " (" << cpu_isa_name(isa)
+          << "): " << (got - expected[i]).abs().max();
+    }
   }
   EXPECT_FALSE(make(c, false)->forward_row(x[0].data_ptr<float>(), out.data()));
 }
 
-// The AVX-512 convolution kernels (16 output channels) and the row kernels add the same terms in
-// the same order: outputs and weight gradients agree bit for bit, dense or sparse, padded or
-// not, with a number of positions that is not a multiple of 16. (Where the CPU lacks AVX-512
-// both runs take the row kernels.)
-TEST(Conv3x3, WideAndRowKernelsGiveTheSameBits) {
+// Every clone of the row kernels, and the AVX-512 kernels (16 output channels), add the same
+// terms in the same order (no fused multiply-adds): outputs and weight gradients agree bit for
+// bit, dense or sparse, padded or not, with a number of positions that is not a multiple of 16,
+// and they are the convolution (torch::conv2d).
+class Conv3x3 : public ::testing::TestWithParam<CpuIsa> {};
+
+TEST_P(Conv3x3, EveryCloneGivesThePortableBits) {
+  const CpuIsa isa = GetParam();
   torch::manual_seed(11);
   for (const int64_t pad : {0, 1})
     for (const double density : {0.0, 0.1}) {
@@ -107,19 +116,37 @@ TEST(Conv3x3, WideAndRowKernelsGiveTheSameBits) {
       const auto w = torch::randn({16, 3, 3, 3}), b = torch::randn({16});
       const int64_t L = (7 + 2 * pad - 2) * (9 + 2 * pad - 2);
       const auto g = torch::randn({5, 16, L});
-      models::set_conv3x3_wide_kernels(false);
-      const auto out_rows = models::conv3x3_forward(x, w, b, pad);
-      const auto dw_rows = models::conv3x3_weight_grad(x, g, pad, 1, 5);
-      models::set_conv3x3_wide_kernels(true);
-      const auto out_wide = models::conv3x3_forward(x, w, b, pad);
-      const auto dw_wide = models::conv3x3_weight_grad(x, g, pad, 1, 5);
-      EXPECT_TRUE(torch::equal(out_rows, out_wide)) << "pad " << pad << " density " << density;
-      EXPECT_TRUE(torch::equal(dw_rows, dw_wide)) << "pad " << pad << " density " << density;
-      // And both are the convolution.
-      EXPECT_TRUE(torch::allclose(out_wide.view({5, 16, 7 + 2 * pad - 2, 9 + 2 * pad - 2}),
-                                  torch::conv2d(x, w, b, 1, pad), 1e-5, 1e-5));
+      torch::Tensor out_portable, dw_portable;
+      {
+        test::IsaCap cap(CpuIsa::kPortable);
+        out_portable = models::conv3x3_forward(x, w, b, pad);
+        dw_portable = models::conv3x3_weight_grad(x, g, pad, 1, 5);
+      }
+      STOCH_USE_ISA_OR_SKIP(isa);
+      for (const bool wide : {false, true}) {
+        models::set_conv3x3_wide_kernels(wide);
+        const auto out = models::conv3x3_forward(x, w, b, pad);
+        const auto dw = models::conv3x3_weight_grad(x, g, pad, 1, 5);
+        models::set_conv3x3_wide_kernels(true);
+        const std::string where = stoch::str("pad ", pad, " density ", density, " wide ", wide);
+        EXPECT_TRUE(torch::equal(out, out_portable)) << where;
+        EXPECT_TRUE(torch::equal(dw, dw_portable)) << where;
+        EXPECT_TRUE(torch::allclose(out.view({5, 16, 7 + 2 * pad - 2, 9 + 2 * pad - 2}),
+                                    torch::conv2d(x, w, b, 1, pad), 1e-5, 1e-5))
+            << where;
+        const auto dw_ref =
+            torch::conv2d(
+                x.slice(0, 1, 5).transpose(0, 1),
+                g.slice(0, 1, 5).view({4, 16, 7 + 2 * pad - 2, 9 + 2 * pad - 2}).transpose(0, 1),
+                {}, 1, pad)
+                .transpose(0, 1);
+        EXPECT_TRUE(torch::allclose(dw, dw_ref, 1e-4, 1e-4)) << where;
+      }
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Clones, Conv3x3, ::testing::ValuesIn(test::kEveryIsa),
+                         [](const auto& info) { return test::isa_test_name(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(
     Nets, PlainStack,

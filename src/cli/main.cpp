@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/compare_command.h"
 #include "cli/sweep.h"
+#include "core/cpu_isa.h"
 #include "core/errors.h"
 #include "core/log.h"
 
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    cpu_isa();  // a bad STOCH_CPU_ISA stops here, before anything is written
     if (*t) return cli::train(train);
     if (*r) return cli::resume(resume);
     if (*c) return cli::print_config(config);

@@ -89,4 +89,35 @@ torch::Tensor causal_attention_host(const torch::Tensor& q, const torch::Tensor&
   return CausalAttentionFn::apply(q, k, v);
 }
 
+bool host_attention_preferred(CpuIsa isa, int64_t context) {
+  switch (isa) {
+    case CpuIsa::kAvx512:
+      return true;
+    case CpuIsa::kAvx2:
+      return context <= 512;
+    case CpuIsa::kPortable:
+      break;
+  }
+  return false;
+}
+
+std::string describe_attention(const std::string& setting, bool cpu_float32, bool dropout,
+                               int64_t context, int64_t head_dim) {
+  if (setting == "plain") return "attention: plain (masked softmax, model.attention=plain)";
+  if (setting == "sdpa") return "attention: sdpa (model.attention=sdpa)";
+  const std::string clone = cpu_isa_name(cpu_isa());
+  std::string why;
+  if (!cpu_float32)
+    why = "stoch kernels take float32 on the CPU only";
+  else if (dropout)
+    why = "stoch kernels have no attention dropout";
+  else if (context > kHostAttentionMaxContext || !causal_attention_head_dim_supported(head_dim))
+    why = "stoch kernels take head widths 16, 32, ..., 128 and contexts up to 1024";
+  else if (setting == "auto" && !host_attention_preferred(cpu_isa(), context))
+    why =
+        "stoch kernels slower on this CPU: " + clone + " clone, context " + std::to_string(context);
+  if (!why.empty()) return "attention: sdpa (" + why + ")";
+  return "attention: stoch kernels (" + clone + ")";
+}
+
 }  // namespace stoch::models

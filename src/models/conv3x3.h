@@ -1,7 +1,7 @@
 // A 3x3, stride-1 convolution computed straight from its input image (CPU float32), for the
 // first layer of a small value network. MinAtar's frames are binary and mostly zero: walking
 // the input and skipping its zeros (whole rows in the portable kernels, single pixels in the
-// AVX-512 ones) does a fraction of the work of im2col plus a product, and needs no column
+// AVX2 and AVX-512 ones) does a fraction of the work of im2col plus a product, and needs no column
 // buffer. Skipping a zero input changes no result (it would add +-0).
 #pragma once
 
@@ -28,8 +28,8 @@ void conv3x3_forward_host(const float* x, int64_t channels, int64_t height, int6
 torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& g, int64_t pad,
                                   int64_t begin, int64_t end);
 
-// With AVX-512 and 16 output channels, wider kernels run (the same terms in the same order, so
-// the same bits); tests turn them off to compare the two.
+// With AVX2 or AVX-512 and 16 output channels, wider kernels run (the same terms in the same
+// order, so the same bits); tests turn them off to compare the two.
 void set_conv3x3_wide_kernels(bool enabled);
 
 }  // namespace stoch::models

@@ -36,7 +36,13 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
-    : n_head_(cfg.n_head), d_model_(cfg.d_model), dropout_(cfg.dropout), attention_(cfg.attention) {
+    : n_head_(cfg.n_head),
+      d_model_(cfg.d_model),
+      dropout_(cfg.dropout),
+      attention_(cfg.attention),
+      // Decided once per model, so that every step of a run (and its resume) runs one kernel.
+      host_kernels_(cfg.attention == "stoch" ||
+                    (cfg.attention == "auto" && host_attention_preferred(cpu_isa(), cfg.context))) {
   qkv = register_module(
       "qkv",
       torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
@@ -59,7 +65,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   }
   const double p = is_training() ? dropout_ : 0.0;
   torch::Tensor y;
-  if (attention_ == "auto" && p == 0.0 && causal_attention_host_supported(q)) {
+  if (host_kernels_ && p == 0.0 && causal_attention_host_supported(q)) {
     y = causal_attention_host(q, k, v);
   } else if (attention_ != "plain") {
     y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);

@@ -45,9 +45,10 @@ struct GptConfig {
     v("bias", bias, "biases in linear layers and LayerNorms");
     v("positions", positions, "position encoding", Spec().one_of({"learned", "rotary"}));
     v("attention", attention,
-      "attention kernel: auto (stoch's own on the CPU in float32 without attention dropout, "
-      "else SDPA), sdpa (LibTorch's fused kernels), or plain (the masked-softmax reference)",
-      Spec().one_of({"auto", "sdpa", "plain"}));
+      "attention kernel: auto (stoch's own on the CPU in float32 without attention dropout "
+      "where they were measured faster than SDPA, else SDPA), stoch (stoch's own wherever they "
+      "apply), sdpa (LibTorch's fused kernels), or plain (the masked-softmax reference)",
+      Spec().one_of({"auto", "stoch", "sdpa", "plain"}));
     v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
     v("ce_chunk_rows", ce_chunk_rows,
       "training loss through the unembedding a chunk of this many positions at a time, never "
@@ -77,6 +78,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   int64_t n_head_, d_model_;
   double dropout_;
   std::string attention_;
+  bool host_kernels_;  // stoch's CPU kernels where they apply (causal_attention.h)
   torch::nn::Dropout resid_drop_{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/vector_clones.h"
+#include "core/cpu_isa.h"
 #include "models/conv3x3.h"
 #include "models/plain_stack.h"
 
@@ -14,22 +14,24 @@ namespace stoch::models {
 namespace {
 
 // y[j] = bias[j] + sum_k w[j, k] x[k]; sixteen running partial sums per output so that the
-// product vectorises.
-STOCH_VECTOR_CLONES
-void linear_row(const float* w, const float* bias, const float* x, int64_t in, int64_t out,
-                float* y) {
-  for (int64_t j = 0; j < out; ++j) {
-    const float* row = w + j * in;
-    float part[16] = {};
-    int64_t k = 0;
-    for (; k + 16 <= in; k += 16)
-      for (int l = 0; l < 16; ++l) part[l] += row[k + l] * x[k + l];
-    float sum = 0.0f;
-    for (float p : part) sum += p;
-    for (; k < in; ++k) sum += row[k] * x[k];
-    y[j] = bias[j] + sum;
+// product vectorises (at the clone's width, each partial sum rounding alike).
+struct LinearRowKernel {
+  template <class Isa>
+  STOCH_ALWAYS_INLINE static void run(const float* w, const float* bias, const float* x, int64_t in,
+                                      int64_t out, float* y) {
+    for (int64_t j = 0; j < out; ++j) {
+      const float* row = w + j * in;
+      float part[16] = {};
+      int64_t k = 0;
+      for (; k + 16 <= in; k += 16)
+        for (int l = 0; l < 16; ++l) part[l] += row[k + l] * x[k + l];
+      float sum = 0.0f;
+      for (float p : part) sum += p;
+      for (; k < in; ++k) sum += row[k] * x[k];
+      y[j] = bias[j] + sum;
+    }
   }
-}
+};
 
 void activate_row(std::vector<float>& v, bool tanh) {
   for (float& x : v) x = tanh ? std::tanh(x) : (x < 0.0f ? 0.0f : x);
@@ -71,7 +73,8 @@ bool plain_stack_forward_row(const std::vector<PlainLayer>& layers, const std::s
     } else {
       if (l.weight.size(1) != static_cast<int64_t>(a.size())) return false;
       b.resize(static_cast<size_t>(o));
-      linear_row(wp, bp, a.data(), static_cast<int64_t>(a.size()), o, b.data());
+      dispatch_isa<LinearRowKernel>(wp, bp, static_cast<const float*>(a.data()),
+                                    static_cast<int64_t>(a.size()), o, b.data());
       h = 0;
     }
     if (l.activate) activate_row(b, tanh);

@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "core/torch/device.h"
+#include "models/causal_attention.h"
 #include "models/chunked_ce.h"
 #include "train/experiment.h"
 
@@ -35,6 +37,9 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
   log::info(stoch::str("data ", source_->describe(), "; model ", gpt_->num_parameters() / 1e6,
                        "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ",
                        mc.context, ")"));
+  const bool cpu_float32 = device_.is_cpu() && !use_bf16_autocast(cfg.run.precision, device_);
+  log::info(models::describe_attention(mc.attention, cpu_float32, mc.dropout > 0, mc.context,
+                                       mc.d_model / mc.n_head));
 
   bayes_val_loss_ = bayes_loss(data::Split::kVal, eval_batches_ * batch_size_);
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/cpu_isa.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -198,9 +199,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     if (!facts.empty()) write_metrics(0, "data", facts);
   }
   log::info(stoch::str("device ", device.str(), bf16 ? " (bf16 autocast)" : " (fp32)", ", ",
-                       at::get_num_threads(), " threads; ", units_per_step, " ",
-                       rate_name.substr(0, rate_name.find("_per_s")), " per step; steps ",
-                       start_step, " -> ", total));
+                       at::get_num_threads(), " threads on ", cpu_isa_summary(), "; ",
+                       units_per_step, " ", rate_name.substr(0, rate_name.find("_per_s")),
+                       " per step; steps ", start_step, " -> ", total));
 
   // Every rank calls it (their RNG states are gathered); rank 0 writes, and the others wait
   // for it, so a stop signal ends every rank after the checkpoint is complete.
