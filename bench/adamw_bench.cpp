@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
   std::printf("| parameters | LibTorch fused ms | stoch host ms |\n|---|---|---|\n");
   for (const int64_t n : {132566L, 826112L, 10844160L}) {
     torch::manual_seed(0);
-    auto p = torch::randn({n}), g = torch::randn({n}), m = torch::zeros({n}),
-         v = torch::zeros({n}), step = torch::zeros({1});
+    auto p = torch::randn({n}), g = torch::randn({n}), m = torch::zeros({n}), v = torch::zeros({n}),
+         step = torch::zeros({1});
     const double fused = stoch::bench::median_ms(
         [&] {
           step += 1;

@@ -14,9 +14,9 @@
 #include <functional>
 #include <vector>
 
-#include "timing.h"
 #include "core/cpu_isa.h"
 #include "models/causal_attention.h"
+#include "timing.h"
 
 namespace {
 

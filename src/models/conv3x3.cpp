@@ -108,19 +108,19 @@ struct WeightGradRows {
 
 std::atomic<bool> wide_kernels_enabled{true};
 
-// A zeroed float buffer whose start is on a 64-byte boundary: 16-float rows then fill whole
-// cache lines (a row split over two lines halves the speed of the 512-bit updates).
+// Floats whose start is on a 64-byte boundary, grown on demand and reused (contents left as
+// they were): 16-float rows then fill whole cache lines (a row split over two lines halves the
+// speed of the 512-bit updates).
 class AlignedFloats {
  public:
-  explicit AlignedFloats(int64_t n) : buf_(static_cast<size_t>(n + 16)) {
+  float* data(int64_t n) {
+    if (buf_.size() < static_cast<size_t>(n + 16)) buf_.resize(static_cast<size_t>(n + 16));
     const auto at = reinterpret_cast<uintptr_t>(buf_.data());
-    data_ = buf_.data() + ((64 - at % 64) % 64) / sizeof(float);
+    return buf_.data() + ((64 - at % 64) % 64) / sizeof(float);
   }
-  float* data() { return data_; }
 
  private:
   std::vector<float> buf_;
-  float* data_;
 };
 
 // Kernels for 16 output channels, one 16-float vector (one AVX-512 register, two AVX2 ones).
@@ -204,39 +204,65 @@ int64_t tap_terms(const Pixel* found, int64_t n, const Geometry& g, Term* terms)
 }
 
 // dst row c (16 floats, rows dst_stride apart) = column c of the 16 x 16 block at src (rows
-// src_stride apart).
+// src_stride apart): in 16-float registers with AVX-512; as four 8 x 8 blocks elsewhere, where
+// GCC would move a 16-lane shuffle through memory a float at a time.
+template <class Isa>
 STOCH_ALWAYS_INLINE void transpose16(const float* src, int64_t src_stride, float* dst,
                                      int64_t dst_stride) {
-  Wide::Vec m[kWide];
-  for (int i = 0; i < kWide; ++i) m[i] = Wide::load(src + i * src_stride);
-  Wide::transpose<kWide / 2>(m);
-  for (int i = 0; i < kWide; ++i) Wide::store(dst + i * dst_stride, m[i]);
+  if constexpr (Isa::kIsa == CpuIsa::kAvx512) {
+    Wide::Vec m[kWide];
+    for (int i = 0; i < kWide; ++i) m[i] = Wide::load(src + i * src_stride);
+    Wide::transpose<kWide / 2>(m);
+    for (int i = 0; i < kWide; ++i) Wide::store(dst + i * dst_stride, m[i]);
+  } else {
+    using Half = simd::Simd<8>;
+    for (int r0 = 0; r0 < kWide; r0 += 8)
+      for (int c0 = 0; c0 < kWide; c0 += 8) {
+        Half::Vec m[8];
+        for (int i = 0; i < 8; ++i) m[i] = Half::load(src + (r0 + i) * src_stride + c0);
+        Half::transpose<4>(m);
+        for (int i = 0; i < 8; ++i) Half::store(dst + (c0 + i) * dst_stride + r0, m[i]);
+      }
+  }
 }
 
-// Room for one sample's non-zero pixels and their terms.
-struct SampleTerms {
+// Per-thread buffers of the wide kernels, kept between calls: acting runs the forward for one
+// sample every environment step, where allocating (and zeroing) them cost more than the work.
+struct WideWorkspace {
+  AlignedFloats taps, scratch, acc;
   std::vector<Pixel> found;
   std::vector<Term> terms;
-  explicit SampleTerms(const Geometry& g)
-      : found(static_cast<size_t>(g.C * g.H * g.W)), terms(found.size() * 9) {}
-  int64_t of(const float* image, const Geometry& g) {
+
+  void reserve_terms(const Geometry& g) {
+    const auto pixels = static_cast<size_t>(g.C * g.H * g.W);
+    if (found.size() < pixels) found.resize(pixels);
+    if (terms.size() < pixels * 9) terms.resize(pixels * 9);
+  }
+  // The terms of one sample's image, in terms.
+  int64_t terms_of(const float* image, const Geometry& g) {
     return tap_terms(found.data(), nonzero_pixels(image, g, found.data()), g, terms.data());
   }
 };
+
+WideWorkspace& wide_workspace(const Geometry& g) {
+  thread_local WideWorkspace ws;
+  ws.reserve_terms(g);
+  return ws;
+}
 
 // taps: the weight as [C*9, 16]; scratch: [L, 16].
 struct ForwardWide {
   template <class Isa>
   STOCH_ALWAYS_INLINE static void run(const float* x, const float* taps, const float* bias,
                                       const Geometry* geom, int64_t begin, int64_t end,
-                                      float* scratch, SampleTerms* st, float* out) {
+                                      float* scratch, WideWorkspace* ws, float* out) {
     const Geometry& g = *geom;
     const int64_t hw = g.H * g.W;
     const Wide::Vec b16 = Wide::load(bias);
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t p = 0; p < g.L; ++p) Wide::store(scratch + p * kWide, b16);
-      const int64_t n = st->of(x + b * g.C * hw, g);
-      const Term* terms = st->terms.data();
+      const int64_t n = ws->terms_of(x + b * g.C * hw, g);
+      const Term* terms = ws->terms.data();
       for (int64_t k = 0; k < n; ++k) {
         float* d = scratch + terms[k].pos * kWide;
         const Wide::Vec term =
@@ -245,7 +271,8 @@ struct ForwardWide {
       }
       float* dst = out + b * kWide * g.L;
       int64_t p0 = 0;
-      for (; p0 + kWide <= g.L; p0 += kWide) transpose16(scratch + p0 * kWide, kWide, dst + p0, g.L);
+      for (; p0 + kWide <= g.L; p0 += kWide)
+        transpose16<Isa>(scratch + p0 * kWide, kWide, dst + p0, g.L);
       for (; p0 < g.L; ++p0)
         for (int64_t o = 0; o < kWide; ++o) dst[o * g.L + p0] = scratch[p0 * kWide + o];
     }
@@ -256,18 +283,19 @@ struct ForwardWide {
 struct WeightGradWide {
   template <class Isa>
   STOCH_ALWAYS_INLINE static void run(const float* x, const float* grad, const Geometry* geom,
-                                      int64_t begin, int64_t end, float* scratch,
-                                      SampleTerms* st, float* acc) {
+                                      int64_t begin, int64_t end, float* scratch, WideWorkspace* ws,
+                                      float* acc) {
     const Geometry& g = *geom;
     const int64_t hw = g.H * g.W;
     for (int64_t b = begin; b < end; ++b) {
       const float* gb = grad + b * kWide * g.L;
       int64_t p0 = 0;
-      for (; p0 + kWide <= g.L; p0 += kWide) transpose16(gb + p0, g.L, scratch + p0 * kWide, kWide);
+      for (; p0 + kWide <= g.L; p0 += kWide)
+        transpose16<Isa>(gb + p0, g.L, scratch + p0 * kWide, kWide);
       for (; p0 < g.L; ++p0)
         for (int64_t o = 0; o < kWide; ++o) scratch[p0 * kWide + o] = gb[o * g.L + p0];
-      const int64_t n = st->of(x + b * g.C * hw, g);
-      const Term* terms = st->terms.data();
+      const int64_t n = ws->terms_of(x + b * g.C * hw, g);
+      const Term* terms = ws->terms.data();
       for (int64_t k = 0; k < n; ++k) {
         float* a = acc + (terms[k].tap * g.OW + terms[k].ox) * kWide;
         const Wide::Vec term =
@@ -294,12 +322,12 @@ namespace {
 void forward_host(const float* x, int64_t B, const Geometry& g, const float* weight,
                   const float* bias, float* out) {
   if (wide_kernels_fit(g)) {
-    AlignedFloats taps(g.C * 9 * kWide), scratch(g.L * kWide);
+    WideWorkspace& ws = wide_workspace(g);
+    float* taps = ws.taps.data(g.C * 9 * kWide);
     for (int64_t o = 0; o < kWide; ++o)
-      for (int64_t t = 0; t < g.C * 9; ++t) taps.data()[t * kWide + o] = weight[o * g.C * 9 + t];
-    SampleTerms st(g);
-    dispatch_isa<ForwardWide>(x, static_cast<const float*>(taps.data()), bias, &g, int64_t{0}, B,
-                              scratch.data(), &st, out);
+      for (int64_t t = 0; t < g.C * 9; ++t) taps[t * kWide + o] = weight[o * g.C * 9 + t];
+    dispatch_isa<ForwardWide>(x, static_cast<const float*>(taps), bias, &g, int64_t{0}, B,
+                              ws.scratch.data(g.L * kWide), &ws, out);
     return;
   }
   std::vector<float> padded(static_cast<size_t>(g.W + 2 * g.pad));
@@ -334,17 +362,17 @@ torch::Tensor conv3x3_weight_grad(const torch::Tensor& x, const torch::Tensor& g
   auto dw = torch::empty({g.O, g.C, 3, 3}, gr.options());
   float* d = dw.data_ptr<float>();
   if (wide_kernels_fit(g)) {
-    AlignedFloats scratch(g.L * kWide), wide_acc(g.C * 9 * g.OW * kWide);
-    SampleTerms st(g);
+    WideWorkspace& ws = wide_workspace(g);
+    float* wide_acc = ws.acc.data(g.C * 9 * g.OW * kWide);
+    std::fill(wide_acc, wide_acc + g.C * 9 * g.OW * kWide, 0.0f);
     dispatch_isa<WeightGradWide>(static_cast<const float*>(in.data_ptr<float>()),
                                  static_cast<const float*>(gr.data_ptr<float>()), &g, begin, end,
-                                 scratch.data(), &st, wide_acc.data());
+                                 ws.scratch.data(g.L * kWide), &ws, wide_acc);
     // acc is [C*9, OW, 16]; dw[o, tap] sums over ox in the row kernels' order.
     for (int64_t o = 0; o < kWide; ++o)
       for (int64_t t = 0; t < g.C * 9; ++t) {
         float sum = 0.0f;
-        for (int64_t ox = 0; ox < g.OW; ++ox)
-          sum += wide_acc.data()[(t * g.OW + ox) * kWide + o];
+        for (int64_t ox = 0; ox < g.OW; ++ox) sum += wide_acc[(t * g.OW + ox) * kWide + o];
         d[o * g.C * 9 + t] = sum;
       }
     return dw;

@@ -47,4 +47,8 @@ void adamw_host_update(float* p, const float* g, float* m, float* v, int64_t n,
   dispatch_isa<UpdateKernel>(p, g, m, v, n, &c);
 }
 
+bool adamw_host_preferred(CpuIsa isa) {
+  return isa != CpuIsa::kPortable;
+}
+
 }  // namespace stoch::train

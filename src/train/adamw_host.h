@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "core/cpu_isa.h"
+
 namespace stoch::train {
 
 // Per-step constants of one parameter group.
@@ -23,5 +25,10 @@ AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps
 // p -= step_size * m / (sqrt(v) * inv_bias2 + eps), elementwise over [0, n). Each element's
 // result is the same whatever the ranges a caller splits the arrays into.
 void adamw_host_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& c);
+
+// Whether the update's clone for `isa` beat LibTorch's fused kernel where it was measured
+// (bench/adamw_bench, docs/benchmarks.md): the AVX2 and AVX-512 clones do; the portable one
+// does not, so the optimiser takes LibTorch's kernel there.
+bool adamw_host_preferred(CpuIsa isa);
 
 }  // namespace stoch::train

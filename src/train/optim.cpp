@@ -137,7 +137,7 @@ bool AdamW::host_step(const std::vector<Slot*>& slots, double lr, double wd) {
 void AdamW::step_group(const std::vector<Slot*>& slots, double lr, double wd) {
   if (slots.empty()) return;
   torch::NoGradGuard no_grad;
-  if (cfg_.fused && host_step(slots, lr, wd)) return;
+  if (cfg_.fused && adamw_host_preferred(cpu_isa()) && host_step(slots, lr, wd)) return;
   if (cfg_.fused) {
     std::vector<torch::Tensor> st;
     for (auto* s : slots) st.push_back(s->step);
