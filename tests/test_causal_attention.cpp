@@ -174,5 +174,49 @@ TEST(HostAttentionLayout, GptWithAutoAttentionMatchesPlain) {
     EXPECT_TRUE(torch::allclose(host[i], plain[i], 1e-4, 1e-6)) << "tensor " << i;
 }
 
+// `model.attention: auto` follows the measured table: on the portable clone the GPT computes
+// exactly what SDPA computes, on the AVX2 and AVX-512 clones exactly what stoch's kernels do
+// (up to the AVX2 clone's context limit), and the log line says which and why.
+TEST(AttentionChoice, AutoRunsTheKernelTheTableNames) {
+  models::GptConfig c;
+  c.vocab_size = 11;
+  c.context = 20;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.d_model = 32;
+  auto loss_with = [&](const std::string& attention) {
+    c.attention = attention;
+    torch::manual_seed(9);
+    models::Gpt gpt(c);
+    torch::manual_seed(10);
+    const auto x = torch::randint(0, 11, {2, 20}, torch::kLong);
+    return gpt->forward(x).detach();
+  };
+  for (const CpuIsa isa : cpu_isas_runnable()) {
+    test::IsaCap cap(isa);
+    const bool host = models::host_attention_preferred(isa, c.context);
+    EXPECT_EQ(host, isa != CpuIsa::kPortable) << cpu_isa_name(isa);
+    const auto want = loss_with(host ? "stoch" : "sdpa");
+    EXPECT_TRUE(torch::equal(loss_with("auto"), want)) << cpu_isa_name(isa);
+    // The two kernels round differently, so the comparison above can tell them apart.
+    EXPECT_FALSE(torch::equal(loss_with(host ? "sdpa" : "stoch"), want)) << cpu_isa_name(isa);
+    const std::string line = models::describe_attention("auto", true, false, c.context, 16);
+    EXPECT_EQ(line, host ? stoch::str("attention: stoch kernels (", cpu_isa_name(isa), ")")
+                         : "attention: sdpa (stoch kernels slower on this CPU: portable clone, "
+                           "context 20)");
+  }
+  EXPECT_FALSE(models::host_attention_preferred(CpuIsa::kAvx2, 1024));
+  EXPECT_TRUE(models::host_attention_preferred(CpuIsa::kAvx512, 1024));
+  EXPECT_EQ(models::describe_attention("stoch", false, false, 20, 16),
+            "attention: sdpa (stoch kernels take float32 on the CPU only)");
+  EXPECT_EQ(models::describe_attention("auto", true, true, 20, 16),
+            "attention: sdpa (stoch kernels have no attention dropout)");
+  EXPECT_EQ(models::describe_attention("stoch", true, false, 20, 24),
+            "attention: sdpa (stoch kernels take head widths 16, 32, ..., 128 and contexts up to "
+            "1024)");
+  EXPECT_EQ(models::describe_attention("sdpa", true, false, 20, 16),
+            "attention: sdpa (model.attention=sdpa)");
+}
+
 }  // namespace
 }  // namespace stoch

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "cli/checks.h"
+#include "core/cpu_isa.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -89,6 +92,42 @@ TEST(CommandLine, OutputFoldersThatCannotBeMadeExitTwo) {
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
   }
+}
+
+// STOCH_CPU_ISA caps the kernels' clone, and the run's first lines say which clone and which
+// attention kernel it runs; a value that names no clone stops the program before it writes.
+class CpuIsaVariable : public ::testing::Test {
+ protected:
+  void TearDown() override { ::unsetenv("STOCH_CPU_ISA"); }
+};
+
+TEST_F(CpuIsaVariable, PortableIsLoggedWithItsAttentionChoice) {
+  const std::string dir = test::temp_dir("isa");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  ::setenv("STOCH_CPU_ISA", "portable", 1);
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                                 "/run --set model.dropout=0 --set model.d_model=32");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(kernels: portable; CPU supports " +
+                          std::string(cpu_isa_name(cpu_isa_supported())) + ")"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("attention: sdpa (stoch kernels slower on this CPU: portable clone, "
+                          "context 16)"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST_F(CpuIsaVariable, UnknownCloneExitsTwoBeforeWriting) {
+  const std::string dir = test::temp_dir("isa");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  ::setenv("STOCH_CPU_ISA", "avx3", 1);
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("STOCH_CPU_ISA=avx3: expected portable, avx2 or avx512"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/run"));
 }
 
 }  // namespace
