@@ -50,6 +50,27 @@ struct Tiles<IsaPortable> : Tiles<IsaAvx2> {
   static constexpr int kLanes = 4;
 };
 
+// One head's operands and outputs (causal_attention_kernels.h), forward and backward.
+struct ForwardArgs {
+  HeadRows q, k, v;
+  int64_t T, head_dim;
+  float scale;
+  float* o;
+  int64_t o_stride;
+  float* lse;
+  float* buffer;
+};
+
+struct BackwardArgs {
+  HeadRows q, k, v, o, grad_o;
+  const float* lse;
+  int64_t T, head_dim;
+  float scale;
+  float *grad_q, *grad_k, *grad_v;
+  int64_t grad_stride;
+  float* buffer;
+};
+
 // The kernels of one clone.
 template <class Isa>
 struct Kernels {
@@ -220,9 +241,8 @@ struct Kernels {
   }
 
   template <int ND16>
-  STOCH_ALWAYS_INLINE static void forward(HeadRows q, HeadRows k, HeadRows v, int64_t T,
-                                          float scale, float* o, int64_t o_stride, float* lse,
-                                          float* buffer) {
+  STOCH_ALWAYS_INLINE static void head(const ForwardArgs& a) {
+    const auto [q, k, v, T, head_dim, scale, o, o_stride, lse, buffer] = a;
     constexpr int64_t D = kBlock * ND16;
     constexpr int ND = D / W;
     constexpr int R = Tile::mix_rows(ND);
@@ -245,10 +265,9 @@ struct Kernels {
   }
 
   template <int ND16>
-  STOCH_ALWAYS_INLINE static void backward(HeadRows q, HeadRows k, HeadRows v, HeadRows o,
-                                           HeadRows grad_o, const float* lse, int64_t T,
-                                           float scale, float* grad_q, float* grad_k, float* grad_v,
-                                           int64_t grad_stride, float* buffer) {
+  STOCH_ALWAYS_INLINE static void head(const BackwardArgs& a) {
+    const auto [q, k, v, o, grad_o, lse, T, head_dim, scale, grad_q, grad_k, grad_v, grad_stride,
+                buffer] = a;
     constexpr int64_t D = kBlock * ND16;
     constexpr int ND = D / W;
     constexpr int R = Tile::mix_rows(ND);
@@ -312,57 +331,21 @@ STOCH_ALWAYS_INLINE void with_width(int64_t nd16, const F& f) {
   }
 }
 
-struct ForwardArgs {
-  HeadRows q, k, v;
-  int64_t T, head_dim;
-  float scale;
-  float* o;
-  int64_t o_stride;
-  float* lse;
-  float* buffer;
-};
-
-struct BackwardArgs {
-  HeadRows q, k, v, o, grad_o;
-  const float* lse;
-  int64_t T, head_dim;
-  float scale;
-  float *grad_q, *grad_k, *grad_v;
-  int64_t grad_stride;
-  float* buffer;
-};
-
-template <class Isa>
-struct ForwardWidth {
-  const ForwardArgs& a;
+// Kernels<Isa>::head<ND16>(args) for the head width the arguments name.
+template <class Isa, class Args>
+struct AtWidth {
+  const Args& args;
   template <int ND16>
   STOCH_ALWAYS_INLINE void operator()() const {
-    Kernels<Isa>::template forward<ND16>(a.q, a.k, a.v, a.T, a.scale, a.o, a.o_stride, a.lse,
-                                         a.buffer);
+    Kernels<Isa>::template head<ND16>(args);
   }
 };
 
-template <class Isa>
-struct BackwardWidth {
-  const BackwardArgs& a;
-  template <int ND16>
-  STOCH_ALWAYS_INLINE void operator()() const {
-    Kernels<Isa>::template backward<ND16>(a.q, a.k, a.v, a.o, a.grad_o, a.lse, a.T, a.scale,
-                                          a.grad_q, a.grad_k, a.grad_v, a.grad_stride, a.buffer);
-  }
-};
-
-struct ForwardKernel {
-  template <class Isa>
-  STOCH_ALWAYS_INLINE static void run(const ForwardArgs* a) {
-    with_width(a->head_dim / kBlock, ForwardWidth<Isa>{*a});
-  }
-};
-
-struct BackwardKernel {
-  template <class Isa>
-  STOCH_ALWAYS_INLINE static void run(const BackwardArgs* a) {
-    with_width(a->head_dim / kBlock, BackwardWidth<Isa>{*a});
+// One head, forward or backward, in the clone dispatch_isa picks.
+struct HeadKernel {
+  template <class Isa, class Args>
+  STOCH_ALWAYS_INLINE static void run(const Args* args) {
+    with_width(args->head_dim / kBlock, AtWidth<Isa, Args>{*args});
   }
 };
 
@@ -384,7 +367,7 @@ void causal_attention_head_forward(HeadRows q, HeadRows k, HeadRows v, int64_t T
   const int64_t ld = round_up(T);
   float* buffer = scratch_for(scratch, head_dim * ld + (ld + kPadRows) * ld + head_dim);
   const ForwardArgs args{q, k, v, T, head_dim, scale, o, o_stride, lse, buffer};
-  dispatch_isa<ForwardKernel>(&args);
+  dispatch_isa<HeadKernel>(&args);
 }
 
 void causal_attention_head_backward(HeadRows q, HeadRows k, HeadRows v, HeadRows o, HeadRows grad_o,
@@ -396,7 +379,7 @@ void causal_attention_head_backward(HeadRows q, HeadRows k, HeadRows v, HeadRows
       scratch_for(scratch, 2 * head_dim * ld + 2 * (ld + kPadRows) * ld + ld + head_dim);
   const BackwardArgs args{q,        k,     v,      o,      grad_o, lse,         T,
                           head_dim, scale, grad_q, grad_k, grad_v, grad_stride, buffer};
-  dispatch_isa<BackwardKernel>(&args);
+  dispatch_isa<HeadKernel>(&args);
 }
 
 }  // namespace stoch::models
