@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/launch.h"
@@ -10,6 +11,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
+#include "core/run_lock.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/safetensors.h"
@@ -73,8 +75,10 @@ int train(const TrainArgs& a) {
   if (a.nproc > 1)
     return launch_local_ranks(a.nproc,
                               rank_args({"train", a.config, "--run-dir", run_dir}, a.sets));
+  std::optional<RunLock> lock;  // held until the run ends
   return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
     make_output_dir(run_dir, "--run-dir");
+    lock.emplace(run_dir);  // before anything in the folder changes
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     log::set_file(run_dir + "/log.txt");
@@ -102,7 +106,9 @@ int resume(const ResumeArgs& a) {
     train::check_resume_world_size(a.run_dir, a.nproc);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));
   }
+  std::optional<RunLock> lock;  // held until the run ends
   return train::run_training(cfg, a.run_dir, /*resume=*/true, [&] {
+    lock.emplace(a.run_dir);  // before anything in the folder changes
     log::set_file(a.run_dir + "/log.txt");
     if (!a.sets.empty()) write_config(cfg, a.run_dir);
     log::info(stoch::str("resuming ", a.run_dir));

@@ -1,0 +1,65 @@
+// One writer per run directory (core/run_lock.h): while a run is live, a second train or resume
+// into its folder exits 2 naming the owner and changes nothing; once the owner is killed, the
+// folder is free again without any clean-up.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "test_util.h"
+
+namespace stoch {
+namespace {
+
+TEST(RunLock, SecondWriterExitsTwoAndAKilledOwnersLockIsTakenOver) {
+  const std::string dir = test::temp_dir("lock");
+  const std::string cfg = dir + "/c.yaml", run = dir + "/run";
+  test::write_text(cfg, test::tiny_lm_config(1000000));
+  const pid_t pid = test::spawn_stoch({"train", cfg, "--run-dir", run, "--set",
+                                       "train.ckpt_every=0", "--set", "train.eval_every=0"},
+                                      dir + "/owner.log");
+  ASSERT_TRUE(test::wait_for(
+      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 3; }, 60))
+      << test::read_text(dir + "/owner.log");
+  const std::string owner = "pid " + std::to_string(pid) + " on ";
+  const std::string config_before = test::read_text(run + "/config.yaml");
+
+  // A second train: the folder has no checkpoint yet, so only the lock can stop it.
+  auto r = test::run_stoch("train " + cfg + " --run-dir " + run + " --set train.steps=3");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": another stoch process is writing this run (" + owner),
+            std::string::npos)
+      << r.output;
+  r = test::run_stoch("resume " + run + " --set train.steps=5");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": another stoch process is writing this run (" + owner),
+            std::string::npos)
+      << r.output;
+  // Neither touched the run: its config is the owner's and its metrics keep growing.
+  EXPECT_EQ(test::read_text(run + "/config.yaml"), config_before);
+  const int64_t lines = test::count_lines(run + "/metrics.jsonl", "\"train\"");
+  EXPECT_TRUE(test::wait_for(
+      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") > lines; }, 60));
+
+  ::kill(pid, SIGKILL);
+  test::wait_exit(pid);
+  // The kernel dropped the dead owner's lock (the killed run left no checkpoint): a new train
+  // takes the folder over at once and trains.
+  const pid_t next = test::spawn_stoch({"train", cfg, "--run-dir", run, "--set",
+                                        "train.ckpt_every=0", "--set", "train.eval_every=0"},
+                                       dir + "/next.log");
+  EXPECT_TRUE(test::wait_for(
+      [&] {
+        // "run dir" is logged once the old metrics are gone: the lines counted are new.
+        return test::read_text(run + "/.lock").find("pid " + std::to_string(next) + " on ") !=
+                   std::string::npos &&
+               test::read_text(dir + "/next.log").find("run dir ") != std::string::npos &&
+               test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 3;
+      },
+      60))
+      << test::read_text(dir + "/next.log");
+  ::kill(next, SIGTERM);
+  EXPECT_EQ(test::wait_exit(next), 143) << test::read_text(dir + "/next.log");
+}
+
+}  // namespace
+}  // namespace stoch
