@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/run_lock.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -59,6 +60,36 @@ TEST(RunLock, SecondWriterExitsTwoAndAKilledOwnersLockIsTakenOver) {
       << test::read_text(dir + "/next.log");
   ::kill(next, SIGTERM);
   EXPECT_EQ(test::wait_exit(next), 143) << test::read_text(dir + "/next.log");
+}
+
+// A sweep leaves a run that another process is writing to that process, says so, and exits 1
+// once it has done the rest; the probe it uses sees a lock of this process's too.
+TEST(RunLock, SweepsLeaveRunsThatAnotherProcessWrites) {
+  const std::string dir = test::temp_dir("lock-sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(4));
+  const std::string busy = dir + "/sw/optim.lr=0.01,seed=1";
+  test::fs::create_directories(busy);
+  EXPECT_FALSE(run_lock_owner(busy).has_value());  // no lock file yet
+  {
+    RunLock lock(busy);
+    const auto owner = run_lock_owner(busy);
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_EQ(owner->rfind("pid " + std::to_string(::getpid()) + " on ", 0), 0u) << *owner;
+    const auto r =
+        test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --out " + dir + "/sw");
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("sweep: optim.lr=0.01,seed=1 is being written by another process (" +
+                            *owner + "); skipping it"),
+              std::string::npos)
+        << r.output;
+    EXPECT_FALSE(test::fs::exists(busy + "/metrics.jsonl"));
+    EXPECT_TRUE(test::fs::exists(dir + "/sw/optim.lr=0.02,seed=1/checkpoints/step-00000004"));
+  }
+  EXPECT_FALSE(run_lock_owner(busy).has_value());  // released with the RunLock
+  const auto r =
+      test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --out " + dir + "/sw");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(test::fs::exists(busy + "/checkpoints/step-00000004"));
 }
 
 }  // namespace

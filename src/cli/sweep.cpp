@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
+#include "core/run_lock.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "train/experiment.h"
@@ -114,6 +115,7 @@ int sweep(const SweepArgs& a) {
   const int64_t threads =
       std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
   std::vector<std::vector<std::string>> commands;
+  size_t busy = 0;  // runs another process is writing (another sweep, a train or a resume)
   const config::Node base = train::load_config(a.config, a.sets);
   for (const auto& r : runs) {
     config::Node point = base;
@@ -125,6 +127,12 @@ int sweep(const SweepArgs& a) {
     const RunState st = state_of(dir);
     if (st == RunState::kFinished) {
       log::info(stoch::str("sweep: ", r.name, " finished; skipping"));
+      continue;
+    }
+    if (const auto owner = run_lock_owner(dir)) {
+      log::warn(stoch::str("sweep: ", r.name, " is being written by another process (", *owner,
+                           "); skipping it"));
+      ++busy;
       continue;
     }
     std::vector<std::string> cmd = {"stoch"};
@@ -168,6 +176,12 @@ int sweep(const SweepArgs& a) {
   if (failed) {
     log::error(
         stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
+    return kExitFailure;
+  }
+  if (busy) {
+    log::error(stoch::str("sweep: ", busy,
+                          " runs were left to the processes writing them; re-run the same "
+                          "command once they stop to finish the sweep"));
     return kExitFailure;
   }
   log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ",

@@ -66,6 +66,15 @@ RunLock::RunLock(const std::string& dir) {
     log::warn(path + ": cannot record the lock's owner (" + std::strerror(errno) + ")");
 }
 
+std::optional<std::string> run_lock_owner(const std::string& dir) {
+  const int fd = ::open((dir + "/.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> owner;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) owner = read_all(fd);
+  ::close(fd);  // releases the probe's own lock, if it got one
+  return owner;
+}
+
 RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the lock
 }

@@ -5,6 +5,7 @@
 // up. The file keeps the last owner's pid, host and start time for the message.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace stoch {
@@ -22,5 +23,10 @@ class RunLock {
  private:
   int fd_ = -1;
 };
+
+// The owner line ("pid 123 on host, since ...") when another open of dir/.lock holds the lock
+// (another process, or another RunLock of this one); nullopt when the folder is free or has
+// never been locked. Only a hint: the lock can change hands right after.
+std::optional<std::string> run_lock_owner(const std::string& dir);
 
 }  // namespace stoch
