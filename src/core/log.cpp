@@ -45,6 +45,15 @@ void init(const std::string& file, Level console) {
   console_sink->set_pattern("%H:%M:%S %^%l%$ %v");
   g_logger = std::make_shared<spdlog::logger>("stoch", console_sink);
   g_logger->set_level(spdlog::level::debug);
+  // A log file that cannot be written (a full disk) says so once, in one line; the console log
+  // and the run go on, and the write that matters (metrics, checkpoints) reports the failure.
+  g_logger->set_error_handler([](const std::string& msg) {
+    static bool said = false;
+    if (said) return;
+    said = true;
+    std::fprintf(stderr, "stoch: log file: %s (further log-file errors are not shown)\n",
+                 msg.c_str());
+  });
   const auto lvl = console == Level::kDebug  ? spdlog::level::debug
                    : console == Level::kInfo ? spdlog::level::info
                    : console == Level::kWarn ? spdlog::level::warn

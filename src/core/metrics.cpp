@@ -1,5 +1,10 @@
 #include "core/metrics.h"
 
+#include <cerrno>
+#include <cstring>
+
+#include "core/disk_space.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +16,7 @@
 namespace stoch {
 
 MetricsWriter::MetricsWriter(const std::string& path, const std::string& tb_dir)
-    : f_(std::fopen(path.c_str(), "a")) {
+    : path_(path), f_(std::fopen(path.c_str(), "a")) {
   if (!f_) throw std::runtime_error(str(path, ": cannot open for appending"));
   if (!tb_dir.empty()) tb_ = std::make_unique<TensorBoardWriter>(tb_dir);
 }
@@ -32,8 +37,13 @@ void MetricsWriter::write(int64_t step, const std::string& split,
       j[k] = nullptr;  // JSON has no NaN or infinity
   }
   const std::string line = j.dump() + "\n";
-  std::fwrite(line.data(), 1, line.size(), f_);
-  std::fflush(f_);
+  // A lost line would leave a gap in the run's record: a full disk ends the run instead.
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0) {
+    const int err = errno;
+    std::clearerr(f_);
+    throw std::runtime_error(
+        str(path_, ": write failed: ", std::strerror(err), " (", free_space_note(path_), ")"));
+  }
   if (tb_)
     for (const auto& [k, v] : values) tb_->scalar(k, step, v);
 }

@@ -27,6 +27,7 @@ class MetricsWriter {
   void restart_after(int64_t step);
 
  private:
+  std::string path_;
   std::FILE* f_ = nullptr;
   std::unique_ptr<TensorBoardWriter> tb_;
 };

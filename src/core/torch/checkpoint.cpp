@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/crc32c.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -50,37 +51,45 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
   // Temporary folders left by a killed writer are garbage: only one process writes a run.
   for (const auto& e : fs::directory_iterator(dir_))
     if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
-  fs::create_directories(tmp);
+  try {
+    fs::create_directories(tmp);
+    nlohmann::json files = nlohmann::json::object();
+    const auto record = [&](const std::string& name) {
+      const std::string p = tmp + "/" + name;
+      files[name] = {{"bytes", fs::file_size(p)}, {"crc32c", hex32(crc32c_file(p))}};
+    };
+    for (const auto& [stem, tensors] : ckpt.tensors) {
+      write_safetensors(tmp + "/" + stem + ".safetensors", tensors);
+      record(stem + ".safetensors");
+    }
+    write_file_durably(tmp + "/state.json", ckpt.state.dump(2) + "\n");
+    record("state.json");
+    const nlohmann::json manifest = {{"format", "stoch-checkpoint"},
+                                     {"format_version", kFormatVersion},
+                                     {"libtorch", TORCH_VERSION},
+                                     {"step", ckpt.step},
+                                     {"files", files}};
+    write_file_durably(tmp + "/manifest.json", manifest.dump(2) + "\n");
+    fsync_dir(tmp);
 
-  nlohmann::json files = nlohmann::json::object();
-  const auto record = [&](const std::string& name) {
-    const std::string p = tmp + "/" + name;
-    files[name] = {{"bytes", fs::file_size(p)}, {"crc32c", hex32(crc32c_file(p))}};
-  };
-  for (const auto& [stem, tensors] : ckpt.tensors) {
-    write_safetensors(tmp + "/" + stem + ".safetensors", tensors);
-    record(stem + ".safetensors");
+    // A checkpoint of this step may exist already (a resumed run re-saving its start step).
+    if (fs::exists(final_dir)) {
+      const std::string old = tmp + ".old";
+      fs::rename(final_dir, old);
+      fs::rename(tmp, final_dir);
+      fs::remove_all(old);
+    } else {
+      fs::rename(tmp, final_dir);
+    }
+    fsync_dir(dir_);
+  } catch (const std::exception& e) {
+    // A full disk or a file system gone read-only: drop the partial folder and say how full it
+    // is. The earlier checkpoints were never touched.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw std::runtime_error(
+        stoch::str(e.what(), " (", free_space_note(dir_), "; earlier checkpoints are intact)"));
   }
-  write_file_durably(tmp + "/state.json", ckpt.state.dump(2) + "\n");
-  record("state.json");
-  const nlohmann::json manifest = {{"format", "stoch-checkpoint"},
-                                   {"format_version", kFormatVersion},
-                                   {"libtorch", TORCH_VERSION},
-                                   {"step", ckpt.step},
-                                   {"files", files}};
-  write_file_durably(tmp + "/manifest.json", manifest.dump(2) + "\n");
-  fsync_dir(tmp);
-
-  // A checkpoint of this step may exist already (a resumed run re-saving its start step).
-  if (fs::exists(final_dir)) {
-    const std::string old = tmp + ".old";
-    fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    fs::remove_all(old);
-  } else {
-    fs::rename(tmp, final_dir);
-  }
-  fsync_dir(dir_);
 
   if (keep_last > 0) {
     auto all = steps();

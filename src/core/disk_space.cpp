@@ -1,0 +1,32 @@
+#include "core/disk_space.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+namespace stoch {
+
+std::string free_space_note(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path p = path.empty() ? fs::path(".") : fs::path(path);
+  std::error_code ec;
+  while (!fs::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  const auto info = fs::space(p, ec);
+  if (ec) return "free space unknown";
+  const double bytes = static_cast<double>(info.available);
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = bytes;
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[64];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%.0f bytes", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return std::string(buf) + " free on its file system";
+}
+
+}  // namespace stoch
