@@ -14,12 +14,22 @@ constexpr const char* kEnvVar = "STOCH_CPU_ISA";
 // -1: no cap; otherwise a CpuIsa.
 std::atomic<int> test_cap{-1};
 
-// The cap from STOCH_CPU_ISA, read once; throws (every time) when the value is not a set's name.
-std::optional<CpuIsa> env_cap() {
-  static const char* raw = std::getenv(kEnvVar);
-  if (!raw || !*raw) return std::nullopt;
-  if (auto isa = parse_cpu_isa(raw)) return isa;
-  throw InputError(std::string(kEnvVar) + "=" + raw + ": expected portable, avx2 or avx512");
+// STOCH_CPU_ISA, parsed once: kernels ask for the clone at every call.
+struct EnvCap {
+  std::optional<CpuIsa> cap;
+  std::string error;  // non-empty when the value names no clone
+};
+
+const EnvCap& env_cap() {
+  static const EnvCap parsed = [] {
+    EnvCap e;
+    const char* raw = std::getenv(kEnvVar);
+    if (!raw || !*raw) return e;
+    e.cap = parse_cpu_isa(raw);
+    if (!e.cap) e.error = std::string(kEnvVar) + "=" + raw + ": expected portable, avx2 or avx512";
+    return e;
+  }();
+  return parsed;
 }
 
 }  // namespace
@@ -60,7 +70,9 @@ CpuIsa cpu_isa_supported() {
 
 CpuIsa cpu_isa() {
   auto isa = cpu_isa_supported();
-  if (auto cap = env_cap(); cap && *cap < isa) isa = *cap;
+  const EnvCap& env = env_cap();
+  if (!env.error.empty()) throw InputError(env.error);  // every time: no clone is safe to guess
+  if (env.cap && *env.cap < isa) isa = *env.cap;
   const int t = test_cap.load(std::memory_order_relaxed);
   if (t >= 0 && static_cast<CpuIsa>(t) < isa) isa = static_cast<CpuIsa>(t);
   return isa;

@@ -37,7 +37,7 @@ std::vector<CpuIsa> cpu_isas_runnable();
 // The CPU's model name (from /proc/cpuinfo; "unknown CPU" elsewhere), for benchmark headers.
 std::string cpu_model_name();
 
-// One line for logs and benchmarks: "AMD EPYC (avx2; supports avx2)".
+// One line for logs and benchmarks: "AMD EPYC (kernels: avx2; CPU supports avx2)".
 std::string cpu_isa_summary();
 
 }  // namespace stoch
@@ -79,12 +79,13 @@ auto run_portable(Args... args) {
 }
 }  // namespace detail
 
-// Kernel::run<Isa>(args...) for the clone of `isa`. Kernel::run must be a static always-inline
-// template, so that its body (and what it inlines) is compiled with that clone's instructions.
+// Kernel::run<Isa>(args...) for the clone cpu_isa() names. Kernel::run must be a static
+// always-inline template, so that its body (and what it inlines) is compiled with that clone's
+// instructions.
 template <class Kernel, class... Args>
-auto dispatch_isa_for(CpuIsa isa, Args... args) {
+auto dispatch_isa(Args... args) {
 #ifdef STOCH_X86_CLONES
-  switch (isa) {
+  switch (cpu_isa()) {
     case CpuIsa::kAvx512:
       return detail::run_avx512<Kernel>(args...);
     case CpuIsa::kAvx2:
@@ -94,12 +95,6 @@ auto dispatch_isa_for(CpuIsa isa, Args... args) {
   }
 #endif
   return detail::run_portable<Kernel>(args...);
-}
-
-// The same for the clone cpu_isa() names.
-template <class Kernel, class... Args>
-auto dispatch_isa(Args... args) {
-  return dispatch_isa_for<Kernel>(cpu_isa(), args...);
 }
 
 }  // namespace stoch

@@ -101,6 +101,10 @@ bool host_attention_preferred(CpuIsa isa, int64_t context) {
   return false;
 }
 
+bool host_attention_selected(const std::string& setting, int64_t context) {
+  return setting == "stoch" || (setting == "auto" && host_attention_preferred(cpu_isa(), context));
+}
+
 std::string describe_attention(const std::string& setting, bool cpu_float32, bool dropout,
                                int64_t context, int64_t head_dim) {
   if (setting == "plain") return "attention: plain (masked softmax, model.attention=plain)";
@@ -113,7 +117,7 @@ std::string describe_attention(const std::string& setting, bool cpu_float32, boo
     why = "stoch kernels have no attention dropout";
   else if (context > kHostAttentionMaxContext || !causal_attention_head_dim_supported(head_dim))
     why = "stoch kernels take head widths 16, 32, ..., 128 and contexts up to 1024";
-  else if (setting == "auto" && !host_attention_preferred(cpu_isa(), context))
+  else if (!host_attention_selected(setting, context))
     why =
         "stoch kernels slower on this CPU: " + clone + " clone, context " + std::to_string(context);
   if (!why.empty()) return "attention: sdpa (" + why + ")";

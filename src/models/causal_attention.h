@@ -33,6 +33,11 @@ torch::Tensor causal_attention_host(const torch::Tensor& q, const torch::Tensor&
 // which loses to SDPA's own AVX2 kernels.
 bool host_attention_preferred(CpuIsa isa, int64_t context);
 
+// Whether `model.attention` = setting picks stoch's kernels (where causal_attention_host_supported
+// takes the queries): always for stoch; for auto where host_attention_preferred says so on this
+// CPU's clone.
+bool host_attention_selected(const std::string& setting, int64_t context);
+
 // What `model.attention` (auto, stoch, sdpa or plain) runs for heads of width head_dim over
 // `context` positions, as one line for the run's log, e.g. "attention: stoch kernels (avx2)" or
 // "attention: sdpa (stoch kernels slower on this CPU: portable clone)". cpu_float32: the model

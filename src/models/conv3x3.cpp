@@ -30,10 +30,15 @@ Geometry geometry(const torch::Tensor& x, int64_t out_channels, int64_t pad) {
 }
 
 // Whether an input row has no non-zero pixel: such rows (most of a MinAtar frame) add nothing.
+// By their bits, signs masked off (+-0 count as zero, NaN does not): an OR that vectorises.
 inline bool all_zero(const float* row, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    if (row[i] != 0.0f) return false;
-  return true;
+  uint32_t bits = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, row + i, sizeof b);
+    bits |= b;
+  }
+  return (bits & 0x7fffffffu) == 0;
 }
 
 // padded[j] = row[j - pad], zero outside the row: output column ox reads padded[ox + kx].
@@ -142,17 +147,6 @@ struct Pixel {
   float value;
 };
 
-// Whether 16 floats are all +-0, by their bits (eight 64-bit words, signs masked off).
-inline bool all_zero16(const float* p) {
-  uint64_t bits = 0;
-  for (int k = 0; k < 8; ++k) {
-    uint64_t word;
-    std::memcpy(&word, p + 2 * k, sizeof word);
-    bits |= word;
-  }
-  return (bits & 0x7fffffff7fffffffULL) == 0;
-}
-
 // Writes one sample's non-zero pixels to `found` in (c, y, x) order; returns how many there are.
 inline int64_t nonzero_pixels(const float* image, const Geometry& g, Pixel* found) {
   const int64_t hw = g.H * g.W;
@@ -161,7 +155,7 @@ inline int64_t nonzero_pixels(const float* image, const Geometry& g, Pixel* foun
     for (int64_t base = 0; base < hw; base += kWide) {
       const int64_t n = std::min<int64_t>(kWide, hw - base);
       const float* at = image + c * hw + base;
-      if (n == kWide && all_zero16(at)) continue;  // most of a MinAtar frame
+      if (n == kWide && all_zero(at, kWide)) continue;  // most of a MinAtar frame
       for (int64_t i = 0; i < n; ++i) {
         if (at[i] == 0.0f) continue;
         const auto pix = static_cast<int32_t>(base + i);

@@ -41,8 +41,7 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
       dropout_(cfg.dropout),
       attention_(cfg.attention),
       // Decided once per model, so that every step of a run (and its resume) runs one kernel.
-      host_kernels_(cfg.attention == "stoch" ||
-                    (cfg.attention == "auto" && host_attention_preferred(cpu_isa(), cfg.context))) {
+      host_kernels_(host_attention_selected(cfg.attention, cfg.context)) {
   qkv = register_module(
       "qkv",
       torch::nn::Linear(torch::nn::LinearOptions(cfg.d_model, 3 * cfg.d_model).bias(cfg.bias)));
