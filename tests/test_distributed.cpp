@@ -41,7 +41,7 @@ class DataParallel : public ::testing::Test {
  protected:
   void SetUp() override {
     try {
-      train::check_data_parallel_backend(c10::Device(c10::kCPU));
+      train::data_parallel_backend(c10::Device(c10::kCPU), "auto");
     } catch (const InputError& e) {
       GTEST_SKIP() << e.what();
     }
@@ -128,6 +128,16 @@ TEST_F(DataParallel, DqnRefusesSeveralRanks) {
                                  "/dqn --set train.steps=2");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("task dqn trains in one process only"), std::string::npos) << r.output;
+}
+
+TEST_F(DataParallel, BackendsThatDoNotFitTheDeviceAreRefused) {
+  const auto r = test::run_stoch("train " + cfg_ + " --nproc 2 --run-dir " + dir_ +
+                                 "/nccl --set dist.backend=nccl --set run.device=cpu");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("dist.backend: nccl runs on CUDA GPUs, but run.device is cpu"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir_ + "/nccl/checkpoints"));
 }
 
 TEST_F(DataParallel, TorchrunStartsTheSameRanks) {

@@ -16,23 +16,35 @@
 #else
 #define STOCH_HAVE_GLOO 0
 #endif
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <random>
 #include <thread>
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/torch/safetensors.h"
+#include "train/dist_config.h"
+#include "train/watchdog.h"
 
 namespace stoch::train {
 namespace {
 
-// Ranks that skip evaluation, hooks and checkpoint writing wait for rank 0 at the next
-// collective; a long evaluation must not look like a dead peer.
+// How long one collective may wait. Failures are found by the watchdog within dist.timeout_s;
+// this only bounds a collective that the ranks issued in different orders (a bug).
 constexpr std::chrono::minutes kCollectiveTimeout{60};
+// How long ranks wait for each other to start: hosts start at different moments.
+constexpr std::chrono::seconds kJoinTimeout{300};
 
 int64_t env_int(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
   const char* v = std::getenv(name);
@@ -45,6 +57,96 @@ int64_t env_int(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
   return x;
 }
 
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown host";
+  return buf;
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+// The local address this host uses to reach `host`: the one the other ranks can reach it on.
+// A UDP "connection" sends nothing; it only makes the kernel choose a route.
+std::string route_to(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), "9", &hints, &res) != 0 || !res) return "";
+  std::string out;
+  const int fd = ::socket(res->ai_family, SOCK_DGRAM, 0);
+  if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+      const void* a =
+          local.ss_family == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+              : &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr;
+      if (::inet_ntop(local.ss_family, a, text, sizeof text)) out = text;
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(res);
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
+}
+
+// The dotted key of line `i` of a resolved config (YAML as config::Printer writes it: two
+// spaces per level, list items as "- key: value"), and the value written on that line.
+std::pair<std::string, std::string> key_at(const std::vector<std::string>& lines, size_t i) {
+  const auto indent = [](const std::string& l) {
+    const size_t n = l.find_first_not_of(' ');
+    if (n == std::string::npos) return l.size();
+    return l.compare(n, 2, "- ") == 0 ? n + 2 : n;  // an item's key sits after its dash
+  };
+  const auto key = [&](const std::string& l) {
+    const std::string body = l.substr(std::min(indent(l), l.size()));
+    return body.substr(0, body.find(':'));
+  };
+  std::vector<std::string> path{key(lines[i])};
+  size_t level = indent(lines[i]);
+  for (size_t j = i; j-- > 0 && level > 0;)
+    if (indent(lines[j]) < level) {
+      path.insert(path.begin(), key(lines[j]));
+      level = indent(lines[j]);
+    }
+  const size_t colon = lines[i].find(": ");
+  return {stoch::join(path, "."),
+          colon == std::string::npos ? "(a section)" : lines[i].substr(colon + 2)};
+}
+
+// Throws InputError naming the first key where rank r's config differs from rank 0's.
+void check_configs_agree(const std::vector<std::string>& configs,
+                         const std::vector<std::string>& who) {
+  const auto base = split_lines(configs[0]);
+  for (size_t r = 1; r < configs.size(); ++r) {
+    if (configs[r] == configs[0]) continue;
+    const auto other = split_lines(configs[r]);
+    size_t i = 0;
+    while (i < base.size() && i < other.size() && base[i] == other[i]) ++i;
+    const bool past_base = i >= base.size();
+    const auto [key, value] = key_at(past_base ? other : base, i);
+    const std::string theirs = i < other.size() ? key_at(other, i).second : "(absent)";
+    throw InputError(stoch::str("config differs between ranks: ", key, " is ",
+                                past_base ? "(absent)" : value, " on ", who[0], " but ", theirs,
+                                " on ", who[r], "; start every rank with the same config"));
+  }
+}
+
 }  // namespace
 
 WorldEnv read_world_env() {
@@ -55,8 +157,12 @@ WorldEnv read_world_env() {
   if (e.rank < 0) throw InputError("environment RANK: must be set when WORLD_SIZE is above 1");
   e.local_world_size = env_int("LOCAL_WORLD_SIZE", e.world_size, 1, e.world_size);
   e.local_rank = env_int("LOCAL_RANK", e.rank, 0, e.local_world_size - 1);
+  e.node_rank = env_int("GROUP_RANK", 0, 0, e.world_size - 1);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
   e.master_port = env_int("MASTER_PORT", e.master_port, 1, 65535);
+  if (const char* s = std::getenv("TORCHELASTIC_USE_AGENT_STORE"))
+    e.agent_store = std::string(s) == "True";
+  e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0, 0, 1 << 30);
   return e;
 }
 
@@ -67,62 +173,139 @@ int64_t threads_per_rank(int64_t configured, const WorldEnv& env) {
   return std::max<int64_t>(1, total / env.local_world_size);
 }
 
-void check_data_parallel_backend(const c10::Device& device) {
-  if (!device.is_cpu())
-    throw InputError(stoch::str("run.device: data-parallel training on ", device.str(),
-                                " (NCCL) is not built or tested yet; use run.device=cpu (Gloo)"));
+std::string data_parallel_backend(const c10::Device& device, const std::string& setting) {
+  const std::string backend = setting == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : setting;
+  if (backend == "nccl" && !device.is_cuda())
+    throw InputError(stoch::str("dist.backend: nccl runs on CUDA GPUs, but run.device is ",
+                                device.str(), "; use gloo (or auto)"));
+  if (backend == "gloo" && !device.is_cpu())
+    throw InputError(stoch::str("dist.backend: stoch runs Gloo on the CPU only, but run.device is ",
+                                device.str(), "; use nccl (or auto)"));
+  if (backend == "nccl")
+    throw InputError(
+        "dist.backend: this stoch was built without NCCL's headers, so it cannot train in "
+        "several CUDA processes");
   if (!STOCH_HAVE_GLOO)
     throw InputError(
         "WORLD_SIZE: this stoch was built without the Gloo headers (Debian's libgloo-dev), so it "
         "cannot train in several CPU processes; install them (scripts/setup) and rebuild");
+  return backend;
 }
 
 struct Distributed::Pending::Impl {
   c10::intrusive_ptr<c10d::Work> work;
+  Watchdog* watchdog = nullptr;
 };
 
 void Distributed::Pending::wait() {
-  if (impl_) impl_->work->wait();
-  impl_.reset();
+  if (!impl_) return;
+  auto impl = std::move(impl_);
+  try {
+    impl->work->wait();
+  } catch (const std::exception& e) {
+    if (impl->watchdog) impl->watchdog->collective_failed(e.what());
+    throw;
+  }
 }
 
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  std::string backend_name;
+  std::unique_ptr<Watchdog> watchdog;
+  int64_t rank = 0, world = 1;
 
   Pending start(c10::intrusive_ptr<c10d::Work> work) {
     Pending p;
-    p.impl_ = std::make_shared<Pending::Impl>(Pending::Impl{std::move(work)});
+    p.impl_ = std::make_shared<Pending::Impl>(Pending::Impl{std::move(work), watchdog.get()});
     return p;
+  }
+
+  // Every rank's `value` under `name`, in rank order.
+  std::vector<std::string> exchange(const std::string& name, const std::string& value) {
+    store->set(stoch::str(name, "/", rank), value);
+    std::vector<std::string> keys;
+    for (int64_t r = 0; r < world; ++r) keys.push_back(stoch::str(name, "/", r));
+    store->wait(keys, kJoinTimeout);
+    std::vector<std::string> out;
+    for (const auto& v : store->multiGet(keys)) out.emplace_back(v.begin(), v.end());
+    return out;
+  }
+
+  // Rank 0 leaves a file with a random name and content in the run directory; every rank must
+  // find it there. A private directory per host would lose checkpoints on resume.
+  void check_shared_run_dir(const std::string& run_dir, const std::vector<std::string>& who) {
+    std::string token;
+    const std::string name = "/.rendezvous";
+    if (rank == 0) {
+      token = stoch::str(std::random_device{}(), "-", ::getpid());
+      write_file_durably(run_dir + name, token);
+    }
+    token = exchange("run_dir_token", token)[0];
+    std::string seen;
+    std::ifstream(run_dir + name) >> seen;
+    const auto verdicts = exchange("run_dir_seen", seen == token ? "" : run_dir);
+    if (rank == 0) std::remove((run_dir + name).c_str());
+    for (size_t r = 1; r < verdicts.size(); ++r)
+      if (!verdicts[r].empty())
+        throw InputError(stoch::str(
+            "run dir ", verdicts[r], ": ", who[r], " does not see the files ", who[0],
+            " writes there; every rank needs the run directory on one shared filesystem"));
   }
 };
 
-Distributed::Distributed(const WorldEnv& env, const c10::Device& device)
+Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const DistConfig& cfg,
+                         const Rendezvous& checks)
     : env_(env), impl_(std::make_unique<Impl>()) {
-  check_data_parallel_backend(device);
+  impl_->backend_name = data_parallel_backend(device, cfg.backend);
+  impl_->rank = env.rank;
+  impl_->world = env.world_size;
 #if STOCH_HAVE_GLOO
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env.master_port);
-  so.isServer = env.rank == 0;
+  so.isServer = env.rank == 0 && !env.agent_store;
   so.numWorkers = static_cast<size_t>(env.world_size);
-  impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  so.timeout = kJoinTimeout;
+  so.multiTenant = true;
+  auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  // torchrun's own keys live in the agent's store; each restart gets fresh keys.
+  impl_->store = c10::make_intrusive<c10d::PrefixStore>(stoch::str("stoch/", env.restart_count),
+                                                        std::move(tcp));
 
-  auto opts = c10d::ProcessGroupGloo::Options::create_default(kCollectiveTimeout);
-  // The default device binds to whatever this host's name resolves to; when the master is on
-  // the loopback interface every rank is local, so bind there (containers often lack a
-  // resolvable hostname). GLOO_SOCKET_IFNAME picks an interface as in PyTorch.
-  opts->devices.clear();
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-  else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost")
+  if (env.rank > 0) impl_->store->set(Watchdog::heartbeat_key(env.rank), "0");
+  const auto who = impl_->exchange(
+      "who", stoch::str("rank ", env.rank, " on ", host_name(), " (pid ", ::getpid(), ")"));
+  check_configs_agree(impl_->exchange("config", checks.config_text), who);
+  impl_->check_shared_run_dir(checks.run_dir, who);
+
+  // Not Options::create_default: it resolves this host's name for a default device first,
+  // and warns where the name resolves to nothing.
+  auto opts = c10::make_intrusive<c10d::ProcessGroupGloo::Options>(kCollectiveTimeout);
+  // The address the other ranks reach this one on: GLOO_SOCKET_IFNAME's interfaces (as in
+  // PyTorch, comma-separated), else loopback when the master is local, else the address that
+  // routes to the master (the default device would bind to whatever the host name resolves
+  // to, often nothing or loopback in containers).
+  if (const char* ifnames = std::getenv("GLOO_SOCKET_IFNAME"); ifnames && *ifnames) {
+    for (const auto& ifname : stoch::split(ifnames, ','))
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  } else if (is_loopback(env.master_addr)) {
     opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  else
+  } else if (const std::string local = route_to(env.master_addr); !local.empty()) {
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
+  } else {
     opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
   // Buckets are launched in order and each rank computes on few cores: one worker thread
   // keeps the collectives from competing with the backward pass for them.
   opts->threads = 1;
   impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(
       impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), opts);
+  impl_->watchdog = std::make_unique<Watchdog>(
+      impl_->store->clone(), env.rank, who,
+      std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000)));
+#else
+  (void)cfg;
+  (void)checks;
 #endif
 }
 
@@ -147,7 +330,7 @@ void Distributed::broadcast_from_main(const std::vector<at::Tensor>& tensors) {
     std::vector<at::Tensor> v{buf};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
-    impl_->backend->broadcast(v, o)->wait();
+    impl_->start(impl_->backend->broadcast(v, o)).wait();
     if (!buf.is_same(t)) t.copy_(buf);
   }
 }
@@ -156,12 +339,16 @@ std::vector<at::Tensor> Distributed::all_gather(const at::Tensor& t) {
   std::vector<at::Tensor> in{t.contiguous()};
   std::vector<std::vector<at::Tensor>> out(1);
   for (int64_t r = 0; r < env_.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
-  impl_->backend->allgather(out, in)->wait();
+  impl_->start(impl_->backend->allgather(out, in)).wait();
   return out[0];
 }
 
 void Distributed::barrier() {
-  impl_->backend->barrier(c10d::BarrierOptions{})->wait();
+  impl_->start(impl_->backend->barrier(c10d::BarrierOptions{})).wait();
+}
+
+std::string Distributed::backend_name() const {
+  return impl_->backend_name;
 }
 
 }  // namespace stoch::train

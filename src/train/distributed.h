@@ -1,9 +1,10 @@
 // Data parallelism over PyTorch's c10d: every process (a rank) holds the same model, trains on
 // its own share of each step's micro-batches, and the ranks sum their gradients before every
 // optimiser step, so they stay identical. The environment is torchrun's (RANK, LOCAL_RANK,
-// WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); `stoch train --nproc N` sets the
-// same variables for the processes it starts. The backend is Gloo on the CPU. Without
-// WORLD_SIZE, or with WORLD_SIZE=1, nothing here is constructed and training runs as before.
+// WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GROUP_RANK, and its agent's store);
+// `stoch train --nproc N` sets the same variables for the processes it starts, and any launcher
+// that sets them works across hosts. The backend is Gloo on the CPU. Without WORLD_SIZE, or
+// with WORLD_SIZE=1, nothing here is constructed and training runs as before.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -16,13 +17,26 @@
 
 namespace stoch::train {
 
+struct DistConfig;
+
 struct WorldEnv {
   int64_t rank = 0;
   int64_t local_rank = 0;
   int64_t world_size = 1;
   int64_t local_world_size = 1;  // ranks on this machine: they share its cores
+  int64_t node_rank = 0;         // GROUP_RANK: which machine, for messages
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
+  // torchrun's c10d rendezvous hosts the store itself (TORCHELASTIC_USE_AGENT_STORE): every
+  // rank connects to it; otherwise rank 0 serves it.
+  bool agent_store = false;
+  int64_t restart_count = 0;  // TORCHELASTIC_RESTART_COUNT: keeps one attempt's keys apart
+};
+
+// What the ranks check with each other when they join.
+struct Rendezvous {
+  std::string config_text;  // the resolved config: must be the same on every rank
+  std::string run_dir;      // must be the same directory for every rank (a shared filesystem)
 };
 
 // Reads torchrun's variables; an unset WORLD_SIZE means one process. Throws InputError naming
@@ -33,9 +47,10 @@ WorldEnv read_world_env();
 // ranks on this machine, at least one.
 int64_t threads_per_rank(int64_t configured, const WorldEnv& env);
 
-// Throws InputError when this build cannot train several ranks on `device` (CUDA: NCCL is not
-// wired up yet; CPU: built without the Gloo headers). Checked before anything is written.
-void check_data_parallel_backend(const c10::Device& device);
+// The backend `dist.backend` names for `device` ("gloo" or "nccl"); throws InputError when the
+// two do not go together or this build lacks it (CPU: built without the Gloo headers; CUDA:
+// without NCCL's). Checked before anything is written.
+std::string data_parallel_backend(const c10::Device& device, const std::string& setting);
 
 // A connected group of ranks. Collectives must be called in the same order on every rank.
 class Distributed {
@@ -43,7 +58,7 @@ class Distributed {
   // A collective in flight; wait() returns once its result is in the tensor it was given.
   class Pending {
    public:
-    void wait();
+    void wait();  // a failed collective ends the run (the watchdog names the lost rank)
     bool valid() const { return impl_ != nullptr; }
 
    private:
@@ -53,8 +68,11 @@ class Distributed {
   };
 
   // Blocks until all WORLD_SIZE ranks have joined at MASTER_ADDR:MASTER_PORT; throws as
-  // check_data_parallel_backend does.
-  Distributed(const WorldEnv& env, const c10::Device& device);
+  // data_parallel_backend does, and InputError on every rank when the ranks' configs differ
+  // (naming the first differing key) or they do not share the run directory. Then watches the
+  // other ranks (train/watchdog.h): a rank silent for dist.timeout_s ends the run.
+  Distributed(const WorldEnv& env, const c10::Device& device, const DistConfig& cfg,
+              const Rendezvous& checks);
   ~Distributed();
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;
@@ -74,6 +92,8 @@ class Distributed {
   std::vector<at::Tensor> all_gather(const at::Tensor& t);
 
   void barrier();
+
+  std::string backend_name() const;
 
  private:
   struct Impl;

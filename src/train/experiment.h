@@ -9,6 +9,7 @@
 
 #include "core/config_schema.h"
 #include "hooks/hook.h"
+#include "train/dist_config.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "train/task.h"
@@ -109,6 +110,7 @@ class ExperimentConfig {
   ScheduleConfig schedule;
   TrainConfig train;
   LogConfig log;
+  DistConfig dist;
   std::vector<hooks::HookSpec> hooks;
   std::shared_ptr<TaskSections> sections;  // the task's own sections, made from its registry entry
 

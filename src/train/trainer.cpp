@@ -91,7 +91,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     throw InputError(stoch::str("train.cpu_workers: ", cfg.train.cpu_workers,
                                 " workers need run.device cpu, not ", device.str()));
 
-  if (W > 1) check_data_parallel_backend(device);
+  if (W > 1) data_parallel_backend(device, cfg.dist.backend);
   auto task = registry<TaskEntry>().get(cfg.task, "task").make(cfg, device);
   if (!task->split_over_ranks(W))
     throw InputError(stoch::str("WORLD_SIZE=", W, ": task ", cfg.task,
@@ -152,7 +152,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   std::unique_ptr<Distributed> dist;
   std::unique_ptr<GradientBuckets> buckets;
   if (W > 1) {
-    dist = std::make_unique<Distributed>(world, device);
+    dist = std::make_unique<Distributed>(world, device, cfg.dist,
+                                         Rendezvous{to_yaml(cfg, false), run_dir});
     const auto step_here = torch::full({1}, start_step, torch::kLong);
     const auto steps = dist->all_gather(step_here);
     for (int64_t r = 0; r < W; ++r)
@@ -172,7 +173,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       if (p.requires_grad()) trained.push_back(p);
     buckets = std::make_unique<GradientBuckets>(
         *dist, trained, static_cast<int64_t>(cfg.train.allreduce_bucket_mb * (1 << 20)));
-    log::info(stoch::str("data parallel: ", W, " ranks (Gloo), gradients in ",
+    log::info(stoch::str("data parallel: ", W, " ranks (", dist->backend_name(), "), gradients in ",
                          buckets->num_buckets(), " buckets"));
   }
 

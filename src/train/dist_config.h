@@ -1,0 +1,27 @@
+// The `dist` section: how the ranks of a data-parallel run talk and notice each other's loss.
+#pragma once
+
+#include <string>
+
+#include "core/config_schema.h"
+
+namespace stoch::train {
+
+struct DistConfig {
+  std::string backend = "auto";
+  double timeout_s = 300;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("backend", backend,
+      "collectives of a run with several ranks: auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl",
+      Spec().one_of({"auto", "gloo", "nccl"}));
+    v("timeout_s", timeout_s,
+      "a rank silent this long (dead, stopped or cut off) ends every rank with exit 1; "
+      "rank 0 evaluating or writing a checkpoint stays alive",
+      Spec().at_least(0.5).on_resume());
+  }
+};
+
+}  // namespace stoch::train
