@@ -40,7 +40,10 @@ int main(int argc, char** argv) {
   r->add_option("run_dir", resume.run_dir, "run directory")->required();
   r->add_option("--set", resume.sets,
                 "override a key that cannot change the past (e.g. train.steps)");
-  r->add_option("--nproc", resume.nproc, "data-parallel processes; must match the run's")
+  r->add_option(
+       "--nproc", resume.nproc,
+       "data-parallel processes on this machine; another count than the run's reshards its "
+       "optimizer state and keeps its micro-batches per step")
       ->check(cli::integer_in(1));
 
   cli::ConfigArgs config;

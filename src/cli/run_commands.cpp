@@ -103,7 +103,7 @@ int resume(const ResumeArgs& a) {
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
   if (a.nproc > 1) {
-    train::check_resume_world_size(a.run_dir, a.nproc);  // said once here, not once per rank
+    train::check_resume_world_size(a.run_dir, a.nproc, cfg.train.grad_accum);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));
   }
   std::optional<RunLock> lock;  // held until the run ends

@@ -10,6 +10,7 @@ namespace stoch::train {
 struct DistConfig {
   std::string backend = "auto";
   double timeout_s = 300;
+  std::string shard = "none";
 
   template <class V>
   void visit(V& v) {
@@ -21,6 +22,10 @@ struct DistConfig {
       "a rank silent this long (dead, stopped or cut off) ends every rank with exit 1; "
       "rank 0 evaluating or writing a checkpoint stays alive",
       Spec().at_least(0.5).on_resume());
+    v("shard", shard,
+      "none: every rank holds all of AdamW's state; optimizer: each holds 1/W of it (ZeRO-1); "
+      "gradients: also receives only its 1/W of the summed gradients (ZeRO-2)",
+      Spec().one_of({"none", "optimizer", "gradients"}).on_resume());
   }
 };
 

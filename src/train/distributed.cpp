@@ -35,6 +35,7 @@
 #include "core/strings.h"
 #include "core/torch/safetensors.h"
 #include "train/dist_config.h"
+#include "train/nccl_backend.h"
 #include "train/watchdog.h"
 
 namespace stoch::train {
@@ -181,11 +182,11 @@ std::string data_parallel_backend(const c10::Device& device, const std::string& 
   if (backend == "gloo" && !device.is_cpu())
     throw InputError(stoch::str("dist.backend: stoch runs Gloo on the CPU only, but run.device is ",
                                 device.str(), "; use nccl (or auto)"));
-  if (backend == "nccl")
+  if (backend == "nccl" && !nccl_built())
     throw InputError(
-        "dist.backend: this stoch was built without NCCL's headers, so it cannot train in "
-        "several CUDA processes");
-  if (!STOCH_HAVE_GLOO)
+        "dist.backend: this stoch was built without NCCL's header (the torch wheel's "
+        "nvidia-nccl package), so it cannot train in several CUDA processes");
+  if (backend == "gloo" && !STOCH_HAVE_GLOO)
     throw InputError(
         "WORLD_SIZE: this stoch was built without the Gloo headers (Debian's libgloo-dev), so it "
         "cannot train in several CPU processes; install them (scripts/setup) and rebuild");
@@ -195,6 +196,7 @@ std::string data_parallel_backend(const c10::Device& device, const std::string& 
 struct Distributed::Pending::Impl {
   c10::intrusive_ptr<c10d::Work> work;
   Watchdog* watchdog = nullptr;
+  at::Tensor result, target;  // a staged copy, and the tensor its result goes back to
 };
 
 void Distributed::Pending::wait() {
@@ -202,6 +204,8 @@ void Distributed::Pending::wait() {
   auto impl = std::move(impl_);
   try {
     impl->work->wait();
+    if (impl->target.defined() && !impl->result.is_same(impl->target))
+      impl->target.copy_(impl->result);
   } catch (const std::exception& e) {
     if (impl->watchdog) impl->watchdog->collective_failed(e.what());
     throw;
@@ -214,11 +218,32 @@ struct Distributed::Impl {
   std::string backend_name;
   std::unique_ptr<Watchdog> watchdog;
   int64_t rank = 0, world = 1;
+  // Where collectives run: NCCL takes CUDA tensors only, so host tensors (RNG states, votes,
+  // step counts) travel through the rank's GPU; Gloo takes them where they are.
+  c10::Device device{c10::kCPU};
 
-  Pending start(c10::intrusive_ptr<c10d::Work> work) {
+  c10::intrusive_ptr<c10d::Backend> make_gloo(const WorldEnv& env);
+
+  // `t` where the backend can take it; copy_back() returns the result to `t`.
+  at::Tensor staged(const at::Tensor& t) const {
+    if (device.is_cpu() || t.device() == device) return t.is_contiguous() ? t : t.contiguous();
+    return t.to(device);
+  }
+
+  Pending start(c10::intrusive_ptr<c10d::Work> work, at::Tensor result = {},
+                at::Tensor target = {}) {
     Pending p;
-    p.impl_ = std::make_shared<Pending::Impl>(Pending::Impl{std::move(work), watchdog.get()});
+    p.impl_ = std::make_shared<Pending::Impl>(
+        Pending::Impl{std::move(work), watchdog.get(), std::move(result), std::move(target)});
     return p;
+  }
+
+  Pending all_reduce(const at::Tensor& t, c10d::ReduceOp op) {
+    std::vector<at::Tensor> v{staged(t)};
+    c10d::AllreduceOptions o;
+    o.reduceOp = op;
+    auto work = backend->allreduce(v, o);
+    return start(std::move(work), v[0], t);
   }
 
   // Every rank's `value` under `name`, in rank order.
@@ -260,7 +285,6 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   impl_->backend_name = data_parallel_backend(device, cfg.backend);
   impl_->rank = env.rank;
   impl_->world = env.world_size;
-#if STOCH_HAVE_GLOO
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0 && !env.agent_store;
@@ -278,6 +302,22 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   check_configs_agree(impl_->exchange("config", checks.config_text), who);
   impl_->check_shared_run_dir(checks.run_dir, who);
 
+  if (impl_->backend_name == "nccl") {
+    // One GPU per rank of this machine.
+    impl_->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+    impl_->backend = make_nccl_backend(impl_->store, static_cast<int>(env.rank),
+                                       static_cast<int>(env.world_size),
+                                       static_cast<int>(env.local_rank), kCollectiveTimeout);
+  } else {
+    impl_->backend = impl_->make_gloo(env);
+  }
+  impl_->watchdog = std::make_unique<Watchdog>(
+      impl_->store->clone(), env.rank, who,
+      std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000)));
+}
+
+c10::intrusive_ptr<c10d::Backend> Distributed::Impl::make_gloo(const WorldEnv& env) {
+#if STOCH_HAVE_GLOO
   // Not Options::create_default: it resolves this host's name for a default device first,
   // and warns where the name resolves to nothing.
   auto opts = c10::make_intrusive<c10d::ProcessGroupGloo::Options>(kCollectiveTimeout);
@@ -298,48 +338,52 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   // Buckets are launched in order and each rank computes on few cores: one worker thread
   // keeps the collectives from competing with the backward pass for them.
   opts->threads = 1;
-  impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(
-      impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), opts);
-  impl_->watchdog = std::make_unique<Watchdog>(
-      impl_->store->clone(), env.rank, who,
-      std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000)));
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(env.rank),
+                                                     static_cast<int>(env.world_size), opts);
 #else
-  (void)cfg;
-  (void)checks;
+  (void)env;
+  throw std::runtime_error("this stoch was built without Gloo");
 #endif
 }
 
 Distributed::~Distributed() = default;
 
 Distributed::Pending Distributed::all_reduce_sum_async(const at::Tensor& t) {
-  std::vector<at::Tensor> v{t};
-  return impl_->start(impl_->backend->allreduce(v, c10d::AllreduceOptions{}));
+  return impl_->all_reduce(t, c10d::ReduceOp::SUM);
 }
 
 Distributed::Pending Distributed::all_reduce_max_async(const at::Tensor& t) {
-  std::vector<at::Tensor> v{t};
-  c10d::AllreduceOptions o;
-  o.reduceOp = c10d::ReduceOp::MAX;
-  return impl_->start(impl_->backend->allreduce(v, o));
+  return impl_->all_reduce(t, c10d::ReduceOp::MAX);
+}
+
+void Distributed::reduce_scatter_sum(at::Tensor out, at::Tensor in) {
+  at::Tensor o = impl_->staged(out), i = impl_->staged(in);
+  impl_->start(impl_->backend->_reduce_scatter_base(o, i, c10d::ReduceScatterOptions{}), o, out)
+      .wait();
+}
+
+void Distributed::all_gather_flat(at::Tensor out, at::Tensor in) {
+  at::Tensor o = impl_->staged(out), i = impl_->staged(in);
+  impl_->start(impl_->backend->_allgather_base(o, i, c10d::AllgatherOptions{}), o, out).wait();
 }
 
 void Distributed::broadcast_from_main(const std::vector<at::Tensor>& tensors) {
   for (const auto& t : tensors) {
     // Gloo needs contiguous storage; parameters and buffers usually are, but copy if not.
-    at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
-    std::vector<at::Tensor> v{buf};
+    std::vector<at::Tensor> v{impl_->staged(t)};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
-    impl_->start(impl_->backend->broadcast(v, o)).wait();
-    if (!buf.is_same(t)) t.copy_(buf);
+    auto work = impl_->backend->broadcast(v, o);
+    impl_->start(std::move(work), v[0], t).wait();
   }
 }
 
 std::vector<at::Tensor> Distributed::all_gather(const at::Tensor& t) {
-  std::vector<at::Tensor> in{t.contiguous()};
+  std::vector<at::Tensor> in{impl_->staged(t)};
   std::vector<std::vector<at::Tensor>> out(1);
   for (int64_t r = 0; r < env_.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
   impl_->start(impl_->backend->allgather(out, in)).wait();
+  for (auto& x : out[0]) x = x.to(t.device());
   return out[0];
 }
 

@@ -85,6 +85,12 @@ class Distributed {
   Pending all_reduce_max_async(const at::Tensor& t);
   void all_reduce_sum(const at::Tensor& t) { all_reduce_sum_async(t).wait(); }
 
+  // Sharded training (train/zero.h), over flat float tensors: `out` (n elements) becomes this
+  // rank's n-element slice of the sum over ranks of `in` (W * n elements); and `out` (W * n)
+  // becomes every rank's `in` (n) end to end, in rank order.
+  void reduce_scatter_sum(at::Tensor out, at::Tensor in);
+  void all_gather_flat(at::Tensor out, at::Tensor in);
+
   // Overwrites each tensor with rank 0's.
   void broadcast_from_main(const std::vector<at::Tensor>& tensors);
 

@@ -17,7 +17,8 @@ void ExperimentConfig::visit(V& v) {
   v.section("schedule", schedule, "learning-rate schedule, a pure function of the step");
   v.section("train", train, "the loop: steps, batches, evaluation, checkpoints");
   v.section("log", log, "metrics and console output");
-  v.section("dist", dist, "runs with several ranks (--nproc, torchrun): backend and failure detection");
+  v.section("dist", dist,
+            "runs with several ranks (--nproc, torchrun): backend and failure detection");
   v.list("hooks", hooks,
          "diagnostics run on held-out data every `every` steps, logged under diag/");
 }

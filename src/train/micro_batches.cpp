@@ -2,7 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
+#include <string>
 #include <thread>
 
 #include "core/torch/device.h"
@@ -21,9 +26,25 @@ MicroBatchRunner::MicroBatchRunner(Task& task, int64_t accum, int64_t workers, b
       divisor_(static_cast<double>(accum * shard.world_size)) {
   for (const auto& p : task_.model().parameters())
     if (p.requires_grad()) params_.push_back(p);
+  if (const char* trace = std::getenv("STOCH_TRACE_MICRO_BATCHES"); trace && *trace)
+    trace_fd_ = ::open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+MicroBatchRunner::~MicroBatchRunner() {
+  if (trace_fd_ >= 0) ::close(trace_fd_);
 }
 
 torch::Tensor MicroBatchRunner::run(int64_t step) {
+  if (trace_fd_ >= 0) {
+    // One write per line: appends of several ranks to one file do not interleave.
+    std::string line =
+        "rank " + std::to_string(shard_.rank) + " step " + std::to_string(step) + " micro";
+    for (int64_t a = 0; a < accum_; ++a) line += " " + std::to_string(micro(step, a));
+    line += "\n";
+    if (::write(trace_fd_, line.data(), line.size()) < 0) {
+      // A trace is a debugging aid: losing it must not stop training.
+    }
+  }
   auto total = workers_ > 1 ? run_parallel(step) : run_sequential(step);
   if (shard_.buckets) shard_.buckets->finish();
   return total;

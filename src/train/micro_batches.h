@@ -5,7 +5,10 @@
 // is deterministic (and resume exact) for a given worker count.
 // In a data-parallel run, rank r of W computes micro-batches (step * W + r) * accum + j, so W
 // ranks with grad_accum A see exactly the data one process with grad_accum A * W sees, and the
-// step's gradient is summed over the ranks before run() returns.
+// step's gradient is summed over the ranks before run() returns (or, with gradient sharding,
+// left for train/zero.h to reduce-scatter).
+// With STOCH_TRACE_MICRO_BATCHES=FILE, every rank appends "rank R step S micro M..." per step
+// to FILE: which data a run saw, for checks across resumes and changes of world size.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -23,6 +26,10 @@ struct DataShard {
   int64_t rank = 0;
   int64_t world_size = 1;
   GradientBuckets* buckets = nullptr;  // sums gradients over the ranks; null with one rank
+  // The data cursor: micro-batch `first_micro` opens step `first_step`. A resume at another
+  // world size continues the global sequence of micro-batches where the checkpoint left it.
+  int64_t first_step = 0;
+  int64_t first_micro = 0;
 };
 
 class MicroBatchRunner {
@@ -35,12 +42,14 @@ class MicroBatchRunner {
   // taken, so the sum over ranks is the mean over the step. Returns the sum of this rank's
   // (undivided) losses, detached.
   torch::Tensor run(int64_t step);
+  ~MicroBatchRunner();
 
  private:
   torch::Tensor run_sequential(int64_t step);
   torch::Tensor run_parallel(int64_t step);
   int64_t micro(int64_t step, int64_t a) const {
-    return (step * shard_.world_size + shard_.rank) * accum_ + a;
+    return shard_.first_micro +
+           ((step - shard_.first_step) * shard_.world_size + shard_.rank) * accum_ + a;
   }
 
   Task& task_;
@@ -50,6 +59,7 @@ class MicroBatchRunner {
   DataShard shard_;
   double divisor_;  // micro-batches per step over all ranks
   std::vector<torch::Tensor> params_;
+  int trace_fd_ = -1;  // STOCH_TRACE_MICRO_BATCHES: a file each step's micro-batch numbers go to
 };
 
 }  // namespace stoch::train

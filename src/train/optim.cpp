@@ -16,19 +16,33 @@ bool decays(const std::string& name, const torch::Tensor& p) {
          name.find("wte") == std::string::npos && name.find("wpe") == std::string::npos;
 }
 
+namespace {
+
+std::vector<AdamW::Param> trained(
+    const std::vector<std::pair<std::string, torch::Tensor>>& named_params) {
+  std::vector<AdamW::Param> out;
+  for (const auto& [name, p] : named_params)
+    if (p.requires_grad()) out.push_back({name, p, decays(name, p), {}, {}});
+  return out;
+}
+
+}  // namespace
+
 AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params,
              OptimConfig cfg)
-    : cfg_(cfg) {
-  for (const auto& [name, p] : named_params) {
-    if (!p.requires_grad()) continue;
+    : AdamW(trained(named_params), cfg) {}
+
+AdamW::AdamW(std::vector<Param> params, OptimConfig cfg) : cfg_(cfg) {
+  for (auto& p : params) {
     Slot s;
-    s.name = name;
-    s.param = p;
-    s.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-    s.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    s.name = std::move(p.name);
+    s.param = p.value;
+    const auto zeros = [&] { return torch::zeros_like(p.value, torch::MemoryFormat::Preserve); };
+    s.exp_avg = p.exp_avg.defined() ? p.exp_avg : zeros();
+    s.exp_avg_sq = p.exp_avg_sq.defined() ? p.exp_avg_sq : zeros();
     // The fused kernel takes its step counts as float tensors on the parameter's device.
-    s.step = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(p.device()));
-    s.decay = decays(name, p);
+    s.step = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(p.value.device()));
+    s.decay = p.decay;
     slots_.push_back(std::move(s));
   }
 }

@@ -40,7 +40,18 @@ bool decays(const std::string& name, const torch::Tensor& p);
 
 class AdamW {
  public:
+  // A tensor the optimiser updates from its .grad. Sharded runs (train/zero.h) pass slices of
+  // parameters, with the decay of the whole parameter and moments that are views into one flat
+  // buffer; undefined moments are allocated as zeros.
+  struct Param {
+    std::string name;
+    torch::Tensor value;
+    bool decay = false;
+    torch::Tensor exp_avg, exp_avg_sq;
+  };
+
   AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, OptimConfig cfg);
+  AdamW(std::vector<Param> params, OptimConfig cfg);
 
   void zero_grad();
   void step(double lr);

@@ -45,26 +45,34 @@ TensorList rng_tensors(const c10::Device& device, Distributed* dist) {
   return out;
 }
 
-void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank) {
+void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank,
+                 bool may_be_new) {
   std::map<std::string, torch::Tensor> by_name(saved.begin(), saved.end());
   for (auto& [name, gen] : generators(device)) {
     auto it = by_name.find(rng_name(name, rank));
+    if (it == by_name.end() && may_be_new) continue;
     if (it == by_name.end())
       throw InputError(stoch::str("checkpoint lacks RNG state ", rng_name(name, rank)));
     gen.set_state(it->second);
   }
 }
 
-void check_world_size(const std::string& dir, const nlohmann::json& state, int64_t world_size) {
+int64_t resume_grad_accum(const std::string& dir, const nlohmann::json& state, int64_t world_size,
+                          int64_t configured_accum) {
   const int64_t saved = state.value("world_size", int64_t{1});
-  if (saved != world_size)
-    throw InputError(stoch::str(dir, ": written by a run of world size ", saved,
-                                ", but this run has world size ", world_size, "; resume with ",
-                                saved == 1 ? "no --nproc" : stoch::str("--nproc ", saved),
-                                " (or torchrun --nproc-per-node ", saved, ")"));
+  if (saved == world_size) return configured_accum;
+  // Checkpoints from before elastic resume lack the count; grad_accum cannot change on resume.
+  const int64_t per_step = state.value("micro_batches_per_step", saved * configured_accum);
+  if (per_step % world_size != 0)
+    throw InputError(stoch::str(dir, ": written by a run of world size ", saved, " with ", per_step,
+                                " micro-batches per step, which do not split evenly over ",
+                                world_size, " ranks; resume on a number of ranks that divides ",
+                                per_step));
+  return per_step / world_size;
 }
 
-void check_resume_world_size(const std::string& run_dir, int64_t world_size) {
+void check_resume_world_size(const std::string& run_dir, int64_t world_size,
+                             int64_t configured_accum) {
   const CheckpointStore store(run_dir);
   const auto steps = store.steps();
   if (steps.empty()) return;
@@ -76,7 +84,7 @@ void check_resume_world_size(const std::string& run_dir, int64_t world_size) {
   } catch (const std::exception&) {
     return;
   }
-  check_world_size(dir, state, world_size);
+  resume_grad_accum(dir, state, world_size, configured_accum);
 }
 
 }  // namespace stoch::train

@@ -18,6 +18,7 @@
 #include "train/gradient_buckets.h"
 #include "train/micro_batches.h"
 #include "train/rank_state.h"
+#include "train/zero.h"
 
 namespace stoch::train {
 namespace {
@@ -31,6 +32,12 @@ double seconds_since(Clock::time_point t) {
 std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn::Module& m) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+std::map<std::string, std::vector<int64_t>> param_shapes(torch::nn::Module& m) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& [name, p] : named_params(m)) out[name] = p.sizes().vec();
   return out;
 }
 
@@ -85,7 +92,10 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   configure_threads(cfg.train.cpu_workers > 1 ? 1 : threads_per_rank(cfg.run.threads, world));
   // The same seed on every rank: the model starts identical everywhere.
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
-  const c10::Device device = resolve_device(cfg.run.device);
+  c10::Device device = resolve_device(cfg.run.device);
+  // One GPU per rank of this machine (NCCL).
+  if (W > 1 && device.is_cuda())
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
   const bool bf16 = use_bf16_autocast(cfg.run.precision, device);
   if (cfg.train.cpu_workers > 1 && !device.is_cpu())
     throw InputError(stoch::str("train.cpu_workers: ", cfg.train.cpu_workers,
@@ -101,7 +111,11 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     torch::manual_seed(static_cast<uint64_t>(cfg.run.seed) +
                        0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(world.rank));
   torch::nn::Module& model = task->model();
-  AdamW optim(named_params(model), cfg.optim);
+  // Sharded runs make their optimiser once the ranks have joined.
+  const bool sharded = W > 1 && cfg.dist.shard != "none";
+  std::unique_ptr<AdamW> optim;
+  if (!sharded) optim = std::make_unique<AdamW>(named_params(model), cfg.optim);
+  std::unique_ptr<ShardedAdamW> zero;
   CheckpointStore store(run_dir);
   std::vector<std::unique_ptr<hooks::Hook>> hook_list;
   for (const auto& spec : cfg.hooks) {
@@ -113,10 +127,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                                   ", but task is ", cfg.task));
     hook_list.push_back(entry.make(*spec.params));
   }
-  if (resume) check_resume_world_size(run_dir, W);
+  if (resume) check_resume_world_size(run_dir, W, cfg.train.grad_accum);
   if (on_ready && main_rank) on_ready();
 
   int64_t start_step = 0;
+  // Per rank; a resume on another number of ranks splits the same micro-batches per step.
+  int64_t accum = cfg.train.grad_accum;
+  int64_t first_micro = 0, first_units = 0;  // consumed before start_step
+  TensorList saved_optim;
   double elapsed_before = 0.0;
   // The logging interval in progress: a checkpoint between two log lines carries it, so that
   // the resumed run's next line covers the same steps as the uninterrupted run's.
@@ -125,16 +143,23 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions().device(device));
   if (resume) {
     if (auto ckpt = store.load_latest()) {
-      check_world_size(ckpt->dir, ckpt->state, W);
+      accum = resume_grad_accum(ckpt->dir, ckpt->state, W, cfg.train.grad_accum);
+      const int64_t saved_world = ckpt->state.value("world_size", int64_t{1});
+      if (saved_world != W)
+        log::info(stoch::str("world size ", saved_world, " -> ", W, ": grad_accum ",
+                             ckpt->state.value("grad_accum", cfg.train.grad_accum), " -> ", accum,
+                             " per rank keeps ", accum * W, " micro-batches per step"));
       load_model_tensors(model, ckpt->tensors["model"], ckpt->dir + "/model.safetensors");
-      optim.load_state(ckpt->tensors["optimizer"]);
-      restore_rng(ckpt->tensors["rng"], device, world.rank);
+      saved_optim = whole_optimizer_state(*ckpt, param_shapes(model));
+      restore_rng(ckpt->tensors["rng"], device, world.rank, saved_world != W);
       task->load_state(*ckpt);
       for (size_t i = 0; i < hook_list.size(); ++i) {
         auto it = ckpt->tensors.find(stoch::str("hook", i));
         if (it != ckpt->tensors.end()) hook_list[i]->load_state(it->second);
       }
       start_step = ckpt->state.at("step").get<int64_t>();
+      first_micro = ckpt->state.value("micro_batches", start_step * accum * W);
+      first_units = ckpt->state.value("tokens_seen", int64_t{0});
       elapsed_before = ckpt->state.value("elapsed_s", 0.0);
       interval_train_s = ckpt->state.value("interval_train_s", 0.0);
       interval_steps = ckpt->state.value("interval_steps", int64_t{0});
@@ -168,13 +193,34 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       for (auto& [name, t] : model_tensors(model)) state.push_back(t.detach());
       dist->broadcast_from_main(state);
     }
-    std::vector<torch::Tensor> trained;
-    for (const auto& p : model.parameters())
-      if (p.requires_grad()) trained.push_back(p);
-    buckets = std::make_unique<GradientBuckets>(
-        *dist, trained, static_cast<int64_t>(cfg.train.allreduce_bucket_mb * (1 << 20)));
-    log::info(stoch::str("data parallel: ", W, " ranks (", dist->backend_name(), "), gradients in ",
-                         buckets->num_buckets(), " buckets"));
+    if (sharded)
+      zero = std::make_unique<ShardedAdamW>(*dist, named_params(model), cfg.optim,
+                                            cfg.dist.shard == "gradients");
+    // Gradient sharding reduce-scatters after the backward passes instead.
+    if (cfg.dist.shard != "gradients") {
+      std::vector<torch::Tensor> trained;
+      for (const auto& p : model.parameters())
+        if (p.requires_grad()) trained.push_back(p);
+      buckets = std::make_unique<GradientBuckets>(
+          *dist, trained, static_cast<int64_t>(cfg.train.allreduce_bucket_mb * (1 << 20)));
+    }
+    log::info(stoch::str("data parallel: ", W, " ranks (", dist->backend_name(), "), gradients ",
+                         buckets ? stoch::str("all-reduced in ", buckets->num_buckets(), " buckets")
+                                 : std::string("reduce-scattered")));
+  }
+  const double full_mb = static_cast<double>(unsharded_state_bytes(named_params(model))) / 1e6;
+  if (zero)
+    log::info(stoch::str("optimizer state: ", format_number(zero->state_bytes() / 1e6, 4),
+                         " MB on this rank, 1/", W, " of ", format_number(full_mb, 4), " MB (",
+                         cfg.dist.shard, " sharding)"));
+  else
+    log::info(stoch::str("optimizer state: ", format_number(full_mb, 4), " MB on every rank"));
+  if (!saved_optim.empty()) {
+    if (zero)
+      zero->load_state(saved_optim);
+    else
+      optim->load_state(saved_optim);
+    saved_optim.clear();
   }
 
   std::unique_ptr<MetricsWriter> metrics;
@@ -187,7 +233,6 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     if (metrics) metrics->write(step, split, m);
   };
   const int64_t total = cfg.train.steps;
-  const int64_t accum = cfg.train.grad_accum;
   const int64_t units_per_step = task->units_per_micro() * accum * W;
   const std::string rate_name = task->rate_name();
   // Model FLOP/s against the peak: a GPU per rank; ranks on the CPU share one machine.
@@ -212,28 +257,42 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     c.tensors["rng"] = rng_tensors(device, dist.get());
     const auto pending_loss = interval_loss.to(torch::kDouble).reshape({1});
     if (dist) dist->all_reduce_sum(pending_loss);
+    // A sharded run's optimiser state is written by every rank, each its own shard, into the
+    // folder rank 0 then completes and renames.
+    std::vector<std::string> staged;
+    if (zero) {
+      if (main_rank) store.prepare(step);
+      dist->barrier();
+      for (int64_t r = 0; r < W; ++r) staged.push_back(shard_file_stem(r) + ".safetensors");
+      write_safetensors(store.staging(step) + "/" + staged[static_cast<size_t>(world.rank)],
+                        zero->shard_state());
+      dist->barrier();
+    }
     if (!main_rank) {
       dist->barrier();
       return;
     }
     c.tensors["model"] = model_tensors(model);
-    c.tensors["optimizer"] = optim.state();
+    if (optim) c.tensors["optimizer"] = optim->state();
     c.state = {{"step", step},
-               {"micro_batches", step * accum * W},
-               {"tokens_seen", step * units_per_step},
+               {"micro_batches", first_micro + (step - start_step) * accum * W},
+               {"micro_batches_per_step", accum * W},
+               {"grad_accum", accum},
+               {"tokens_seen", first_units + (step - start_step) * units_per_step},
                {"elapsed_s", elapsed_before},
                {"task", cfg.task},
                {"world_size", W},
                {"interval_steps", interval_steps},
                {"interval_train_s", interval_train_s},
                {"interval_loss", pending_loss.item<double>()}};
+    if (zero) c.state["optimizer_layout"] = zero->layout().to_json();
     task->save_state(c);
     for (size_t i = 0; i < hook_list.size(); ++i) {
       auto s = hook_list[i]->state();
       if (!s.empty()) c.tensors[stoch::str("hook", i)] = std::move(s);
     }
     const std::string dir =
-        store.save(c, static_cast<int>(cfg.train.keep_last), cfg.train.keep_every);
+        store.save(c, static_cast<int>(cfg.train.keep_last), cfg.train.keep_every, staged);
     log::info(stoch::str("checkpoint ", dir));
     if (dist) dist->barrier();
   };
@@ -268,7 +327,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     for (size_t i = 0; i < hook_list.size(); ++i) run_hook(i, 0);
 
   MicroBatchRunner micro_batches(*task, accum, cfg.train.cpu_workers, bf16, device,
-                                 DataShard{world.rank, W, buckets.get()});
+                                 DataShard{world.rank, W, buckets.get(), start_step, first_micro});
   install_stop_handlers();
   model.train();
   auto last_progress = Clock::now() - std::chrono::seconds(1);
@@ -285,11 +344,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       stop_pending = dist->all_reduce_max_async(stop_vote);
     }
     const double lr = cfg.optim.lr * lr_multiplier(cfg.schedule, step, total);
-    optim.zero_grad();
+    zero ? zero->zero_grad() : optim->zero_grad();
     const torch::Tensor step_loss = micro_batches.run(step);
     torch::Tensor grad_norm;
-    if (cfg.train.grad_clip > 0) grad_norm = clip_grad_norm(model, cfg.train.grad_clip);
-    optim.step(lr);
+    if (zero) zero->reduce_gradients();
+    if (cfg.train.grad_clip > 0)
+      grad_norm =
+          zero ? zero->clip(cfg.train.grad_clip) : clip_grad_norm(model, cfg.train.grad_clip);
+    zero ? zero->step(lr) : optim->step(lr);
     interval_loss += step_loss / static_cast<double>(accum);
     const int64_t done = step + 1;
     ++interval_steps;

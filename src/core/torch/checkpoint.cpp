@@ -43,16 +43,26 @@ std::string CheckpointStore::folder(int64_t step) const {
   return dir_ + "/" + buf;
 }
 
-std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t keep_every) {
+std::string CheckpointStore::staging(int64_t step) const {
+  return stoch::str(dir_, "/.tmp-", fs::path(folder(step)).filename().string());
+}
+
+std::string CheckpointStore::prepare(int64_t step) const {
   fs::create_directories(dir_);
-  const std::string final_dir = folder(ckpt.step);
-  const std::string tmp =
-      stoch::str(dir_, "/.tmp-", fs::path(final_dir).filename().string(), "-", ::getpid());
-  // Temporary folders left by a killed writer are garbage: only one process writes a run.
+  // Temporary folders left by a killed writer are garbage: only one run writes a run dir.
   for (const auto& e : fs::directory_iterator(dir_))
     if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+  const std::string tmp = staging(step);
+  fs::create_directories(tmp);
+  return tmp;
+}
+
+std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t keep_every,
+                                  const std::vector<std::string>& staged) {
+  const std::string final_dir = folder(ckpt.step);
+  const std::string tmp = staging(ckpt.step);
   try {
-    fs::create_directories(tmp);
+    if (staged.empty()) prepare(ckpt.step);
     nlohmann::json files = nlohmann::json::object();
     const auto record = [&](const std::string& name) {
       const std::string p = tmp + "/" + name;
@@ -62,6 +72,7 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
       write_safetensors(tmp + "/" + stem + ".safetensors", tensors);
       record(stem + ".safetensors");
     }
+    for (const auto& name : staged) record(name);
     write_file_durably(tmp + "/state.json", ckpt.state.dump(2) + "\n");
     record("state.json");
     const nlohmann::json manifest = {{"format", "stoch-checkpoint"},

@@ -30,8 +30,16 @@ class CheckpointStore {
 
   // Writes the checkpoint of `ckpt.step` atomically, then removes the oldest ones beyond
   // `keep_last` (0 keeps all), except those whose step is a multiple of `keep_every` (0: no
-  // such exception). Returns the folder.
-  std::string save(const Checkpoint& ckpt, int keep_last, int64_t keep_every = 0);
+  // such exception). Returns the folder. `staged` names files that other processes (the ranks
+  // of a sharded run) already wrote durably into staging(step), after prepare(step): they are
+  // checksummed into the manifest with the rest.
+  std::string save(const Checkpoint& ckpt, int keep_last, int64_t keep_every = 0,
+                   const std::vector<std::string>& staged = {});
+
+  // The folder a checkpoint of `step` is written in before it is renamed; prepare() empties
+  // it and removes what killed writers left.
+  std::string staging(int64_t step) const;
+  std::string prepare(int64_t step) const;
 
   // Steps with a final-named folder, ascending (not yet verified).
   std::vector<int64_t> steps() const;

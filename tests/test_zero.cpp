@@ -1,0 +1,151 @@
+// Sharded optimiser state (ZeRO-1) and sharded gradients (ZeRO-2): W ranks train as one process
+// does, each holding 1/W of AdamW's state; checkpoints are written as one shard per rank, and a
+// resume on another number of ranks (and another sharding) reshards them and goes on with the
+// same losses and the same data, no micro-batch seen twice or skipped.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include "core/errors.h"
+#include "test_util.h"
+#include "train/distributed.h"
+
+namespace stoch {
+namespace {
+
+void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
+                  const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [step, v] : a) {
+    ASSERT_TRUE(b.count(step)) << what << " step " << step;
+    EXPECT_NEAR(v, b.at(step), 1e-5 * std::abs(v)) << what << " step " << step;
+  }
+}
+
+class Sharding : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    try {
+      train::data_parallel_backend(c10::Device(c10::kCPU), "auto");
+    } catch (const InputError& e) {
+      GTEST_SKIP() << e.what();
+    }
+    dir_ = test::temp_dir("zero");
+    cfg_ = dir_ + "/tiny.yaml";
+    test::write_text(cfg_, test::tiny_lm_config(20));
+  }
+
+  // Six micro-batches per step in every run; dropout off (ranks draw their own masks) and a
+  // clipping threshold that every step reaches, so the global norm matters.
+  std::string train(const std::string& run, int64_t ranks, const std::string& shard,
+                    const std::string& extra = "") {
+    return "train " + cfg_ + " --run-dir " + dir_ + "/" + run +
+           " --set model.dropout=0 --set train.grad_clip=0.05 --set train.grad_accum=" +
+           std::to_string(6 / ranks) + (ranks > 1 ? " --nproc " + std::to_string(ranks) : "") +
+           " --set dist.shard=" + shard + extra;
+  }
+
+  std::string dir_, cfg_;
+};
+
+// "optimizer state: X MB on this rank, 1/W of Y MB" -> {X, Y}.
+std::pair<double, double> state_mb(const std::string& log) {
+  std::smatch m;
+  static const std::regex re(
+      "optimizer state: ([0-9.e+-]+) MB on this rank, 1/[0-9]+ of ([0-9.e+-]+) MB");
+  if (!std::regex_search(log, m, re)) return {0, 0};
+  return {std::stod(m[1]), std::stod(m[2])};
+}
+
+TEST_F(Sharding, ShardedRanksTrainLikeOneProcessWithAboutOneWthOfTheState) {
+  auto r = test::run_stoch(train("one", 1, "none"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto one = test::train_losses(dir_ + "/one");
+  const auto grad_norm = test::metric_by_step(dir_ + "/one", "train", "grad_norm");
+  ASSERT_GT(grad_norm.begin()->second, 0.05) << "clipping was not exercised";
+  for (const int64_t w : {2, 3}) {
+    for (const std::string shard : {"optimizer", "gradients"}) {
+      const std::string run = shard + std::to_string(w);
+      r = test::run_stoch(train(run, w, shard));
+      ASSERT_EQ(r.code, 0) << r.output;
+      expect_close(one, test::train_losses(dir_ + "/" + run), run);
+      expect_close(grad_norm, test::metric_by_step(dir_ + "/" + run, "train", "grad_norm"),
+                   run + " grad_norm");
+      expect_close(test::metric_by_step(dir_ + "/one", "eval", "val/loss"),
+                   test::metric_by_step(dir_ + "/" + run, "eval", "val/loss"), run + " eval");
+      const auto [mine, whole] = state_mb(r.output);
+      ASSERT_GT(whole, 0) << r.output;
+      // 1/W of the elements, up to the padding to a multiple of W and per-piece step counts.
+      EXPECT_NEAR(mine * static_cast<double>(w), whole, 0.02 * whole) << r.output;
+      for (int64_t k = 0; k < w; ++k)
+        EXPECT_TRUE(test::fs::exists(test::checkpoint_dir(dir_ + "/" + run, 20) +
+                                     "/optimizer.shard-" + std::to_string(k) + ".safetensors"))
+            << run;
+      EXPECT_FALSE(
+          test::fs::exists(test::checkpoint_dir(dir_ + "/" + run, 20) + "/optimizer.safetensors"));
+    }
+  }
+}
+
+TEST_F(Sharding, ElasticResumeReshardsAndKeepsTheDataExact) {
+  auto r = test::run_stoch(train("straight", 1, "none", " --set train.steps=30"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  // Two ranks sharding the optimiser, then three sharding gradients, then one process.
+  const std::string run = dir_ + "/elastic", trace = dir_ + "/trace.txt";
+  ::setenv("STOCH_TRACE_MICRO_BATCHES", trace.c_str(), 1);
+  r = test::run_stoch(train("elastic", 2, "optimizer", " --set train.steps=10"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + run +
+                      " --nproc 3 --set dist.shard=gradients --set train.steps=20");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("world size 2 -> 3: grad_accum 3 -> 2"), std::string::npos) << r.output;
+  r = test::run_stoch("resume " + run + " --set dist.shard=none --set train.steps=30");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("world size 3 -> 1: grad_accum 2 -> 6"), std::string::npos) << r.output;
+  ::unsetenv("STOCH_TRACE_MICRO_BATCHES");
+
+  expect_close(test::train_losses(dir_ + "/straight"), test::train_losses(run), "losses");
+  expect_close(test::metric_by_step(dir_ + "/straight", "eval", "val/loss"),
+               test::metric_by_step(run, "eval", "val/loss"), "eval");
+  // Every micro-batch of the 30 steps exactly once, each in its step.
+  std::multiset<int64_t> seen;
+  std::ifstream in(trace);
+  int64_t step = -1;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream l(line);
+    int64_t rank = 0, micro = 0;
+    std::string a, b, c;
+    l >> a >> rank >> b >> step >> c;
+    ASSERT_EQ(c, "micro") << line;
+    while (l >> micro) {
+      EXPECT_EQ(micro / 6, step) << line;
+      seen.insert(micro);
+    }
+  }
+  ASSERT_EQ(seen.size(), 180u);
+  int64_t expect = 0;
+  for (const int64_t m : seen) EXPECT_EQ(m, expect++);
+}
+
+TEST_F(Sharding, AMissingShardIsNamedAndRefused) {
+  const std::string run = dir_ + "/missing";
+  auto r = test::run_stoch(train("missing", 2, "optimizer", " --set train.steps=10"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  // A consistent manifest without the second shard: state.json's layout still asks for it.
+  const std::string ckpt = test::checkpoint_dir(run, 10);
+  auto manifest = nlohmann::json::parse(test::read_text(ckpt + "/manifest.json"));
+  manifest["files"].erase("optimizer.shard-1.safetensors");
+  test::write_text(ckpt + "/manifest.json", manifest.dump(2));
+  test::fs::remove(ckpt + "/optimizer.shard-1.safetensors");
+  r = test::run_stoch("resume " + run + " --nproc 2 --set train.steps=12");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(ckpt + "/optimizer.shard-1.safetensors: missing"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::train_losses(run).size(), 10u);
+}
+
+}  // namespace
+}  // namespace stoch
