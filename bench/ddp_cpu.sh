@@ -51,7 +51,7 @@ one="$(time_run one-process "$nproc_" --set "run.threads=$nproc_" --set "train.b
 single="$(time_run one-core 1 --set run.threads=1 --set "train.batch_size=$batch")"
 ranks="$(time_run ranks 1 --nproc "$nproc_" --set "run.threads=$nproc_" \
   --set "train.batch_size=$((batch / nproc_))")"
-grep -o 'gradients in [0-9]* buckets' "$tmp/ranks.log" | head -n 1 | sed 's/^/ddp_cpu: /' >&2 || true
+grep -o 'all-reduced in [0-9]* buckets' "$tmp/ranks.log" | head -n 1 | sed 's/^/ddp_cpu: /' >&2 || true
 
 echo
 echo "lm_tiny_cpu, global batch $batch x 128 tokens; median tokens/s over $steps steps;" \

@@ -28,14 +28,7 @@ std::map<std::string, torch::Tensor> model_at(const std::string& run, int64_t st
   return out;
 }
 
-void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
-                  const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (const auto& [step, v] : a) {
-    ASSERT_TRUE(b.count(step)) << what << " step " << step;
-    EXPECT_NEAR(v, b.at(step), 1e-5 * std::abs(v)) << what << " step " << step;
-  }
-}
+using test::expect_close;
 
 class DataParallel : public ::testing::Test {
  protected:

@@ -74,18 +74,7 @@ class TwoHosts : public ::testing::Test {
     const std::string inner = "hostname " + hosts_[h].name + " && exec " + command;
     const std::vector<std::string> args = {"ip",    "netns", "exec", hosts_[h].ns, "unshare",
                                            "--uts", "sh",    "-c",   inner};
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      std::FILE* f = std::fopen(log.c_str(), "w");
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-      std::vector<char*> argv;
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp("ip", argv.data());
-      _exit(127);
-    }
+    const pid_t pid = test::spawn(args, log);
     pids_.push_back(pid);
     return pid;
   }
@@ -153,14 +142,6 @@ class TwoHosts : public ::testing::Test {
   std::string dir_, cfg_;
 };
 
-void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [step, v] : a) {
-    ASSERT_TRUE(b.count(step)) << "step " << step;
-    EXPECT_NEAR(v, b.at(step), 1e-5 * std::abs(v)) << "step " << step;
-  }
-}
-
 TEST_F(TwoHosts, TwoHostsTrainLikeOneProcessWithTwiceTheAccumulation) {
   const std::string common = " --set model.dropout=0";
   auto r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/one" + common);
@@ -175,9 +156,9 @@ TEST_F(TwoHosts, TwoHostsTrainLikeOneProcessWithTwiceTheAccumulation) {
   ASSERT_EQ(wait_rank(r0), 0) << test::read_text(dir_ + "/r0.log");
   EXPECT_NE(test::read_text(dir_ + "/r0.log").find("data parallel: 2 ranks (gloo)"),
             std::string::npos);
-  expect_close(test::train_losses(dir_ + "/one"), test::train_losses(dir_ + "/two"));
-  expect_close(test::metric_by_step(dir_ + "/one", "eval", "val/loss"),
-               test::metric_by_step(dir_ + "/two", "eval", "val/loss"));
+  test::expect_close(test::train_losses(dir_ + "/one"), test::train_losses(dir_ + "/two"), "loss");
+  test::expect_close(test::metric_by_step(dir_ + "/one", "eval", "val/loss"),
+                     test::metric_by_step(dir_ + "/two", "eval", "val/loss"), "val/loss");
 }
 
 TEST_F(TwoHosts, TorchrunWithTheC10dRendezvousAcrossHosts) {
@@ -202,7 +183,8 @@ TEST_F(TwoHosts, TorchrunWithTheC10dRendezvousAcrossHosts) {
   for (size_t h = 0; h < 2; ++h)
     ASSERT_EQ(wait_rank(agents[h]), 0)
         << test::read_text(dir_ + "/agent" + std::to_string(h) + ".log");
-  expect_close(test::train_losses(dir_ + "/nproc"), test::train_losses(dir_ + "/torchrun"));
+  test::expect_close(test::train_losses(dir_ + "/nproc"), test::train_losses(dir_ + "/torchrun"),
+                     "loss");
 }
 
 TEST_F(TwoHosts, AKilledRankEndsTheOtherWithinTheTimeoutAndTheRunResumes) {

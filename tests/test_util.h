@@ -81,23 +81,28 @@ inline Result run_stoch(const std::string& args) {
   return r;
 }
 
-// Starts `stoch ARGS` as a child process with output to `log`; returns its pid.
-inline pid_t spawn_stoch(const std::vector<std::string>& args, const std::string& log) {
+// Starts `argv` (the program found on PATH) as a child process with output to `log`; returns
+// its pid.
+inline pid_t spawn(std::vector<std::string> argv, const std::string& log) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     std::FILE* f = std::fopen(log.c_str(), "w");
     ::dup2(fileno(f), 1);
     ::dup2(fileno(f), 2);
-    std::vector<char*> argv;
-    std::string bin = STOCH_BINARY;
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
+    std::vector<char*> ptrs;
+    for (auto& a : argv) ptrs.push_back(a.data());
+    ptrs.push_back(nullptr);
+    ::execvp(ptrs[0], ptrs.data());
     _exit(127);
   }
   return pid;
+}
+
+// Starts `stoch ARGS` as a child process with output to `log`; returns its pid.
+inline pid_t spawn_stoch(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> argv{STOCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn(argv, log);
 }
 
 inline int wait_exit(pid_t pid) {
@@ -135,6 +140,17 @@ inline std::map<int64_t, double> metric_by_step(const std::string& run_dir,
 
 inline std::map<int64_t, double> train_losses(const std::string& run_dir) {
   return metric_by_step(run_dir, "train", "loss");
+}
+
+// The same steps, and values equal to float tolerance (runs that sum the same gradients in
+// another order). Wrap calls in ASSERT_NO_FATAL_FAILURE where later checks depend on them.
+inline void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
+                         const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [step, v] : a) {
+    ASSERT_TRUE(b.count(step)) << what << " step " << step;
+    EXPECT_NEAR(v, b.at(step), 1e-5 * std::abs(v)) << what << " step " << step;
+  }
 }
 
 // `stoch eval RUN_DIR ARGS` reprints the evaluation the run logged at its newest checkpoint

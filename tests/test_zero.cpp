@@ -15,14 +15,7 @@
 namespace stoch {
 namespace {
 
-void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
-                  const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (const auto& [step, v] : a) {
-    ASSERT_TRUE(b.count(step)) << what << " step " << step;
-    EXPECT_NEAR(v, b.at(step), 1e-5 * std::abs(v)) << what << " step " << step;
-  }
-}
+using test::expect_close;
 
 class Sharding : public ::testing::Test {
  protected:
