@@ -33,8 +33,9 @@ TEST_P(GptPositions, FutureTokensDoNotChangePastLogits) {
     const auto out = gpt->forward(y);
     EXPECT_TRUE(torch::allclose(out.slice(1, 0, i + 1), base.slice(1, 0, i + 1), 1e-5, 1e-6))
         << "position " << i;
-    if (i + 1 < 12)
+    if (i + 1 < 12) {
       EXPECT_FALSE(torch::allclose(out.slice(1, i + 1, 12), base.slice(1, i + 1, 12)));
+    }
   }
 }
 
@@ -49,6 +50,21 @@ TEST(Gpt, SdpaMatchesPlainAttention) {
   plain->eval();
   auto x = torch::randint(0, 11, {3, 12}, torch::kLong);
   EXPECT_TRUE(torch::allclose(fused->forward(x), plain->forward(x), 1e-5, 1e-5));
+}
+
+TEST(Gpt, ParameterCountFromTheConfigIsTheModels) {
+  // The memory estimate counts parameters before the model exists.
+  for (const bool bias : {true, false})
+    for (const std::string positions : {"learned", "rotary"})
+      for (const int64_t mlp : {1, 4}) {
+        auto c = tiny(positions);
+        c.bias = bias;
+        c.mlp_ratio = mlp;
+        c.n_layer = 3;
+        models::Gpt gpt(c);
+        EXPECT_EQ(c.parameter_count(), gpt->num_parameters(/*exclude_position_embedding=*/false))
+            << "bias " << bias << ", " << positions << ", mlp_ratio " << mlp;
+      }
 }
 
 TEST(Gpt, TiedEmbeddingsAndResidualInit) {

@@ -166,6 +166,13 @@ torch::Tensor GptImpl::logits(const torch::Tensor& h) {
   return torch::matmul(h, wte->weight.t());
 }
 
+int64_t GptConfig::parameter_count() const {
+  const int64_t d = d_model, h = mlp_ratio * d_model, norm = bias ? 2 * d : d;
+  const int64_t block = 2 * norm + 3 * d * d + d * d + 2 * h * d + (bias ? 3 * d + d + h + d : 0);
+  // Tied embeddings: the unembedding is wte.
+  return vocab_size * d + (positions == "learned" ? context * d : 0) + n_layer * block + norm;
+}
+
 int64_t GptImpl::num_parameters(bool exclude_position_embedding) const {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.numel();

@@ -31,6 +31,9 @@ struct GptConfig {
   double init_std = 0.02;
   int64_t ce_chunk_rows = 0;
 
+  // The model's parameter count, from the config alone (vocab_size resolved).
+  int64_t parameter_count() const;
+
   template <class V>
   void visit(V& v) {
     using config::Spec;

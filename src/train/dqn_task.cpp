@@ -427,7 +427,8 @@ const bool registered = registry<TaskEntry>().add(
                      [](const ExperimentConfig& cfg,
                         const torch::Device& device) -> std::unique_ptr<Task> {
                        return std::make_unique<DqnTask>(cfg, device);
-                     }});
+                     },
+                     {}});
 }  // namespace
 
 }  // namespace stoch::train

@@ -152,13 +152,41 @@ std::string LmTask::summary(const Metrics& last_eval) const {
 }
 
 namespace {
+
+// Lower bounds (train/memory_estimate.h): per layer and position a backward pass keeps at least
+// the block's inputs and outputs of its products (ln1, qkv, attention, projection, ln2, the
+// MLP's two widths); attention scores and LibTorch's workspaces come on top.
+MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_size) {
+  const auto& s = cfg.task_sections<LmSections>();
+  models::GptConfig mc = s.model;
+  if (mc.vocab_size == 0)
+    // A prepared folder's vocabulary is known only once read: count the smallest.
+    mc.vocab_size = s.data.source == "text"     ? 256
+                    : s.data.source == "tokens" ? 2
+                                                : s.data.vocab_size;
+  const double B = static_cast<double>(cfg.train.batch_size), T = static_cast<double>(mc.context);
+  const double d = static_cast<double>(mc.d_model), L = static_cast<double>(mc.n_layer);
+  const bool sharded = world_size > 1 && cfg.dist.shard != "none";
+  MemoryEstimate e;
+  add_training_state(e, static_cast<double>(mc.parameter_count()),
+                     sharded ? 1.0 / static_cast<double>(world_size) : 1.0);
+  const double workers = static_cast<double>(std::max<int64_t>(1, cfg.train.cpu_workers));
+  e.add("activations", 4 * workers * B * T * L * (7 + 2 * static_cast<double>(mc.mlp_ratio)) * d);
+  const double rows = mc.ce_chunk_rows > 0 ? std::min<double>(B * T, mc.ce_chunk_rows) : B * T;
+  e.add("logits", 4 * workers * rows * static_cast<double>(mc.vocab_size));
+  e.add("data (evaluation windows)", 4 * static_cast<double>(cfg.train.eval_batches) * B * (T + 1));
+  return e;
+}
+
 const bool registered = registry<TaskEntry>().add(
     "lm",
     TaskEntry{
         "decoder-only transformer language model", [] { return std::make_shared<LmSections>(); },
         [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
           return std::make_unique<LmTask>(cfg, device);
-        }});
+        },
+        estimate_lm_memory});
+
 }  // namespace
 
 }  // namespace stoch::train

@@ -12,6 +12,7 @@
 #include "core/config_schema.h"
 #include "core/torch/checkpoint.h"
 #include "hooks/hook.h"
+#include "train/memory_estimate.h"
 
 namespace stoch::train {
 
@@ -73,6 +74,9 @@ struct TaskEntry {
   std::string doc;
   std::function<std::shared_ptr<TaskSections>()> make_sections;
   std::function<std::unique_ptr<Task>(const ExperimentConfig&, const torch::Device&)> make;
+  // One rank's memory from the config alone (train/memory_estimate.h), checked before make();
+  // empty: not estimated. `world_size` ranks share the optimiser state when it is sharded.
+  std::function<MemoryEstimate(const ExperimentConfig&, int64_t world_size)> estimate_memory;
 };
 
 }  // namespace stoch::train

@@ -102,7 +102,14 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                                 " workers need run.device cpu, not ", device.str()));
 
   if (W > 1) data_parallel_backend(device, cfg.dist.backend);
-  auto task = registry<TaskEntry>().get(cfg.task, "task").make(cfg, device);
+  const auto& entry = registry<TaskEntry>().get(cfg.task, "task");
+  // Before anything large is allocated: a run that cannot fit is refused, not killed later.
+  if (entry.estimate_memory) {
+    const MemoryEstimate need = entry.estimate_memory(cfg, W);
+    check_memory_fits(need, world.local_world_size, device);
+    log::info("memory: at least " + need.describe() + (W > 1 ? " per rank" : ""));
+  }
+  auto task = entry.make(cfg, device);
   if (!task->split_over_ranks(W))
     throw InputError(stoch::str("WORLD_SIZE=", W, ": task ", cfg.task,
                                 " trains in one process only; drop --nproc (or torchrun)"));

@@ -145,7 +145,8 @@ const bool registered = registry<TaskEntry>().add(
         [] { return std::make_shared<ValueRegressionSections>(); },
         [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
           return std::make_unique<ValueRegressionTask>(cfg, device);
-        }});
+        },
+        {}});
 }  // namespace
 
 }  // namespace stoch::train

@@ -1,0 +1,94 @@
+#include "train/memory_estimate.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/errors.h"
+#include "core/strings.h"
+
+namespace stoch::train {
+
+double MemoryEstimate::total() const {
+  double sum = 0;
+  for (const auto& [what, bytes] : parts) sum += bytes;
+  return sum;
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  int u = 0;
+  while (bytes >= 1000 && u < 5) {
+    bytes /= 1000;
+    ++u;
+  }
+  return stoch::str(format_number(bytes, 3), " ", units[u]);
+}
+
+std::string MemoryEstimate::describe() const {
+  std::string s;
+  for (const auto& [what, bytes] : parts) {
+    if (bytes <= 0) continue;
+    s += stoch::str(s.empty() ? "" : " + ", what, " ", format_bytes(bytes));
+  }
+  return s + " = " + format_bytes(total());
+}
+
+void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share) {
+  e.add("parameters", 4 * parameters);
+  e.add("gradients", 4 * parameters);
+  e.add("optimizer state", 8 * parameters * optimizer_share);
+}
+
+namespace {
+
+// A number from a one-value file (cgroup v2), or -1 ("max", missing, unreadable).
+double read_number(const std::string& path) {
+  std::ifstream in(path);
+  std::string word;
+  if (!(in >> word) || word == "max") return -1;
+  try {
+    return std::stod(word);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+double available_memory_bytes() {
+  double available = -1;
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") available = kb * 1024;
+  const double limit = read_number("/sys/fs/cgroup/memory.max");
+  const double used = read_number("/sys/fs/cgroup/memory.current");
+  if (limit > 0 && used >= 0) {
+    const double room = std::max(0.0, limit - used);
+    available = available < 0 ? room : std::min(available, room);
+  }
+  return available;
+}
+
+void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
+                       const c10::Device& device) {
+  MemoryEstimate host;
+  for (const auto& [what, bytes] : per_rank.parts)
+    // On CUDA the model, its gradients and its activations live on the device.
+    if (device.is_cpu() || what.find("data") != std::string::npos ||
+        what.find("replay") != std::string::npos)
+      host.add(what, bytes);
+  const double need = host.total() * static_cast<double>(ranks_here);
+  const double available = available_memory_bytes();
+  if (available < 0 || need <= available) return;
+  throw InputError(stoch::str(
+      "the run needs at least ", format_bytes(need), " of memory",
+      ranks_here > 1 ? stoch::str(" (", ranks_here, " ranks on this machine, each ") : " (",
+      host.describe(), ") but ", format_bytes(available),
+      " is available; lower train.batch_size or the model's size"));
+}
+
+}  // namespace stoch::train

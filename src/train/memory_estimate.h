@@ -1,0 +1,44 @@
+// What a run will hold in memory, estimated from its config before anything is allocated, so
+// that a run that cannot fit is refused at once (exit 2, with the estimate) instead of being
+// killed by the kernel or crawling in swap. Estimates count the large buffers only (weights,
+// gradients, optimiser moments, the activations a backward pass keeps, data and replay
+// buffers) and leave out LibTorch's own overheads: they are lower bounds, so a refusal is
+// certain to be right and a run that passes may still need somewhat more.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stoch::train {
+
+class ExperimentConfig;
+
+struct MemoryEstimate {
+  std::vector<std::pair<std::string, double>> parts;  // what, bytes
+
+  void add(const std::string& what, double bytes) { parts.emplace_back(what, bytes); }
+  double total() const;
+  std::string describe() const;  // "parameters 1.2 MB + ... = 3.4 GB"
+};
+
+// The weights, their gradients and AdamW's two moments, in float32, for `parameters` of which
+// each rank keeps `optimizer_share` of the moments (1/W when sharded).
+void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share);
+
+// Bytes this process may still allocate: MemAvailable from /proc/meminfo, or the cgroup's
+// limit less its usage where that is lower; negative when neither can be read.
+double available_memory_bytes();
+
+// Throws InputError naming the estimate and what is available when `ranks_here` ranks of
+// `per_rank` bytes cannot fit in the host's memory. (On CUDA the device's memory is not
+// checked yet: only what stays on the host counts there.)
+void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
+                       const c10::Device& device);
+
+std::string format_bytes(double bytes);
+
+}  // namespace stoch::train
