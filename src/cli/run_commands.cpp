@@ -81,6 +81,7 @@ int train(const TrainArgs& a) {
     lock.emplace(run_dir);  // before anything in the folder changes
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
+    fs::remove(run_dir + "/rollbacks.json", ec);
     log::set_file(run_dir + "/log.txt");
     write_config(cfg, run_dir);
     log::info(stoch::str("run dir ", run_dir));
@@ -103,7 +104,8 @@ int resume(const ResumeArgs& a) {
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
   if (a.nproc > 1) {
-    train::check_resume_world_size(a.run_dir, a.nproc, cfg.train.grad_accum);  // said once here, not once per rank
+    train::check_resume_world_size(a.run_dir, a.nproc,
+                                   cfg.train.grad_accum);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));
   }
   std::optional<RunLock> lock;  // held until the run ends

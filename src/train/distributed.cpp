@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -217,6 +218,7 @@ struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Backend> backend;
   std::string backend_name;
   std::unique_ptr<Watchdog> watchdog;
+  std::chrono::milliseconds timeout{0};
   int64_t rank = 0, world = 1;
   // Where collectives run: NCCL takes CUDA tensors only, so host tensors (RNG states, votes,
   // step counts) travel through the rank's GPU; Gloo takes them where they are.
@@ -293,8 +295,8 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   so.multiTenant = true;
   auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   // torchrun's own keys live in the agent's store; each restart gets fresh keys.
-  impl_->store = c10::make_intrusive<c10d::PrefixStore>(stoch::str("stoch/", env.restart_count),
-                                                        std::move(tcp));
+  impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+      stoch::str("stoch/", env.restart_count, "/", checks.attempt), std::move(tcp));
 
   if (env.rank > 0) impl_->store->set(Watchdog::heartbeat_key(env.rank), "0");
   const auto who = impl_->exchange(
@@ -311,9 +313,9 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   } else {
     impl_->backend = impl_->make_gloo(env);
   }
-  impl_->watchdog = std::make_unique<Watchdog>(
-      impl_->store->clone(), env.rank, who,
-      std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000)));
+  impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000));
+  impl_->watchdog =
+      std::make_unique<Watchdog>(impl_->store->clone(), env.rank, who, impl_->timeout);
 }
 
 c10::intrusive_ptr<c10d::Backend> Distributed::Impl::make_gloo(const WorldEnv& env) {
@@ -346,7 +348,18 @@ c10::intrusive_ptr<c10d::Backend> Distributed::Impl::make_gloo(const WorldEnv& e
 #endif
 }
 
-Distributed::~Distributed() = default;
+Distributed::~Distributed() {
+  const bool failing = std::uncaught_exceptions() > 0;
+  impl_->watchdog.reset();  // tells the others this rank is done (or failed)
+  if (failing || env_.rank == 0 || env_.agent_store || !impl_->store) return;
+  // Rank 0 serves the store and closes it once every rank is done. A rank that meets the others
+  // again at once (after a rollback) must not reach the old store while it is closing: wait
+  // for it to go (the call fails then), at most the timeout.
+  try {
+    impl_->store->wait({"never-set"}, impl_->timeout);
+  } catch (const std::exception&) {
+  }
+}
 
 Distributed::Pending Distributed::all_reduce_sum_async(const at::Tensor& t) {
   return impl_->all_reduce(t, c10d::ReduceOp::SUM);

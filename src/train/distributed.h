@@ -37,6 +37,7 @@ struct WorldEnv {
 struct Rendezvous {
   std::string config_text;  // the resolved config: must be the same on every rank
   std::string run_dir;      // must be the same directory for every rank (a shared filesystem)
+  int64_t attempt = 0;      // rollbacks so far: each meeting of the ranks gets its own keys
 };
 
 // Reads torchrun's variables; an unset WORLD_SIZE means one process. Throws InputError naming

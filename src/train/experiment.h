@@ -54,6 +54,12 @@ struct TrainConfig {
   int64_t keep_every = 0;
   int64_t cpu_workers = 1;
   double allreduce_bucket_mb = 0;
+  double skip_update_z = 0;
+  std::string on_nonfinite = "stop";
+  int64_t max_rollbacks = 3;
+  double rollback_lr_factor = 0.5;
+  int64_t fault_grad_spike_step = 0;
+  int64_t fault_lr_spike_step = 0;
 
   template <class V>
   void visit(V& v) {
@@ -82,6 +88,26 @@ struct TrainConfig {
       "data-parallel runs: gradient all-reduce bucket size in MB; 0: a quarter of the gradients, "
       "within [0.0625, 25]",
       Spec().at_least(0));
+    v("skip_update_z", skip_update_z,
+      "skip an optimiser step whose loss or gradient norm is this many standard deviations above "
+      "the last 128 steps' (llm.c's guard; logged as `skipped`); 0: off",
+      Spec().at_least(0).on_resume());
+    v("on_nonfinite", on_nonfinite,
+      "a non-finite loss or gradient norm: stop (exit 1), or rollback to the newest complete "
+      "checkpoint with the learning rate times rollback_lr_factor (checked every step)",
+      Spec().one_of({"stop", "rollback"}).on_resume());
+    v("max_rollbacks", max_rollbacks, "rollbacks allowed in the whole run before it stops",
+      Spec().at_least(0).on_resume());
+    v("rollback_lr_factor", rollback_lr_factor,
+      "each rollback multiplies the learning rate by this for the rest of the run",
+      Spec().above(0).at_most(1).on_resume());
+    v("fault_grad_spike_step", fault_grad_spike_step,
+      "fault injection for tests: multiply this step's gradients by 1e6 before clipping; 0: off",
+      Spec().at_least(0).on_resume());
+    v("fault_lr_spike_step", fault_lr_spike_step,
+      "fault injection for tests: multiply this step's learning rate by 1e30, in a run that has "
+      "not rolled back yet; 0: off",
+      Spec().at_least(0).on_resume());
   }
 };
 

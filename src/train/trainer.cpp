@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
+#include <optional>
 
 #include "core/cpu_isa.h"
 #include "core/errors.h"
@@ -18,6 +20,8 @@
 #include "train/gradient_buckets.h"
 #include "train/micro_batches.h"
 #include "train/rank_state.h"
+#include "train/rollbacks.h"
+#include "train/update_guard.h"
 #include "train/zero.h"
 
 namespace stoch::train {
@@ -80,8 +84,13 @@ void load_model_tensors(torch::nn::Module& model, const TensorList& saved,
   }
 }
 
-int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
-                 const std::function<void()>& on_ready) {
+namespace {
+
+// train_once's answer when the run rolled back: train again from the newest checkpoint.
+constexpr int kRolledBack = -1;
+
+int train_once(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
+               const std::function<void()>& on_ready) {
   const WorldEnv world = read_world_env();
   const int64_t W = world.world_size;
   // Rank 0 alone logs, writes metrics and checkpoints, evaluates and runs hooks; the others
@@ -136,6 +145,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   }
   if (resume) check_resume_world_size(run_dir, W, cfg.train.grad_accum);
   if (on_ready && main_rank) on_ready();
+  // Rank 0 wrote it before the ranks last met, so every rank reads the same.
+  const Rollbacks rollbacks = Rollbacks::read(run_dir);
+  const bool roll_back_on_nonfinite = cfg.train.on_nonfinite == "rollback";
 
   int64_t start_step = 0;
   // Per rank; a resume on another number of ranks splits the same micro-batches per step.
@@ -147,6 +159,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   // the resumed run's next line covers the same steps as the uninterrupted run's.
   double interval_train_s = 0.0;
   int64_t interval_steps = 0;
+  int64_t interval_skipped = 0;  // updates the guard skipped
+  std::optional<UpdateGuard> guard;
+  if (cfg.train.skip_update_z > 0) guard.emplace(cfg.train.skip_update_z);
   torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions().device(device));
   if (resume) {
     if (auto ckpt = store.load_latest()) {
@@ -170,6 +185,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       elapsed_before = ckpt->state.value("elapsed_s", 0.0);
       interval_train_s = ckpt->state.value("interval_train_s", 0.0);
       interval_steps = ckpt->state.value("interval_steps", int64_t{0});
+      interval_skipped = ckpt->state.value("interval_skipped", int64_t{0});
+      if (guard && ckpt->state.contains("update_guard")) guard->load(ckpt->state["update_guard"]);
       // The sum over ranks, held by rank 0 (the log line sums over ranks again).
       if (main_rank) interval_loss.fill_(ckpt->state.value("interval_loss", 0.0));
       log::info(stoch::str("resumed from ", ckpt->dir, " (step ", start_step, ")"));
@@ -185,7 +202,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   std::unique_ptr<GradientBuckets> buckets;
   if (W > 1) {
     dist = std::make_unique<Distributed>(world, device, cfg.dist,
-                                         Rendezvous{to_yaml(cfg, false), run_dir});
+                                         Rendezvous{to_yaml(cfg, false), run_dir, rollbacks.count});
     const auto step_here = torch::full({1}, start_step, torch::kLong);
     const auto steps = dist->all_gather(step_here);
     for (int64_t r = 0; r < W; ++r)
@@ -291,7 +308,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                {"world_size", W},
                {"interval_steps", interval_steps},
                {"interval_train_s", interval_train_s},
-               {"interval_loss", pending_loss.item<double>()}};
+               {"interval_loss", pending_loss.item<double>()},
+               {"interval_skipped", interval_skipped}};
+    if (guard) c.state["update_guard"] = guard->state();
     if (zero) c.state["optimizer_layout"] = zero->layout().to_json();
     task->save_state(c);
     for (size_t i = 0; i < hook_list.size(); ++i) {
@@ -350,15 +369,57 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       stop_vote = torch::full({1}, stop_requested(), torch::kInt);
       stop_pending = dist->all_reduce_max_async(stop_vote);
     }
-    const double lr = cfg.optim.lr * lr_multiplier(cfg.schedule, step, total);
+    double lr = cfg.optim.lr * rollbacks.lr_scale * lr_multiplier(cfg.schedule, step, total);
+    if (step + 1 == cfg.train.fault_lr_spike_step && rollbacks.count == 0) lr *= 1e30;
     zero ? zero->zero_grad() : optim->zero_grad();
     const torch::Tensor step_loss = micro_batches.run(step);
+    if (step + 1 == cfg.train.fault_grad_spike_step) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model.parameters())
+        if (p.grad().defined()) p.mutable_grad().mul_(1e6);
+    }
     torch::Tensor grad_norm;
     if (zero) zero->reduce_gradients();
-    if (cfg.train.grad_clip > 0)
-      grad_norm =
-          zero ? zero->clip(cfg.train.grad_clip) : clip_grad_norm(model, cfg.train.grad_clip);
-    zero ? zero->step(lr) : optim->step(lr);
+    const double max_norm =
+        cfg.train.grad_clip > 0 ? cfg.train.grad_clip : std::numeric_limits<double>::infinity();
+    // The guards judge the norm before clipping; without clipping it is computed for them.
+    if (cfg.train.grad_clip > 0 || guard || roll_back_on_nonfinite)
+      grad_norm = zero ? zero->clip(max_norm) : clip_grad_norm(model, max_norm);
+    bool skipped = false;
+    if (guard || roll_back_on_nonfinite) {
+      auto mean_loss = (step_loss / static_cast<double>(accum)).to(torch::kDouble).reshape({1});
+      if (dist) dist->all_reduce_sum(mean_loss);  // every rank decides alike
+      const double loss_now = mean_loss.item<double>() / static_cast<double>(W);
+      const double norm_now = grad_norm.item<double>();
+      if (roll_back_on_nonfinite && !(std::isfinite(loss_now) && std::isfinite(norm_now))) {
+        const std::string why = stoch::str("loss ", loss_now, ", gradient norm ", norm_now);
+        if (rollbacks.count >= cfg.train.max_rollbacks) {
+          log::error(
+              stoch::str("step ", step + 1, ": ", why, "; no rollbacks left (", rollbacks.count,
+                         " of train.max_rollbacks = ", cfg.train.max_rollbacks, "); stopping"));
+          return kExitFailure;
+        }
+        Rollbacks next = rollbacks;
+        ++next.count;
+        next.lr_scale *= cfg.train.rollback_lr_factor;
+        if (main_rank) next.write(run_dir, step + 1, why);
+        if (dist) dist->barrier();
+        if (main_rank)
+          log::warn(stoch::str("step ", step + 1, ": ", why,
+                               "; rolling back to the newest complete "
+                               "checkpoint with the learning rate times ",
+                               format_number(next.lr_scale, 4), " (rollback ", next.count, " of ",
+                               cfg.train.max_rollbacks, ")"));
+        return kRolledBack;
+      }
+      std::string why;
+      if (guard && guard->skip(loss_now, norm_now, &why)) {
+        skipped = true;
+        ++interval_skipped;
+        if (main_rank) log::warn(stoch::str("step ", step + 1, ": update skipped (", why, ")"));
+      }
+    }
+    if (!skipped) zero ? zero->step(lr) : optim->step(lr);
     interval_loss += step_loss / static_cast<double>(accum);
     const int64_t done = step + 1;
     ++interval_steps;
@@ -381,13 +442,15 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       const double rate = static_cast<double>(interval_steps * units_per_step) / interval_train_s;
       Metrics m = {{"loss", loss}, {"lr", lr}, {rate_name, rate}, {"elapsed_s", elapsed_before}};
       if (grad_norm.defined()) m["grad_norm"] = grad_norm.item<double>();
+      if (guard) m["skipped"] = static_cast<double>(interval_skipped);
       const double mfu = peak_flops > 0 ? rate * flops_per_unit / peak_flops : 0.0;
       if (mfu > 0) m["mfu"] = mfu;
       if (device.is_cuda()) m["gpu_mem_peak_gb"] = peak_device_memory_gb(device);
       for (const auto& [k, v] : task->train_metrics()) m[k] = v;
       write_metrics(done, "train", m);
       if (!std::isfinite(loss)) {
-        log::error(stoch::str("loss is ", loss, " at step ", done, "; stopping (lower optim.lr?)"));
+        log::error(stoch::str("loss is ", loss, " at step ", done,
+                              "; stopping (lower optim.lr, or set train.on_nonfinite: rollback)"));
         return kExitFailure;
       }
       const std::string line = stoch::str(
@@ -403,6 +466,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       }
       interval_loss.zero_();
       interval_steps = 0;
+      interval_skipped = 0;
       interval_train_s = 0.0;
     }
 
@@ -433,6 +497,16 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   log::info(stoch::str("done: ", total, " steps in ", format_duration(elapsed_before),
                        " of training; run dir ", run_dir));
   return kExitOk;
+}
+
+}  // namespace
+
+int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
+                 const std::function<void()>& on_ready) {
+  int code = train_once(cfg, run_dir, resume, on_ready);
+  // The run directory, its lock and its log file are set up already.
+  while (code == kRolledBack) code = train_once(cfg, run_dir, /*resume=*/true, {});
+  return code;
 }
 
 }  // namespace stoch::train

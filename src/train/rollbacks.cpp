@@ -1,0 +1,51 @@
+#include "train/rollbacks.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/strings.h"
+#include "core/torch/safetensors.h"
+
+namespace stoch::train {
+namespace {
+
+std::string path_in(const std::string& run_dir) {
+  return run_dir + "/rollbacks.json";
+}
+
+}  // namespace
+
+Rollbacks Rollbacks::read(const std::string& run_dir) {
+  Rollbacks r;
+  std::ifstream in(path_in(run_dir));
+  if (!in) return r;
+  try {
+    const auto j = nlohmann::json::parse(in);
+    r.count = j.at("count").get<int64_t>();
+    r.lr_scale = j.at("lr_scale").get<double>();
+    if (r.count < 0 || !(r.lr_scale > 0)) throw std::runtime_error("out of range");
+  } catch (const std::exception& e) {
+    throw InputError(stoch::str(
+        path_in(run_dir), ": expected {\"count\": N, \"lr_scale\": S, ...} (", e.what(), ")"));
+  }
+  return r;
+}
+
+void Rollbacks::write(const std::string& run_dir, int64_t step, const std::string& why) const {
+  nlohmann::json j = nlohmann::json::object();
+  {
+    std::ifstream in(path_in(run_dir));
+    if (in) j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) j = nlohmann::json::object();
+  }
+  j["count"] = count;
+  j["lr_scale"] = lr_scale;
+  j["events"].push_back({{"step", step}, {"why", why}, {"lr_scale", lr_scale}});
+  const std::string tmp = path_in(run_dir) + ".tmp";
+  write_file_durably(tmp, j.dump(2) + "\n");
+  std::filesystem::rename(tmp, path_in(run_dir));
+}
+
+}  // namespace stoch::train
