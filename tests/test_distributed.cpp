@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "core/torch/safetensors.h"
+#include "data_parallel_test.h"
 #include "test_util.h"
 #include "train/distributed.h"
 
@@ -30,19 +31,9 @@ std::map<std::string, torch::Tensor> model_at(const std::string& run, int64_t st
 
 using test::expect_close;
 
-class DataParallel : public ::testing::Test {
+class DataParallel : public test::DataParallelTest {
  protected:
-  void SetUp() override {
-    try {
-      train::data_parallel_backend(c10::Device(c10::kCPU), "auto");
-    } catch (const InputError& e) {
-      GTEST_SKIP() << e.what();
-    }
-    dir_ = test::temp_dir("ddp");
-    cfg_ = dir_ + "/tiny.yaml";
-    test::write_text(cfg_, test::tiny_lm_config(20));
-  }
-  std::string dir_, cfg_;
+  DataParallel() : DataParallelTest("ddp") {}
 };
 
 TEST_F(DataParallel, TwoRanksTrainLikeOneProcessWithTwiceTheAccumulation) {

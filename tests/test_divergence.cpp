@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "data_parallel_test.h"
 #include "test_util.h"
 #include "train/update_guard.h"
 
@@ -116,13 +117,15 @@ TEST(Divergence, ANonFiniteLossRollsBackToTheLastCheckpointWithALowerRate) {
       << r.output;
 }
 
-TEST(Divergence, RanksRollBackTogether) {
-  const std::string dir = test::temp_dir("rollback2");
-  const std::string cfg = dir + "/tiny.yaml";
-  test::write_text(cfg, test::tiny_lm_config(30));
-  const std::string run = dir + "/run";
-  const auto r = test::run_stoch("train " + cfg + " --run-dir " + run +
-                                 " --nproc 2 --set train.grad_accum=1 --set "
+class RanksDiverging : public test::DataParallelTest {
+ protected:
+  RanksDiverging() : DataParallelTest("rollback2") {}
+};
+
+TEST_F(RanksDiverging, RollBackTogether) {
+  const std::string run = dir_ + "/run";
+  const auto r = test::run_stoch("train " + cfg_ + " --run-dir " + run +
+                                 " --nproc 2 --set train.steps=30 --set train.grad_accum=1 --set "
                                  "train.fault_lr_spike_step=12 --set train.on_nonfinite=rollback");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 10)), std::string::npos)

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/errors.h"
+#include "data_parallel_test.h"
 #include "test_util.h"
 #include "train/distributed.h"
 
@@ -17,18 +18,9 @@ namespace {
 
 using test::expect_close;
 
-class Sharding : public ::testing::Test {
+class Sharding : public test::DataParallelTest {
  protected:
-  void SetUp() override {
-    try {
-      train::data_parallel_backend(c10::Device(c10::kCPU), "auto");
-    } catch (const InputError& e) {
-      GTEST_SKIP() << e.what();
-    }
-    dir_ = test::temp_dir("zero");
-    cfg_ = dir_ + "/tiny.yaml";
-    test::write_text(cfg_, test::tiny_lm_config(20));
-  }
+  Sharding() : DataParallelTest("zero") {}
 
   // Six micro-batches per step in every run; dropout off (ranks draw their own masks) and a
   // clipping threshold that every step reaches, so the global norm matters.
@@ -39,8 +31,6 @@ class Sharding : public ::testing::Test {
            std::to_string(6 / ranks) + (ranks > 1 ? " --nproc " + std::to_string(ranks) : "") +
            " --set dist.shard=" + shard + extra;
   }
-
-  std::string dir_, cfg_;
 };
 
 // "optimizer state: X MB on this rank, 1/W of Y MB" -> {X, Y}.
