@@ -26,26 +26,6 @@ std::vector<fs::path> subdirs(const fs::path& p) {
   return out;
 }
 
-void flatten(const config::Node& node, const std::string& key,
-             std::map<std::string, std::string>& out) {
-  switch (node.kind) {
-    case config::Node::Kind::kNull:
-      out[key] = "null";
-      break;
-    case config::Node::Kind::kScalar:
-      out[key] = node.scalar;
-      break;
-    case config::Node::Kind::kMap:
-      if (node.map.empty()) out[key] = "{}";
-      for (const auto& [k, v] : node.map) flatten(v, key.empty() ? k : key + "." + k, out);
-      break;
-    case config::Node::Kind::kSeq:
-      if (node.seq.empty()) out[key] = "[]";
-      for (size_t i = 0; i < node.seq.size(); ++i) flatten(node.seq[i], str(key, ".", i), out);
-      break;
-  }
-}
-
 bool under(const std::string& key, const std::string& prefix) {
   return key == prefix || (key.size() > prefix.size() &&
                            key.compare(0, prefix.size(), prefix) == 0 && key[prefix.size()] == '.');
@@ -134,8 +114,7 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
 }
 
 std::map<std::string, std::string> config_fingerprint(const config::Node& config) {
-  std::map<std::string, std::string> leaves;
-  flatten(config, "", leaves);
+  std::map<std::string, std::string> leaves = config::leaves(config);
   for (auto it = leaves.begin(); it != leaves.end();) {
     const bool ignored = std::any_of(seed_only_keys().begin(), seed_only_keys().end(),
                                      [&](const std::string& k) { return under(it->first, k); });

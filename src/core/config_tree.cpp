@@ -277,4 +277,33 @@ std::string to_yaml(const Node& node, int indent) {
   return out;
 }
 
+namespace {
+
+void add_leaves(const Node& node, const std::string& key, std::map<std::string, std::string>& out) {
+  switch (node.kind) {
+    case Node::Kind::kNull:
+      out[key] = "null";
+      break;
+    case Node::Kind::kScalar:
+      out[key] = node.scalar;
+      break;
+    case Node::Kind::kMap:
+      if (node.map.empty()) out[key] = "{}";
+      for (const auto& [k, v] : node.map) add_leaves(v, key.empty() ? k : key + "." + k, out);
+      break;
+    case Node::Kind::kSeq:
+      if (node.seq.empty()) out[key] = "[]";
+      for (size_t i = 0; i < node.seq.size(); ++i) add_leaves(node.seq[i], str(key, ".", i), out);
+      break;
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> leaves(const Node& node) {
+  std::map<std::string, std::string> out;
+  add_leaves(node, "", out);
+  return out;
+}
+
 }  // namespace stoch::config

@@ -2,6 +2,7 @@
 // so that a bad value found after `base:` merging and `--set` overrides still names its origin.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,10 @@ void apply_override(Node& root, const std::string& assignment, const std::string
 // Splits "a.b=value" into its dotted key and value text; throws InputError when malformed.
 std::pair<std::string, std::string> split_assignment(const std::string& assignment,
                                                      const std::string& option = "--set");
+
+// The leaves as "a.b.c" -> scalar ("a.list.0" for list elements; "null", "{}" and "[]" for
+// empty values).
+std::map<std::string, std::string> leaves(const Node& node);
 
 // Writes a node as YAML (scalars quoted when YAML would misread them).
 std::string to_yaml(const Node& node, int indent = 0);

@@ -32,6 +32,7 @@
 #include <random>
 #include <thread>
 
+#include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/strings.h"
 #include "core/torch/safetensors.h"
@@ -96,56 +97,30 @@ std::string route_to(const std::string& host) {
   return out;
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t begin = 0;
-  while (begin <= text.size()) {
-    const size_t end = std::min(text.find('\n', begin), text.size());
-    lines.push_back(text.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return lines;
-}
-
-// The dotted key of line `i` of a resolved config (YAML as config::Printer writes it: two
-// spaces per level, list items as "- key: value"), and the value written on that line.
-std::pair<std::string, std::string> key_at(const std::vector<std::string>& lines, size_t i) {
-  const auto indent = [](const std::string& l) {
-    const size_t n = l.find_first_not_of(' ');
-    if (n == std::string::npos) return l.size();
-    return l.compare(n, 2, "- ") == 0 ? n + 2 : n;  // an item's key sits after its dash
-  };
-  const auto key = [&](const std::string& l) {
-    const std::string body = l.substr(std::min(indent(l), l.size()));
-    return body.substr(0, body.find(':'));
-  };
-  std::vector<std::string> path{key(lines[i])};
-  size_t level = indent(lines[i]);
-  for (size_t j = i; j-- > 0 && level > 0;)
-    if (indent(lines[j]) < level) {
-      path.insert(path.begin(), key(lines[j]));
-      level = indent(lines[j]);
-    }
-  const size_t colon = lines[i].find(": ");
-  return {stoch::join(path, "."),
-          colon == std::string::npos ? "(a section)" : lines[i].substr(colon + 2)};
-}
-
-// Throws InputError naming the first key where rank r's config differs from rank 0's.
+// Throws InputError naming the first key (in sorted order) where rank r's resolved config
+// differs from rank 0's.
 void check_configs_agree(const std::vector<std::string>& configs,
                          const std::vector<std::string>& who) {
-  const auto base = split_lines(configs[0]);
+  const auto leaves_of = [&](size_t r) {
+    return config::leaves(config::parse_text(configs[r], stoch::str("the config of ", who[r])));
+  };
+  const auto base = leaves_of(0);
   for (size_t r = 1; r < configs.size(); ++r) {
     if (configs[r] == configs[0]) continue;
-    const auto other = split_lines(configs[r]);
-    size_t i = 0;
-    while (i < base.size() && i < other.size() && base[i] == other[i]) ++i;
-    const bool past_base = i >= base.size();
-    const auto [key, value] = key_at(past_base ? other : base, i);
-    const std::string theirs = i < other.size() ? key_at(other, i).second : "(absent)";
-    throw InputError(stoch::str("config differs between ranks: ", key, " is ",
-                                past_base ? "(absent)" : value, " on ", who[0], " but ", theirs,
-                                " on ", who[r], "; start every rank with the same config"));
+    const auto other = leaves_of(r);
+    auto a = base.begin();
+    auto b = other.begin();
+    while (a != base.end() && b != other.end() && *a == *b) ++a, ++b;
+    // The smaller of the two keys where they part is absent from the other side, or differs.
+    const bool from_base = b == other.end() || (a != base.end() && a->first <= b->first);
+    const std::string key = from_base ? a->first : b->first;
+    const auto value = [&](const std::map<std::string, std::string>& m) {
+      const auto it = m.find(key);
+      return it == m.end() ? std::string("(absent)") : it->second;
+    };
+    throw InputError(stoch::str("config differs between ranks: ", key, " is ", value(base), " on ",
+                                who[0], " but ", value(other), " on ", who[r],
+                                "; start every rank with the same config"));
   }
 }
 
@@ -226,7 +201,8 @@ struct Distributed::Impl {
 
   c10::intrusive_ptr<c10d::Backend> make_gloo(const WorldEnv& env);
 
-  // `t` where the backend can take it; copy_back() returns the result to `t`.
+  // `t` where the backend can take it (a copy on the GPU, or a contiguous copy): start() is
+  // given both, and Pending::wait() copies the result back into `t`.
   at::Tensor staged(const at::Tensor& t) const {
     if (device.is_cpu() || t.device() == device) return t.is_contiguous() ? t : t.contiguous();
     return t.to(device);
@@ -259,8 +235,8 @@ struct Distributed::Impl {
     return out;
   }
 
-  // Rank 0 leaves a file with a random name and content in the run directory; every rank must
-  // find it there. A private directory per host would lose checkpoints on resume.
+  // Rank 0 leaves a file with random content in the run directory; every rank must find it
+  // there. A private directory per host would lose checkpoints on resume.
   void check_shared_run_dir(const std::string& run_dir, const std::vector<std::string>& who) {
     std::string token;
     const std::string name = "/.rendezvous";

@@ -174,7 +174,8 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
   e.add("activations", 4 * workers * B * T * L * (7 + 2 * static_cast<double>(mc.mlp_ratio)) * d);
   const double rows = mc.ce_chunk_rows > 0 ? std::min<double>(B * T, mc.ce_chunk_rows) : B * T;
   e.add("logits", 4 * workers * rows * static_cast<double>(mc.vocab_size));
-  e.add("data (evaluation windows)", 4 * static_cast<double>(cfg.train.eval_batches) * B * (T + 1));
+  e.add("data (evaluation windows)", 4 * static_cast<double>(cfg.train.eval_batches) * B * (T + 1),
+        /*on_host=*/true);
   return e;
 }
 

@@ -11,7 +11,7 @@ namespace stoch::train {
 
 double MemoryEstimate::total() const {
   double sum = 0;
-  for (const auto& [what, bytes] : parts) sum += bytes;
+  for (const auto& p : parts) sum += p.bytes;
   return sum;
 }
 
@@ -27,9 +27,9 @@ std::string format_bytes(double bytes) {
 
 std::string MemoryEstimate::describe() const {
   std::string s;
-  for (const auto& [what, bytes] : parts) {
-    if (bytes <= 0) continue;
-    s += stoch::str(s.empty() ? "" : " + ", what, " ", format_bytes(bytes));
+  for (const auto& p : parts) {
+    if (p.bytes <= 0) continue;
+    s += stoch::str(s.empty() ? "" : " + ", p.what, " ", format_bytes(p.bytes));
   }
   return s + " = " + format_bytes(total());
 }
@@ -76,11 +76,8 @@ double available_memory_bytes() {
 void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
                        const c10::Device& device) {
   MemoryEstimate host;
-  for (const auto& [what, bytes] : per_rank.parts)
-    // On CUDA the model, its gradients and its activations live on the device.
-    if (device.is_cpu() || what.find("data") != std::string::npos ||
-        what.find("replay") != std::string::npos)
-      host.add(what, bytes);
+  for (const auto& p : per_rank.parts)
+    if (device.is_cpu() || p.on_host) host.parts.push_back(p);
   const double need = host.total() * static_cast<double>(ranks_here);
   const double available = available_memory_bytes();
   if (available < 0 || need <= available) return;

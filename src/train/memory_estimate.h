@@ -10,7 +10,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace stoch::train {
@@ -18,9 +17,17 @@ namespace stoch::train {
 class ExperimentConfig;
 
 struct MemoryEstimate {
-  std::vector<std::pair<std::string, double>> parts;  // what, bytes
+  struct Part {
+    std::string what;
+    double bytes;
+    bool on_host;  // stays in host memory on CUDA runs too (data, replay buffers)
+  };
+  std::vector<Part> parts;
 
-  void add(const std::string& what, double bytes) { parts.emplace_back(what, bytes); }
+  // Parts with the model (weights, gradients, activations) live on its device.
+  void add(const std::string& what, double bytes, bool on_host = false) {
+    parts.push_back({what, bytes, on_host});
+  }
   double total() const;
   std::string describe() const;  // "parameters 1.2 MB + ... = 3.4 GB"
 };

@@ -28,6 +28,20 @@ std::vector<AdamW::Param> trained(
 
 }  // namespace
 
+torch::Tensor clip_coefficient(const torch::Tensor& norm, double max_norm) {
+  return torch::clamp_max(max_norm / (norm + 1e-6), 1.0);
+}
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({});
+  const auto total = torch::linalg_vector_norm(torch::stack(at::_foreach_norm(grads, 2)), 2);
+  at::_foreach_mul_(grads, clip_coefficient(total, max_norm));
+  return total;
+}
+
 AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_params,
              OptimConfig cfg)
     : AdamW(trained(named_params), cfg) {}

@@ -38,6 +38,14 @@ struct OptimConfig {
 // Whether a parameter gets weight decay: matrices do; norms, biases and embeddings do not.
 bool decays(const std::string& name, const torch::Tensor& p);
 
+// Scales the gradients of `params` so their global L2 norm is at most max_norm, with
+// multi-tensor kernels (one launch per step rather than several per parameter) and without a
+// host sync. Returns the norm before clipping.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
+// The factor clipping multiplies gradients by, given their global norm.
+torch::Tensor clip_coefficient(const torch::Tensor& norm, double max_norm);
+
 class AdamW {
  public:
   // A tensor the optimiser updates from its .grad. Sharded runs (train/zero.h) pass slices of

@@ -45,21 +45,6 @@ std::map<std::string, std::vector<int64_t>> param_shapes(torch::nn::Module& m) {
   return out;
 }
 
-// Scales gradients so their global L2 norm is at most max_norm, with multi-tensor kernels
-// (one launch per step rather than several per parameter) and without a host sync.
-// Returns the norm before clipping.
-torch::Tensor clip_grad_norm(torch::nn::Module& model, double max_norm) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : model.parameters())
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return torch::zeros({});
-  const auto norms = at::_foreach_norm(grads, 2);
-  const auto total = torch::linalg_vector_norm(torch::stack(norms), 2);
-  const auto coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
-  at::_foreach_mul_(grads, coef);
-  return total;
-}
-
 }  // namespace
 
 TensorList model_tensors(torch::nn::Module& model) {
@@ -384,7 +369,7 @@ int train_once(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
         cfg.train.grad_clip > 0 ? cfg.train.grad_clip : std::numeric_limits<double>::infinity();
     // The guards judge the norm before clipping; without clipping it is computed for them.
     if (cfg.train.grad_clip > 0 || guard || roll_back_on_nonfinite)
-      grad_norm = zero ? zero->clip(max_norm) : clip_grad_norm(model, max_norm);
+      grad_norm = zero ? zero->clip(max_norm) : clip_grad_norm(model.parameters(), max_norm);
     bool skipped = false;
     if (guard || roll_back_on_nonfinite) {
       auto mean_loss = (step_loss / static_cast<double>(accum)).to(torch::kDouble).reshape({1});

@@ -138,23 +138,15 @@ void ShardedAdamW::reduce_gradients() {
 torch::Tensor ShardedAdamW::clip(double max_norm) {
   Impl& s = *impl_;
   torch::NoGradGuard no_grad;
-  if (!s.shard_gradients) {
-    // Every rank holds the whole summed gradient: the global norm is local.
-    std::vector<torch::Tensor> grads;
-    for (const auto& p : s.params)
-      if (p.grad().defined()) grads.push_back(p.grad());
-    if (grads.empty()) return torch::zeros({});
-    const auto total = torch::linalg_vector_norm(torch::stack(at::_foreach_norm(grads, 2)), 2);
-    at::_foreach_mul_(grads, torch::clamp_max(max_norm / (total + 1e-6), 1.0));
-    return total;
-  }
+  // Every rank holds the whole summed gradient: the global norm is local.
+  if (!s.shard_gradients) return clip_grad_norm(s.params, max_norm);
   // The squares of every shard, summed over the ranks (in double: the ranks' partial sums
   // are added in a fixed order, and the result must not depend on how the elements fall).
   auto sq = s.grad.defined() ? s.grad.to(torch::kDouble).square().sum().reshape({1})
                              : torch::zeros({1}, torch::kDouble);
   s.dist->all_reduce_sum(sq);
   const auto total = sq.sqrt().to(torch::kFloat).reshape({});
-  if (s.grad.defined()) s.grad.mul_(torch::clamp_max(max_norm / (total + 1e-6), 1.0));
+  if (s.grad.defined()) s.grad.mul_(clip_coefficient(total, max_norm));
   return total;
 }
 
