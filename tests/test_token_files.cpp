@@ -13,9 +13,9 @@ TEST(TokenFiles, PrepareRoundTripsBytes) {
   for (int i = 0; i < 256; ++i) b.push_back(static_cast<char>(i));  // every byte value
   test::write_text(dir + "/a.txt", a);
   test::write_text(dir + "/b.bin", b);
-  const auto r = data::prepare_token_files({dir + "/a.txt", dir + "/b.bin"}, dir + "/out", 0.25);
-  const auto train = data::read_token_file(dir + "/out/train.bin");
-  const auto val = data::read_token_file(dir + "/out/val.bin");
+  const auto r = data::prepare_token_files({{dir + "/a.txt", dir + "/b.bin"}, dir + "/out", 0.25});
+  const auto train = data::read_token_split(dir + "/out", data::Split::kTrain);
+  const auto val = data::read_token_split(dir + "/out", data::Split::kVal);
   EXPECT_EQ(r.train_tokens + r.val_tokens, static_cast<int64_t>(a.size() + b.size()));
   // Each file's tail is held out: train = heads of a and b; val = tails of a and b.
   std::string joined_train, joined_val;
@@ -29,7 +29,7 @@ TEST(TokenFiles, PrepareRoundTripsBytes) {
   EXPECT_NE(test::read_text(dir + "/out/meta.json").find("\"tokenizer\": \"byte\""),
             std::string::npos);
 
-  auto src = data::open_token_dir(dir + "/out", 1, 2);
+  auto src = data::open_token_dir(dir + "/out", "auto", 1, 2);
   EXPECT_EQ(src->vocab_size(), 256);
   std::vector<int32_t> w(5), w2(5);
   src->window(data::Split::kTrain, 7, 5, w.data());
@@ -41,16 +41,18 @@ TEST(TokenFiles, PrepareRoundTripsBytes) {
 
 TEST(TokenFiles, BadInputsAreInputErrors) {
   const std::string dir = test::temp_dir("tok");
-  EXPECT_THROW(data::prepare_token_files({dir + "/missing.txt"}, dir + "/out", 0.1), InputError);
+  EXPECT_THROW(data::prepare_token_files({{dir + "/missing.txt"}, dir + "/out", 0.1}), InputError);
   test::write_text(dir + "/empty.txt", "");
-  EXPECT_THROW(data::prepare_token_files({dir + "/empty.txt"}, dir + "/out", 0.1), InputError);
-  EXPECT_FALSE(test::fs::exists(dir + "/out/meta.json"));
-  EXPECT_THROW(data::open_token_dir(dir + "/nowhere", 0, 0), InputError);
+  EXPECT_THROW(data::prepare_token_files({{dir + "/empty.txt"}, dir + "/out", 0.1}), InputError);
+  EXPECT_FALSE(test::fs::exists(dir + "/out"));
+  EXPECT_THROW(data::open_token_dir(dir + "/nowhere", "auto", 0, 0), InputError);
   // A token file whose length disagrees with meta.json.
   test::write_text(dir + "/t.txt", std::string(100, 'x'));
-  data::prepare_token_files({dir + "/t.txt"}, dir + "/ok", 0.1);
+  data::prepare_token_files({{dir + "/t.txt"}, dir + "/ok", 0.1});
+  // A second prepare into a folder with files refuses instead of mixing two corpora.
+  EXPECT_THROW(data::prepare_token_files({{dir + "/t.txt"}, dir + "/ok", 0.1}), InputError);
   test::fs::resize_file(dir + "/ok/train.bin", 10);
-  EXPECT_THROW(data::open_token_dir(dir + "/ok", 0, 0), InputError);
+  EXPECT_THROW(data::open_token_dir(dir + "/ok", "auto", 0, 0), InputError);
 }
 
 TEST(TokenFiles, CliPrepareThenTrainOnTokens) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,10 +69,10 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `stoch ARGS` through the shell and returns its exit code and output.
-inline Result run_stoch(const std::string& args) {
+// Runs a shell command line and returns its exit code and output (stdout and stderr).
+inline Result run_command(const std::string& command) {
   Result r;
-  const std::string cmd = std::string(STOCH_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = command + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   char buf[4096];
   size_t n;
@@ -80,6 +81,43 @@ inline Result run_stoch(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
+
+// Runs `stoch ARGS` through the shell and returns its exit code and output.
+inline Result run_stoch(const std::string& args) {
+  return run_command(std::string(STOCH_BINARY) + " " + args);
+}
+
+// Runs SCRIPT_PATH ARGS in the project's Python, with ENV ("NAME=VALUE ...") set.
+inline Result run_python(const std::string& script_path, const std::string& args = "",
+                         const std::string& env = "") {
+  return run_command(env + " '" + python_path() + "' '" + script_path + "' " + args);
+}
+
+// Whether this is CI (CI=true), where a missing reference package is a failure, not a skip.
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+// Why the project's Python cannot import MODULES ("tokenizers, numpy"), or "" when it can.
+inline std::string python_missing(const std::string& modules) {
+  const std::string py = python_path();
+  if (py.empty() || !fs::exists(py))
+    return "the project's Python (STOCH_PYTHON) is not available: '" + py + "'";
+  const Result r = run_command("'" + py + "' -c 'import " + modules + "'");
+  if (r.code != 0) return modules + " not importable by " + py + ": " + r.output;
+  return "";
+}
+
+// Skips the test for the reason WHY_MISSING gives, or fails it in CI; nothing when "".
+#define STOCH_REQUIRE(why_missing)               \
+  do {                                           \
+    const std::string why = (why_missing);       \
+    if (!why.empty()) {                          \
+      if (::stoch::test::in_ci()) FAIL() << why; \
+      GTEST_SKIP() << why;                       \
+    }                                            \
+  } while (0)
 
 // Starts `argv` (the program found on PATH) as a child process with output to `log`; returns
 // its pid.

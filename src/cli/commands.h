@@ -51,11 +51,39 @@ struct SampleArgs {
 };
 int sample(const SampleArgs& a);
 
+struct ExportArgs {
+  std::string run_dir;
+  int64_t checkpoint = -1;  // -1: newest complete
+  std::string format;       // hf-gpt2
+  std::string out;
+};
+int export_model(const ExportArgs& a);
+
 struct PrepareArgs {
   std::vector<std::string> inputs;
   std::string out;
   double val_fraction = 0.1;
+  std::string tokenizer = "bytes";
+  std::string format = "stoch";
+  int64_t shard_tokens = 100'000'000;
 };
 int data_prepare(const PrepareArgs& a);
+
+struct TokenizerTrainArgs {
+  std::vector<std::string> inputs;
+  int64_t vocab_size = 0;
+  std::string out;
+  std::vector<std::string> specials;
+  int64_t min_frequency = 2;  // as Hugging Face's ByteLevelBPETokenizer.train
+};
+int tokenizer_train(const TokenizerTrainArgs& a);
+
+struct TokenizerCodeArgs {
+  std::string tokenizer;
+  std::string input;    // empty: stdin
+  bool timing = false;  // encode: log the encoding throughput
+};
+int tokenizer_encode(const TokenizerCodeArgs& a);
+int tokenizer_decode(const TokenizerCodeArgs& a);
 
 }  // namespace stoch::cli

@@ -14,6 +14,7 @@
 #include "core/torch/checkpoint.h"
 #include "core/torch/device.h"
 #include "data/token_files.h"
+#include "data/tokenizer/tokenizer.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
 #include "train/sampling.h"
@@ -49,22 +50,25 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   return out;
 }
 
-std::vector<int64_t> encode_prompt(const std::string& prompt, bool bytes, int64_t vocab) {
+// Text through the run's tokenizer; without one (synthetic tokens) the prompt is token ids.
+std::vector<int64_t> encode_prompt(const std::string& prompt, const data::Tokenizer* tok,
+                                   int64_t vocab) {
   std::vector<int64_t> ids;
-  if (bytes) {
-    for (unsigned char ch : prompt) ids.push_back(ch);
-    return ids;
+  if (tok) {
+    std::vector<int32_t> t;
+    tok->encode(prompt, t);
+    return std::vector<int64_t>(t.begin(), t.end());
   }
-  for (const auto& tok : split(prompt, ' ')) {
-    if (tok.empty()) continue;
+  for (const auto& word : split(prompt, ' ')) {
+    if (word.empty()) continue;
     try {
       size_t used = 0;
-      const long long id = std::stoll(tok, &used);
-      if (used != tok.size() || id < 0 || id >= vocab) throw std::out_of_range(tok);
+      const long long id = std::stoll(word, &used);
+      if (used != word.size() || id < 0 || id >= vocab) throw std::out_of_range(word);
       ids.push_back(id);
     } catch (const std::exception&) {
       throw InputError(stoch::str("--prompt: expected token ids in [0, ", vocab,
-                                  ") separated by spaces, got \"", tok, "\""));
+                                  ") separated by spaces, got \"", word, "\""));
     }
   }
   return ids;
@@ -75,11 +79,12 @@ std::vector<int64_t> encode_prompt(const std::string& prompt, bool bytes, int64_
 int sample(const SampleArgs& a) {
   auto lm = load_lm(a.run_dir, a.checkpoint);
   auto& gpt = lm.task->gpt();
-  const bool bytes = lm.task->byte_level();
+  const std::string spec = lm.task->tokenizer();
+  const auto tok = spec.empty() ? nullptr : data::load_tokenizer(spec);
   const int64_t vocab = lm.task->source().vocab_size();
-  std::vector<int64_t> ids = encode_prompt(a.prompt, bytes, vocab);
-  if (ids.empty())
-    ids.push_back(bytes ? '\n' : 0);  // an empty prompt starts from a newline / token 0
+  std::vector<int64_t> ids = encode_prompt(a.prompt, tok.get(), vocab);
+  if (ids.empty())  // an empty prompt starts from a newline, or token 0 without a tokenizer
+    ids = tok ? encode_prompt("\n", tok.get(), vocab) : std::vector<int64_t>{0};
   const size_t prompt_len = ids.size();
   if (a.speculative && !lm.probe)
     throw InputError(stoch::str(a.run_dir,
@@ -105,9 +110,9 @@ int sample(const SampleArgs& a) {
                    "%), ", format_number(static_cast<double>(a.max_tokens) / stats.model_calls, 3),
                    " tokens per model call");
   log::info(line);
-  if (bytes) {
-    std::string text(ids.begin(), ids.end());
-    std::cout << text << "\n";
+  if (tok) {
+    const std::vector<int32_t> t(ids.begin(), ids.end());
+    std::cout << tok->decode(t.data(), t.size()) << "\n";
   } else {
     for (size_t i = 0; i < ids.size(); ++i)
       std::cout << (i ? " " : "") << (i == prompt_len ? "| " : "") << ids[i];
@@ -117,9 +122,14 @@ int sample(const SampleArgs& a) {
 }
 
 int data_prepare(const PrepareArgs& a) {
-  const auto r = data::prepare_token_files(a.inputs, a.out, a.val_fraction);
-  log::info(stoch::str("wrote ", a.out, "/{train.bin,val.bin,meta.json}: ", r.train_tokens,
-                       " train and ", r.val_tokens, " val tokens (byte tokenizer, uint16)"));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = data::prepare_token_files(
+      {a.inputs, a.out, a.val_fraction, a.tokenizer, a.format, a.shard_tokens});
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info(stoch::str("wrote ", a.out, " (", a.format, " format): ", r.train_tokens, " train and ",
+                       r.val_tokens, " val tokens from ", r.files, " files, tokenizer ",
+                       a.tokenizer, " (vocabulary ", r.vocab_size, ") in ", format_number(s, 3),
+                       " s"));
   return kExitOk;
 }
 

@@ -82,15 +82,56 @@ int main(int argc, char** argv) {
   s->add_option("--draft", sample.draft, "tokens drafted per model call with --speculative")
       ->check(cli::integer_in(1, 64));
 
+  cli::ExportArgs exp;
+  auto* x = app.add_subcommand("export", "write a language model in another format (Hugging Face)");
+  x->add_option("run_dir", exp.run_dir, "run directory")->required();
+  x->add_option("--checkpoint", exp.checkpoint, "checkpoint step (default: newest complete)")
+      ->check(cli::integer_in(0));
+  x->add_option("--format", exp.format,
+                "hf-gpt2: config.json + model.safetensors for transformers' GPT2LMHeadModel")
+      ->required()
+      ->check(CLI::IsMember({"hf-gpt2"}));
+  x->add_option("--out", exp.out, "output folder (absent or empty)")->required();
+
   cli::PrepareArgs prep;
   auto* d = app.add_subcommand("data", "data tools");
   d->require_subcommand(1);
-  auto* dp =
-      d->add_subcommand("prepare", "tokenise text files (bytes) into train.bin/val.bin/meta.json");
+  auto* dp = d->add_subcommand("prepare",
+                               "tokenise text files into a token folder (stoch, nanoGPT or "
+                               "llm.c files, with meta.json)");
   dp->add_option("--input", prep.inputs, "input text files")->required();
-  dp->add_option("--out", prep.out, "output folder")->required();
+  dp->add_option("--out", prep.out, "output folder (new or empty)")->required();
   dp->add_option("--val-fraction", prep.val_fraction, "tail of each file held out")
       ->check(cli::number_in(0, 0.5, /*above_lo=*/true));
+  dp->add_option("--tokenizer", prep.tokenizer,
+                 "bytes, or a folder with vocab.json + merges.txt (`stoch tokenizer train`)");
+  dp->add_option("--format", prep.format, "stoch, nanogpt (raw uint16) or llmc (headed shards)")
+      ->check(CLI::IsMember({"stoch", "nanogpt", "llmc"}));
+  dp->add_option("--shard-tokens", prep.shard_tokens, "llmc: ids per shard file")
+      ->check(cli::integer_in(1, 2'000'000'000));
+
+  cli::TokenizerTrainArgs tok_train;
+  cli::TokenizerCodeArgs tok_code;
+  auto* tk = app.add_subcommand("tokenizer", "byte-level BPE tokenizers (GPT-2 format)");
+  tk->require_subcommand(1);
+  auto* tkt = tk->add_subcommand(
+      "train", "learn a byte-level BPE vocabulary: vocab.json + merges.txt (as HF tokenizers)");
+  tkt->add_option("--input", tok_train.inputs, "input text files")->required();
+  tkt->add_option("--vocab-size", tok_train.vocab_size, "tokens in the vocabulary")
+      ->required()
+      ->check(cli::integer_in(1, 1'000'000'000));
+  tkt->add_option("--out", tok_train.out, "output folder")->required();
+  tkt->add_option("--special", tok_train.specials, "special tokens, given the first ids");
+  tkt->add_option("--min-frequency", tok_train.min_frequency, "fewest occurrences of a merge")
+      ->check(cli::integer_in(0));
+  auto* tke = tk->add_subcommand("encode", "print the token ids of each input line");
+  auto* tkd = tk->add_subcommand("decode", "print the text of each line of token ids");
+  for (auto* sub : {tke, tkd}) {
+    sub->add_option("--tokenizer", tok_code.tokenizer, "bytes, or a vocab.json + merges.txt folder")
+        ->required();
+    sub->add_option("--input", tok_code.input, "input file (default: stdin)");
+  }
+  tke->add_flag("--timing", tok_code.timing, "log the encoding throughput (one thread)");
 
   cli::SweepArgs sweep;
   cli::add_sweep_command(app, sweep);
@@ -122,7 +163,11 @@ int main(int argc, char** argv) {
     if (*c) return cli::print_config(config);
     if (*e) return cli::eval(eval);
     if (*s) return cli::sample(sample);
+    if (*x) return cli::export_model(exp);
     if (*dp) return cli::data_prepare(prep);
+    if (*tkt) return cli::tokenizer_train(tok_train);
+    if (*tke) return cli::tokenizer_encode(tok_code);
+    if (*tkd) return cli::tokenizer_decode(tok_code);
     if (*sw) return cli::sweep(sweep);
     if (*cmp) return cli::compare(compare);
   } catch (const InputError& ex) {

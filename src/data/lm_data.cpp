@@ -39,10 +39,6 @@ class ReseededSource : public TokenSource {
 
 }  // namespace
 
-bool is_byte_level(const LmDataConfig& cfg) {
-  return cfg.source == "text" || cfg.source == "tokens";
-}
-
 std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
   const uint64_t seed = static_cast<uint64_t>(cfg.seed);
   try {
@@ -60,14 +56,16 @@ std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t
   } catch (const std::invalid_argument& e) {
     throw InputError(e.what());
   }
+  const WindowOrder order =
+      cfg.sampling == "sequential" ? WindowOrder::kSequential : WindowOrder::kRandom;
   if (cfg.source == "text") {
     if (cfg.files.empty())
       throw InputError("data.files: expected at least one text file for source text");
-    return open_text_files(cfg.files, cfg.val_fraction, seed, order_seed);
+    return open_text_files(cfg.files, cfg.val_fraction, seed, order_seed, order);
   }
   if (cfg.dir.empty())
     throw InputError("data.dir: expected a prepared token folder for source tokens");
-  return open_token_dir(cfg.dir, seed, order_seed);
+  return open_token_dir(cfg.dir, cfg.format, seed, order_seed, order);
 }
 
 }  // namespace stoch::data

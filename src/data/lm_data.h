@@ -22,6 +22,8 @@ struct LmDataConfig {
   int64_t entropy_tokens = 2'000'000;
   std::vector<std::string> files;
   std::string dir;
+  std::string format = "auto";
+  std::string sampling = "random";
   double val_fraction = 0.1;
 
   template <class V>
@@ -29,7 +31,7 @@ struct LmDataConfig {
     using config::Spec;
     v("source", source,
       "hmm/markov: synthetic with exact entropy; uniform: independent uniform tokens (benchmarks); "
-      "text: byte-level files; tokens: a prepared folder",
+      "text: byte-level files; tokens: a prepared folder (stoch, nanoGPT or llm.c files)",
       Spec().one_of({"hmm", "markov", "uniform", "text", "tokens"}));
     v("seed", seed,
       "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
@@ -48,7 +50,16 @@ struct LmDataConfig {
     v("entropy_tokens", entropy_tokens,
       "hmm: sequence length of the Monte Carlo entropy-rate estimate", Spec().at_least(1000));
     v("files", files, "text: input files, tokenised as bytes");
-    v("dir", dir, "tokens: folder written by `stoch data prepare`");
+    v("dir", dir, "tokens: folder written by `stoch data prepare`, nanoGPT or llm.c");
+    v("format", format,
+      "tokens: the folder's format; auto reads its meta.json, else llm.c shards or nanoGPT's "
+      "train.bin",
+      Spec().one_of({"auto", "stoch", "nanogpt", "llmc"}));
+    v("sampling", sampling,
+      "text/tokens: how training windows are drawn: random (window starts drawn anywhere) or "
+      "sequential (llm.c's cursor: each "
+      "window starts where the last ended, wrapping at the end)",
+      Spec().one_of({"random", "sequential"}));
     v("val_fraction", val_fraction, "text: tail of each file held out for validation",
       Spec().above(0).at_most(0.5));
   }
@@ -57,8 +68,5 @@ struct LmDataConfig {
 // Builds the configured source. `order_seed` (run.seed) orders training windows only.
 // Throws InputError for missing files or inconsistent settings, naming the key.
 std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed);
-
-// True when tokens are bytes of text (so bits per byte and decoded samples make sense).
-bool is_byte_level(const LmDataConfig& cfg);
 
 }  // namespace stoch::data

@@ -1,7 +1,5 @@
 #include "data/token_files.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -9,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
-#include "core/output_dir.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "data/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -26,12 +24,152 @@ std::string read_all(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// Splits each file's bytes into train and held-out tails.
-void split_bytes(const std::vector<std::string>& files, double val_fraction,
-                 std::vector<uint16_t>& train, std::vector<uint16_t>& val) {
-  if (files.empty()) throw InputError("data: no input files given");
+void check_fraction(double val_fraction) {
   if (!(val_fraction > 0.0 && val_fraction < 1.0))
     throw InputError(str("val fraction: expected a number in (0, 1), got ", val_fraction));
+}
+
+// Each file's ids split into a train head and a held-out tail.
+struct SplitIds {
+  std::vector<int32_t> train, val;
+  int64_t train_bytes = 0, val_bytes = 0;
+};
+
+SplitIds tokenize_and_split(const std::vector<std::string>& files, double val_fraction,
+                            const Tokenizer& tok) {
+  if (files.empty()) throw InputError("data: no input files given");
+  check_fraction(val_fraction);
+  SplitIds s;
+  std::vector<int32_t> ids;
+  for (const auto& f : files) {
+    const std::string text = read_all(f);
+    ids.clear();
+    tok.encode(text, ids);
+    if (ids.size() < 4) throw InputError(str(f, ": input file is empty or too short to split"));
+    const size_t n_val = std::max<size_t>(1, static_cast<size_t>(ids.size() * val_fraction));
+    const size_t n_train = ids.size() - n_val;
+    s.train.insert(s.train.end(), ids.begin(), ids.begin() + n_train);
+    s.val.insert(s.val.end(), ids.begin() + n_train, ids.end());
+    // The held-out bytes are those its ids decode to, so bits per byte is exact.
+    const int64_t vb = static_cast<int64_t>(tok.decode(ids.data() + n_train, n_val).size());
+    s.val_bytes += vb;
+    s.train_bytes += static_cast<int64_t>(text.size()) - vb;
+  }
+  return s;
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw InputError(str(from, ": cannot copy to ", to, ": ", ec.message()));
+}
+
+}  // namespace
+
+PrepareReport prepare_token_files(const PrepareOptions& opt) {
+  const TokenFormat format = parse_token_format(opt.format, "--format");
+  const auto tok = load_tokenizer(opt.tokenizer);
+  std::error_code ec;
+  if (fs::exists(opt.out, ec) && !(fs::is_directory(opt.out, ec) && fs::is_empty(opt.out, ec)))
+    throw InputError(str("--out ", opt.out, ": exists and is not an empty folder"));
+  SplitIds ids = tokenize_and_split(opt.inputs, opt.val_fraction, *tok);
+
+  // Everything goes into a staging folder beside --out, renamed into place once complete.
+  const std::string out = fs::path(opt.out).lexically_normal().string();
+  const std::string stage = str(out, ".partial-", ::getpid());
+  fs::remove_all(stage, ec);
+  fs::create_directories(stage, ec);
+  if (ec || !fs::is_directory(stage))  // named by --out: the staging folder is stoch's business
+    throw InputError(str("--out ", opt.out, ": cannot create the folder (",
+                         ec ? ec.message() : "not a directory", ")"));
+  try {
+    const auto train_files =
+        write_token_split(stage, format, "train", ids.train, tok->vocab_size(), opt.shard_tokens);
+    const auto val_files =
+        write_token_split(stage, format, "val", ids.val, tok->vocab_size(), opt.shard_tokens);
+    const bool bpe = !tok->dir().empty();
+    if (bpe)
+      for (const char* f : {"vocab.json", "merges.txt"})
+        copy_file(tok->dir() + "/" + f, stage + "/" + f);
+    nlohmann::json meta = {{"format", format_name(format)},
+                           {"tokenizer", bpe ? "bpe" : "byte"},
+                           {"tokenizer_source", bpe ? tok->dir() : "bytes"},
+                           {"dtype", tok->vocab_size() <= 65536 ? "uint16" : "uint32"},
+                           {"vocab_size", tok->vocab_size()},
+                           {"train_tokens", ids.train.size()},
+                           {"val_tokens", ids.val.size()},
+                           {"train_bytes", ids.train_bytes},
+                           {"val_bytes", ids.val_bytes},
+                           {"train_files", train_files},
+                           {"val_files", val_files},
+                           {"val_fraction", opt.val_fraction},
+                           {"sources", opt.inputs}};
+    std::ofstream m(stage + "/meta.json");
+    m << meta.dump(2) << "\n";
+    if (!m) throw std::runtime_error(str(stage, "/meta.json: write failed"));
+    m.close();
+    if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
+    fs::rename(stage, out);
+  } catch (...) {
+    fs::remove_all(stage, ec);
+    throw;
+  }
+  return {static_cast<int64_t>(ids.train.size()), static_cast<int64_t>(ids.val.size()),
+          tok->vocab_size(), opt.inputs.size()};
+}
+
+std::vector<int32_t> read_token_split(const std::string& dir, Split split) {
+  const TokenFolder f = open_token_folder(dir, "auto");
+  const TokenShards& s = split == Split::kTrain ? f.train : f.val;
+  std::vector<int32_t> out(s.size());
+  s.copy(0, static_cast<int64_t>(s.size()), out.data());
+  return out;
+}
+
+TokenArraySource::TokenArraySource(TokenFolder folder, uint64_t data_seed, uint64_t order_seed,
+                                   WindowOrder order)
+    : f_(std::move(folder)), data_seed_(data_seed), order_seed_(order_seed), order_(order) {}
+
+uint64_t TokenArraySource::size(Split split) const {
+  return split == Split::kTrain ? f_.train.size() : f_.val.size();
+}
+
+void TokenArraySource::window(Split split, uint64_t index, int64_t len, int32_t* out) const {
+  const TokenShards& a = split == Split::kTrain ? f_.train : f_.val;
+  const uint64_t n = a.size(), L = static_cast<uint64_t>(len);
+  if (n < L)
+    throw InputError(str("data: the ", split == Split::kTrain ? "train" : "val", " split has ", n,
+                         " tokens, fewer than one window of ", len,
+                         " (lower model.context or add data)"));
+  uint64_t start;
+  if (order_ == WindowOrder::kSequential) {
+    // Consecutive windows share one token (the last target is the next window's first input),
+    // so every token is predicted once per pass.
+    const uint64_t stride = L > 1 ? L - 1 : 1;
+    const uint64_t per_pass = (n - L) / stride + 1;
+    start = (index % per_pass) * stride;
+  } else {
+    const uint64_t seed =
+        split == Split::kTrain ? mix_seed(data_seed_, 0, order_seed_) : mix_seed(data_seed_, 1);
+    Rng rng(mix_seed(seed, index));
+    start = rng.below(n - L + 1);
+  }
+  a.copy(start, len, out);
+}
+
+std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, const std::string& format,
+                                                 uint64_t data_seed, uint64_t order_seed,
+                                                 WindowOrder order) {
+  return std::make_unique<TokenArraySource>(open_token_folder(dir, format), data_seed, order_seed,
+                                            order);
+}
+
+std::unique_ptr<TokenArraySource> open_text_files(const std::vector<std::string>& files,
+                                                  double val_fraction, uint64_t data_seed,
+                                                  uint64_t order_seed, WindowOrder order) {
+  if (files.empty()) throw InputError("data: no input files given");
+  check_fraction(val_fraction);
+  std::vector<uint16_t> train, val;
   for (const auto& f : files) {
     const std::string bytes = read_all(f);
     if (bytes.size() < 4) throw InputError(str(f, ": input file is empty or too short to split"));
@@ -40,127 +178,14 @@ void split_bytes(const std::vector<std::string>& files, double val_fraction,
     for (size_t i = 0; i < bytes.size(); ++i)
       (i < n_train ? train : val).push_back(static_cast<unsigned char>(bytes[i]));
   }
-}
-
-void write_atomically(const std::string& path, const void* data, size_t n) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(str(tmp, ": cannot write"));
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
-    if (!out) throw std::runtime_error(str(tmp, ": write failed"));
-  }
-  fs::rename(tmp, path);
-}
-
-}  // namespace
-
-PrepareReport prepare_token_files(const std::vector<std::string>& inputs,
-                                  const std::string& out_dir, double val_fraction) {
-  std::vector<uint16_t> train, val;
-  split_bytes(inputs, val_fraction, train, val);
-  make_output_dir(out_dir, "--out");
-  nlohmann::json meta = {{"tokenizer", "byte"},      {"dtype", "uint16"},
-                         {"vocab_size", 256},        {"train_tokens", train.size()},
-                         {"val_tokens", val.size()}, {"val_fraction", val_fraction},
-                         {"sources", inputs}};
-  write_atomically(out_dir + "/train.bin", train.data(), train.size() * 2);
-  write_atomically(out_dir + "/val.bin", val.data(), val.size() * 2);
-  const std::string m = meta.dump(2) + "\n";
-  write_atomically(out_dir + "/meta.json", m.data(), m.size());  // last: marks the folder complete
-  return {static_cast<int64_t>(train.size()), static_cast<int64_t>(val.size())};
-}
-
-TokenSpan TokenSpan::owning(std::vector<uint16_t> v) {
-  auto owner = std::make_shared<std::vector<uint16_t>>(std::move(v));
-  return {owner, owner->data(), owner->size()};
-}
-
-TokenSpan TokenSpan::mapped(const std::string& path, size_t expected) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw InputError(str(path, ": token file not found"));
-  const size_t bytes = fs::file_size(path);
-  if (bytes % 2 != 0 || (expected && bytes / 2 != expected) || bytes == 0)
-    throw InputError(str(path, ": expected ", expected, " uint16 tokens (", expected * 2,
-                         " bytes), found ", bytes, " bytes"));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(str(path, ": cannot open"));
-  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) throw InputError(str(path, ": cannot memory-map"));
-  std::shared_ptr<const void> owner(
-      p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
-  return {owner, static_cast<const uint16_t*>(p), bytes / 2};
-}
-
-std::vector<int32_t> read_token_file(const std::string& path) {
-  const TokenSpan s = TokenSpan::mapped(path, 0);
-  return std::vector<int32_t>(s.data, s.data + s.size);
-}
-
-TokenArraySource::TokenArraySource(TokenSpan train, TokenSpan val, int64_t vocab_size,
-                                   uint64_t data_seed, uint64_t order_seed, std::string description)
-    : train_(std::move(train)),
-      val_(std::move(val)),
-      vocab_(vocab_size),
-      data_seed_(data_seed),
-      order_seed_(order_seed),
-      description_(std::move(description)) {}
-
-int64_t TokenArraySource::size(Split split) const {
-  return static_cast<int64_t>(split == Split::kTrain ? train_.size : val_.size);
-}
-
-void TokenArraySource::window(Split split, uint64_t index, int64_t len, int32_t* out) const {
-  const auto& a = split == Split::kTrain ? train_ : val_;
-  if (static_cast<int64_t>(a.size) < len)
-    throw InputError(str("data: the ", split == Split::kTrain ? "train" : "val", " split has ",
-                         a.size, " tokens, fewer than one window of ", len,
-                         " (lower model.context or add data)"));
-  const uint64_t seed =
-      split == Split::kTrain ? mix_seed(data_seed_, 0, order_seed_) : mix_seed(data_seed_, 1);
-  Rng rng(mix_seed(seed, index));
-  const uint64_t start = rng.below(a.size - static_cast<uint64_t>(len) + 1);
-  for (int64_t i = 0; i < len; ++i) out[i] = a.data[start + i];
-}
-
-std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, uint64_t data_seed,
-                                                 uint64_t order_seed) {
-  const std::string mpath = dir + "/meta.json";
-  std::ifstream in(mpath);
-  if (!in)
-    throw InputError(str(mpath, ": not found (prepare the folder with `stoch data prepare`)"));
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw InputError(str(mpath, ": malformed JSON: ", e.what()));
-  }
-  if (meta.value("dtype", "") != "uint16")
-    throw InputError(str(mpath, ": dtype: expected \"uint16\", got ",
-                         meta.value("dtype", std::string("nothing"))));
-  const int64_t vocab = meta.value("vocab_size", 0);
-  if (vocab < 1 || vocab > 65536) throw InputError(str(mpath, ": vocab_size: expected 1..65536"));
-  auto train = TokenSpan::mapped(dir + "/train.bin", meta.value("train_tokens", size_t{0}));
-  auto val = TokenSpan::mapped(dir + "/val.bin", meta.value("val_tokens", size_t{0}));
-  for (const auto* a : {&train, &val})
-    for (size_t i = 0; i < a->size; ++i)
-      if (a->data[i] >= vocab)
-        throw InputError(str(dir, ": token id ", a->data[i], " >= vocab_size ", vocab));
-  return std::make_unique<TokenArraySource>(std::move(train), std::move(val), vocab, data_seed,
-                                            order_seed, str("tokens(", dir, ")"));
-}
-
-std::unique_ptr<TokenArraySource> open_text_files(const std::vector<std::string>& files,
-                                                  double val_fraction, uint64_t data_seed,
-                                                  uint64_t order_seed) {
-  std::vector<uint16_t> train, val;
-  split_bytes(files, val_fraction, train, val);
-  const std::string d =
-      str("text(", files.size(), " files, ", train.size() + val.size(), " bytes)");
-  return std::make_unique<TokenArraySource>(TokenSpan::owning(std::move(train)),
-                                            TokenSpan::owning(std::move(val)), 256, data_seed,
-                                            order_seed, d);
+  TokenFolder f;
+  f.describe = str("text(", files.size(), " files, ", train.size() + val.size(), " bytes)");
+  f.train.add(TokenShard::owning(std::move(train)));
+  f.val.add(TokenShard::owning(std::move(val)));
+  f.vocab_size = 256;
+  f.tokenizer = "bytes";
+  f.val_bytes_per_token = 1.0;
+  return std::make_unique<TokenArraySource>(std::move(f), data_seed, order_seed, order);
 }
 
 }  // namespace stoch::data

@@ -1,6 +1,5 @@
-// Byte-level tokenisation and token files: a flat little-endian array of uint16 token ids
-// (train.bin, val.bin) plus meta.json naming the tokenizer and dtype, as nanoGPT and llm.c do,
-// memory-mapped for reading.
+// Preparing token folders from text (bytes or a BPE tokenizer, in stoch's, nanoGPT's or llm.c's
+// format: data/token_formats.h) and the token source that reads them, memory-mapped.
 #pragma once
 
 #include <cstdint>
@@ -8,61 +7,71 @@
 #include <string>
 #include <vector>
 
+#include "data/token_formats.h"
 #include "data/token_source.h"
 
 namespace stoch::data {
 
+struct PrepareOptions {
+  std::vector<std::string> inputs;
+  std::string out;
+  double val_fraction = 0.1;
+  std::string tokenizer = "bytes";     // "bytes" or a folder with vocab.json + merges.txt
+  std::string format = "stoch";        // stoch | nanogpt | llmc
+  int64_t shard_tokens = 100'000'000;  // llmc: ids per shard (llm.c's FineWeb uses 10^8)
+};
+
 struct PrepareReport {
   int64_t train_tokens = 0;
   int64_t val_tokens = 0;
+  int64_t vocab_size = 0;
+  size_t files = 0;
 };
 
-// Reads the input files, tokenises them as bytes, holds out the last `val_fraction` of each
-// file's tokens for validation, and writes out_dir/{train.bin,val.bin,meta.json}. Files are
-// written under temporary names and renamed, so a failure leaves no half-written output.
-// Throws InputError naming a missing or empty input, or a bad fraction.
-PrepareReport prepare_token_files(const std::vector<std::string>& inputs,
-                                  const std::string& out_dir, double val_fraction);
+// Tokenises each input, holds out the last `val_fraction` of each file's ids for validation,
+// and writes the folder. Everything is written into a sibling staging folder renamed at the end,
+// so a failure leaves nothing behind; an existing non-empty --out is refused. Throws InputError
+// naming a missing or empty input, a bad option or tokenizer file.
+PrepareReport prepare_token_files(const PrepareOptions& opt);
 
-// Reads a token file written by prepare_token_files (any dtype its meta names).
-std::vector<int32_t> read_token_file(const std::string& path);
+// The ids of one split of a prepared folder (any format), for tests and tools.
+std::vector<int32_t> read_token_split(const std::string& dir, Split split);
 
-// Windows sampled uniformly from two token arrays, at offsets that are pure functions of
-// (seed, split, index). Validation windows ignore the run seed so every run sees the same ones.
-// A read-only array of uint16 tokens, memory-mapped from a file or owned in memory.
-struct TokenSpan {
-  std::shared_ptr<const void> owner;
-  const uint16_t* data = nullptr;
-  size_t size = 0;
-
-  static TokenSpan owning(std::vector<uint16_t> v);
-  static TokenSpan mapped(const std::string& path, size_t expected_tokens);
+// Order in which training windows visit the tokens.
+enum class WindowOrder {
+  kRandom,      // window i starts at a position drawn from (seed, i): every window equally likely
+  kSequential,  // window i starts at i * (len - 1), wrapping at the end: llm.c's cursor
 };
 
+// Windows of two token splits, each a pure function of (seed, split, index), so a checkpoint's
+// data cursor is the number of windows consumed and resuming is exact. Validation windows ignore
+// the run seed so every run sees the same ones.
 class TokenArraySource : public TokenSource {
  public:
-  TokenArraySource(TokenSpan train, TokenSpan val, int64_t vocab_size, uint64_t data_seed,
-                   uint64_t order_seed, std::string description);
+  TokenArraySource(TokenFolder folder, uint64_t data_seed, uint64_t order_seed, WindowOrder order);
 
-  int64_t vocab_size() const override { return vocab_; }
+  int64_t vocab_size() const override { return f_.vocab_size; }
   void window(Split split, uint64_t index, int64_t len, int32_t* out) const override;
-  std::string describe() const override { return description_; }
-  int64_t size(Split split) const;
+  std::string describe() const override { return f_.describe; }
+  double val_bytes_per_token() const override { return f_.val_bytes_per_token; }
+  std::string tokenizer() const override { return f_.tokenizer; }
+  uint64_t size(Split split) const;
 
  private:
-  TokenSpan train_, val_;
-  int64_t vocab_;
+  TokenFolder f_;
   uint64_t data_seed_, order_seed_;
-  std::string description_;
+  WindowOrder order_;
 };
 
-// Opens a folder written by prepare_token_files; throws InputError naming the bad file.
-std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, uint64_t data_seed,
-                                                 uint64_t order_seed);
+// Opens a prepared folder; `format` is "auto" or the format it must have.
+std::unique_ptr<TokenArraySource> open_token_dir(const std::string& dir, const std::string& format,
+                                                 uint64_t data_seed, uint64_t order_seed,
+                                                 WindowOrder order = WindowOrder::kRandom);
 
-// Tokenises text files in memory (bytes), holding out the last val_fraction of each.
+// Tokenises text files in memory as bytes, holding out the last val_fraction of each.
 std::unique_ptr<TokenArraySource> open_text_files(const std::vector<std::string>& files,
                                                   double val_fraction, uint64_t data_seed,
-                                                  uint64_t order_seed);
+                                                  uint64_t order_seed,
+                                                  WindowOrder order = WindowOrder::kRandom);
 
 }  // namespace stoch::data

@@ -41,6 +41,14 @@ class TokenSource {
   // information surplus's Bayes baseline, H(x_{t+1} | x_t), comes from it. Empty when unknown.
   virtual std::vector<double> stationary_bigram() const { return {}; }
 
+  // Bytes of text per token in the held-out split when the tokens encode text (1 for bytes), so
+  // that bits per byte = loss in bits / this; 0 when they do not.
+  virtual double val_bytes_per_token() const { return 0.0; }
+
+  // The tokenizer that made the ids: "bytes", a folder holding vocab.json + merges.txt, or ""
+  // when there is none (synthetic sources, foreign token files).
+  virtual std::string tokenizer() const { return ""; }
+
   // A one-line description for logs ("hmm(states=8, vocab=32, seed=1)").
   virtual std::string describe() const = 0;
 };

@@ -80,7 +80,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   return resid_drop_->forward(proj->forward(y));
 }
 
-BlockImpl::BlockImpl(const GptConfig& cfg) {
+BlockImpl::BlockImpl(const GptConfig& cfg)
+    : gelu_approximate_(cfg.activation == "gelu_tanh" ? "tanh" : "none") {
   ln1 = register_module("ln1", make_norm(cfg));
   attn = register_module("attn", CausalSelfAttention(cfg));
   ln2 = register_module("ln2", make_norm(cfg));
@@ -95,7 +96,8 @@ BlockImpl::BlockImpl(const GptConfig& cfg) {
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& rope_cos,
                                  const torch::Tensor& rope_sin) {
   auto h = x + attn->forward(ln1->forward(x), rope_cos, rope_sin);
-  return h + drop->forward(fc_proj->forward(torch::gelu(fc->forward(ln2->forward(h)))));
+  const auto a = torch::gelu(fc->forward(ln2->forward(h)), gelu_approximate_);
+  return h + drop->forward(fc_proj->forward(a));
 }
 
 GptImpl::GptImpl(GptConfig cfg) : cfg_(std::move(cfg)) {

@@ -24,11 +24,13 @@ struct GptConfig {
   int64_t n_head = 4;
   int64_t d_model = 128;
   int64_t mlp_ratio = 4;
+  std::string activation = "gelu";
   double dropout = 0.0;
   bool bias = true;
   std::string positions = "learned";
   std::string attention = "auto";
   double init_std = 0.02;
+  std::string init_from;
   int64_t ce_chunk_rows = 0;
 
   // The model's parameter count, from the config alone (vocab_size resolved).
@@ -43,6 +45,9 @@ struct GptConfig {
     v("n_head", n_head, "attention heads (must divide d_model)", Spec().at_least(1));
     v("d_model", d_model, "residual stream width", Spec().at_least(1));
     v("mlp_ratio", mlp_ratio, "MLP hidden width as a multiple of d_model", Spec().at_least(1));
+    v("activation", activation,
+      "MLP nonlinearity: gelu (exact, erf) or gelu_tanh (its tanh approximation, GPT-2's gelu_new)",
+      Spec().one_of({"gelu", "gelu_tanh"}));
     v("dropout", dropout, "dropout probability in attention and residual branches",
       Spec().at_least(0).at_most(0.99));
     v("bias", bias, "biases in linear layers and LayerNorms");
@@ -53,6 +58,9 @@ struct GptConfig {
       "apply), sdpa (LibTorch's fused kernels), or plain (the masked-softmax reference)",
       Spec().one_of({"auto", "stoch", "sdpa", "plain"}));
     v("init_std", init_std, "std of the normal initialisation (GPT-2: 0.02)", Spec().above(0));
+    v("init_from", init_from,
+      "a GPT-2-format folder (config.json + model.safetensors: `stoch export`, save_pretrained) "
+      "whose weights a fresh run starts from; the model keys must agree with it; empty: random");
     v("ce_chunk_rows", ce_chunk_rows,
       "training loss through the unembedding a chunk of this many positions at a time, never "
       "holding all float32 logits (0: full logits, then cross-entropy)",
@@ -96,6 +104,9 @@ class BlockImpl : public torch::nn::Module {
   CausalSelfAttention attn{nullptr};
   torch::nn::Linear fc{nullptr}, fc_proj{nullptr};
   torch::nn::Dropout drop{nullptr};
+
+ private:
+  std::string gelu_approximate_;  // "none" or "tanh", torch::gelu's names
 };
 TORCH_MODULE(Block);
 

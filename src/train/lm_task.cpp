@@ -11,6 +11,7 @@
 #include "core/torch/device.h"
 #include "models/causal_attention.h"
 #include "models/chunked_ce.h"
+#include "models/hf_gpt2.h"
 #include "train/experiment.h"
 
 namespace stoch::train {
@@ -19,12 +20,14 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
     : device_(device), batch_size_(cfg.train.batch_size), eval_batches_(cfg.train.eval_batches) {
   const auto& s = cfg.task_sections<LmSections>();
   source_ = data::make_token_source(s.data, static_cast<uint64_t>(cfg.run.seed));
-  byte_level_ = data::is_byte_level(s.data);
+  bytes_per_token_ = source_->val_bytes_per_token();
   models::GptConfig mc = s.model;
   if (cfg.train.cpu_workers > 1 && mc.dropout > 0)
     throw InputError(
         "train.cpu_workers: parallel workers need model.dropout = 0 (dropout draws from one "
         "shared generator, so its order would depend on thread timing)");
+  vocab_from_data_ = mc.vocab_size == 0;
+  init_from_ = mc.init_from;
   if (mc.vocab_size == 0) mc.vocab_size = source_->vocab_size();
   if (mc.vocab_size < source_->vocab_size())
     throw InputError(stoch::str("model.vocab_size: ", mc.vocab_size,
@@ -110,7 +113,7 @@ Metrics LmTask::evaluate(int64_t /*step*/) {
   }
   Metrics m;
   m["val/loss"] = total / static_cast<double>(eval_batches_);
-  if (byte_level_) m["val/bpb"] = m["val/loss"] / std::log(2.0);
+  if (bytes_per_token_ > 0) m["val/bpb"] = m["val/loss"] / std::log(2.0) / bytes_per_token_;
   if (!std::isnan(bayes_val_loss_)) m["val/bayes_loss"] = bayes_val_loss_;
   return m;
 }
@@ -122,6 +125,12 @@ const hooks::LmView* LmTask::lm_view() {
     view_.eval_windows = windows(data::Split::kVal, 0, eval_batches_ * batch_size_);
   }
   return &view_;
+}
+
+void LmTask::start_fresh() {
+  if (init_from_.empty()) return;
+  models::load_gpt2_weights(*gpt_, init_from_, vocab_from_data_);
+  log::info(stoch::str("initial weights from ", init_from_, " (model.init_from)"));
 }
 
 Metrics LmTask::data_facts() {
@@ -139,7 +148,8 @@ std::string LmTask::summary(const Metrics& last_eval) const {
   if (it == last_eval.end()) return "";
   const double loss = it->second;
   std::string s = stoch::str("summary: val/loss ", format_number(loss, 5), " nats/token");
-  if (byte_level_) s += stoch::str(" (", format_number(loss / std::log(2.0), 4), " bits/byte)");
+  if (bytes_per_token_ > 0)
+    s += stoch::str(" (", format_number(loss / std::log(2.0) / bytes_per_token_, 4), " bits/byte)");
   if (auto h = source_->entropy_rate_nats()) {
     const double gap = loss - *h;
     s += stoch::str("; data entropy rate ", format_number(*h, 5), " -> gap ", format_number(gap, 3),

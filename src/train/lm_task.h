@@ -34,10 +34,12 @@ class LmTask : public Task {
   Metrics data_facts() override;
   std::string summary(const Metrics& last_eval) const override;
   const hooks::LmView* lm_view() override;
+  void start_fresh() override;
 
   models::Gpt& gpt() { return gpt_; }
   const data::TokenSource& source() const { return *source_; }
-  bool byte_level() const { return byte_level_; }
+  // The tokenizer behind the ids ("bytes", a BPE folder, or "" for synthetic tokens).
+  std::string tokenizer() const { return source_->tokenizer(); }
 
   // [n, context + 1] windows first..first+n-1 of `split`, as int64 on the task's device.
   torch::Tensor windows(data::Split split, uint64_t first, int64_t n) const;
@@ -51,8 +53,10 @@ class LmTask : public Task {
   int64_t ce_chunk_rows_ = 0;
   torch::Device device_;
   int64_t batch_size_, context_, eval_batches_;
-  bool byte_level_;
+  double bytes_per_token_;  // of the held-out text; 0 when the tokens are not text
   double bayes_val_loss_ = NAN;
+  std::string init_from_;  // model.init_from
+  bool vocab_from_data_ = false;
   hooks::LmView view_;  // exact-conditional loss on the held-out windows, when known
 };
 

@@ -60,6 +60,10 @@ class Task {
   // What value-network hooks may look at; null for other tasks.
   virtual const hooks::ValueView* value_view() { return nullptr; }
 
+  // The run starts at step 0, not from a checkpoint: where a task sets initial weights from
+  // elsewhere (model.init_from). A fresh run calls it before its run directory is made.
+  virtual void start_fresh() {}
+
   // Extra state for checkpoints (none for stateless tasks).
   virtual void save_state(Checkpoint& ckpt) const {}
   virtual void load_state(const Checkpoint& ckpt) {}

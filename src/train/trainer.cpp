@@ -104,6 +104,7 @@ int train_once(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     log::info("memory: at least " + need.describe() + (W > 1 ? " per rank" : ""));
   }
   auto task = entry.make(cfg, device);
+  if (!resume) task->start_fresh();
   if (!task->split_over_ranks(W))
     throw InputError(stoch::str("WORLD_SIZE=", W, ": task ", cfg.task,
                                 " trains in one process only; drop --nproc (or torchrun)"));
@@ -177,6 +178,7 @@ int train_once(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
       log::info(stoch::str("resumed from ", ckpt->dir, " (step ", start_step, ")"));
     } else {
       if (main_rank) log::warn("no complete checkpoint found: starting from step 0");
+      task->start_fresh();
     }
     if (main_rank) truncate_metrics_after(run_dir + "/metrics.jsonl", start_step);
   }

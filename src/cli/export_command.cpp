@@ -1,0 +1,103 @@
+// export: a language model's checkpoint in another framework's format (Hugging Face GPT-2).
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/run_dir.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "core/torch/safetensors.h"
+#include "models/hf_gpt2.h"
+#include "train/lm_task.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::cli {
+namespace {
+
+// The files a BPE-prepared token folder keeps next to train.bin, which GPT-2's tokenizer reads.
+const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(stoch::str(path, ": cannot read"));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes
+// the data's, which export need not open).
+models::Gpt checkpoint_gpt(models::GptConfig mc, const Checkpoint& ckpt) {
+  const auto& saved = ckpt.tensors.at("model");
+  for (const auto& [name, t] : saved)
+    if (name == "param.wte.weight") mc.vocab_size = t.size(0);
+  models::Gpt gpt(mc);
+  train::load_model_tensors(*gpt, saved, ckpt.dir + "/model.safetensors");
+  gpt->eval();
+  return gpt;
+}
+
+// Removes the staging folder unless the export completed.
+struct StagingDir {
+  std::string path;
+  bool done = false;
+  ~StagingDir() {
+    std::error_code ec;
+    if (!done) fs::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+int export_model(const ExportArgs& a) {
+  auto cfg = read_run_config(a.run_dir);
+  if (cfg.task != "lm")
+    throw InputError(stoch::str(a.run_dir, "/config.yaml: task is ", cfg.task,
+                                ", --format hf-gpt2 needs an lm run"));
+  const auto& s = cfg.task_sections<train::LmSections>();
+  models::check_gpt2_expressible(s.model);  // before anything is read or written
+  fs::path out_path = fs::path(a.out).lexically_normal();
+  if (!out_path.has_filename()) out_path = out_path.parent_path();  // "DIR/" is DIR
+  const std::string out = out_path.string();
+  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
+    throw InputError(stoch::str("--out ", a.out, ": exists and is not an empty folder"));
+
+  const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);
+  torch::NoGradGuard no_grad;
+  models::Gpt gpt = checkpoint_gpt(s.model, ckpt);
+
+  // Written whole into a staging folder beside --out, then renamed: never half an export.
+  StagingDir staging{stoch::str(out, ".tmp-", ::getpid())};
+  std::error_code ec;
+  fs::remove_all(staging.path, ec);
+  if (!fs::create_directories(staging.path, ec) || ec)
+    throw InputError(stoch::str("--out ", a.out, ": cannot create the folder (",
+                                ec ? ec.message() : "not a directory", ")"));
+  write_file_durably(staging.path + "/config.json", models::gpt2_config_json(gpt->config()));
+  write_safetensors(staging.path + "/model.safetensors", models::gpt2_tensors(*gpt),
+                    {{"format", "pt"}});
+  std::vector<std::string> copied;
+  if (s.data.source == "tokens")
+    for (const char* name : kTokenizerFiles) {
+      const std::string from = s.data.dir + "/" + name;
+      if (!fs::is_regular_file(from)) continue;
+      write_file_durably(staging.path + "/" + name, read_bytes(from));
+      copied.push_back(name);
+    }
+  fs::rename(staging.path, out, ec);  // replaces an empty folder, atomically
+  if (ec) throw InputError(stoch::str("--out ", a.out, ": cannot create (", ec.message(), ")"));
+  staging.done = true;
+  log::info(stoch::str("exported step ", ckpt.step, " of ", a.run_dir, " as GPT-2 to ", out,
+                       " (config.json, model.safetensors",
+                       copied.empty() ? "" : ", " + join(copied, ", "), ")"));
+  return kExitOk;
+}
+
+}  // namespace stoch::cli

@@ -1,0 +1,128 @@
+// tokenizer train | encode | decode: byte-level BPE vocabularies in the GPT-2 / Hugging Face
+// format, and text to ids and back one line at a time.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/output_dir.h"
+#include "core/strings.h"
+#include "data/tokenizer/bpe_files.h"
+#include "data/tokenizer/bpe_trainer.h"
+#include "data/tokenizer/tokenizer.h"
+
+namespace stoch::cli {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string read_input(const std::string& path) {
+  std::ostringstream text;
+  if (path.empty()) {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(str(path, ": cannot read the --input file"));
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The lines of `text` without their '\n'; a final newline does not start another line.
+std::vector<std::string_view> lines_of(const std::string& text) {
+  std::vector<std::string_view> lines;
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(std::string_view(text).substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
+}
+
+}  // namespace
+
+int tokenizer_train(const TokenizerTrainArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  data::BpeTrainOptions o;
+  o.vocab_size = a.vocab_size;
+  o.min_frequency = a.min_frequency;
+  o.special_tokens = a.specials;
+  if (a.vocab_size < 256 + static_cast<int64_t>(a.specials.size()))
+    throw InputError(str("--vocab-size: expected at least 256 (the bytes) + ", a.specials.size(),
+                         " (special tokens), got ", a.vocab_size));
+  for (const auto& s : a.specials)
+    if (s.empty()) throw InputError("--special: expected a non-empty token");
+  make_output_dir(a.out, "--out");
+  const data::BpeVocabulary v = data::train_bpe(a.inputs, o);
+  data::write_bpe_files(a.out, v);
+  log::info(str("wrote ", a.out, "/vocab.json and merges.txt: ", v.tokens.size(), " tokens (",
+                a.specials.size(), " special, 256 bytes, ", v.merges.size(), " merges) from ",
+                a.inputs.size(), " files in ", format_number(seconds_since(t0), 3), " s"));
+  return kExitOk;
+}
+
+int tokenizer_encode(const TokenizerCodeArgs& a) {
+  const auto tok = data::load_tokenizer(a.tokenizer);
+  const std::string text = read_input(a.input);
+  const auto lines = lines_of(text);
+  std::vector<int32_t> ids;
+  std::vector<size_t> ends;  // ids of line i end at ends[i]
+  ends.reserve(lines.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& line : lines) {
+    tok->encode(line, ids);
+    ends.push_back(ids.size());
+  }
+  const double s = seconds_since(t0);
+  std::string out;
+  for (size_t i = 0, k = 0; i < lines.size(); ++i) {
+    for (size_t first = k; k < ends[i]; ++k) {
+      if (k > first) out += ' ';
+      out += std::to_string(ids[k]);
+    }
+    out += '\n';
+  }
+  std::cout << out << std::flush;
+  if (a.timing)
+    log::info(str("encoded ", format_number(text.size() / 1e6, 4), " MB (", lines.size(),
+                  " lines) into ", ids.size(), " tokens in ", format_number(s, 4),
+                  " s: ", format_number(text.size() / 1e6 / s, 4), " MB/s on one thread"));
+  return kExitOk;
+}
+
+int tokenizer_decode(const TokenizerCodeArgs& a) {
+  const auto tok = data::load_tokenizer(a.tokenizer);
+  const std::string text = read_input(a.input);
+  const auto lines = lines_of(text);
+  std::string out;
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ids.clear();
+    std::istringstream in{std::string(lines[i])};
+    std::string word;
+    while (in >> word) {
+      size_t used = 0;
+      long long id = -1;
+      try {
+        id = std::stoll(word, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != word.size() || id < 0 || id >= tok->vocab_size())
+        throw InputError(str(a.input.empty() ? "stdin" : a.input, ":", i + 1, ": '", word,
+                             "' is not a token id of ", tok->describe()));
+      ids.push_back(static_cast<int32_t>(id));
+    }
+    out += tok->decode(ids.data(), ids.size());
+    out += '\n';
+  }
+  std::cout << out << std::flush;
+  return kExitOk;
+}
+
+}  // namespace stoch::cli
