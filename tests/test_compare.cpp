@@ -14,6 +14,7 @@
 #include "analysis/compare.h"
 #include "analysis/run_groups.h"
 #include "core/errors.h"
+#include "test_util.h"
 
 namespace {
 
@@ -244,19 +245,14 @@ TEST(Compare, BadInputNamesThePath) {
 }
 
 TEST(Compare, PlotsCurvesWithPython) {
-#ifndef STOCH_PYTHON
-  GTEST_SKIP() << "STOCH_PYTHON is not defined";
-#else
-  if (!fs::exists(STOCH_PYTHON)) GTEST_SKIP() << STOCH_PYTHON << " not found";
+  STOCH_REQUIRE(stoch::test::python_missing("matplotlib"));
   const std::string sweep = make_sweep();
   CompareOptions o;
   o.paths = {sweep};
   o.out_dir = sweep + "/out";
   o.reps = 100;
-  o.python = STOCH_PYTHON;
-#ifdef STOCH_SOURCE_DIR
-  o.plot_script = std::string(STOCH_SOURCE_DIR) + "/scripts/plot_compare.py";
-#endif
+  o.python = stoch::test::python_path();
+  o.plot_script = stoch::test::source_path("scripts/plot_compare.py");
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
   EXPECT_EQ(run_compare(o), 0);
@@ -265,7 +261,6 @@ TEST(Compare, PlotsCurvesWithPython) {
   EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/curves.png")) << err;
   EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/curves.svg")) << err;
   fs::remove_all(sweep);
-#endif
 }
 
 }  // namespace

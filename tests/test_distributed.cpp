@@ -101,7 +101,8 @@ TEST_F(DataParallel, ResumeOfTwoRanksIsExactAndNeedsTheSameWorldSize) {
 TEST_F(DataParallel, SigtermStopsEveryRankAfterOneCheckpoint) {
   const std::string run = dir_ + "/term";
   int64_t last = 0;
-  ASSERT_NO_FATAL_FAILURE(test::sigterm_midway(
+  ASSERT_NO_FATAL_FAILURE(test::signal_midway(
+      SIGTERM, 143,
       {"train", cfg_, "--run-dir", run, "--nproc", "2", "--set", "train.grad_accum=1", "--set",
        "train.steps=1000000", "--set", "train.ckpt_every=0", "--set", "train.eval_every=0"},
       run, dir_ + "/term.log", &last));
@@ -130,11 +131,9 @@ TEST_F(DataParallel, BackendsThatDoNotFitTheDeviceAreRefused) {
 }
 
 TEST_F(DataParallel, TorchrunStartsTheSameRanks) {
-#ifndef STOCH_PYTHON
-  GTEST_SKIP() << "STOCH_PYTHON is not defined";
-#else
-  const std::string torchrun = test::fs::path(STOCH_PYTHON).parent_path() / "torchrun";
-  if (!test::fs::exists(torchrun)) GTEST_SKIP() << torchrun << " not found";
+  STOCH_REQUIRE(test::python_missing("torch"));
+  const std::string torchrun = test::fs::path(test::python_path()).parent_path() / "torchrun";
+  STOCH_REQUIRE(test::fs::exists(torchrun) ? "" : torchrun + " not found");
   const std::string args = " train " + cfg_ + " --set train.grad_accum=1 --set train.steps=6";
   auto r = test::run_stoch(args.substr(1) + " --nproc 2 --run-dir " + dir_ + "/nproc");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -147,7 +146,6 @@ TEST_F(DataParallel, TorchrunStartsTheSameRanks) {
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   ASSERT_EQ(::pclose(p), 0) << out;
   EXPECT_EQ(train_losses(dir_ + "/nproc"), train_losses(dir_ + "/torchrun")) << out;
-#endif
 }
 
 // torchrun's variables, read in this process.

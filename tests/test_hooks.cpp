@@ -173,7 +173,7 @@ TEST(RepresentationHealth, DormantShareCountsSilentUnits) {
 TEST(Hooks, ValueHooksLogAndLeaveTrainingAlone) {
   const std::string dir = test::temp_dir("vhooks");
   const std::string base =
-      "task: value_regression\nrun: {threads: 1}\nmodel: {hidden: [32, 32]}\n"
+      "task: value_regression\nrun: {threads: 1, device: cpu}\nmodel: {hidden: [32, 32]}\n"
       "data: {num_inputs: 64, input_shape: [4], offsets: [0], frequency: 3.0}\n"
       "value: {loss: hl_gauss, num_bins: 21, v_min: -3, v_max: 3}\n"
       "train: {steps: 12, batch_size: 16, eval_every: 6, ckpt_every: 0}\nlog: {every: 1}\n";

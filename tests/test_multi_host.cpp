@@ -162,12 +162,10 @@ TEST_F(TwoHosts, TwoHostsTrainLikeOneProcessWithTwiceTheAccumulation) {
 }
 
 TEST_F(TwoHosts, TorchrunWithTheC10dRendezvousAcrossHosts) {
+  STOCH_REQUIRE(test::python_missing("torch"));
   const std::string torchrun =
-      test::python_path().empty()
-          ? ""
-          : (test::fs::path(test::python_path()).parent_path() / "torchrun").string();
-  if (torchrun.empty() || !test::fs::exists(torchrun))
-    GTEST_SKIP() << "no torchrun beside STOCH_PYTHON";
+      (test::fs::path(test::python_path()).parent_path() / "torchrun").string();
+  STOCH_REQUIRE(test::fs::exists(torchrun) ? "" : "no torchrun beside STOCH_PYTHON");
   const std::string args = " train " + cfg_ + " --set model.dropout=0 --set train.grad_accum=1";
   auto r = test::run_stoch(args.substr(1) + " --nproc 2 --run-dir " + dir_ + "/nproc");
   ASSERT_EQ(r.code, 0) << r.output;

@@ -78,10 +78,26 @@ TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
 TEST_F(Resume, SigtermCheckpointsTheCurrentStepAndExits143) {
   const std::string run = dir_ + "/term";
   int64_t last = 0;
-  ASSERT_NO_FATAL_FAILURE(test::sigterm_midway({"train", cfg_, "--run-dir", run, "--set",
-                                                "train.steps=1000000", "--set",
-                                                "train.ckpt_every=0", "--set", "train.eval_every=0"},
-                                               run, dir_ + "/term.log", &last));
+  ASSERT_NO_FATAL_FAILURE(
+      test::signal_midway(SIGTERM, 143,
+                          {"train", cfg_, "--run-dir", run, "--set", "train.steps=1000000", "--set",
+                           "train.ckpt_every=0", "--set", "train.eval_every=0"},
+                          run, dir_ + "/term.log", &last));
+}
+
+TEST_F(Resume, SigintCheckpointsTheCurrentStepAndExits130) {
+  const std::string run = dir_ + "/int";
+  int64_t last = 0;
+  ASSERT_NO_FATAL_FAILURE(
+      test::signal_midway(SIGINT, 130,
+                          {"train", cfg_, "--run-dir", run, "--set", "train.steps=1000000", "--set",
+                           "train.ckpt_every=0", "--set", "train.eval_every=0"},
+                          run, dir_ + "/int.log", &last));
+  // The checkpoint is a complete one: the run resumes from it.
+  const auto r =
+      test::run_stoch("resume " + run + " --set train.steps=" + std::to_string(last + 2));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(train_losses(run).size(), static_cast<size_t>(last + 2));
 }
 
 TEST_F(Resume, SigkillAtARandomMomentResumesFromTheLastCompleteCheckpoint) {

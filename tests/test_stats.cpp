@@ -44,12 +44,7 @@ from rliable import library as rly
 
 using stoch::test::python_path;
 
-#define SKIP_WITHOUT_PYTHON()                                                                    \
-  do {                                                                                           \
-    if (python_path().empty() || !fs::exists(python_path()))                                     \
-      GTEST_SKIP() << "STOCH_PYTHON (the project's venv python with rliable) is not available: " \
-                   << python_path();                                                             \
-  } while (0)
+#define SKIP_WITHOUT_PYTHON() STOCH_REQUIRE(stoch::test::python_missing("numpy, rliable"))
 
 // Runs a Python script and returns the numbers it prints, one a line. rliable.library (the
 // bootstrap) takes a second to import, so only scripts that need it get it.

@@ -15,7 +15,7 @@ namespace {
 // fresh windows per call, so it is close to converged by the end.
 std::string surplus_config(const std::string& data, int steps = 400) {
   return "task: lm\n"
-         "run: {seed: 3, threads: 2}\n"
+         "run: {seed: 3, threads: 2, device: cpu}\n"
          "data: " +
          data +
          "\n"

@@ -259,15 +259,15 @@ inline std::string checkpoint_dir(const std::string& run, int64_t step) {
   return run + "/checkpoints/step-" + std::string(8 - s.size(), '0') + s;
 }
 
-// Starts `stoch ARGS` training into RUN (output to LOG), sends SIGTERM once five train lines are
-// logged, and checks exit code 143 and a checkpoint of the last logged step, which it returns
-// in *last. Wrap calls in ASSERT_NO_FATAL_FAILURE.
-inline void sigterm_midway(const std::vector<std::string>& args, const std::string& run,
-                           const std::string& log, int64_t* last) {
+// Starts `stoch ARGS` training into RUN (output to LOG), sends SIGNAL (SIGTERM, SIGINT) once
+// five train lines are logged, and checks exit code EXPECTED_CODE (143, 130) and a checkpoint of
+// the last logged step, which it returns in *last. Wrap calls in ASSERT_NO_FATAL_FAILURE.
+inline void signal_midway(int signal, int expected_code, const std::vector<std::string>& args,
+                          const std::string& run, const std::string& log, int64_t* last) {
   const pid_t pid = spawn_stoch(args, log);
   ASSERT_TRUE(wait_for([&] { return count_lines(run + "/metrics.jsonl", "\"train\"") >= 5; }, 60));
-  ::kill(pid, SIGTERM);
-  EXPECT_EQ(wait_exit(pid), 143) << read_text(log);
+  ::kill(pid, signal);
+  EXPECT_EQ(wait_exit(pid), expected_code) << read_text(log);
   const auto losses = train_losses(run);
   ASSERT_FALSE(losses.empty());
   *last = losses.rbegin()->first;
@@ -279,7 +279,7 @@ inline void sigterm_midway(const std::vector<std::string>& args, const std::stri
 // A config for runs of a second or two: a tiny GPT on an order-1 Markov source.
 inline std::string tiny_lm_config(int steps = 20) {
   return "task: lm\n"
-         "run: {seed: 3, threads: 1}\n"
+         "run: {seed: 3, threads: 1, device: cpu}\n"
          "data: {source: markov, vocab_size: 8, order: 1, alpha: 0.3}\n"
          "model: {context: 16, n_layer: 1, n_head: 2, d_model: 16, dropout: 0.1}\n"
          "optim: {lr: 0.01}\n"

@@ -120,10 +120,6 @@ const Node* Reader::take(const char* key) {
   return (n && n->is_null()) ? nullptr : n;
 }
 
-const Node* Reader::raw(const char* key) {
-  return take(key);
-}
-
 void Reader::fail_list(const Node& n, const char* key) const {
   throw InputError(
       str(n.where(), ": ", path(key), ": expected a list of mappings, got ", kind_name(n)));
@@ -324,16 +320,6 @@ void Printer::operator()(const char* key, const std::vector<double>& f, const ch
   std::string s = "[";
   for (size_t i = 0; i < f.size(); ++i) s += (i ? ", " : "") + format_double(f[i]);
   line(key, s + "]", "a list of numbers", doc, spec);
-}
-
-void Printer::raw_block(const std::string& key, const Node& value, const char* doc) {
-  comment(doc);
-  if ((value.is_map() && !value.map.empty()) ||
-      (value.kind == Node::Kind::kSeq && !value.seq.empty())) {
-    out_ += pad() + key + ":\n" + to_yaml(value, indent_ + 2);
-  } else {
-    out_ += pad() + key + ": " + to_yaml(value, indent_ + 2);
-  }
 }
 
 }  // namespace stoch::config

@@ -97,14 +97,10 @@ class Reader {
     }
   }
 
-  // The raw node of a key this struct reads itself; null when absent.
-  const Node* raw(const char* key);
   Reader child_reader(const char* key);
 
   // Throws for any key in the section that no declaration consumed, naming the nearest one.
   void finish();
-
-  const std::string& prefix() const { return prefix_; }
 
  private:
   const Node* take(const char* key);
@@ -163,11 +159,7 @@ class Printer {
   }
 
   void comment(const char* doc);
-  void raw_line(const std::string& line) { out_ += pad() + line + "\n"; }
-  void raw_block(const std::string& key, const Node& value, const char* doc);
   const std::string& text() const { return out_; }
-  int indent() const { return indent_; }
-  bool with_docs() const { return docs_; }
 
  private:
   void line(const char* key, const std::string& value, const char* type, const char* doc,

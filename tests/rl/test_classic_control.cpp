@@ -215,13 +215,12 @@ const Reference& reference() {
   return ref;
 }
 
-#define REQUIRE_REFERENCE()                                                                        \
-  do {                                                                                             \
-    if (python_path().empty() || !fs::exists(python_path()) || script_path().empty())              \
-      GTEST_SKIP() << "STOCH_PYTHON (the project's venv python with gymnasium) is not available: " \
-                   << python_path();                                                               \
-    if (reference().skip) GTEST_SKIP() << reference().error;                                       \
-    ASSERT_TRUE(reference().ok) << reference().error;                                              \
+#define REQUIRE_REFERENCE()                                                        \
+  do {                                                                             \
+    STOCH_REQUIRE(stoch::test::python_missing("gymnasium, numpy"));                \
+    STOCH_REQUIRE(script_path().empty() ? "STOCH_SOURCE_DIR is not defined" : ""); \
+    STOCH_REQUIRE(reference().skip ? reference().error : "");                      \
+    ASSERT_TRUE(reference().ok) << reference().error;                              \
   } while (0)
 
 // ---- Step-for-step comparison ------------------------------------------------------------------

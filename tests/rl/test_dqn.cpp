@@ -19,7 +19,7 @@ namespace {
 std::string tiny_dqn_config(const std::string& loss, int steps = 60,
                             const std::string& extra_dqn = "", int num_envs = 1) {
   return "task: dqn\n"
-         "run: {seed: 5, threads: 1}\n"
+         "run: {seed: 5, threads: 1, device: cpu}\n"
          "env: {name: CartPole-v1, num_envs: " +
          std::to_string(num_envs) +
          "}\n"
@@ -129,7 +129,7 @@ TEST(DqnResume, CheckpointBetweenLogLinesKeepsTheInterval) {
 TEST(Dqn, HelperLaneChangesNothing) {
   const std::string minatar =
       "task: dqn\n"
-      "run: {seed: 3, threads: 1}\n"
+      "run: {seed: 3, threads: 1, device: cpu}\n"
       "env: {name: MinAtar/Breakout}\n"
       // fc 64: 32k weights, enough for the optimiser to split its update over the lane
       "model: {torso: cnn, channels: [8], padding: 0, fc: [64]}\n"

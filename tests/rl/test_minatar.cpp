@@ -50,10 +50,10 @@ bool have_python() {
   return !python_path().empty() && fs::exists(python_path()) && fs::exists(script_path());
 }
 
-#define SKIP_WITHOUT_PYTHON()                                                                \
-  do {                                                                                       \
-    if (!have_python())                                                                      \
-      GTEST_SKIP() << "STOCH_PYTHON (the venv with minatar) or STOCH_SOURCE_DIR is missing"; \
+#define SKIP_WITHOUT_PYTHON()                                                                 \
+  do {                                                                                        \
+    STOCH_REQUIRE(stoch::test::python_missing("minatar, numpy"));                             \
+    STOCH_REQUIRE(have_python() ? "" : "STOCH_SOURCE_DIR (the reference script) is missing"); \
   } while (0)
 
 // Runs the reference script in the given mode; its stdout, or "" with a failure recorded.

@@ -111,7 +111,7 @@ TensorList read_safetensors(const std::string& path) {
     const auto shape = e.at("shape").get<std::vector<int64_t>>();
     const size_t end = e.at("data_offsets")[1].get<size_t>();
     at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type));
-    if (end < start || end > data_size || end - start != t.numel() * t.element_size())
+    if (end < start || end > data_size || end - start != t.nbytes())
       throw InputError(
           stoch::str(path, ": tensor ", name, ": data offsets do not match its shape"));
     std::memcpy(t.data_ptr(), bytes.data() + base + start, end - start);
