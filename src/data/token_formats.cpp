@@ -171,8 +171,10 @@ TokenFolder open_token_folder(const std::string& dir, const std::string& format)
     throw InputError(str(mpath, ": vocab_size: expected a positive number"));
   f.vocab_size =
       declared ? declared : static_cast<int64_t>(std::max(f.train.max_id(), f.val.max_id())) + 1;
-  f.train.check_ids_below(f.vocab_size, dir + "/train");
-  f.val.check_ids_below(f.vocab_size, dir + "/val");
+  if (declared) {  // a vocabulary from the ids themselves holds them all: no second pass
+    f.train.check_ids_below(f.vocab_size, dir + "/train");
+    f.val.check_ids_below(f.vocab_size, dir + "/val");
+  }
 
   const std::string tok = meta_value<std::string>(meta, mpath, "tokenizer", "");
   if (tok == "byte") {
