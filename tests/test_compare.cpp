@@ -14,12 +14,22 @@
 #include "analysis/compare.h"
 #include "analysis/run_groups.h"
 #include "core/errors.h"
+#include "core/registry.h"
 #include "test_util.h"
+#include "train/task.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace stoch::analysis;
+
+// What the cli passes: each registered task's primary metric.
+std::map<std::string, std::string> task_metrics() {
+  std::map<std::string, std::string> out;
+  for (const auto& name : stoch::registry<stoch::train::TaskEntry>().names())
+    out[name] = stoch::registry<stoch::train::TaskEntry>().get(name, "task").primary_metric;
+  return out;
+}
 
 std::string make_temp_dir(const std::string& tag) {
   static int counter = 0;
@@ -116,6 +126,7 @@ TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
   const std::string sweep = make_sweep();
   CompareOptions o;
   o.paths = {sweep};
+  o.task_metrics = task_metrics();
   o.reps = 2000;
   o.python = "/nonexistent/python";  // plotting fails: a warning, and the tables stay
   testing::internal::CaptureStdout();
@@ -193,15 +204,15 @@ TEST(Compare, ModeMaxFlipsTheImprovement) {
 
 TEST(Compare, DefaultMetricIsTheTasks) {
   const std::string sweep = make_sweep();
-  EXPECT_EQ(default_metric({sweep}), "val/loss");
+  EXPECT_EQ(default_metric({sweep}, task_metrics()), "val/loss");
   const std::string rl = make_temp_dir("compare");
   for (const auto& [task, metric] : std::vector<std::pair<std::string, std::string>>{
            {"dqn", "eval/return_mean"}, {"value_regression", "fit/mse"}}) {
     write(fs::path(rl) / task / "config.yaml", "task: " + task + "\n");
-    EXPECT_EQ(default_metric({rl + "/" + task}), metric);
+    EXPECT_EQ(default_metric({rl + "/" + task}, task_metrics()), metric);
   }
   write(fs::path(rl) / "other" / "config.yaml", "task: other\n");
-  EXPECT_THROW(default_metric({rl + "/other"}), stoch::InputError);
+  EXPECT_THROW(default_metric({rl + "/other"}, task_metrics()), stoch::InputError);
   fs::remove_all(sweep);
   fs::remove_all(rl);
 }
@@ -210,6 +221,7 @@ TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
   const std::string sweep = make_sweep();
   CompareOptions o;
   o.paths = {sweep + "/a-s1", sweep + "/a-s2"};
+  o.task_metrics = task_metrics();
   o.reps = 100;
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
@@ -249,6 +261,7 @@ TEST(Compare, PlotsCurvesWithPython) {
   const std::string sweep = make_sweep();
   CompareOptions o;
   o.paths = {sweep};
+  o.task_metrics = task_metrics();
   o.out_dir = sweep + "/out";
   o.reps = 100;
   o.python = stoch::test::python_path();

@@ -12,7 +12,7 @@
 #include "test_util.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
-#include "train/trainer.h"
+#include "core/torch/model_tensors.h"
 
 namespace stoch {
 namespace {
@@ -64,7 +64,7 @@ torch::Tensor run_logits(const std::string& run, int64_t step) {
   mc.vocab_size = 8;
   models::Gpt gpt(mc);
   const std::string file = test::checkpoint_dir(run, step) + "/model.safetensors";
-  train::load_model_tensors(*gpt, read_safetensors(file), file);
+  load_model_tensors(*gpt, read_safetensors(file), file);
   gpt->eval();
   torch::NoGradGuard no_grad;
   return gpt->forward(test_ids());

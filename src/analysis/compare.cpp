@@ -157,16 +157,14 @@ bool minimize_metric(const std::string& metric, const std::string& mode) {
   return false;
 }
 
-std::string default_metric(const std::vector<std::string>& paths) {
+std::string default_metric(const std::vector<std::string>& paths,
+                           const std::map<std::string, std::string>& task_metrics) {
   const std::string config = (fs::path(find_run_dirs(paths).front()) / "config.yaml").string();
   const config::Node root = config::load_file(config);
   const config::Node* task = root.find("task");
   const std::string name = task ? task->scalar : "lm";  // lm is the config's default task
-  // One line per task: the metric its summary line reports.
-  static const std::map<std::string, std::string> metrics = {
-      {"lm", "val/loss"}, {"dqn", "eval/return_mean"}, {"value_regression", "fit/mse"}};
-  const auto it = metrics.find(name);
-  if (it == metrics.end())
+  const auto it = task_metrics.find(name);
+  if (it == task_metrics.end() || it->second.empty())
     throw InputError(str(config, ": task ", name, " has no default metric; pass --metric"));
   return it->second;
 }
@@ -280,7 +278,7 @@ void write_compare_files(const Comparison& c, const std::string& out_dir) {
 int run_compare(const CompareOptions& o) {
   if (o.paths.empty()) throw InputError("compare: expected at least one run or sweep directory");
   if (o.reps < 1) throw InputError(str("--reps ", o.reps, ": expected an integer >= 1"));
-  const std::string metric = o.metric.empty() ? default_metric(o.paths) : o.metric;
+  const std::string metric = o.metric.empty() ? default_metric(o.paths, o.task_metrics) : o.metric;
   const bool minimize = minimize_metric(metric, o.mode);
   const auto groups = load_run_groups(o.paths, metric);
 

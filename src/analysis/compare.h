@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@ namespace stoch::analysis {
 
 struct CompareOptions {
   std::vector<std::string> paths;  // run or sweep directories
-  std::string metric;              // empty: default_metric(paths)
+  std::string metric;              // empty: default_metric(paths, task_metrics)
+  // Each task's primary metric (TaskEntry::primary_metric), filled in by the cli layer.
+  std::map<std::string, std::string> task_metrics;
   std::string out_dir;
   std::string mode = "auto";  // min | max | auto: min when the name says loss/mse/error/bpb
   int reps = 2000;            // bootstrap resamples
@@ -64,9 +67,10 @@ struct Comparison {
 // Throws InputError for any other mode.
 bool minimize_metric(const std::string& metric, const std::string& mode);
 
-// What the runs' task is judged by, read from the first run's config.yaml: val/loss for lm,
-// eval/return_mean for dqn, fit/mse for value_regression; InputError for other tasks.
-std::string default_metric(const std::vector<std::string>& paths);
+// What the runs' task is judged by: the first run's config.yaml names the task, `task_metrics`
+// maps it to its metric; InputError for a task it does not list.
+std::string default_metric(const std::vector<std::string>& paths,
+                           const std::map<std::string, std::string>& task_metrics);
 
 Comparison compare_groups(const std::vector<RunGroup>& groups, const std::string& metric,
                           bool minimize, int reps = 2000, uint64_t seed = 0);

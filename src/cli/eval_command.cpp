@@ -11,7 +11,7 @@
 #include "core/strings.h"
 #include "core/torch/device.h"
 #include "train/task.h"
-#include "train/trainer.h"
+#include "core/torch/model_tensors.h"
 
 namespace stoch::cli {
 
@@ -21,7 +21,7 @@ int eval(const EvalArgs& a) {
   configure_threads(cfg.run.threads);
   auto task =
       registry<train::TaskEntry>().get(cfg.task, "task").make(cfg, resolve_device(cfg.run.device));
-  train::load_model_tensors(task->model(), ckpt.tensors.at("model"),
+  load_model_tensors(task->model(), ckpt.tensors.at("model"),
                             ckpt.dir + "/model.safetensors");
   task->load_state(ckpt);
   // The protocol is keyed by the step, as in training: the same checkpoint gives the

@@ -10,11 +10,12 @@
 #include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/registry.h"
 #include "core/strings.h"
 #include "core/torch/safetensors.h"
 #include "models/hf_gpt2.h"
 #include "train/lm_task.h"
-#include "train/trainer.h"
+#include "core/torch/model_tensors.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +40,7 @@ models::Gpt checkpoint_gpt(models::GptConfig mc, const Checkpoint& ckpt) {
   for (const auto& [name, t] : saved)
     if (name == "param.wte.weight") mc.vocab_size = t.size(0);
   models::Gpt gpt(mc);
-  train::load_model_tensors(*gpt, saved, ckpt.dir + "/model.safetensors");
+  load_model_tensors(*gpt, saved, ckpt.dir + "/model.safetensors");
   gpt->eval();
   return gpt;
 }
@@ -58,7 +59,8 @@ struct StagingDir {
 
 int export_model(const ExportArgs& a) {
   auto cfg = read_run_config(a.run_dir);
-  if (cfg.task != "lm")
+  const auto& tasks = registry<train::TaskEntry>();
+  if (!tasks.has(cfg.task) || !tasks.get(cfg.task, "task").language_model)
     throw InputError(stoch::str(a.run_dir, "/config.yaml: task is ", cfg.task,
                                 ", --format hf-gpt2 needs an lm run"));
   const auto& s = cfg.task_sections<train::LmSections>();

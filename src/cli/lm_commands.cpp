@@ -10,6 +10,7 @@
 #include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/registry.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/device.h"
@@ -18,7 +19,7 @@
 #include "train/experiment.h"
 #include "train/lm_task.h"
 #include "train/sampling.h"
-#include "train/trainer.h"
+#include "core/torch/model_tensors.h"
 
 namespace stoch::cli {
 namespace {
@@ -32,18 +33,23 @@ struct LoadedLm {
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   LoadedLm out{read_run_config(run_dir), nullptr, 0, std::nullopt};
-  if (out.cfg.task != "lm")
+  const auto& tasks = registry<train::TaskEntry>();
+  if (!tasks.has(out.cfg.task) || !tasks.get(out.cfg.task, "task").language_model)
     throw InputError(stoch::str(run_dir, "/config.yaml: task is ", out.cfg.task,
                                 ", this command needs an lm run"));
   const Checkpoint ckpt = load_run_checkpoint(run_dir, step);
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
-  train::load_model_tensors(out.task->model(), ckpt.tensors.at("model"),
+  load_model_tensors(out.task->model(), ckpt.tensors.at("model"),
                             ckpt.dir + "/model.safetensors");
   out.step = ckpt.step;
   for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
     auto it = ckpt.tensors.find(stoch::str("hook", i));
-    if (out.cfg.hooks[i].name != "surplus" || it == ckpt.tensors.end()) continue;
+    const auto& hook_entries = registry<hooks::HookEntry>();
+    const std::string& name = out.cfg.hooks[i].name;
+    if (!hook_entries.has(name) || !hook_entries.get(name, "hooks.name").sampling_probe ||
+        it == ckpt.tensors.end())
+      continue;
     out.probe = hooks::probe_from_state(it->second, ckpt.dir);
     (*out.probe)->to(out.task->gpt()->wte->weight.device());
   }

@@ -10,6 +10,9 @@
 
 namespace stoch {
 
+// Named values of one step: what tasks, hooks and evaluations report.
+using Metrics = std::map<std::string, double>;
+
 class TensorBoardWriter;
 
 class MetricsWriter {

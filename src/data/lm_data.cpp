@@ -1,6 +1,7 @@
 #include "data/lm_data.h"
 
 #include "core/errors.h"
+#include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
 #include "data/hmm_source.h"
@@ -37,35 +38,82 @@ class ReseededSource : public TokenSource {
   uint64_t order_seed_;
 };
 
-}  // namespace
+uint64_t data_seed(const LmDataConfig& cfg) {
+  return static_cast<uint64_t>(cfg.seed);
+}
 
-std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
-  const uint64_t seed = static_cast<uint64_t>(cfg.seed);
+// A synthetic source, whose constructor reports bad parameters as std::invalid_argument.
+std::unique_ptr<TokenSource> reseeded(const std::function<std::unique_ptr<TokenSource>()>& make,
+                                      uint64_t order_seed) {
   try {
-    if (cfg.source == "markov")
-      return std::make_unique<ReseededSource>(
-          std::make_unique<MarkovSource>(cfg.vocab_size, cfg.order, cfg.alpha, seed), order_seed);
-    if (cfg.source == "hmm")
-      return std::make_unique<ReseededSource>(
-          std::make_unique<HmmSource>(cfg.states, cfg.vocab_size, cfg.alpha_transition,
-                                      cfg.alpha_emission, seed, cfg.entropy_tokens),
-          order_seed);
-    if (cfg.source == "uniform")
-      return std::make_unique<ReseededSource>(std::make_unique<UniformSource>(cfg.vocab_size, seed),
-                                              order_seed);
+    return std::make_unique<ReseededSource>(make(), order_seed);
   } catch (const std::invalid_argument& e) {
     throw InputError(e.what());
   }
-  const WindowOrder order =
-      cfg.sampling == "sequential" ? WindowOrder::kSequential : WindowOrder::kRandom;
-  if (cfg.source == "text") {
-    if (cfg.files.empty())
-      throw InputError("data.files: expected at least one text file for source text");
-    return open_text_files(cfg.files, cfg.val_fraction, seed, order_seed, order);
-  }
-  if (cfg.dir.empty())
-    throw InputError("data.dir: expected a prepared token folder for source tokens");
-  return open_token_dir(cfg.dir, cfg.format, seed, order_seed, order);
+}
+
+WindowOrder window_order(const LmDataConfig& cfg) {
+  return cfg.sampling == "sequential" ? WindowOrder::kSequential : WindowOrder::kRandom;
+}
+
+const bool registered_hmm = registry<TokenSourceEntry>().add(
+    "hmm", {"synthetic hidden Markov model with exact entropy rate",
+            [](const LmDataConfig& cfg, uint64_t order_seed) -> std::unique_ptr<TokenSource> {
+              return reseeded(
+                  [&] {
+                    return std::make_unique<HmmSource>(cfg.states, cfg.vocab_size,
+                                                       cfg.alpha_transition, cfg.alpha_emission,
+                                                       data_seed(cfg), cfg.entropy_tokens);
+                  },
+                  order_seed);
+            }});
+
+const bool registered_markov = registry<TokenSourceEntry>().add(
+    "markov", {"synthetic Markov chain of `order` tokens with exact entropy rate",
+               [](const LmDataConfig& cfg, uint64_t order_seed) -> std::unique_ptr<TokenSource> {
+                 return reseeded(
+                     [&] {
+                       return std::make_unique<MarkovSource>(cfg.vocab_size, cfg.order, cfg.alpha,
+                                                             data_seed(cfg));
+                     },
+                     order_seed);
+               }});
+
+const bool registered_uniform = registry<TokenSourceEntry>().add(
+    "uniform",
+    {"independent uniform tokens (benchmarks)",
+     [](const LmDataConfig& cfg, uint64_t order_seed) -> std::unique_ptr<TokenSource> {
+       return reseeded(
+           [&] { return std::make_unique<UniformSource>(cfg.vocab_size, data_seed(cfg)); },
+           order_seed);
+     }});
+
+const bool registered_text = registry<TokenSourceEntry>().add(
+    "text", {"byte-level text files",
+             [](const LmDataConfig& cfg, uint64_t order_seed) -> std::unique_ptr<TokenSource> {
+               if (cfg.files.empty())
+                 throw InputError("data.files: expected at least one text file for source text");
+               return open_text_files(cfg.files, cfg.val_fraction, data_seed(cfg), order_seed,
+                                      window_order(cfg));
+             }});
+
+const bool registered_tokens = registry<TokenSourceEntry>().add(
+    "tokens", {"a prepared token folder (stoch, nanoGPT or llm.c files)",
+               [](const LmDataConfig& cfg, uint64_t order_seed) -> std::unique_ptr<TokenSource> {
+                 if (cfg.dir.empty())
+                   throw InputError("data.dir: expected a prepared token folder for source tokens");
+                 return open_token_dir(cfg.dir, cfg.format, data_seed(cfg), order_seed,
+                                       window_order(cfg));
+               }});
+
+}  // namespace
+
+std::vector<std::string> token_source_names() {
+  return registry<TokenSourceEntry>().names();
+}
+
+std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
+  return registry<TokenSourceEntry>().get(cfg.source, "data.source").make(cfg, order_seed);
 }
 
 }  // namespace stoch::data

@@ -1,6 +1,7 @@
 // The `data` section of a language-model run and the token source it builds.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,9 @@
 #include "data/token_source.h"
 
 namespace stoch::data {
+
+// The registered token sources' names (registry<TokenSourceEntry>), for the data.source key.
+std::vector<std::string> token_source_names();
 
 struct LmDataConfig {
   std::string source = "hmm";
@@ -32,7 +36,7 @@ struct LmDataConfig {
     v("source", source,
       "hmm/markov: synthetic with exact entropy; uniform: independent uniform tokens (benchmarks); "
       "text: byte-level files; tokens: a prepared folder (stoch, nanoGPT or llm.c files)",
-      Spec().one_of({"hmm", "markov", "uniform", "text", "tokens"}));
+      Spec().one_of(token_source_names()));
     v("seed", seed,
       "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
       Spec().at_least(0));
@@ -68,5 +72,11 @@ struct LmDataConfig {
 // Builds the configured source. `order_seed` (run.seed) orders training windows only.
 // Throws InputError for missing files or inconsistent settings, naming the key.
 std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed);
+
+// A registry entry: `registry<TokenSourceEntry>().add("name", {...})`; data.source picks it.
+struct TokenSourceEntry {
+  std::string doc;
+  std::function<std::unique_ptr<TokenSource>(const LmDataConfig&, uint64_t order_seed)> make;
+};
 
 }  // namespace stoch::data

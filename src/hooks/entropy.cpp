@@ -106,7 +106,7 @@ class EntropyHook : public Hook {
 
 const bool registered = registry<HookEntry>().add(
     "entropy",
-    HookEntry{"predictive entropy, calibration and (with exact data) KL to the truth", "lm",
+    HookEntry{"predictive entropy, calibration and (with exact data) KL to the truth", Needs::kLm,
               [] { return std::make_shared<EntropyParams>(); },
               [](const config::Visitable& p) -> std::unique_ptr<Hook> {
                 return std::make_unique<EntropyHook>(dynamic_cast<const EntropyParams&>(p));

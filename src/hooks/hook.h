@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/config_schema.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/torch/safetensors.h"
 #include "data/token_source.h"
@@ -20,8 +21,6 @@
 #include "value/value_loss.h"
 
 namespace stoch::hooks {
-
-using Metrics = std::map<std::string, double>;
 
 // What a language-model hook may look at.
 struct LmView {
@@ -59,11 +58,16 @@ class Hook {
   virtual void load_state(const TensorList& saved) {}
 };
 
+// The model a hook reads: any, a language model (HookContext::lm) or a value network.
+enum class Needs { kAny, kLm, kValue };
+
 struct HookEntry {
   std::string doc;
-  std::string needs;  // "lm", "value", or "" for any model
+  Needs needs = Needs::kAny;  // the task's model must offer this view
   std::function<std::shared_ptr<config::Visitable>()> make_params;
   std::function<std::unique_ptr<Hook>(const config::Visitable& params)> make;
+  // Its saved state is a SurplusProbe that `stoch sample --speculative` drafts with.
+  bool sampling_probe = false;
 };
 
 // One entry of the `hooks:` list.

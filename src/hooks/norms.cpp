@@ -46,7 +46,7 @@ class NormsHook : public Hook {
 };
 
 const bool registered = registry<HookEntry>().add(
-    "norms", HookEntry{"weight and gradient norms per layer group", "",
+    "norms", HookEntry{"weight and gradient norms per layer group", Needs::kAny,
                        [] { return std::make_shared<NormsParams>(); },
                        [](const config::Visitable&) -> std::unique_ptr<Hook> {
                          return std::make_unique<NormsHook>();

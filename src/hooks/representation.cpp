@@ -54,8 +54,8 @@ class RepresentationHook : public Hook {
 
 const bool registered = registry<HookEntry>().add(
     "representation",
-    HookEntry{"feature rank (srank, effective rank) and dormant units of a value network", "value",
-              [] { return std::make_shared<RepresentationParams>(); },
+    HookEntry{"feature rank (srank, effective rank) and dormant units of a value network",
+              Needs::kValue, [] { return std::make_shared<RepresentationParams>(); },
               [](const config::Visitable& p) -> std::unique_ptr<Hook> {
                 return std::make_unique<RepresentationHook>(
                     dynamic_cast<const RepresentationParams&>(p));

@@ -87,7 +87,7 @@ class SpectralHook : public Hook {
 
 const bool registered = registry<HookEntry>().add(
     "spectral",
-    HookEntry{"alignment of hidden states with the predictive similarity operator", "lm",
+    HookEntry{"alignment of hidden states with the predictive similarity operator", Needs::kLm,
               [] { return std::make_shared<SpectralParams>(); },
               [](const config::Visitable& p) -> std::unique_ptr<Hook> {
                 return std::make_unique<SpectralHook>(dynamic_cast<const SpectralParams&>(p));

@@ -363,10 +363,11 @@ const bool registered = registry<HookEntry>().add(
     "surplus",
     HookEntry{"information surplus of hidden states over the next token (EAGLE-style "
               "probe against an n-gram baseline)",
-              "lm", [] { return std::make_shared<SurplusParams>(); },
+              Needs::kLm, [] { return std::make_shared<SurplusParams>(); },
               [](const config::Visitable& p) -> std::unique_ptr<Hook> {
                 return std::make_unique<SurplusHook>(dynamic_cast<const SurplusParams&>(p));
-              }});
+              },
+              /*sampling_probe=*/true});
 
 }  // namespace
 }  // namespace stoch::hooks

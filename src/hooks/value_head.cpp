@@ -48,7 +48,7 @@ class ValueHeadHook : public Hook {
 
 const bool registered = registry<HookEntry>().add(
     "value_head",
-    HookEntry{"read-back values, their gap to the targets, and the head's entropy", "value",
+    HookEntry{"read-back values, their gap to the targets, and the head's entropy", Needs::kValue,
               [] { return std::make_shared<ValueHeadParams>(); },
               [](const config::Visitable& p) -> std::unique_ptr<Hook> {
                 return std::make_unique<ValueHeadHook>(dynamic_cast<const ValueHeadParams&>(p));

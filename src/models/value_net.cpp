@@ -9,6 +9,10 @@
 
 namespace stoch::models {
 
+std::vector<std::string> torso_names() {
+  return registry<TorsoEntry>().names();
+}
+
 torch::Tensor activate(const torch::Tensor& x, const std::string& activation) {
   if (activation == "gelu") return torch::gelu(x);
   if (activation == "tanh") return torch::tanh(x);

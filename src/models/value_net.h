@@ -16,6 +16,9 @@
 
 namespace stoch::models {
 
+// The registered torsos' names (registry<TorsoEntry>, models/torso_*.cpp), for model.torso.
+std::vector<std::string> torso_names();
+
 struct ValueNetConfig {
   std::string torso = "mlp";
   std::vector<int64_t> hidden = {256, 256};
@@ -31,7 +34,7 @@ struct ValueNetConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("torso", torso, "feature extractor", Spec().one_of({"mlp", "cnn", "transformer"}));
+    v("torso", torso, "feature extractor", Spec().one_of(torso_names()));
     v("hidden", hidden, "mlp: widths of the hidden layers (the last is the feature size)",
       Spec().at_least(1));
     v("channels", channels, "cnn: channels of each 3x3 conv layer", Spec().at_least(1));

@@ -196,7 +196,7 @@ const bool registered = registry<TaskEntry>().add(
         [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
           return std::make_unique<LmTask>(cfg, device);
         },
-        estimate_lm_memory});
+        estimate_lm_memory, "val/loss", /*language_model=*/true});
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/config_schema.h"
+#include "core/metrics.h"
 #include "core/torch/checkpoint.h"
 #include "hooks/hook.h"
 #include "train/memory_estimate.h"
@@ -17,8 +18,6 @@
 namespace stoch::train {
 
 class ExperimentConfig;
-using Metrics = std::map<std::string, double>;
-
 class Task {
  public:
   virtual ~Task() = default;
@@ -81,6 +80,10 @@ struct TaskEntry {
   // One rank's memory from the config alone (train/memory_estimate.h), checked before make();
   // empty: not estimated. `world_size` ranks share the optimiser state when it is sharded.
   std::function<MemoryEstimate(const ExperimentConfig&, int64_t world_size)> estimate_memory;
+  // The metric its summary line reports, what `stoch compare` compares by default.
+  std::string primary_metric;
+  // It trains an LmTask (a GPT on a token source): sample, speculate and export read its runs.
+  bool language_model = false;
 };
 
 }  // namespace stoch::train

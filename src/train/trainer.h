@@ -1,5 +1,6 @@
-// The training loop shared by every task: schedule, accumulation, clipping, AdamW, periodic
-// evaluation, metrics, checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM.
+// Training a run: schedule, accumulation, clipping, AdamW, periodic evaluation, metrics,
+// checkpoints, exact resume, rollbacks, and a clean stop on SIGINT/SIGTERM. The loop itself is
+// train/training_loop.h.
 #pragma once
 
 #include <functional>
@@ -15,13 +16,5 @@ namespace stoch::train {
 // Returns the process exit code (0, or 130/143 after a signal-triggered checkpoint).
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready = {});
-
-// Copies saved model tensors into the module; throws InputError on a missing name or shape,
-// naming `origin` (the checkpoint file they came from).
-void load_model_tensors(torch::nn::Module& model, const TensorList& saved,
-                        const std::string& origin);
-
-// The model's tensors as saved in checkpoints (parameters, then buffers).
-TensorList model_tensors(torch::nn::Module& model);
 
 }  // namespace stoch::train

@@ -146,7 +146,8 @@ const bool registered = registry<TaskEntry>().add(
         [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
           return std::make_unique<ValueRegressionTask>(cfg, device);
         },
-        {}});
+        {},
+        "fit/mse"});
 }  // namespace
 
 }  // namespace stoch::train

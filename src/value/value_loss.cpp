@@ -228,7 +228,8 @@ const bool registered_hl_gauss = registry<ValueLossEntry>().add(
 const bool registered_c51 = registry<ValueLossEntry>().add(
     "c51", {"categorical head on atoms linspace(v_min, v_max, num_bins); supervised targets are "
             "two-hot on the atoms",
-            [](const ValueLossConfig& c) { return make_categorical(c, Target::kC51); }});
+            [](const ValueLossConfig& c) { return make_categorical(c, Target::kC51); },
+            /*distributional=*/true});
 
 const bool registered_mse_on_expectation = registry<ValueLossEntry>().add(
     "mse_on_expectation",

@@ -84,6 +84,8 @@ std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg);
 struct ValueLossEntry {
   std::string doc;
   std::function<std::unique_ptr<ValueLoss>(const ValueLossConfig&)> make;
+  // The head is a return distribution on fixed atoms: dqn projects the Bellman target onto them.
+  bool distributional = false;
 };
 
 }  // namespace stoch::value

@@ -1,0 +1,332 @@
+#include "rl/dqn/dqn_agent.h"
+
+#include <ATen/Parallel.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "core/torch/lane.h"
+#include "core/torch/model_tensors.h"
+#include "core/torch/state_tensors.h"
+#include "rl/dqn/acting.h"
+#include "rl/dqn/bellman_target.h"
+
+namespace stoch::rl {
+
+DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
+    : dqn_(s.dqn),
+      env_cfg_(s.env),
+      seed_(s.seed),
+      batch_size_(s.batch_size),
+      total_updates_(s.total_updates),
+      device_(device),
+      rng_(mix_seed(s.seed, kActing)) {
+  const auto& losses = registry<value::ValueLossEntry>();
+  distributional_ =
+      losses.has(s.value.loss) && losses.get(s.value.loss, "value.loss").distributional;
+  if (distributional_ && s.value.value_transform)
+    throw InputError(stoch::str("value.value_transform: not supported with value.loss ",
+                                s.value.loss, " in dqn"));
+  const int E = static_cast<int>(env_cfg_.num_envs);
+  if (dqn_.train_every % E != 0)
+    throw InputError(stoch::str("dqn.train_every: ", dqn_.train_every,
+                                " must be a multiple of env.num_envs = ", E));
+  envs_ = std::make_unique<VectorEnv>(env_cfg_.name, env_cfg_.options(), E,
+                                      mix_seed(seed_, kEnvStream));
+  obs_shape_ = envs_->observation_shape();
+  num_actions_ = envs_->num_actions();
+  actions_.assign(static_cast<size_t>(E), 0);
+
+  ReplayOptions ro;
+  ro.capacity = dqn_.replay_capacity;
+  ro.obs_size = envs_->obs_size();
+  ro.binary = envs_->binary_observation();
+  ro.num_envs = E;
+  ro.n_step = static_cast<int>(dqn_.n_step);
+  ro.gamma = dqn_.gamma;
+  ro.prioritized = dqn_.prioritized;
+  ro.alpha = dqn_.priority_alpha;
+  ro.beta = dqn_.priority_beta;
+  replay_ = std::make_unique<ReplayBuffer>(ro);
+  batch_ = std::make_unique<ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
+
+  loss_ = value::make_value_loss(s.value);
+  v_min_ = s.value.v_min;
+  v_max_ = s.value.v_max;
+  loss_->to(device);
+  head_outputs_ = loss_->head_outputs();
+  net_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
+  target_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
+  net_->to(device);
+  target_->to(device);
+  for (auto& p : target_->parameters()) p.set_requires_grad(false);
+  sync_target(1.0);
+  if (dqn_.helper_lane && device_.is_cpu() && at::get_num_threads() >= 2) {
+    // The cores are shared between this thread and the lane.
+    restore_threads_ = at::get_num_threads();
+    at::set_num_threads(restore_threads_ / 2);
+    enable_helper_lane(true);
+    log::info(stoch::str("dqn: helper lane on (", restore_threads_ / 2,
+                         " intra-op threads each for it and the main thread)"));
+  }
+
+  // Fixed inputs for the value-network hooks: states a uniformly random policy visits.
+  VectorEnv probe_env(env_cfg_.name, env_cfg_.options(), 1, mix_seed(seed_, kProbe));
+  Rng probe_rng(mix_seed(seed_, kProbe, 1));
+  constexpr int64_t kProbeStates = 256;
+  std::vector<float> states;
+  for (int64_t i = 0; i < kProbeStates; ++i) {
+    states.insert(states.end(), probe_env.observations(),
+                  probe_env.observations() + probe_env.obs_size());
+    int a = static_cast<int>(probe_rng.below(static_cast<uint64_t>(num_actions_)));
+    probe_env.step(&a);
+  }
+  probe_states_ = obs_tensor(states.data(), kProbeStates).clone();
+}
+
+DqnAgent::~DqnAgent() {
+  if (restore_threads_ > 0) {
+    enable_helper_lane(false);
+    at::set_num_threads(restore_threads_);
+  }
+}
+
+torch::Tensor DqnAgent::obs_tensor(const float* data, int64_t rows) const {
+  std::vector<int64_t> shape = {rows};
+  shape.insert(shape.end(), obs_shape_.begin(), obs_shape_.end());
+  return torch::from_blob(const_cast<float*>(data), shape, torch::kFloat).to(device_);
+}
+
+torch::Tensor DqnAgent::heads(models::ValueNetImpl& net, const torch::Tensor& obs) {
+  return net.forward(obs).view({obs.size(0), num_actions_, head_outputs_});
+}
+
+torch::Tensor DqnAgent::q_values(models::ValueNetImpl& net, const torch::Tensor& obs) {
+  torch::NoGradGuard no_grad;
+  return loss_->value(heads(net, obs));
+}
+
+bool DqnAgent::greedy_on_host(const float* obs, int& action) {
+  // A scalar head's value is the head itself (or h^-1 of it, which keeps the order): the
+  // greedy action is the largest output, the first one on ties, as argmax picks.
+  if (head_outputs_ != 1 || !device_.is_cpu()) return false;
+  q_row_.resize(static_cast<size_t>(num_actions_));
+  if (!net_->forward_row(obs, q_row_.data())) return false;
+  action = static_cast<int>(std::max_element(q_row_.begin(), q_row_.end()) - q_row_.begin());
+  return true;
+}
+
+int DqnAgent::greedy_action(const float* obs) {
+  int action = 0;
+  if (greedy_on_host(obs, action)) return action;
+  return static_cast<int>(q_values(*net_, obs_tensor(obs, 1)).argmax(1).item<int64_t>());
+}
+
+double DqnAgent::schedule_env_steps() const {
+  if (dqn_.total_env_steps > 0) return static_cast<double>(dqn_.total_env_steps);
+  return static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every);
+}
+
+double DqnAgent::epsilon_at(int64_t env_steps) const {
+  const double span = dqn_.exploration_steps > 0 ? static_cast<double>(dqn_.exploration_steps)
+                                                 : dqn_.exploration_fraction * schedule_env_steps();
+  const double frac = std::min(1.0, static_cast<double>(env_steps) / span);
+  return dqn_.epsilon_start + frac * (dqn_.epsilon_end - dqn_.epsilon_start);
+}
+
+void DqnAgent::collect(int64_t steps) {
+  c10::InferenceMode inference;  // acting only reads Q-values: the cheapest dispatch
+  const int E = envs_->num_envs();
+  for (int64_t done = 0; done < steps; done += E) {
+    epsilon_greedy(rng_, epsilon_at(env_steps_), static_cast<int>(num_actions_), actions_,
+                   [&](const std::vector<int>& rows) {
+                     if (E == 1) {
+                       actions_[0] = greedy_action(envs_->observations());
+                       return;
+                     }
+                     const auto q = q_values(*net_, obs_tensor(envs_->observations(), E));
+                     const auto best = q.argmax(1).cpu();
+                     for (int i : rows) actions_[i] = static_cast<int>(best[i].item<int64_t>());
+                   });
+    for (const auto& end : envs_->step(actions_.data())) {
+      pending_returns_.push_back(end.episode_return);
+      pending_lengths_.push_back(static_cast<double>(end.length));
+      ++episodes_;
+    }
+    replay_->add(envs_->acted_observations(), actions_.data(), envs_->rewards(),
+                 envs_->next_observations(), envs_->terminated(), envs_->truncated());
+    env_steps_ += E;
+  }
+}
+
+void DqnAgent::sync_target(double tau) {
+  torch::NoGradGuard no_grad;
+  const auto src = net_->parameters();
+  auto dst = target_->parameters();
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (tau >= 1.0)
+      dst[i].copy_(src[i]);
+    else
+      dst[i].lerp_(src[i], tau);
+  }
+}
+
+torch::Tensor DqnAgent::update_loss() {
+  if (env_steps_ < dqn_.learning_starts) collect(dqn_.learning_starts - env_steps_);
+  collect(dqn_.train_every);
+  if (env_steps_ - last_target_sync_ >= dqn_.target_update_every) {
+    sync_target(dqn_.tau);
+    last_target_sync_ = env_steps_ - env_steps_ % dqn_.target_update_every;
+  }
+  if (dqn_.prioritized) {
+    // Importance-weight exponent annealed linearly to 1 over the run.
+    const double frac = std::min(1.0, static_cast<double>(env_steps_) / schedule_env_steps());
+    replay_->set_beta(dqn_.priority_beta + (1.0 - dqn_.priority_beta) * frac);
+  }
+  const int B = static_cast<int>(batch_size_);
+  replay_->sample(B, rng_, batch_->view());
+  const auto obs = obs_tensor(batch_->obs.data(), B);
+  const auto next_obs = obs_tensor(batch_->next_obs.data(), B);
+  const auto actions = torch::from_blob(batch_->actions.data(), {B}, torch::kLong).to(device_);
+  const auto returns = torch::from_blob(batch_->returns.data(), {B}, torch::kFloat).to(device_);
+  const auto discounts = torch::from_blob(batch_->discounts.data(), {B}, torch::kFloat).to(device_);
+
+  // The bootstrap target reads only the target network (and, for double DQN, the online one
+  // without gradient): with a helper lane it runs there, beside the online forward.
+  BellmanTarget target;
+  auto bootstrap = [&] {
+    torch::NoGradGuard no_grad;
+    const auto next_online = dqn_.double_dqn ? heads(*net_, next_obs) : torch::Tensor();
+    target = bellman_target(*loss_, heads(*target_, next_obs), next_online, returns, discounts,
+                            distributional_);
+  };
+  torch::Tensor out;
+  run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
+  const torch::Tensor& y = target.scalar;
+  record_targets(y);
+  if (!distributional_ && !dqn_.prioritized) return loss_->chosen_loss(out, actions, y);
+  // Left: c51's cross-entropy against its projected target, and prioritised replay, which
+  // needs each sample's TD error.
+  const auto chosen =
+      out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+  torch::Tensor per_sample, td;
+  if (distributional_) {
+    per_sample = -(target.distribution * torch::log_softmax(chosen, -1)).sum(-1);
+    td = per_sample.detach();
+  } else {
+    per_sample = loss_->per_sample(chosen, y);
+    td = (loss_->value(chosen).detach() - y).abs();
+  }
+  if (dqn_.prioritized) {
+    const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
+    replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
+    const auto w = torch::from_blob(batch_->weights.data(), {B}, torch::kFloat).to(device_);
+    return (per_sample * w.to(per_sample.scalar_type())).mean();
+  }
+  return per_sample.mean();
+}
+
+void DqnAgent::record_targets(const torch::Tensor& y) {
+  // A batch of targets: a host loop costs less than launching reductions (and on CUDA, acting
+  // already waits for the device every step).
+  const auto h = y.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const float* p = h.data_ptr<float>();
+  auto& t = targets_;
+  for (int64_t i = 0; i < h.numel(); ++i) {
+    const double v = p[i];
+    t.lo = std::min(t.lo, v);
+    t.hi = std::max(t.hi, v);
+    t.outside += v < v_min_ || v > v_max_;
+  }
+  t.seen += static_cast<double>(h.numel());
+}
+
+Metrics DqnAgent::train_metrics() {
+  Metrics m;
+  m["env_steps"] = static_cast<double>(env_steps_);
+  m["epsilon"] = epsilon_at(env_steps_);
+  m["train/episodes_total"] = static_cast<double>(episodes_);
+  if (!pending_returns_.empty()) {
+    double r = 0.0, l = 0.0;
+    for (double x : pending_returns_) r += x;
+    for (double x : pending_lengths_) l += x;
+    const double n = static_cast<double>(pending_returns_.size());
+    m["train/return"] = r / n;
+    m["train/length"] = l / n;
+    m["train/episodes"] = n;
+  }
+  pending_returns_.clear();
+  pending_lengths_.clear();
+  const auto& t = targets_;
+  if (t.seen > 0) {
+    m["value/target_min"] = t.lo;
+    m["value/target_max"] = t.hi;
+    if (loss_->categorical()) {
+      m["value/target_outside"] = t.outside / t.seen;
+      // The share of the support the targets cover: a few hundredths means they all fall in a
+      // bin or two, and the head cannot tell their values apart.
+      m["value/support_used"] =
+          std::max(0.0, std::min(t.hi, v_max_) - std::max(t.lo, v_min_)) / (v_max_ - v_min_);
+    }
+  }
+  targets_ = {};
+  return m;
+}
+
+Metrics DqnAgent::data_facts() const {
+  return {{"data/num_actions", static_cast<double>(num_actions_)},
+          {"data/obs_size", static_cast<double>(envs_->obs_size())},
+          {"data/total_env_steps",
+           static_cast<double>(dqn_.learning_starts + total_updates_ * dqn_.train_every)}};
+}
+
+void DqnAgent::save_state(Checkpoint& ckpt) const {
+  ckpt.tensors["target"] = model_tensors(*target_.ptr());
+  ckpt.tensors["agent"] = {
+      {"replay", bytes_to_tensor(replay_->save_state())},
+      {"envs", bytes_to_tensor(envs_->save_state())},
+      {"rng", rng_to_tensor(rng_)},
+      {"counters", torch::tensor({env_steps_, episodes_, last_target_sync_}, torch::kLong)},
+      {"pending_returns", torch::tensor(pending_returns_, torch::kDouble)},
+      {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)},
+      {"target_stats",
+       torch::tensor({targets_.lo, targets_.hi, targets_.outside, targets_.seen}, torch::kDouble)}};
+  ckpt.state["env_steps"] = env_steps_;
+}
+
+void DqnAgent::load_state(const Checkpoint& ckpt) {
+  auto target = ckpt.tensors.find("target");
+  auto agent = ckpt.tensors.find("agent");
+  if (target == ckpt.tensors.end() || agent == ckpt.tensors.end())
+    throw InputError(ckpt.dir + ": not a dqn checkpoint (no target network or agent state)");
+  load_model_tensors(*target_, target->second, ckpt.dir + "/target.safetensors");
+  const auto& a = agent->second;
+  const std::string what = ckpt.dir + ": dqn state";
+  const auto find = [&](const std::string& name) { return tensor_named(a, name, what); };
+  replay_->load_state(tensor_to_bytes(find("replay")));
+  envs_->load_state(tensor_to_bytes(find("envs")));
+  rng_ = rng_from_tensor(find("rng"), what);
+  const auto counters = find("counters");
+  env_steps_ = counters[0].item<int64_t>();
+  episodes_ = counters[1].item<int64_t>();
+  last_target_sync_ = counters[2].item<int64_t>();
+  const auto returns = find("pending_returns").contiguous();
+  const auto lengths = find("pending_lengths").contiguous();
+  pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
+  pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
+  // Checkpoints from before the target statistics existed start a fresh interval.
+  targets_ = {};
+  if (const auto* stats = find_tensor(a, "target_stats")) {
+    const auto t = stats->to(torch::kDouble).contiguous();
+    if (t.numel() != 4) throw InputError(what + ": target_stats: expected 4 values");
+    const double* v = t.data_ptr<double>();
+    targets_ = {v[0], v[1], v[2], v[3]};
+  }
+}
+
+}  // namespace stoch::rl

@@ -1,0 +1,56 @@
+#include "train/loop_state.h"
+
+#include <torch/torch.h>
+
+namespace stoch::train {
+
+LoopState::LoopState(int64_t grad_accum, int64_t world_size, const torch::Device& device)
+    : grad_accum(grad_accum), world_size(world_size) {
+  interval.loss = torch::zeros({}, torch::TensorOptions().device(device));
+}
+
+void LoopState::finish_step(const torch::Tensor& step_loss, double seconds, int64_t units_per_step,
+                            bool skipped) {
+  ++step;
+  micro_batches += micro_batches_per_step();
+  units_seen += units_per_step;
+  elapsed_s += seconds;
+  interval.loss += step_loss / static_cast<double>(grad_accum);
+  ++interval.steps;
+  interval.skipped += skipped;
+  interval.train_s += seconds;
+}
+
+void LoopState::close_interval() {
+  interval.loss.zero_();
+  interval.steps = 0;
+  interval.skipped = 0;
+  interval.train_s = 0.0;
+}
+
+nlohmann::json LoopState::to_json(double interval_loss) const {
+  return {{"step", step},
+          {"micro_batches", micro_batches},
+          {"micro_batches_per_step", micro_batches_per_step()},
+          {"grad_accum", grad_accum},
+          {"tokens_seen", units_seen},
+          {"elapsed_s", elapsed_s},
+          {"world_size", world_size},
+          {"interval_steps", interval.steps},
+          {"interval_train_s", interval.train_s},
+          {"interval_loss", interval_loss},
+          {"interval_skipped", interval.skipped}};
+}
+
+void LoopState::restore(const nlohmann::json& saved, bool holds_interval_loss) {
+  step = saved.at("step").get<int64_t>();
+  micro_batches = saved.value("micro_batches", step * micro_batches_per_step());
+  units_seen = saved.value("tokens_seen", int64_t{0});
+  elapsed_s = saved.value("elapsed_s", 0.0);
+  interval.train_s = saved.value("interval_train_s", 0.0);
+  interval.steps = saved.value("interval_steps", int64_t{0});
+  interval.skipped = saved.value("interval_skipped", int64_t{0});
+  interval.loss.fill_(holds_interval_loss ? saved.value("interval_loss", 0.0) : 0.0);
+}
+
+}  // namespace stoch::train

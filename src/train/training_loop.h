@@ -1,0 +1,99 @@
+// The training loop shared by every task, as one object whose parts read top to bottom:
+// set_up (devices, task, optimiser, hooks), restore (the newest checkpoint), join_ranks
+// (data parallelism), then per step: train_step, judge_update, log_interval, evaluate and
+// run_hook, save. trainer.cpp runs it and starts it again after a rollback.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/torch/checkpoint.h"
+#include "hooks/hook.h"
+#include "train/distributed.h"
+#include "train/experiment.h"
+#include "train/gradient_buckets.h"
+#include "train/loop_state.h"
+#include "train/micro_batches.h"
+#include "train/optim.h"
+#include "train/rollbacks.h"
+#include "train/task.h"
+#include "train/update_guard.h"
+#include "train/zero.h"
+
+namespace stoch::train {
+
+// run()'s answer when the run rolled back: train again from the newest checkpoint.
+constexpr int kRolledBack = -1;
+
+class TrainingLoop {
+ public:
+  // Builds everything that can refuse the run (bad config, data, memory) before run() writes
+  // anything.
+  TrainingLoop(ExperimentConfig& cfg, std::string run_dir, bool resume);
+  ~TrainingLoop();
+
+  // Trains to train.steps; `on_ready` runs first (the caller creates the run directory).
+  // Returns the exit code, or kRolledBack.
+  int run(const std::function<void()>& on_ready);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void set_up();
+  void restore();
+  void join_ranks();
+  void open_metrics();
+  // One optimiser step; an exit code when the run must stop (signal, non-finite loss,
+  // rollback), nothing to go on.
+  std::optional<int> train_step(MicroBatchRunner& micro_batches);
+  // Decides on the step's update from its loss and gradient norm: the update guard may skip
+  // it; a non-finite step may roll the run back. An exit code when the run must stop.
+  std::optional<int> judge_update(const torch::Tensor& step_loss, const torch::Tensor& grad_norm,
+                                  bool* skipped);
+  std::optional<int> log_interval(double lr, const torch::Tensor& grad_norm);
+  void evaluate(int64_t step);
+  void run_hook(size_t i, int64_t step);
+  void save(int64_t step);
+  void write_metrics(int64_t step, const std::string& split, const Metrics& m);
+  void zero_grad();
+
+  ExperimentConfig& cfg_;
+  const std::string run_dir_;
+  const bool resume_;
+  WorldEnv world_;
+  int64_t W_ = 1;
+  bool main_rank_ = true;
+  c10::Device device_{c10::kCPU};
+  bool bf16_ = false;
+  bool sharded_ = false;
+
+  std::unique_ptr<Task> task_;
+  torch::nn::Module* model_ = nullptr;
+  std::unique_ptr<AdamW> optim_;
+  std::unique_ptr<ShardedAdamW> zero_;  // the optimiser of a sharded run, made once ranks join
+  TensorList saved_optim_;              // restored optimiser state, loaded once the ranks join
+  std::vector<std::unique_ptr<hooks::Hook>> hooks_;
+  CheckpointStore store_;
+  Rollbacks rollbacks_;
+  std::optional<UpdateGuard> guard_;
+  std::optional<LoopState> state_;
+  std::unique_ptr<Distributed> dist_;
+  std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<MetricsWriter> metrics_;
+
+  int64_t units_per_step_ = 0;
+  std::string rate_name_;
+  double peak_flops_ = 0.0, flops_per_unit_ = 0.0;
+  Metrics last_eval_;
+  double recent_step_s_ = 0.0;  // a moving average, for the ETA
+  Clock::time_point last_progress_;
+};
+
+}  // namespace stoch::train
