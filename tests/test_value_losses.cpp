@@ -1,6 +1,6 @@
-// Value losses and their target distributions, checked against the definitions in
-// shared/design/value-learning.md: hand-computed cases, exact identities (mass, mean) and the
-// size of the errors the theory allows.
+// Value losses and their target distributions, checked against their definitions (two-hot,
+// HL-Gauss with its integral over each bin, the C51 projection): hand-computed cases, exact
+// identities (mass, mean) and the size of the errors the theory allows.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

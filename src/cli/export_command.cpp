@@ -12,10 +12,10 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "core/torch/model_tensors.h"
 #include "core/torch/safetensors.h"
 #include "models/hf_gpt2.h"
 #include "train/lm_task.h"
-#include "core/torch/model_tensors.h"
 
 namespace fs = std::filesystem;
 
@@ -86,7 +86,7 @@ int export_model(const ExportArgs& a) {
   write_safetensors(staging.path + "/model.safetensors", models::gpt2_tensors(*gpt),
                     {{"format", "pt"}});
   std::vector<std::string> copied;
-  if (s.data.source == "tokens")
+  if (data::token_source_entry(s.data).prepared_folder)
     for (const char* name : kTokenizerFiles) {
       const std::string from = s.data.dir + "/" + name;
       if (!fs::is_regular_file(from)) continue;

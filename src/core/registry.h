@@ -1,5 +1,6 @@
 // Name -> factory tables. An entry is data, added next to what it builds:
-//   static const bool registered = registry<TaskEntry>().add("lm", {...});
+//   const bool registered = registry<TaskEntry>().add("lm", {...});
+// or, for most kinds, through its helper (register_task, register_hook, register_env).
 // A config key names the entry; an unknown name is an input error with the nearest valid one.
 #pragma once
 

@@ -1,5 +1,5 @@
 // TensorBoard scalar logging without TensorFlow: hand-encoded Event protobufs in TFRecord framing
-// (see design/trainer.md, "Formats"). Plain C++17, no LibTorch.
+// (tensorboard/compat/proto/event.proto, summary.proto). Plain C++17, no LibTorch.
 #pragma once
 
 #include <cstdint>

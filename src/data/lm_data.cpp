@@ -95,7 +95,8 @@ const bool registered_text = registry<TokenSourceEntry>().add(
                  throw InputError("data.files: expected at least one text file for source text");
                return open_text_files(cfg.files, cfg.val_fraction, data_seed(cfg), order_seed,
                                       window_order(cfg));
-             }});
+             },
+             /*least_vocab=*/256});
 
 const bool registered_tokens = registry<TokenSourceEntry>().add(
     "tokens", {"a prepared token folder (stoch, nanoGPT or llm.c files)",
@@ -104,7 +105,8 @@ const bool registered_tokens = registry<TokenSourceEntry>().add(
                    throw InputError("data.dir: expected a prepared token folder for source tokens");
                  return open_token_dir(cfg.dir, cfg.format, data_seed(cfg), order_seed,
                                        window_order(cfg));
-               }});
+               },
+               /*least_vocab=*/2, /*prepared_folder=*/true});
 
 }  // namespace
 
@@ -112,8 +114,12 @@ std::vector<std::string> token_source_names() {
   return registry<TokenSourceEntry>().names();
 }
 
+const TokenSourceEntry& token_source_entry(const LmDataConfig& cfg) {
+  return registry<TokenSourceEntry>().get(cfg.source, "data.source");
+}
+
 std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t order_seed) {
-  return registry<TokenSourceEntry>().get(cfg.source, "data.source").make(cfg, order_seed);
+  return token_source_entry(cfg).make(cfg, order_seed);
 }
 
 }  // namespace stoch::data

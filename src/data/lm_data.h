@@ -77,6 +77,14 @@ std::unique_ptr<TokenSource> make_token_source(const LmDataConfig& cfg, uint64_t
 struct TokenSourceEntry {
   std::string doc;
   std::function<std::unique_ptr<TokenSource>(const LmDataConfig&, uint64_t order_seed)> make;
+  // The smallest vocabulary it can have when model.vocab_size is 0, known before any data is
+  // read (memory estimates); 0: data.vocab_size.
+  int64_t least_vocab = 0;
+  // It reads a prepared folder (data.dir) that may carry the tokenizer's files.
+  bool prepared_folder = false;
 };
+
+// The registry entry of data.source.
+const TokenSourceEntry& token_source_entry(const LmDataConfig& cfg);
 
 }  // namespace stoch::data

@@ -104,13 +104,8 @@ class EntropyHook : public Hook {
   EntropyParams p_;
 };
 
-const bool registered = registry<HookEntry>().add(
-    "entropy",
-    HookEntry{"predictive entropy, calibration and (with exact data) KL to the truth", Needs::kLm,
-              [] { return std::make_shared<EntropyParams>(); },
-              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
-                return std::make_unique<EntropyHook>(dynamic_cast<const EntropyParams&>(p));
-              }});
+const bool registered = register_hook<EntropyParams, EntropyHook>(
+    "entropy", "predictive entropy, calibration and (with exact data) KL to the truth", Needs::kLm);
 
 }  // namespace
 }  // namespace stoch::hooks

@@ -70,6 +70,20 @@ struct HookEntry {
   bool sampling_probe = false;
 };
 
+// Registers hook class H, configured by Params (its `hooks[i].params` section), under `name`:
+//   const bool registered = register_hook<EntropyParams, EntropyHook>("entropy", "...",
+//   Needs::kLm);
+template <class Params, class H>
+bool register_hook(const std::string& name, std::string doc, Needs needs,
+                   bool sampling_probe = false) {
+  return registry<HookEntry>().add(
+      name, HookEntry{std::move(doc), needs, [] { return std::make_shared<Params>(); },
+                      [](const config::Visitable& p) -> std::unique_ptr<Hook> {
+                        return std::make_unique<H>(dynamic_cast<const Params&>(p));
+                      },
+                      sampling_probe});
+}
+
 // One entry of the `hooks:` list.
 struct HookSpec {
   std::string name;

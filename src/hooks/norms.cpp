@@ -19,6 +19,7 @@ struct NormsParams : config::VisitableOf<NormsParams> {
 
 class NormsHook : public Hook {
  public:
+  explicit NormsHook(const NormsParams&) {}
   Metrics run(const HookContext& ctx) override {
     struct Sums {
       double weights = 0, grads = 0;
@@ -45,12 +46,8 @@ class NormsHook : public Hook {
   }
 };
 
-const bool registered = registry<HookEntry>().add(
-    "norms", HookEntry{"weight and gradient norms per layer group", Needs::kAny,
-                       [] { return std::make_shared<NormsParams>(); },
-                       [](const config::Visitable&) -> std::unique_ptr<Hook> {
-                         return std::make_unique<NormsHook>();
-                       }});
+const bool registered = register_hook<NormsParams, NormsHook>(
+    "norms", "weight and gradient norms per layer group", Needs::kAny);
 
 }  // namespace
 }  // namespace stoch::hooks

@@ -52,14 +52,9 @@ class RepresentationHook : public Hook {
   RepresentationParams p_;
 };
 
-const bool registered = registry<HookEntry>().add(
-    "representation",
-    HookEntry{"feature rank (srank, effective rank) and dormant units of a value network",
-              Needs::kValue, [] { return std::make_shared<RepresentationParams>(); },
-              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
-                return std::make_unique<RepresentationHook>(
-                    dynamic_cast<const RepresentationParams&>(p));
-              }});
+const bool registered = register_hook<RepresentationParams, RepresentationHook>(
+    "representation", "feature rank (srank, effective rank) and dormant units of a value network",
+    Needs::kValue);
 
 }  // namespace
 }  // namespace stoch::hooks

@@ -85,13 +85,8 @@ class SpectralHook : public Hook {
   SpectralParams p_;
 };
 
-const bool registered = registry<HookEntry>().add(
-    "spectral",
-    HookEntry{"alignment of hidden states with the predictive similarity operator", Needs::kLm,
-              [] { return std::make_shared<SpectralParams>(); },
-              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
-                return std::make_unique<SpectralHook>(dynamic_cast<const SpectralParams&>(p));
-              }});
+const bool registered = register_hook<SpectralParams, SpectralHook>(
+    "spectral", "alignment of hidden states with the predictive similarity operator", Needs::kLm);
 
 }  // namespace
 }  // namespace stoch::hooks

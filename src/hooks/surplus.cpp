@@ -359,15 +359,11 @@ class SurplusHook : public Hook {
   TensorList saved_;
 };
 
-const bool registered = registry<HookEntry>().add(
+const bool registered = register_hook<SurplusParams, SurplusHook>(
     "surplus",
-    HookEntry{"information surplus of hidden states over the next token (EAGLE-style "
-              "probe against an n-gram baseline)",
-              Needs::kLm, [] { return std::make_shared<SurplusParams>(); },
-              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
-                return std::make_unique<SurplusHook>(dynamic_cast<const SurplusParams&>(p));
-              },
-              /*sampling_probe=*/true});
+    "information surplus of hidden states over the next token (EAGLE-style "
+    "probe against an n-gram baseline)",
+    Needs::kLm, /*sampling_probe=*/true);
 
 }  // namespace
 }  // namespace stoch::hooks

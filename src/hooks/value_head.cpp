@@ -46,13 +46,9 @@ class ValueHeadHook : public Hook {
   ValueHeadParams p_;
 };
 
-const bool registered = registry<HookEntry>().add(
-    "value_head",
-    HookEntry{"read-back values, their gap to the targets, and the head's entropy", Needs::kValue,
-              [] { return std::make_shared<ValueHeadParams>(); },
-              [](const config::Visitable& p) -> std::unique_ptr<Hook> {
-                return std::make_unique<ValueHeadHook>(dynamic_cast<const ValueHeadParams&>(p));
-              }});
+const bool registered = register_hook<ValueHeadParams, ValueHeadHook>(
+    "value_head", "read-back values, their gap to the targets, and the head's entropy",
+    Needs::kValue);
 
 }  // namespace
 }  // namespace stoch::hooks

@@ -145,7 +145,7 @@ torch::Tensor run_forward(const Shapes& s, const at::TensorList params, const to
 
 struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params,
-                               const Shapes& s, bool tanh) {
+                               const Shapes& s, bool tanh, Lane* lane) {
     std::vector<Step> steps;
     auto out = run_forward(s, params, x, tanh, &steps);
     std::vector<torch::Tensor> saved(params.begin(), params.end());
@@ -160,6 +160,9 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
     ctx->saved_data["heights"] = s.heights;
     ctx->saved_data["widths"] = s.widths;
     ctx->saved_data["tanh"] = tanh;
+    // saved_data holds IValues only: the lane goes in as its address. Its owner (the trainer)
+    // keeps it for the whole run, past every backward of the run's graphs.
+    ctx->saved_data["lane"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(lane));
     return out;
   }
 
@@ -173,11 +176,11 @@ struct PlainStackFn : public torch::autograd::Function<PlainStackFn> {
     const bool tanh = ctx->saved_data["tanh"].toBool();
     const size_t n = kinds.size(), np = 2 * n;
 
-    // x (never needs one), weight and bias per layer, then the two non-tensor arguments.
-    variable_list grads(1 + np + 2);
+    // x (never needs one), weight and bias per layer, then the three non-tensor arguments.
+    variable_list grads(1 + np + 3);
     // Weight gradients need nothing the next layer down waits for: with a helper lane they
     // run there, beside the chain of input gradients.
-    Lane* lane = helper_lane();
+    Lane* lane = reinterpret_cast<Lane*>(static_cast<intptr_t>(ctx->saved_data["lane"].toInt()));
     LaneJoin join(lane);  // whatever happens here, no job outlives the tensors it reads
     // The first layer's weight gradient stays here: nothing else is left to do beside it.
     auto weight_grad = [&](std::function<void()> job, size_t layer) {
@@ -232,7 +235,8 @@ bool plain_activation_supported(const std::string& activation) {
 }
 
 torch::Tensor plain_stack_forward(const std::vector<PlainLayer>& layers,
-                                  const std::string& activation, const torch::Tensor& x) {
+                                  const std::string& activation, const torch::Tensor& x,
+                                  Lane* lane) {
   if (layers.empty() || !plain_activation_supported(activation) || x.requires_grad())
     throw std::logic_error("plain_stack_forward: not a plain stack this backward knows");
   std::vector<torch::Tensor> params;
@@ -246,7 +250,7 @@ torch::Tensor plain_stack_forward(const std::vector<PlainLayer>& layers,
   const bool tanh = is_tanh(activation);
   if (!needs_grad || !torch::GradMode::is_enabled())
     return run_forward(s, params, x, tanh, nullptr);
-  return PlainStackFn::apply(x, at::TensorList(params), s, tanh);
+  return PlainStackFn::apply(x, at::TensorList(params), s, tanh, lane);
 }
 
 }  // namespace stoch::models

@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace stoch {
+class Lane;
+}
+
 namespace stoch::models {
 
 struct PlainLayer {
@@ -25,8 +29,11 @@ bool plain_activation_supported(const std::string& activation);
 
 // x: [B, ...] (conv stacks take [B, C, H, W]; a linear layer flattens what it gets) -> [B, out].
 // Differentiable with respect to every weight and bias (not x).
+// With a `lane`, the backward computes weight gradients there, beside the chain of input
+// gradients (the same values).
 torch::Tensor plain_stack_forward(const std::vector<PlainLayer>& layers,
-                                  const std::string& activation, const torch::Tensor& x);
+                                  const std::string& activation, const torch::Tensor& x,
+                                  Lane* lane = nullptr);
 
 // One input row through the stack on raw host arrays, without operators: acting calls it every
 // environment step, where a dozen operator calls cost more than the arithmetic. x: the row in the

@@ -45,7 +45,7 @@ torch::Tensor ValueNetImpl::forward(const torch::Tensor& x) {
   // current parameters, whatever replaced them since.
   auto layers = torso_->plain_layers();
   layers.push_back({PlainLayer::Kind::kLinear, head_->weight, head_->bias, 0, false});
-  return plain_stack_forward(layers, activation_, x);
+  return plain_stack_forward(layers, activation_, x, lane_);
 }
 
 }  // namespace stoch::models

@@ -91,10 +91,14 @@ class ValueNetImpl : public torch::nn::Module {
   // The head's outputs for one input row on the host, without operators (acting); false when
   // the network is not fused or not a float32 CPU network (callers then use forward).
   bool forward_row(const float* x, float* out) const;
+  // A helper lane for the fused backward's weight gradients (null: none); its owner keeps it
+  // alive while this network trains.
+  void set_lane(Lane* lane) { lane_ = lane; }
 
  private:
   std::shared_ptr<Torso> torso_;
   bool fused_ = false;
+  Lane* lane_ = nullptr;
   std::string activation_;
   std::vector<int64_t> input_shape_;
   torch::nn::Linear head_{nullptr};

@@ -47,15 +47,9 @@ const hooks::ValueView* DqnTask::value_view() {
 }
 
 namespace {
-const bool registered = registry<TaskEntry>().add(
-    "dqn", TaskEntry{"online value-based RL (DQN family) with any value loss as the head",
-                     [] { return std::make_shared<DqnSections>(); },
-                     [](const ExperimentConfig& cfg,
-                        const torch::Device& device) -> std::unique_ptr<Task> {
-                       return std::make_unique<DqnTask>(cfg, device);
-                     },
-                     {},
-                     "eval/return_mean"});
+const bool registered = register_task<DqnSections, DqnTask>(
+    "dqn", "online value-based RL (DQN family) with any value loss as the head",
+    "eval/return_mean");
 }  // namespace
 
 }  // namespace stoch::train

@@ -47,6 +47,9 @@ class DqnTask : public Task {
   void save_state(Checkpoint& ckpt) const override { agent_->save_state(ckpt); }
   void load_state(const Checkpoint& ckpt) override { agent_->load_state(ckpt); }
 
+  bool wants_helper_lane() const override { return dqn_.helper_lane; }
+  void use_lane(Lane* lane) override { agent_->use_lane(lane); }
+
   rl::DqnAgent& agent() { return *agent_; }
 
  private:

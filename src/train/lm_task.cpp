@@ -169,11 +169,11 @@ namespace {
 MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_size) {
   const auto& s = cfg.task_sections<LmSections>();
   models::GptConfig mc = s.model;
-  if (mc.vocab_size == 0)
+  if (mc.vocab_size == 0) {
     // A prepared folder's vocabulary is known only once read: count the smallest.
-    mc.vocab_size = s.data.source == "text"     ? 256
-                    : s.data.source == "tokens" ? 2
-                                                : s.data.vocab_size;
+    const int64_t least = data::token_source_entry(s.data).least_vocab;
+    mc.vocab_size = least > 0 ? least : s.data.vocab_size;
+  }
   const double B = static_cast<double>(cfg.train.batch_size), T = static_cast<double>(mc.context);
   const double d = static_cast<double>(mc.d_model), L = static_cast<double>(mc.n_layer);
   const bool sharded = world_size > 1 && cfg.dist.shard != "none";
@@ -189,14 +189,9 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
   return e;
 }
 
-const bool registered = registry<TaskEntry>().add(
-    "lm",
-    TaskEntry{
-        "decoder-only transformer language model", [] { return std::make_shared<LmSections>(); },
-        [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
-          return std::make_unique<LmTask>(cfg, device);
-        },
-        estimate_lm_memory, "val/loss", /*language_model=*/true});
+const bool registered =
+    register_task<LmSections, LmTask>("lm", "decoder-only transformer language model", "val/loss",
+                                      estimate_lm_memory, /*language_model=*/true);
 
 }  // namespace
 

@@ -145,7 +145,7 @@ bool AdamW::host_step(const std::vector<Slot*>& slots, double lr, double wd) {
       start += r.n;
     }
   };
-  Lane* lane = helper_lane();
+  Lane* lane = lane_;
   constexpr int64_t kMinSplit = 1 << 15;  // smaller updates are not worth a hand-off
   if (!lane) {
     // Language models: the intra-op threads share large updates.

@@ -10,6 +10,10 @@
 #include "core/config_schema.h"
 #include "core/torch/safetensors.h"
 
+namespace stoch {
+class Lane;
+}
+
 namespace stoch::train {
 
 struct OptimConfig {
@@ -67,6 +71,8 @@ class AdamW {
   TensorList state() const;              // moments and step counts, by parameter name
   void load_state(const TensorList& s);  // throws InputError when names or shapes differ
   int64_t num_decayed() const;
+  // A helper lane takes half of each host update (null: none; the same values either way).
+  void set_lane(Lane* lane) { lane_ = lane; }
 
  private:
   struct Slot {
@@ -78,6 +84,7 @@ class AdamW {
   // The fused update on float32 host tensors (adamw_host.h), half of the elements on the
   // helper lane if there is one; false when some tensor is elsewhere or of another type.
   bool host_step(const std::vector<Slot*>& slots, double lr, double wd);
+  Lane* lane_ = nullptr;
   // LibTorch's fused kernel over the slots: what host_step does not take (CUDA, other types).
   void fused_step(const std::vector<Slot*>& slots, double lr, double wd);
   OptimConfig cfg_;

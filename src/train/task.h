@@ -11,9 +11,14 @@
 
 #include "core/config_schema.h"
 #include "core/metrics.h"
+#include "core/registry.h"
 #include "core/torch/checkpoint.h"
 #include "hooks/hook.h"
 #include "train/memory_estimate.h"
+
+namespace stoch {
+class Lane;
+}
 
 namespace stoch::train {
 
@@ -40,6 +45,13 @@ class Task {
   // Model FLOPs of one unit in a training step (forward and backward), for the mfu metric;
   // 0 when the task does not count them.
   virtual double flops_per_unit() const { return 0.0; }
+
+  // A second thread for independent work within a step (core/torch/lane.h): small networks on
+  // a few cores gain from it. When the task asks and the run is on a CPU with at least two
+  // intra-op threads, the trainer makes one, halves the threads, and hands it to the task
+  // (use_lane) and the optimiser; it outlives the task's use of it.
+  virtual bool wants_helper_lane() const { return false; }
+  virtual void use_lane(Lane* lane) {}
 
   // Held-out evaluation after `step` optimiser steps, under no-grad, in eval mode; keys like
   // "val/loss". Must leave the model in eval mode or restore it; the loop sets train mode after.
@@ -85,5 +97,18 @@ struct TaskEntry {
   // It trains an LmTask (a GPT on a token source): sample, speculate and export read its runs.
   bool language_model = false;
 };
+
+// Registers task class T, built from (config, device), whose own config sections are Sections:
+//   const bool registered = register_task<DqnSections, DqnTask>("dqn", "...", "eval/return_mean");
+template <class Sections, class T>
+bool register_task(const std::string& name, std::string doc, std::string primary_metric,
+                   decltype(TaskEntry::estimate_memory) estimate_memory = {},
+                   bool language_model = false) {
+  return registry<TaskEntry>().add(
+      name, TaskEntry{std::move(doc), [] { return std::make_shared<Sections>(); },
+                      [](const ExperimentConfig& cfg, const torch::Device& device)
+                          -> std::unique_ptr<Task> { return std::make_unique<T>(cfg, device); },
+                      std::move(estimate_memory), std::move(primary_metric), language_model});
+}
 
 }  // namespace stoch::train

@@ -32,7 +32,9 @@ TrainingLoop::TrainingLoop(ExperimentConfig& cfg, std::string run_dir, bool resu
   set_up();
 }
 
-TrainingLoop::~TrainingLoop() = default;
+TrainingLoop::~TrainingLoop() {
+  if (restore_threads_ > 0) at::set_num_threads(restore_threads_);
+}
 
 void TrainingLoop::set_up() {
   world_ = read_world_env();
@@ -74,6 +76,8 @@ void TrainingLoop::set_up() {
   model_ = &task_->model();
   sharded_ = W_ > 1 && cfg_.dist.shard != "none";
   if (!sharded_) optim_ = std::make_unique<AdamW>(named_params(*model_), cfg_.optim);
+  if (task_->wants_helper_lane() && device_.is_cpu() && at::get_num_threads() >= 2)
+    open_helper_lane();
   for (const auto& spec : cfg_.hooks) {
     const auto& hook = registry<hooks::HookEntry>().get(spec.name, "hooks.name");
     using hooks::Needs;
@@ -88,6 +92,17 @@ void TrainingLoop::set_up() {
   if (cfg_.train.skip_update_z > 0) guard_.emplace(cfg_.train.skip_update_z);
   // Per rank; a resume on another number of ranks splits the same micro-batches per step.
   state_.emplace(cfg_.train.grad_accum, W_, device_);
+}
+
+void TrainingLoop::open_helper_lane() {
+  // The cores are shared between this thread and the lane.
+  restore_threads_ = at::get_num_threads();
+  at::set_num_threads(restore_threads_ / 2);
+  lane_ = std::make_unique<Lane>();
+  task_->use_lane(lane_.get());
+  if (optim_) optim_->set_lane(lane_.get());
+  log::info(stoch::str("helper lane on (", restore_threads_ / 2,
+                       " intra-op threads each for it and the main thread)"));
 }
 
 void TrainingLoop::restore() {

@@ -15,6 +15,7 @@
 
 #include "core/metrics.h"
 #include "core/torch/checkpoint.h"
+#include "core/torch/lane.h"
 #include "hooks/hook.h"
 #include "train/distributed.h"
 #include "train/experiment.h"
@@ -47,6 +48,7 @@ class TrainingLoop {
   using Clock = std::chrono::steady_clock;
 
   void set_up();
+  void open_helper_lane();
   void restore();
   void join_ranks();
   void open_metrics();
@@ -74,6 +76,9 @@ class TrainingLoop {
   bool bf16_ = false;
   bool sharded_ = false;
 
+  // Declared before what uses it, so that it is destroyed after them.
+  std::unique_ptr<Lane> lane_;
+  int restore_threads_ = 0;  // intra-op threads to give back when the lane closes
   std::unique_ptr<Task> task_;
   torch::nn::Module* model_ = nullptr;
   std::unique_ptr<AdamW> optim_;

@@ -138,16 +138,9 @@ std::string ValueRegressionTask::summary(const Metrics& last_eval) const {
 }
 
 namespace {
-const bool registered = registry<TaskEntry>().add(
-    "value_regression",
-    TaskEntry{
-        "supervised value network on generated targets (non-stationary or noisy)",
-        [] { return std::make_shared<ValueRegressionSections>(); },
-        [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
-          return std::make_unique<ValueRegressionTask>(cfg, device);
-        },
-        {},
-        "fit/mse"});
+const bool registered = register_task<ValueRegressionSections, ValueRegressionTask>(
+    "value_regression", "supervised value network on generated targets (non-stationary or noisy)",
+    "fit/mse");
 }  // namespace
 
 }  // namespace stoch::train

@@ -1,7 +1,7 @@
-// Target distributions for categorical value heads (see shared/design/value-learning.md):
-// the support, two-hot, HL-Gauss, the C51 projection, and MuZero's value transform.
-// All run under no-grad, compute in float32 at least (float64 when the input is float64), and
-// return finite values for any finite input, however far outside the support.
+// Target distributions for categorical value heads (Farebrother et al. 2024, "Stop Regressing";
+// Bellemare et al. 2017 for C51): the support, two-hot, HL-Gauss, the C51 projection, and MuZero's
+// value transform. All run under no-grad, compute in float32 at least (float64 when the input is
+// float64), and return finite values for any finite input, however far outside the support.
 #pragma once
 
 #include <torch/types.h>

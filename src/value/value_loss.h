@@ -1,6 +1,6 @@
 // The value head's loss, picked by `value.loss`: scalar regression (mse, huber) or a categorical
 // head trained against a target distribution (two_hot, hl_gauss, c51) or, as an ablation, with
-// MSE on its expectation. See shared/design/value-learning.md.
+// MSE on its expectation. How they compare: docs/results/nonstationary.md and docs/results/rl.md.
 #pragma once
 
 #include <torch/types.h>

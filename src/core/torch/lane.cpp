@@ -116,20 +116,4 @@ LaneJoin::~LaneJoin() {
   }
 }
 
-namespace {
-std::unique_ptr<Lane>& lane_slot() {
-  static std::unique_ptr<Lane> lane;
-  return lane;
-}
-}  // namespace
-
-Lane* helper_lane() {
-  return lane_slot().get();
-}
-
-void enable_helper_lane(bool on) {
-  if (on && !lane_slot()) lane_slot() = std::make_unique<Lane>();
-  if (!on) lane_slot().reset();
-}
-
 }  // namespace stoch

@@ -45,9 +45,4 @@ class LaneJoin {
   Lane* lane_;
 };
 
-// The process's helper lane, or null while none is enabled. Code that can split its work
-// checks this; results never depend on it (each job computes exactly what it would inline).
-Lane* helper_lane();
-void enable_helper_lane(bool on);
-
 }  // namespace stoch

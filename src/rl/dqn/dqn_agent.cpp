@@ -1,7 +1,5 @@
 #include "rl/dqn/dqn_agent.h"
 
-#include <ATen/Parallel.h>
-
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -66,15 +64,6 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   target_->to(device);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   sync_target(1.0);
-  if (dqn_.helper_lane && device_.is_cpu() && at::get_num_threads() >= 2) {
-    // The cores are shared between this thread and the lane.
-    restore_threads_ = at::get_num_threads();
-    at::set_num_threads(restore_threads_ / 2);
-    enable_helper_lane(true);
-    log::info(stoch::str("dqn: helper lane on (", restore_threads_ / 2,
-                         " intra-op threads each for it and the main thread)"));
-  }
-
   // Fixed inputs for the value-network hooks: states a uniformly random policy visits.
   VectorEnv probe_env(env_cfg_.name, env_cfg_.options(), 1, mix_seed(seed_, kProbe));
   Rng probe_rng(mix_seed(seed_, kProbe, 1));
@@ -89,11 +78,9 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   probe_states_ = obs_tensor(states.data(), kProbeStates).clone();
 }
 
-DqnAgent::~DqnAgent() {
-  if (restore_threads_ > 0) {
-    enable_helper_lane(false);
-    at::set_num_threads(restore_threads_);
-  }
+void DqnAgent::use_lane(Lane* lane) {
+  lane_ = lane;
+  net_->set_lane(lane);
 }
 
 torch::Tensor DqnAgent::obs_tensor(const float* data, int64_t rows) const {
@@ -206,7 +193,7 @@ torch::Tensor DqnAgent::update_loss() {
                             distributional_);
   };
   torch::Tensor out;
-  run_side_by_side(helper_lane(), bootstrap, [&] { out = heads(*net_, obs); });
+  run_side_by_side(lane_, bootstrap, [&] { out = heads(*net_, obs); });
   const torch::Tensor& y = target.scalar;
   record_targets(y);
   if (!distributional_ && !dqn_.prioritized) return loss_->chosen_loss(out, actions, y);

@@ -32,12 +32,15 @@ class DqnAgent {
     int64_t total_updates = 0;  // gradient updates in the run (train.steps)
   };
   DqnAgent(const Options& options, const torch::Device& device);
-  ~DqnAgent();
 
   // Collects dqn.train_every environment steps (after learning_starts of exploration),
   // syncs the target network when due, samples a batch and returns its loss, to be
   // back-propagated into net() by the caller.
   torch::Tensor update_loss();
+
+  // A helper lane for the bootstrap target (beside the online forward) and the online
+  // network's backward; null: none. The values are the same either way.
+  void use_lane(Lane* lane);
 
   models::ValueNetImpl& net() { return *net_; }
   const value::ValueLoss& loss() const { return *loss_; }
@@ -97,7 +100,7 @@ class DqnAgent {
   std::vector<int> actions_;
   std::vector<float> q_row_;  // greedy_on_host's outputs
   torch::Tensor probe_states_;
-  int restore_threads_ = 0;  // intra-op threads to give back when the helper lane closes
+  Lane* lane_ = nullptr;
 };
 
 }  // namespace stoch::rl

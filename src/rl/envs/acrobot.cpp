@@ -139,13 +139,10 @@ StepResult Acrobot::step(int action) {
 }
 
 namespace {
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<Acrobot>(
     "Acrobot-v1",
-    {"Gymnasium Acrobot-v1: swing a two-link pendulum's tip above a bar; 6 floats, 3 actions, "
-     "500 steps",
-     [](const EnvOptions& options) -> std::unique_ptr<Env> {
-       return std::make_unique<Acrobot>(options);
-     }});
+    "Gymnasium Acrobot-v1: swing a two-link pendulum's tip above a bar; 6 floats, 3 actions, "
+    "500 steps");
 }  // namespace
 
 }  // namespace stoch::rl

@@ -77,12 +77,9 @@ StepResult CartPole::step(int action) {
 }
 
 namespace {
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<CartPole>(
     "CartPole-v1",
-    {"Gymnasium CartPole-v1: balance a pole on a cart; 4 floats, 2 actions, 500 steps",
-     [](const EnvOptions& options) -> std::unique_ptr<Env> {
-       return std::make_unique<CartPole>(options);
-     }});
+    "Gymnasium CartPole-v1: balance a pole on a cart; 4 floats, 2 actions, 500 steps");
 }  // namespace
 
 }  // namespace stoch::rl

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/registry.h"
+
 namespace stoch::rl {
 
 struct StepResult {
@@ -19,10 +21,11 @@ struct StepResult {
 
 // Options every environment understands; games ignore the ones that do not apply.
 struct EnvOptions {
-  int max_episode_steps = 0;     // 0: the reference default (CartPole 500, MountainCar 200, ...)
-  float sticky_action_prob = -1; // < 0: the reference default (MinAtar 0.1; none for classic control)
-  bool difficulty_ramping = true;  // MinAtar
-  bool minimal_action_set = false; // MinAtar: the game's own actions instead of all six
+  int max_episode_steps = 0;  // 0: the reference default (CartPole 500, MountainCar 200, ...)
+  float sticky_action_prob =
+      -1;  // < 0: the reference default (MinAtar 0.1; none for classic control)
+  bool difficulty_ramping = true;   // MinAtar
+  bool minimal_action_set = false;  // MinAtar: the game's own actions instead of all six
 };
 
 class Env {
@@ -54,5 +57,15 @@ struct EnvEntry {
   std::string doc;
   std::function<std::unique_ptr<Env>(const EnvOptions&)> make;
 };
+
+// Registers environment class E (constructed from EnvOptions) under `name`:
+//   const bool registered = register_env<CartPole>("CartPole-v1", "...");
+template <class E>
+bool register_env(const std::string& name, std::string doc) {
+  return registry<EnvEntry>().add(
+      name, EnvEntry{std::move(doc), [](const EnvOptions& o) -> std::unique_ptr<Env> {
+                       return std::make_unique<E>(o);
+                     }});
+}
 
 }  // namespace stoch::rl

@@ -149,11 +149,10 @@ class Asterix : public MinAtarEnv {
   State s_{};
 };
 
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<Asterix>(
     "MinAtar/Asterix",
-    {"MinAtar Asterix (minatar 1.0.15): 4x10x10 binary frames, 6 actions (minimal: 5), "
-     "sticky actions 0.1, difficulty ramping",
-     [](const EnvOptions& o) -> std::unique_ptr<Env> { return std::make_unique<Asterix>(o); }});
+    "MinAtar Asterix (minatar 1.0.15): 4x10x10 binary frames, 6 actions (minimal: 5), "
+    "sticky actions 0.1, difficulty ramping");
 
 }  // namespace
 }  // namespace stoch::rl::minatar

@@ -131,11 +131,10 @@ class Breakout : public MinAtarEnv {
   State s_{};
 };
 
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<Breakout>(
     "MinAtar/Breakout",
-    {"MinAtar Breakout (minatar 1.0.15): 4x10x10 binary frames, 6 actions (minimal: 3), "
-     "sticky actions 0.1",
-     [](const EnvOptions& o) -> std::unique_ptr<Env> { return std::make_unique<Breakout>(o); }});
+    "MinAtar Breakout (minatar 1.0.15): 4x10x10 binary frames, 6 actions (minimal: 3), "
+    "sticky actions 0.1");
 
 }  // namespace
 }  // namespace stoch::rl::minatar

@@ -131,11 +131,10 @@ class Freeway : public MinAtarEnv {
   State s_{};
 };
 
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<Freeway>(
     "MinAtar/Freeway",
-    {"MinAtar Freeway (minatar 1.0.15): 7x10x10 binary frames, 6 actions (minimal: 3), "
-     "sticky actions 0.1, 2500-step episodes",
-     [](const EnvOptions& o) -> std::unique_ptr<Env> { return std::make_unique<Freeway>(o); }});
+    "MinAtar Freeway (minatar 1.0.15): 7x10x10 binary frames, 6 actions (minimal: 3), "
+    "sticky actions 0.1, 2500-step episodes");
 
 }  // namespace
 }  // namespace stoch::rl::minatar

@@ -374,11 +374,10 @@ class Seaquest : public MinAtarEnv {
   Subs subs_;
 };
 
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<Seaquest>(
     "MinAtar/Seaquest",
-    {"MinAtar Seaquest (minatar 1.0.15, corrected oxygen bar): 10x10x10 binary frames, 6 actions "
-     "(minimal: 6), sticky actions 0.1, difficulty ramping",
-     [](const EnvOptions& o) -> std::unique_ptr<Env> { return std::make_unique<Seaquest>(o); }});
+    "MinAtar Seaquest (minatar 1.0.15, corrected oxygen bar): 10x10x10 binary frames, 6 actions "
+    "(minimal: 6), sticky actions 0.1, difficulty ramping");
 
 }  // namespace
 }  // namespace stoch::rl::minatar

@@ -197,13 +197,10 @@ class SpaceInvaders : public MinAtarEnv {
   State s_{};
 };
 
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<SpaceInvaders>(
     "MinAtar/SpaceInvaders",
-    {"MinAtar Space Invaders (minatar 1.0.15): 6x10x10 binary frames, 6 actions (minimal: 4), "
-     "sticky actions 0.1, difficulty ramping",
-     [](const EnvOptions& o) -> std::unique_ptr<Env> {
-       return std::make_unique<SpaceInvaders>(o);
-     }});
+    "MinAtar Space Invaders (minatar 1.0.15): 6x10x10 binary frames, 6 actions (minimal: 4), "
+    "sticky actions 0.1, difficulty ramping");
 
 }  // namespace
 }  // namespace stoch::rl::minatar

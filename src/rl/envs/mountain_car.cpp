@@ -67,13 +67,10 @@ StepResult MountainCar::step(int action) {
 }
 
 namespace {
-const bool registered = registry<EnvEntry>().add(
+const bool registered = register_env<MountainCar>(
     "MountainCar-v0",
-    {"Gymnasium MountainCar-v0: rock an under-powered car up a hill; 2 floats, 3 actions, "
-     "200 steps",
-     [](const EnvOptions& options) -> std::unique_ptr<Env> {
-       return std::make_unique<MountainCar>(options);
-     }});
+    "Gymnasium MountainCar-v0: rock an under-powered car up a hill; 2 floats, 3 actions, "
+    "200 steps");
 }  // namespace
 
 }  // namespace stoch::rl
