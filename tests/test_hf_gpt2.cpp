@@ -7,12 +7,12 @@
 #include <cstdlib>
 
 #include "core/errors.h"
+#include "core/torch/model_tensors.h"
 #include "core/torch/safetensors.h"
 #include "models/hf_gpt2.h"
 #include "test_util.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
-#include "core/torch/model_tensors.h"
 
 namespace stoch {
 namespace {

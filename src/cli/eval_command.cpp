@@ -10,8 +10,8 @@
 #include "core/registry.h"
 #include "core/strings.h"
 #include "core/torch/device.h"
-#include "train/task.h"
 #include "core/torch/model_tensors.h"
+#include "train/task.h"
 
 namespace stoch::cli {
 
@@ -21,8 +21,7 @@ int eval(const EvalArgs& a) {
   configure_threads(cfg.run.threads);
   auto task =
       registry<train::TaskEntry>().get(cfg.task, "task").make(cfg, resolve_device(cfg.run.device));
-  load_model_tensors(task->model(), ckpt.tensors.at("model"),
-                            ckpt.dir + "/model.safetensors");
+  load_model_tensors(task->model(), ckpt.tensors.at("model"), ckpt.dir + "/model.safetensors");
   task->load_state(ckpt);
   // The protocol is keyed by the step, as in training: the same checkpoint gives the
   // evaluation its run logged.

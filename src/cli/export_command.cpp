@@ -59,8 +59,8 @@ struct StagingDir {
 
 int export_model(const ExportArgs& a) {
   auto cfg = read_run_config(a.run_dir);
-  const auto& tasks = registry<train::TaskEntry>();
-  if (!tasks.has(cfg.task) || !tasks.get(cfg.task, "task").language_model)
+  const auto* task = registry<train::TaskEntry>().find(cfg.task);
+  if (!task || !task->language_model)
     throw InputError(stoch::str(a.run_dir, "/config.yaml: task is ", cfg.task,
                                 ", --format hf-gpt2 needs an lm run"));
   const auto& s = cfg.task_sections<train::LmSections>();

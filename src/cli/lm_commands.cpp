@@ -14,12 +14,12 @@
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
 #include "core/torch/device.h"
+#include "core/torch/model_tensors.h"
 #include "data/token_files.h"
 #include "data/tokenizer/tokenizer.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
 #include "train/sampling.h"
-#include "core/torch/model_tensors.h"
 
 namespace stoch::cli {
 namespace {
@@ -33,23 +33,19 @@ struct LoadedLm {
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   LoadedLm out{read_run_config(run_dir), nullptr, 0, std::nullopt};
-  const auto& tasks = registry<train::TaskEntry>();
-  if (!tasks.has(out.cfg.task) || !tasks.get(out.cfg.task, "task").language_model)
+  const auto* task = registry<train::TaskEntry>().find(out.cfg.task);
+  if (!task || !task->language_model)
     throw InputError(stoch::str(run_dir, "/config.yaml: task is ", out.cfg.task,
                                 ", this command needs an lm run"));
   const Checkpoint ckpt = load_run_checkpoint(run_dir, step);
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));
-  load_model_tensors(out.task->model(), ckpt.tensors.at("model"),
-                            ckpt.dir + "/model.safetensors");
+  load_model_tensors(out.task->model(), ckpt.tensors.at("model"), ckpt.dir + "/model.safetensors");
   out.step = ckpt.step;
   for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
     auto it = ckpt.tensors.find(stoch::str("hook", i));
-    const auto& hook_entries = registry<hooks::HookEntry>();
-    const std::string& name = out.cfg.hooks[i].name;
-    if (!hook_entries.has(name) || !hook_entries.get(name, "hooks.name").sampling_probe ||
-        it == ckpt.tensors.end())
-      continue;
+    const auto* hook = registry<hooks::HookEntry>().find(out.cfg.hooks[i].name);
+    if (!hook || !hook->sampling_probe || it == ckpt.tensors.end()) continue;
     out.probe = hooks::probe_from_state(it->second, ckpt.dir);
     (*out.probe)->to(out.task->gpt()->wte->weight.device());
   }

@@ -23,6 +23,13 @@ class Registry {
 
   bool has(const std::string& name) const { return entries_.count(name) > 0; }
 
+  // The entry, or null when none has this name (for reading a capability of a name that may be
+  // unknown, e.g. one from an old run's config).
+  const Entry* find(const std::string& name) const {
+    auto it = entries_.find(name);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+
   // `what` names the config key in the error, e.g. "task".
   const Entry& get(const std::string& name, const std::string& what) const {
     auto it = entries_.find(name);

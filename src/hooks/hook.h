@@ -70,9 +70,8 @@ struct HookEntry {
   bool sampling_probe = false;
 };
 
-// Registers hook class H, configured by Params (its `hooks[i].params` section), under `name`:
-//   const bool registered = register_hook<EntropyParams, EntropyHook>("entropy", "...",
-//   Needs::kLm);
+// Registers hook class H, configured by Params (its `hooks[i].params` section), under `name`,
+// e.g. register_hook<EntropyParams, EntropyHook>("entropy", "...", Needs::kLm).
 template <class Params, class H>
 bool register_hook(const std::string& name, std::string doc, Needs needs,
                    bool sampling_probe = false) {

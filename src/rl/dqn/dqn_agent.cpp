@@ -24,9 +24,8 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
       total_updates_(s.total_updates),
       device_(device),
       rng_(mix_seed(s.seed, kActing)) {
-  const auto& losses = registry<value::ValueLossEntry>();
-  distributional_ =
-      losses.has(s.value.loss) && losses.get(s.value.loss, "value.loss").distributional;
+  const auto* loss = registry<value::ValueLossEntry>().find(s.value.loss);
+  distributional_ = loss && loss->distributional;
   if (distributional_ && s.value.value_transform)
     throw InputError(stoch::str("value.value_transform: not supported with value.loss ",
                                 s.value.loss, " in dqn"));

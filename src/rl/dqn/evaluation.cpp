@@ -1,30 +1,13 @@
 #include "rl/dqn/evaluation.h"
 
-#include <cmath>
+#include <torch/torch.h>
+
 #include <vector>
 
 #include "rl/dqn/acting.h"
 #include "rl/vector_env.h"
 
 namespace stoch::rl {
-namespace {
-
-double mean(const std::vector<double>& x) {
-  double s = 0.0;
-  for (double v : x) s += v;
-  return s / static_cast<double>(x.size());
-}
-
-// The sample standard deviation (n - 1), as torch.std reports it.
-double sample_std(const std::vector<double>& x) {
-  if (x.size() < 2) return 0.0;
-  const double mu = mean(x);
-  double ss = 0.0;
-  for (double v : x) ss += (v - mu) * (v - mu);
-  return std::sqrt(ss / static_cast<double>(x.size() - 1));
-}
-
-}  // namespace
 
 Metrics evaluate_policy(const EvalProtocol& protocol, int64_t step,
                         const std::function<int(const float* obs)>& greedy) {
@@ -41,9 +24,10 @@ Metrics evaluate_policy(const EvalProtocol& protocol, int64_t step,
       lengths.push_back(static_cast<double>(end.length));
     }
   }
-  return {{"eval/return_mean", mean(returns)},
-          {"eval/return_std", sample_std(returns)},
-          {"eval/length_mean", mean(lengths)},
+  const auto r = torch::tensor(returns, torch::kDouble);
+  return {{"eval/return_mean", r.mean().item<double>()},
+          {"eval/return_std", returns.size() > 1 ? r.std().item<double>() : 0.0},
+          {"eval/length_mean", torch::tensor(lengths, torch::kDouble).mean().item<double>()},
           {"eval/episodes", static_cast<double>(returns.size())}};
 }
 
