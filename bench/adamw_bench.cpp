@@ -1,4 +1,4 @@
-// Times one AdamW step on the CPU, stoch's host update (train/adamw_host.h, split over the
+// Times one AdamW step on the CPU, stoch's host update (optim/adamw_host.h, split over the
 // intra-op threads as the language models run it) against LibTorch's fused kernel
 // (at::_fused_adamw_), for the parameter counts of MinAtar's DQN network and of
 // configs/bench/lm_{tiny,small}_cpu.yaml. Median of 50 repeats after 5 warm-up runs, as a
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "core/cpu_isa.h"
+#include "optim/adamw_host.h"
 #include "timing.h"
-#include "train/adamw_host.h"
 
 namespace {
 
@@ -36,13 +36,13 @@ int main(int argc, char** argv) {
                             /*amsgrad=*/false, /*maximize=*/false);
         },
         kWarmup, kRepeats);
-    const auto c = stoch::train::adamw_step_constants(1e-3, 0.9, 0.95, 1e-8, 0.1, 10);
+    const auto c = stoch::optim::adamw_step_constants(1e-3, 0.9, 0.95, 1e-8, 0.1, 10);
     float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     const double host = stoch::bench::median_ms(
         [&] {
           at::parallel_for(0, n, 1 << 15, [&](int64_t a, int64_t b) {
-            stoch::train::adamw_host_update(pp + a, gp + a, mp + a, vp + a, b - a, c);
+            stoch::optim::adamw_host_update(pp + a, gp + a, mp + a, vp + a, b - a, c);
           });
         },
         kWarmup, kRepeats);

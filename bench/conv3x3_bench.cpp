@@ -1,6 +1,6 @@
 // Times the first convolution of MinAtar's DQN network (batch 32 and one frame for acting,
 // 4 x 10 x 10 binary frames with 8% ones, 16 output channels, no padding): stoch's direct
-// kernels (models/conv3x3.h) against LibTorch's conv2d, forward alone and forward plus the
+// kernels (models/kernels/conv3x3.h) against LibTorch's conv2d, forward alone and forward plus the
 // weight gradient. Median of 200 repeats after 20 warm-up runs, as a Markdown table under a line
 // naming the CPU and the clone. STOCH_CPU_ISA caps the clone.
 // usage: conv3x3_bench [threads]
@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 #include "core/cpu_isa.h"
-#include "models/conv3x3.h"
+#include "models/kernels/conv3x3.h"
 #include "timing.h"
 
 namespace {

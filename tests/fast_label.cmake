@@ -2,7 +2,7 @@
 # file): labels "fast" the tests of every test file that starts no stoch process and no Python,
 # read from the sources at each ctest call so a new or changed file is classified at once.
 # `ctest -L fast` (scripts/test --fast) runs them: the edit-compile-test loop.
-set(slow_markers "run_stoch|spawn|python|popen|run_command|STOCH_BINARY|train_straight_and_split|signal_midway|expect_eval_reprints_log|data_parallel_test.h")
+set(slow_markers "run_stoch|spawn|python|popen|run_command|run_training|STOCH_BINARY|train_straight_and_split|signal_midway|expect_eval_reprints_log|data_parallel_test.h")
 file(GLOB fast_sources "@CMAKE_SOURCE_DIR@/tests/test_*.cpp" "@CMAKE_SOURCE_DIR@/tests/rl/test_*.cpp")
 set(fast_suites "")
 foreach(source IN LISTS fast_sources)

@@ -148,7 +148,7 @@ TEST(HostAttentionLayout, TakesOnlyWhatItComputes) {
 }
 
 TEST(HostAttentionLayout, GptWithAutoAttentionMatchesPlain) {
-  models::GptConfig c;
+  models::LmConfig c;
   c.vocab_size = 13;
   c.context = 24;
   c.n_layer = 2;
@@ -178,7 +178,7 @@ TEST(HostAttentionLayout, GptWithAutoAttentionMatchesPlain) {
 // exactly what SDPA computes, on the AVX2 and AVX-512 clones exactly what stoch's kernels do
 // (up to the AVX2 clone's context limit), and the log line says which and why.
 TEST(AttentionChoice, AutoRunsTheKernelTheTableNames) {
-  models::GptConfig c;
+  models::LmConfig c;
   c.vocab_size = 11;
   c.context = 20;
   c.n_layer = 1;

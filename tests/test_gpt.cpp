@@ -6,9 +6,9 @@
 namespace stoch {
 namespace {
 
-models::GptConfig tiny(const std::string& positions = "learned",
-                       const std::string& attention = "sdpa") {
-  models::GptConfig c;
+models::LmConfig tiny(const std::string& positions = "learned",
+                      const std::string& attention = "sdpa") {
+  models::LmConfig c;
   c.vocab_size = 11;
   c.context = 12;
   c.n_layer = 2;

@@ -150,9 +150,10 @@ TEST(HfGpt2, InitFromATransformersModelGivesItsLogits) {
   auto cfg = parse(dir + "/c.yaml");
   train::LmTask task(cfg, torch::kCPU);
   task.start_fresh();
-  task.gpt()->eval();
+  task.language_model().eval();
   torch::NoGradGuard no_grad;
-  const double diff = (task.gpt()->forward(test_ids()) - py_logits).abs().max().item<double>();
+  const double diff =
+      (task.language_model().forward(test_ids()) - py_logits).abs().max().item<double>();
   std::cout << "[ hf-gpt2 ] init_from: max |logit difference| " << diff << "\n";
   EXPECT_LT(diff, kLogitTolerance);
 
@@ -179,7 +180,7 @@ TEST(HfGpt2, InitFromATransformersModelGivesItsLogits) {
 }
 
 TEST(HfGpt2, WeightsRoundTripThroughTheFormat) {
-  models::GptConfig c;
+  models::LmConfig c;
   c.vocab_size = 11;
   c.context = 8;
   c.n_layer = 2;

@@ -22,7 +22,7 @@ std::unique_ptr<hooks::Hook> make_hook(const std::string& yaml) {
 TEST(EntropyHook, ExactKlAndEntropiesMatchBruteForce) {
   torch::manual_seed(0);
   data::MarkovSource source(5, 1, 0.5, 3);
-  models::GptConfig c;
+  models::LmConfig c;
   c.vocab_size = 5;
   c.context = 8;
   c.n_layer = 1;

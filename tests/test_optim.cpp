@@ -3,8 +3,8 @@
 
 #include "core/torch/lane.h"
 #include "isa_test.h"
-#include "train/adamw_host.h"
-#include "train/optim.h"
+#include "optim/adamw.h"
+#include "optim/adamw_host.h"
 #include "train/schedule.h"
 
 namespace stoch {
@@ -20,11 +20,11 @@ TEST(AdamW, FusedKernelMatchesReferenceOps) {
         {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
     std::vector<std::pair<std::string, torch::Tensor>> p2 = {
         {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
-    train::OptimConfig cfg;
+    optim::OptimConfig cfg;
     cfg.weight_decay = 0.1;
-    train::AdamW fused(p1, cfg);
+    optim::AdamW fused(p1, cfg);
     cfg.fused = false;
-    train::AdamW plain(p2, cfg);
+    optim::AdamW plain(p2, cfg);
     for (int step = 0; step < 5; ++step) {
       auto x = torch::randn({3, 5}, dtype);
       for (auto* ps : {&p1, &p2}) {
@@ -52,22 +52,22 @@ TEST(AdamW, HostUpdateIsTheSameInEveryClone) {
     std::vector<torch::Tensor> grads;
     for (int step = 0; step < 3; ++step) grads.push_back(torch::randn({n}));
     const double lr = 1e-2, wd = 0.1;
-    train::OptimConfig cfg;
+    optim::OptimConfig cfg;
     auto host = [&](CpuIsa isa) {
       test::IsaCap cap(isa);
       auto p = w.clone(), m = torch::zeros({n}), v = torch::zeros({n});
       for (size_t t = 0; t < grads.size(); ++t)
-        train::adamw_host_update(
+        optim::adamw_host_update(
             p.data_ptr<float>(), grads[t].data_ptr<float>(), m.data_ptr<float>(),
             v.data_ptr<float>(), n,
-            train::adamw_step_constants(lr, cfg.beta1, cfg.beta2, cfg.eps, wd, t + 1.0));
+            optim::adamw_step_constants(lr, cfg.beta1, cfg.beta2, cfg.eps, wd, t + 1.0));
       return p;
     };
     std::vector<std::pair<std::string, torch::Tensor>> ref = {
         {"fc.weight", w.view({1, n}).clone().requires_grad_()}};
     cfg.fused = false;
     cfg.weight_decay = wd;
-    train::AdamW reference(ref, cfg);
+    optim::AdamW reference(ref, cfg);
     for (const auto& g : grads) {
       ref[0].second.mutable_grad() = g.view({1, n}).clone();
       reference.step(lr);
@@ -90,8 +90,8 @@ TEST(AdamW, HostUpdateOverTheLaneIsBitExact) {
         {"fc.weight", w.clone().requires_grad_()}, {"fc.bias", b.clone().requires_grad_()}};
   };
   auto p1 = make(), p2 = make();
-  train::OptimConfig cfg;
-  train::AdamW one(p1, cfg), two(p2, cfg);
+  optim::OptimConfig cfg;
+  optim::AdamW one(p1, cfg), two(p2, cfg);
   Lane lane;
   two.set_lane(&lane);
   for (int step = 0; step < 3; ++step) {
@@ -109,10 +109,10 @@ TEST(AdamW, HostUpdateOverTheLaneIsBitExact) {
 }
 
 TEST(AdamW, DecayOnlyOnMatrices) {
-  EXPECT_TRUE(train::decays("blocks.0.fc.weight", torch::zeros({2, 2})));
-  EXPECT_FALSE(train::decays("blocks.0.fc.bias", torch::zeros({2})));
-  EXPECT_FALSE(train::decays("blocks.0.ln1.weight", torch::zeros({2})));
-  EXPECT_FALSE(train::decays("wte.weight", torch::zeros({2, 2})));
+  EXPECT_TRUE(optim::decays("blocks.0.fc.weight", torch::zeros({2, 2})));
+  EXPECT_FALSE(optim::decays("blocks.0.fc.bias", torch::zeros({2})));
+  EXPECT_FALSE(optim::decays("blocks.0.ln1.weight", torch::zeros({2})));
+  EXPECT_FALSE(optim::decays("wte.weight", torch::zeros({2, 2})));
 }
 
 TEST(Schedule, WarmupThenCosineToFloor) {

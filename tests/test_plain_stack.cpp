@@ -1,11 +1,12 @@
-// The fused value network (one autograd node, hand-written backward) against the module path it
-// replaces: same outputs and the same gradient for every parameter.
+// The fused value network (one autograd node, hand-written backward) against the module path
+// (model.fused=false), which stays the reference: same outputs and the same gradient for every
+// parameter.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "core/strings.h"
 #include "isa_test.h"
-#include "models/conv3x3.h"
+#include "models/kernels/conv3x3.h"
 #include "models/value_net.h"
 
 namespace stoch {

@@ -6,28 +6,28 @@
 #include <cmath>
 #include <map>
 
+#include "generate/sampling.h"
 #include "test_util.h"
-#include "train/sampling.h"
 
 namespace stoch {
 namespace {
 
 struct TinyLm {
   models::Gpt gpt{nullptr};
-  hooks::SurplusProbe probe{nullptr};
+  generate::SurplusProbe probe{nullptr};
 };
 
 // A random model with sharp predictions (scaled embeddings) and an untrained probe, so drafts
 // are often rejected and the residual path runs.
 TinyLm tiny_lm(int64_t vocab, double sharpness) {
   torch::manual_seed(7);
-  models::GptConfig c;
+  models::LmConfig c;
   c.vocab_size = vocab;
   c.context = 12;
   c.n_layer = 1;
   c.n_head = 2;
   c.d_model = 16;
-  TinyLm lm{models::Gpt(c), hooks::SurplusProbe(16, 3)};
+  TinyLm lm{models::Gpt(c), generate::SurplusProbe(16, 3)};
   torch::NoGradGuard no_grad;
   lm.gpt->wte->weight.mul_(sharpness);
   lm.gpt->eval();
@@ -36,15 +36,15 @@ TinyLm tiny_lm(int64_t vocab, double sharpness) {
 
 TEST(SpeculativeSampling, GreedyEqualsPlainGreedy) {
   auto lm = tiny_lm(6, 60.0);
-  const train::SamplingParams sp{0.0, 0, 1.0, 6};
+  const generate::SamplingParams sp{0.0, 0, 1.0, 6};
   for (int64_t draft : {1, 3, 5}) {
     auto g1 = at::make_generator<at::CPUGeneratorImpl>(1);
     auto g2 = at::make_generator<at::CPUGeneratorImpl>(1);
-    train::SamplingStats stats;
+    generate::SamplingStats stats;
     // 30 tokens from a 2-token prompt slide past the 12-token context.
-    const auto plain = train::sample_plain(*lm.gpt, {1, 4}, 30, sp, g1);
+    const auto plain = generate::sample_plain(*lm.gpt, {1, 4}, 30, sp, g1);
     const auto spec =
-        train::sample_speculative(*lm.gpt, *lm.probe, {1, 4}, 30, draft, sp, g2, &stats);
+        generate::sample_speculative(*lm.gpt, *lm.probe, {1, 4}, 30, draft, sp, g2, &stats);
     EXPECT_EQ(plain, spec) << "draft " << draft;
     EXPECT_LE(stats.model_calls, 30);
     EXPECT_LE(stats.accepted, stats.drafted);
@@ -53,7 +53,7 @@ TEST(SpeculativeSampling, GreedyEqualsPlainGreedy) {
 
 // The exact probability of each 3-token continuation under the filtered model, against the
 // frequencies of speculative samples: a chi-square test over the cells.
-void expect_model_distribution(const train::SamplingParams& sp, int64_t draft) {
+void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft) {
   auto lm = tiny_lm(sp.vocab, 12.0);
   const std::vector<int64_t> prompt = {2, 0, 1};
   const int64_t V = sp.vocab;
@@ -61,7 +61,7 @@ void expect_model_distribution(const train::SamplingParams& sp, int64_t draft) {
   {
     torch::NoGradGuard no_grad;
     const auto probs_after = [&](const std::vector<int64_t>& ids) {
-      return train::sampling_probs(
+      return generate::sampling_probs(
           lm.gpt->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0][-1], sp);
     };
     const auto p1 = probs_after(prompt);
@@ -81,10 +81,10 @@ void expect_model_distribution(const train::SamplingParams& sp, int64_t draft) {
   const int n = 4000;
   std::map<std::vector<int64_t>, double> seen;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-  train::SamplingStats stats;
+  generate::SamplingStats stats;
   for (int i = 0; i < n; ++i) {
     const auto out =
-        train::sample_speculative(*lm.gpt, *lm.probe, prompt, 3, draft, sp, gen, &stats);
+        generate::sample_speculative(*lm.gpt, *lm.probe, prompt, 3, draft, sp, gen, &stats);
     seen[{out[3], out[4], out[5]}] += 1;
   }
   double chi2 = 0;
@@ -116,7 +116,7 @@ TEST(SamplingProbs, FiltersKeepTheMostLikelyTokens) {
   const auto logits =
       torch::tensor({std::log(0.1), std::log(0.5), std::log(0.15), std::log(0.25)}, torch::kDouble);
   const auto probs = [&](double temperature, int64_t top_k, double top_p) {
-    return train::sampling_probs(logits, {temperature, top_k, top_p, 4});
+    return generate::sampling_probs(logits, {temperature, top_k, top_p, 4});
   };
   const auto expect = [](const torch::Tensor& got, std::vector<double> want) {
     EXPECT_TRUE(torch::allclose(got, torch::tensor(want, torch::kDouble))) << got;
@@ -126,7 +126,7 @@ TEST(SamplingProbs, FiltersKeepTheMostLikelyTokens) {
   // 0.5 alone does not reach 0.6; with 0.25 it does.
   expect(probs(1.0, 0, 0.6), {0, 0.5 / 0.75, 0, 0.25 / 0.75});
   expect(probs(1.0, 0, 0.5), {0, 1, 0, 0});
-  // top_p = 0 keeps the most likely token alone (it used to drop every token and give NaNs).
+  // top_p = 0 keeps the most likely token alone (an empty nucleus would normalise to NaNs).
   expect(probs(1.0, 0, 0.0), {0, 1, 0, 0});
   expect(probs(0.0, 0, 1.0), {0, 1, 0, 0});
 }

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "cli/sweep.h"
+#include "cli/sweep_command.h"
 #include "core/errors.h"
 #include "test_util.h"
 

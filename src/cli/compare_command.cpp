@@ -1,16 +1,37 @@
-#include "cli/compare_command.h"
+// stoch compare RUN_DIR|SWEEP_DIR...: aggregates a metric over seeds and compares groups of
+// runs (see analysis/compare.h).
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <limits>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "analysis/compare.h"
 #include "cli/checks.h"
+#include "cli/command.h"
 #include "core/registry.h"
 #include "train/task.h"
 
 namespace stoch::cli {
 namespace {
+
+#ifdef STOCH_PYTHON
+constexpr const char* kDefaultPython = STOCH_PYTHON;
+#else
+constexpr const char* kDefaultPython = "";
+#endif
+
+struct CompareArgs {
+  std::vector<std::string> paths;
+  std::string metric;  // empty: the runs' task's own (analysis::default_metric)
+  std::string out;
+  std::string mode = "auto";
+  int reps = 2000;
+  uint64_t seed = 0;
+  std::string python;  // --python; else $STOCH_PYTHON; else the project's venv (kDefaultPython)
+};
 
 // Each registered task's primary metric: what compare reports when --metric is not given.
 std::map<std::string, std::string> task_metrics() {
@@ -27,32 +48,6 @@ std::string default_metrics_help() {
   return help;
 }
 
-}  // namespace
-
-CLI::App* add_compare_command(CLI::App& app, CompareArgs& args) {
-  auto* c = app.add_subcommand(
-      "compare",
-      "compare groups of runs over seeds: IQM, bootstrap CIs, probability of improvement");
-  c->add_option("paths", args.paths,
-                "run directories or sweep directories (runs one or two levels down)")
-      ->required();
-  c->add_option("--metric", args.metric,
-                "metric name in metrics.jsonl, eval split preferred (default: the task's own: " +
-                    default_metrics_help() + ")");
-  c->add_option("--out", args.out,
-                "folder for compare.md/.csv, curves.csv and plots (default: SWEEP_DIR/compare when "
-                "the first path is a sweep; otherwise tables are only printed)");
-  c->add_option("--mode", args.mode,
-                "min, max, or auto (min when the name says loss/mse/error/bpb)")
-      ->check(CLI::IsMember({"min", "max", "auto"}));
-  c->add_option("--reps", args.reps, "bootstrap resamples")
-      ->check(integer_in(1, std::numeric_limits<int>::max()));
-  c->add_option("--seed", args.seed, "bootstrap seed")->check(integer_in(0));
-  c->add_option("--python", args.python,
-                "Python with matplotlib for the plots (default: $STOCH_PYTHON)");
-  return c;
-}
-
 int compare(const CompareArgs& args) {
   analysis::CompareOptions o;
   o.paths = args.paths;
@@ -65,8 +60,35 @@ int compare(const CompareArgs& args) {
   o.python = args.python;
   if (o.python.empty())
     if (const char* env = std::getenv("STOCH_PYTHON")) o.python = env;
-  if (o.python.empty()) o.python = args.default_python;
+  if (o.python.empty()) o.python = kDefaultPython;
   return analysis::run_compare(o);
 }
 
+const bool registered = register_command(
+    "compare", "compare groups of runs over seeds: IQM, bootstrap CIs, probability of improvement",
+    100, [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<CompareArgs>();
+      cmd.add_option("paths", a->paths,
+                     "run directories or sweep directories (runs one or two levels down)")
+          ->required();
+      cmd.add_option(
+          "--metric", a->metric,
+          "metric name in metrics.jsonl, eval split preferred (default: the task's own: " +
+              default_metrics_help() + ")");
+      cmd.add_option(
+          "--out", a->out,
+          "folder for compare.md/.csv, curves.csv and plots (default: SWEEP_DIR/compare when "
+          "the first path is a sweep; otherwise tables are only printed)");
+      cmd.add_option("--mode", a->mode,
+                     "min, max, or auto (min when the name says loss/mse/error/bpb)")
+          ->check(CLI::IsMember({"min", "max", "auto"}));
+      cmd.add_option("--reps", a->reps, "bootstrap resamples")
+          ->check(integer_in(1, std::numeric_limits<int>::max()));
+      cmd.add_option("--seed", a->seed, "bootstrap seed")->check(integer_in(0));
+      cmd.add_option("--python", a->python,
+                     "Python with matplotlib for the plots (default: $STOCH_PYTHON)");
+      return [a] { return compare(*a); };
+    });
+
+}  // namespace
 }  // namespace stoch::cli

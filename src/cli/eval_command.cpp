@@ -2,9 +2,13 @@
 // val/loss, a DQN policy's return over whole episodes, a value network's fit.
 #include <torch/torch.h>
 
-#include <iostream>
+#include <CLI/CLI.hpp>
 
-#include "cli/commands.h"
+#include <iostream>
+#include <memory>
+
+#include "cli/checks.h"
+#include "cli/command.h"
 #include "cli/run_dir.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -14,6 +18,13 @@
 #include "train/task.h"
 
 namespace stoch::cli {
+namespace {
+
+struct EvalArgs {
+  std::string run_dir;
+  int64_t checkpoint = -1;        // -1: newest complete
+  std::vector<std::string> sets;  // for this evaluation only; the run's files stay as they are
+};
 
 int eval(const EvalArgs& a) {
   auto cfg = read_run_config(a.run_dir, a.sets);
@@ -35,4 +46,18 @@ int eval(const EvalArgs& a) {
   return kExitOk;
 }
 
+const bool registered = register_command(
+    "eval", "evaluate a run's checkpoint with its task's protocol (held-out data, episodes)", 40,
+    [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<EvalArgs>();
+      cmd.add_option("run_dir", a->run_dir, "run directory")->required();
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+          ->check(integer_in(0));
+      cmd.add_option(
+          "--set", a->sets,
+          "override a key for this evaluation only, e.g. dqn.eval_episodes=100 (repeatable)");
+      return [a] { return eval(*a); };
+    });
+
+}  // namespace
 }  // namespace stoch::cli

@@ -2,11 +2,15 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
-#include "cli/commands.h"
+#include "cli/checks.h"
+#include "cli/command.h"
 #include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -22,6 +26,13 @@ namespace fs = std::filesystem;
 namespace stoch::cli {
 namespace {
 
+struct ExportArgs {
+  std::string run_dir;
+  int64_t checkpoint = -1;  // -1: newest complete
+  std::string format;       // hf-gpt2
+  std::string out;
+};
+
 // The files a BPE-prepared token folder keeps next to train.bin, which GPT-2's tokenizer reads.
 const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
 
@@ -35,7 +46,7 @@ std::string read_bytes(const std::string& path) {
 
 // The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes
 // the data's, which export need not open).
-models::Gpt checkpoint_gpt(models::GptConfig mc, const Checkpoint& ckpt) {
+models::Gpt checkpoint_gpt(models::LmConfig mc, const Checkpoint& ckpt) {
   const auto& saved = ckpt.tensors.at("model");
   for (const auto& [name, t] : saved)
     if (name == "param.wte.weight") mc.vocab_size = t.size(0);
@@ -54,8 +65,6 @@ struct StagingDir {
     if (!done) fs::remove_all(path, ec);
   }
 };
-
-}  // namespace
 
 int export_model(const ExportArgs& a) {
   auto cfg = read_run_config(a.run_dir);
@@ -102,4 +111,20 @@ int export_model(const ExportArgs& a) {
   return kExitOk;
 }
 
+const bool registered = register_command(
+    "export", "write a language model in another format (Hugging Face)", 60,
+    [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<ExportArgs>();
+      cmd.add_option("run_dir", a->run_dir, "run directory")->required();
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+          ->check(integer_in(0));
+      cmd.add_option("--format", a->format,
+                     "hf-gpt2: config.json + model.safetensors for transformers' GPT2LMHeadModel")
+          ->required()
+          ->check(CLI::IsMember({"hf-gpt2"}));
+      cmd.add_option("--out", a->out, "output folder (absent or empty)")->required();
+      return [a] { return export_model(*a); };
+    });
+
+}  // namespace
 }  // namespace stoch::cli

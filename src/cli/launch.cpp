@@ -77,6 +77,15 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 
 }  // namespace
 
+std::vector<std::string> rank_args(std::vector<std::string> head,
+                                   const std::vector<std::string>& sets) {
+  for (const auto& s : sets) {
+    head.push_back("--set");
+    head.push_back(s);
+  }
+  return head;
+}
+
 void check_not_launched(int64_t nproc) {
   const char* ws = std::getenv("WORLD_SIZE");
   if (nproc > 1 && ws && *ws)

@@ -15,6 +15,10 @@ namespace stoch::cli {
 // `args` are the ranks' arguments after the program name (the same command without --nproc).
 int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args);
 
+// The ranks' arguments: `head` (the command without --nproc) followed by each --set.
+std::vector<std::string> rank_args(std::vector<std::string> head,
+                                   const std::vector<std::string>& sets);
+
 // Refuses --nproc when this process already is one rank of a launched group.
 void check_not_launched(int64_t nproc);
 

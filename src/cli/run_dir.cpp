@@ -5,6 +5,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/torch/safetensors.h"
 
 namespace stoch::cli {
 
@@ -28,6 +29,12 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
         "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
         steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
   return store.load(step);
+}
+
+void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir) {
+  const std::string header = "# Resolved by stoch: every key with its value; the run's identity.\n";
+  write_file_durably(run_dir + "/config.yaml.tmp", header + train::to_yaml(cfg, true));
+  std::filesystem::rename(run_dir + "/config.yaml.tmp", run_dir + "/config.yaml");
 }
 
 }  // namespace stoch::cli

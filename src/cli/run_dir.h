@@ -1,5 +1,5 @@
 // Reading back what a run directory holds, for the commands that use a finished or
-// interrupted run (resume, eval, sample).
+// interrupted run (resume, eval, sample), and writing its config.
 #pragma once
 
 #include <cstdint>
@@ -18,5 +18,8 @@ train::ExperimentConfig read_run_config(const std::string& run_dir,
 // The checkpoint of `step`, or the newest complete one when step < 0; InputError naming the
 // steps the run has when there is no such checkpoint.
 Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
+
+// Writes cfg as the run's config.yaml (every key, with docs), atomically.
+void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir);
 
 }  // namespace stoch::cli

@@ -1,11 +1,15 @@
 // tokenizer train | encode | decode: byte-level BPE vocabularies in the GPT-2 / Hugging Face
 // format, and text to ids and back one line at a time.
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
-#include "cli/commands.h"
+#include "cli/checks.h"
+#include "cli/command.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
@@ -16,6 +20,20 @@
 
 namespace stoch::cli {
 namespace {
+
+struct TokenizerTrainArgs {
+  std::vector<std::string> inputs;
+  int64_t vocab_size = 0;
+  std::string out;
+  std::vector<std::string> specials;
+  int64_t min_frequency = 2;  // as Hugging Face's ByteLevelBPETokenizer.train
+};
+
+struct TokenizerCodeArgs {
+  std::string tokenizer;
+  std::string input;    // empty: stdin
+  bool timing = false;  // encode: log the encoding throughput
+};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -44,8 +62,6 @@ std::vector<std::string_view> lines_of(const std::string& text) {
   }
   return lines;
 }
-
-}  // namespace
 
 int tokenizer_train(const TokenizerTrainArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -125,4 +141,48 @@ int tokenizer_decode(const TokenizerCodeArgs& a) {
   return kExitOk;
 }
 
+// encode and decode take the same options.
+std::shared_ptr<TokenizerCodeArgs> add_code_options(CLI::App& cmd) {
+  auto a = std::make_shared<TokenizerCodeArgs>();
+  cmd.add_option("--tokenizer", a->tokenizer, "bytes, or a vocab.json + merges.txt folder")
+      ->required();
+  cmd.add_option("--input", a->input, "input file (default: stdin)");
+  return a;
+}
+
+const bool group =
+    register_command_group("tokenizer", "byte-level BPE tokenizers (GPT-2 format)", 80);
+
+const bool registered_train = register_command(
+    "tokenizer train",
+    "learn a byte-level BPE vocabulary: vocab.json + merges.txt (as HF tokenizers)", 81,
+    [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<TokenizerTrainArgs>();
+      cmd.add_option("--input", a->inputs, "input text files")->required();
+      cmd.add_option("--vocab-size", a->vocab_size, "tokens in the vocabulary")
+          ->required()
+          ->check(integer_in(1, 1'000'000'000));
+      cmd.add_option("--out", a->out, "output folder")->required();
+      cmd.add_option("--special", a->specials, "special tokens, given the first ids");
+      cmd.add_option("--min-frequency", a->min_frequency, "fewest occurrences of a merge")
+          ->check(integer_in(0));
+      return [a] { return tokenizer_train(*a); };
+    });
+
+const bool registered_encode = register_command(
+    "tokenizer encode", "print the token ids of each input line", 82,
+    [](CLI::App& cmd) -> CommandRun {
+      auto a = add_code_options(cmd);
+      cmd.add_flag("--timing", a->timing, "log the encoding throughput (one thread)");
+      return [a] { return tokenizer_encode(*a); };
+    });
+
+const bool registered_decode =
+    register_command("tokenizer decode", "print the text of each line of token ids", 83,
+                     [](CLI::App& cmd) -> CommandRun {
+                       auto a = add_code_options(cmd);
+                       return [a] { return tokenizer_decode(*a); };
+                     });
+
+}  // namespace
 }  // namespace stoch::cli

@@ -135,7 +135,7 @@ TokenFolder open_token_folder(const std::string& dir, const std::string& format)
   const std::string mpath = dir + "/meta.json";
   const nlohmann::json meta = read_meta(mpath);
   TokenFolder f;
-  // Folders stoch wrote before formats existed have a meta.json without a format: stoch's own.
+  // A meta.json without "format" describes stoch's own layout (the key's default).
   f.format = meta.is_null()
                  ? detect_format(dir)
                  : parse_token_format(meta_value<std::string>(meta, mpath, "format", "stoch"),

@@ -48,7 +48,7 @@ class EntropyHook : public Hook {
     const auto x = windows.slice(1, 0, T), y = windows.slice(1, 1, T + 1);
 
     // Per-position values, [N, T], in float64 so means over many positions stay exact.
-    const auto z = lm.gpt->forward(x).to(torch::kDouble);
+    const auto z = lm.model->forward(x).to(torch::kDouble);
     const int64_t V = lm.source ? lm.source->vocab_size() : z.size(-1);
     const auto zs = z.slice(-1, 0, V);  // padded vocabulary entries the data never uses are ignored
     const auto lse = torch::logsumexp(zs, -1);

@@ -16,7 +16,7 @@
 #include "core/registry.h"
 #include "core/torch/safetensors.h"
 #include "data/token_source.h"
-#include "models/gpt.h"
+#include "models/language_model.h"
 #include "models/value_net.h"
 #include "value/value_loss.h"
 
@@ -24,7 +24,7 @@ namespace stoch::hooks {
 
 // What a language-model hook may look at.
 struct LmView {
-  models::GptImpl* gpt = nullptr;
+  models::LanguageModelImpl* model = nullptr;
   const data::TokenSource* source = nullptr;  // for exact conditionals, when it knows them
   torch::Tensor eval_windows;                 // [N, context + 1] held-out token ids
 };
@@ -81,6 +81,11 @@ bool register_hook(const std::string& name, std::string doc, Needs needs,
                         return std::make_unique<H>(dynamic_cast<const Params&>(p));
                       },
                       sampling_probe});
+}
+
+// The checkpoint entry holding the state of the config's `index`-th hook.
+inline std::string state_key(size_t index) {
+  return "hook" + std::to_string(index);
 }
 
 // One entry of the `hooks:` list.

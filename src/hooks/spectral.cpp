@@ -51,9 +51,9 @@ class SpectralHook : public Hook {
     const int64_t n_windows =
         std::max<int64_t>(1, std::min(lm.eval_windows.size(0), (p_.max_positions + T - 1) / T));
     const auto w = lm.eval_windows.slice(0, 0, n_windows);
-    const auto h = lm.gpt->hidden(w.slice(1, 0, T));
-    const int64_t V = lm.source ? lm.source->vocab_size() : lm.gpt->config().vocab_size;
-    auto G = lm.gpt->wte->weight.slice(0, 0, V).to(torch::kDouble).cpu();
+    const auto h = lm.model->hidden(w.slice(1, 0, T));
+    const int64_t V = lm.source ? lm.source->vocab_size() : lm.model->config().vocab_size;
+    auto G = lm.model->unembedding().slice(0, 0, V).to(torch::kDouble).cpu();
     G = G / G.norm(2, 1, true).clamp_min(1e-12);
 
     torch::Tensor P;
@@ -63,7 +63,7 @@ class SpectralHook : public Hook {
       if (!P.defined()) used = "plug_in";
     }
     if (used == "plug_in")
-      P = torch::softmax(lm.gpt->logits(h).slice(-1, 0, V).to(torch::kDouble), -1).cpu();
+      P = torch::softmax(lm.model->logits(h).slice(-1, 0, V).to(torch::kDouble), -1).cpu();
     if (used == "one_hot") P = torch::one_hot(w.slice(1, 1, L), V).to(torch::kDouble).cpu();
 
     const int64_t N = std::min(p_.max_positions, n_windows * T);

@@ -3,7 +3,7 @@
 // For K = 2, S_2 = H(x_{i+2} | x_{i+1}) - H(x_{i+2} | h_i, x_{i+1}), estimated as a variational
 // bound on held-out windows:
 //   diag/ce_bigram    CE of a smoothed bigram table counted over the probe's training windows
-//   diag/ce_probe     CE of the probe q(x_{i+2} | h_i, x_{i+1}) (hooks/surplus_probe.h)
+//   diag/ce_probe     CE of the probe q(x_{i+2} | h_i, x_{i+1}) (generate/surplus_probe.h)
 //   diag/surplus      ce_bigram - ce_probe
 //   diag/surplus_ceiling   U_2 = ce_bigram - NLL_model(x_{i+2} | x_<=i+1), and
 //   diag/surplus_efficiency  surplus / U_2
@@ -13,9 +13,9 @@
 // (diag/surplus_bayes) and for infinite context (diag/surplus_bayes_rate = H(x_2|x_1) - rate).
 // horizon K > 2 chains the probe on its own features (as a drafter does) and adds, per k,
 // diag/ce_probe_k<k>, diag/ce_ngram_k<k>, diag/surplus_k<k> and their sum diag/surplus_total.
-// The probe trains online, with its own Adam and random stream, on fresh windows of the training
-// split that the trainer never draws (indices far from its cursor): one pass over their
-// positions per call by default, so it never sees a position twice and cannot memorise them.
+// The probe trains online, with its own Adam (optim/adamw.h) and random stream, on fresh windows of
+// the training split that the trainer never draws (indices far from its cursor): one pass over
+// their positions per call by default, so it never sees a position twice and cannot memorise them.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -26,11 +26,15 @@
 #include "core/rng.h"
 #include "core/strings.h"
 #include "core/torch/state_tensors.h"
+#include "generate/surplus_probe.h"
 #include "hooks/hook.h"
-#include "hooks/surplus_probe.h"
+#include "optim/adamw.h"
 
 namespace stoch::hooks {
 namespace {
+
+// The probe optimiser's state sits in the hook's state under this prefix.
+constexpr const char* kAdamPrefix = "adam.";
 
 struct SurplusParams : config::VisitableOf<SurplusParams> {
   int64_t horizon = 2;
@@ -117,11 +121,11 @@ class SurplusHook : public Hook {
 
   Metrics run(const HookContext& ctx) override {
     const LmView& lm = *ctx.lm;
-    models::GptImpl& gpt = *lm.gpt;
+    models::LanguageModelImpl& model = *lm.model;
     const int64_t V = lm.source->vocab_size();
-    const int64_t L = gpt.config().context;  // windows hold L + 1 tokens
+    const int64_t L = model.config().context;  // windows hold L + 1 tokens
     TORCH_CHECK(L >= p_.horizon, "surplus: model.context must be at least horizon");
-    ensure_state(gpt.config().d_model, V, gpt.wte->weight.device());
+    ensure_state(model.config().d_model, V, model.device());
 
     Metrics m;
     m["diag/probe_train_ce"] = train_probe(lm, L);
@@ -132,14 +136,12 @@ class SurplusHook : public Hook {
   TensorList state() const override {
     TensorList out;
     if (!probe_) return out;
-    for (auto& t : probe_tensors(*probe_))
+    for (auto& t : generate::probe_tensors(*probe_))
       out.emplace_back(t.first, t.second.detach().cpu().clone());
-    for (size_t i = 0; i < adam_m_.size(); ++i) {
-      out.emplace_back(stoch::str("adam_m.", i), adam_m_[i].cpu().clone());
-      out.emplace_back(stoch::str("adam_v.", i), adam_v_[i].cpu().clone());
-    }
+    for (auto& t : adam_->state())
+      out.emplace_back(kAdamPrefix + t.first, t.second.detach().cpu().clone());
     out.emplace_back("rng", rng_to_tensor(rng_));
-    out.emplace_back("counters", torch::tensor({adam_step_, cursor_}, torch::kLong));
+    out.emplace_back("cursor", torch::tensor({cursor_}, torch::kLong));
     for (size_t k = 0; k < ngrams_.size(); ++k)
       for (auto& t : ngrams_[k].state(stoch::str("ngram", k + 2, "."))) out.push_back(t);
     return out;
@@ -148,34 +150,48 @@ class SurplusHook : public Hook {
   void load_state(const TensorList& saved) override { saved_ = saved; }
 
  private:
-  // Builds the probe, its optimiser moments and the count tables on first use, from a loaded
-  // checkpoint when there is one.
+  // Builds the probe, its optimiser and the count tables on first use, from a loaded checkpoint
+  // when there is one.
   void ensure_state(int64_t d, int64_t V, const torch::Device& device) {
     if (probe_) return;
-    probe_ = SurplusProbe(d, mix_seed(static_cast<uint64_t>(p_.seed), 0x9u));
-    for (int64_t k = 2; k <= p_.horizon; ++k) ngrams_.emplace_back(k - 1, V);
-    for (const auto& p : probe_->parameters()) {
-      adam_m_.push_back(torch::zeros_like(p));
-      adam_v_.push_back(torch::zeros_like(p));
-    }
-    if (!saved_.empty()) restore(V);
+    const std::string what = "surplus hook state";
+    probe_ = saved_.empty()
+                 ? generate::SurplusProbe(d, mix_seed(static_cast<uint64_t>(p_.seed), 0x9u))
+                 : generate::probe_from_state(saved_, what);
     probe_->to(device);
-    for (auto& t : adam_m_) t = t.to(device);
-    for (auto& t : adam_v_) t = t.to(device);
+    // Plain Adam: no weight decay, PyTorch's default betas.
+    optim::OptimConfig adam;
+    adam.lr = p_.probe_lr;
+    adam.weight_decay = 0.0;
+    adam.beta1 = 0.9;
+    adam.beta2 = 0.999;
+    adam.eps = 1e-8;
+    adam_ = std::make_unique<optim::AdamW>(probe_->named_parameters().pairs(), adam);
+    for (int64_t k = 2; k <= p_.horizon; ++k) ngrams_.emplace_back(k - 1, V);
+    if (!saved_.empty()) restore(what);
   }
 
-  void restore(int64_t V) {
-    const std::string what = "surplus hook state";
+  void restore(const std::string& what) {
     const auto get = [&](const std::string& name) { return tensor_named(saved_, name, what); };
-    probe_ = probe_from_state(saved_, what);
-    for (size_t i = 0; i < adam_m_.size(); ++i) {
-      adam_m_[i] = get(stoch::str("adam_m.", i)).clone();
-      adam_v_[i] = get(stoch::str("adam_v.", i)).clone();
+    TensorList adam;
+    for (const auto& t : saved_)
+      if (t.first.rfind(kAdamPrefix, 0) == 0)
+        adam.emplace_back(t.first.substr(std::strlen(kAdamPrefix)), t.second);
+    if (find_tensor(saved_, "counters")) {
+      // A state with "counters" holds the moments by parameter index and one shared step count.
+      const auto counters = get("counters");
+      int64_t i = 0;
+      for (const auto& p : probe_->named_parameters()) {
+        adam.emplace_back(p.key() + ".exp_avg", get(stoch::str("adam_m.", i)));
+        adam.emplace_back(p.key() + ".exp_avg_sq", get(stoch::str("adam_v.", i++)));
+        adam.emplace_back(p.key() + ".step", counters[0].to(torch::kFloat));
+      }
+      cursor_ = counters[1].item<int64_t>();
+    } else {
+      cursor_ = get("cursor").item<int64_t>();
     }
+    adam_->load_state(adam);
     rng_ = rng_from_tensor(get("rng"), what);
-    const auto counters = get("counters");
-    adam_step_ = counters[0].item<int64_t>();
-    cursor_ = counters[1].item<int64_t>();
     for (size_t k = 0; k < ngrams_.size(); ++k)
       ngrams_[k].load(get(stoch::str("ngram", k + 2, ".keys")),
                       get(stoch::str("ngram", k + 2, ".counts")));
@@ -184,13 +200,13 @@ class SurplusHook : public Hook {
 
   // Features for predicting x_{i+2}, ..., x_{i+K} from h_i and the true tokens in between:
   // f_1 = probe(h_i, e(x_{i+1})), f_k = probe(f_{k-1}, e(x_{i+k})). Returns K - 1 logit tensors.
-  std::vector<torch::Tensor> probe_logits(models::GptImpl& gpt, const torch::Tensor& h,
+  std::vector<torch::Tensor> probe_logits(models::LanguageModelImpl& model, const torch::Tensor& h,
                                           const torch::Tensor& ahead, int64_t V) {
-    const auto U = gpt.wte->weight.detach().slice(0, 0, V);
+    const auto U = model.unembedding().detach().slice(0, 0, V);
     std::vector<torch::Tensor> out;
     auto f = h;
     for (int64_t k = 0; k + 1 < p_.horizon; ++k) {
-      f = probe_->feature(f, gpt.wte->forward(ahead.select(-1, k)).detach());
+      f = probe_->feature(f, model.embed(ahead.select(-1, k)).detach());
       out.push_back(torch::matmul(f, U.t()));
     }
     return out;
@@ -207,7 +223,7 @@ class SurplusHook : public Hook {
   }
 
   double train_probe(const LmView& lm, int64_t L) {
-    models::GptImpl& gpt = *lm.gpt;
+    models::LanguageModelImpl& model = *lm.model;
     const int64_t V = lm.source->vocab_size(), K = p_.horizon;
     const auto windows = train_windows(lm, L);
     const int32_t* w = windows.data_ptr<int32_t>();
@@ -217,12 +233,12 @@ class SurplusHook : public Hook {
           ngrams_[k - 2].add(w + b * (L + 1) + t - (k - 1), w[b * (L + 1) + t]);
     if (p_.probe_epochs == 0) return std::nan("");
 
-    const auto device = gpt.wte->weight.device();
+    const auto device = model.device();
     const auto tokens = windows.to(torch::kLong).to(device);
     // Positions i = 0 .. L - K: h_i, then the K tokens x_{i+1} .. x_{i+K}.
     const int64_t P = L - K + 1;
     const auto h =
-        gpt.hidden(tokens.slice(1, 0, L)).slice(1, 0, P).reshape({-1, gpt.config().d_model});
+        model.hidden(tokens.slice(1, 0, L)).slice(1, 0, P).reshape({-1, model.config().d_model});
     const auto ahead = tokens.unfold(1, K, 1).slice(1, 1, P + 1).reshape({-1, K});  // [B*P, K]
     const int64_t N = h.size(0);
 
@@ -239,13 +255,13 @@ class SurplusHook : public Hook {
         const int64_t hi = std::min(N, lo + p_.probe_batch);
         const auto sel = torch::from_blob(order.data() + lo, {hi - lo}, torch::kLong).to(device);
         const auto a = ahead.index_select(0, sel);
-        const auto logits = probe_logits(gpt, h.index_select(0, sel), a, V);
+        const auto logits = probe_logits(model, h.index_select(0, sel), a, V);
         auto loss = torch::zeros({}, h.options());
         for (int64_t k = 0; k + 1 < K; ++k)
           loss = loss + torch::nn::functional::cross_entropy(logits[k], a.select(1, k + 1));
         for (auto& p : probe_->parameters()) p.mutable_grad() = torch::Tensor();
         loss.backward();
-        adam_step();
+        adam_->step(p_.probe_lr);
         sum += loss.item<double>() / static_cast<double>(K - 1);
         ++steps;
       }
@@ -253,36 +269,20 @@ class SurplusHook : public Hook {
     return sum / static_cast<double>(steps);  // mean training CE of this call's pass(es)
   }
 
-  void adam_step() {
-    torch::NoGradGuard no_grad;
-    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    ++adam_step_;
-    const double c1 = 1.0 - std::pow(b1, adam_step_), c2 = 1.0 - std::pow(b2, adam_step_);
-    auto params = probe_->parameters();
-    for (size_t i = 0; i < params.size(); ++i) {
-      const auto& g = params[i].grad();
-      if (!g.defined()) continue;
-      adam_m_[i].mul_(b1).add_(g, 1 - b1);
-      adam_v_[i].mul_(b2).addcmul_(g, g, 1 - b2);
-      const auto denom = (adam_v_[i] / c2).sqrt_().add_(eps);
-      params[i].addcdiv_(adam_m_[i], denom, -p_.probe_lr / c1);
-    }
-  }
-
   void evaluate(const LmView& lm, Metrics& m) {
-    models::GptImpl& gpt = *lm.gpt;
-    const int64_t V = lm.source->vocab_size(), K = p_.horizon, L = gpt.config().context;
+    models::LanguageModelImpl& model = *lm.model;
+    const int64_t V = lm.source->vocab_size(), K = p_.horizon, L = model.config().context;
     auto windows = lm.eval_windows;
     if (p_.max_windows > 0 && p_.max_windows < windows.size(0))
       windows = windows.slice(0, 0, p_.max_windows);
     const int64_t n = windows.size(0), P = L - K + 1;
-    const auto h_all = gpt.hidden(windows.slice(1, 0, L));
+    const auto h_all = model.hidden(windows.slice(1, 0, L));
     // Model log-probabilities: row t predicts x_{t+1}.
     const auto logp_model =
-        torch::log_softmax(gpt.logits(h_all).slice(-1, 0, V).to(torch::kDouble), -1);
-    const auto h = h_all.slice(1, 0, P).reshape({-1, gpt.config().d_model});
+        torch::log_softmax(model.logits(h_all).slice(-1, 0, V).to(torch::kDouble), -1);
+    const auto h = h_all.slice(1, 0, P).reshape({-1, model.config().d_model});
     const auto ahead = windows.unfold(1, K, 1).slice(1, 1, P + 1).reshape({-1, K});
-    const auto logits = probe_logits(gpt, h, ahead, V);
+    const auto logits = probe_logits(model, h, ahead, V);
 
     const auto cpu_windows = windows.to(torch::kInt).cpu().contiguous();
     const int32_t* w = cpu_windows.data_ptr<int32_t>();
@@ -351,9 +351,8 @@ class SurplusHook : public Hook {
 
   SurplusParams p_;
   Rng rng_;
-  SurplusProbe probe_{nullptr};
-  std::vector<torch::Tensor> adam_m_, adam_v_;
-  int64_t adam_step_ = 0;
+  generate::SurplusProbe probe_{nullptr};
+  std::unique_ptr<optim::AdamW> adam_;
   int64_t cursor_ = 0;
   std::vector<NgramCounts> ngrams_;
   TensorList saved_;

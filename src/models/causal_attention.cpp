@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "models/causal_attention_kernels.h"
+#include "models/kernels/causal_attention_kernels.h"
 
 namespace stoch::models {
 namespace {

@@ -1,7 +1,8 @@
-// Causal self-attention through stoch's own CPU kernels (models/causal_attention_kernels.h),
-// with autograd: for float32 on the CPU, where they beat LibTorch's flash-attention kernels on
-// the small heads CPU runs use. The GPT picks it with `model.attention: auto` on CPUs where it
-// was measured faster (host_attention_preferred), or always with `model.attention: stoch`.
+// Causal self-attention through stoch's own CPU kernels
+// (models/kernels/causal_attention_kernels.h), with autograd: for float32 on the CPU, where they
+// beat LibTorch's flash-attention kernels on the small heads CPU runs use. The GPT picks it with
+// `model.attention: auto` on CPUs where it was measured faster (host_attention_preferred), or
+// always with `model.attention: stoch`.
 #pragma once
 
 #include <torch/types.h>

@@ -11,7 +11,7 @@
 namespace stoch::models {
 namespace {
 
-Norm make_norm(const GptConfig& cfg) {
+Norm make_norm(const LmConfig& cfg) {
   return Norm(cfg.d_model, cfg.bias);
 }
 
@@ -35,7 +35,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {weight.size(0)}, weight, bias, 1e-5);
 }
 
-CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& cfg)
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const LmConfig& cfg)
     : n_head_(cfg.n_head),
       d_model_(cfg.d_model),
       dropout_(cfg.dropout),
@@ -80,7 +80,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   return resid_drop_->forward(proj->forward(y));
 }
 
-BlockImpl::BlockImpl(const GptConfig& cfg)
+BlockImpl::BlockImpl(const LmConfig& cfg)
     : gelu_approximate_(cfg.activation == "gelu_tanh" ? "tanh" : "none") {
   ln1 = register_module("ln1", make_norm(cfg));
   attn = register_module("attn", CausalSelfAttention(cfg));
@@ -100,7 +100,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ro
   return h + drop->forward(fc_proj->forward(a));
 }
 
-GptImpl::GptImpl(GptConfig cfg) : cfg_(std::move(cfg)) {
+GptImpl::GptImpl(LmConfig cfg) : LanguageModelImpl(std::move(cfg)) {
   if (cfg_.vocab_size < 1)
     throw InputError("model.vocab_size: expected >= 1 once the data source is known");
   if (cfg_.d_model % cfg_.n_head != 0)
@@ -168,12 +168,21 @@ torch::Tensor GptImpl::logits(const torch::Tensor& h) {
   return torch::matmul(h, wte->weight.t());
 }
 
-int64_t GptConfig::parameter_count() const {
-  const int64_t d = d_model, h = mlp_ratio * d_model, norm = bias ? 2 * d : d;
-  const int64_t block = 2 * norm + 3 * d * d + d * d + 2 * h * d + (bias ? 3 * d + d + h + d : 0);
+namespace {
+
+int64_t gpt_parameter_count(const LmConfig& c) {
+  const int64_t d = c.d_model, h = c.mlp_ratio * c.d_model, norm = c.bias ? 2 * d : d;
+  const int64_t block = 2 * norm + 3 * d * d + d * d + 2 * h * d + (c.bias ? 3 * d + d + h + d : 0);
   // Tied embeddings: the unembedding is wte.
-  return vocab_size * d + (positions == "learned" ? context * d : 0) + n_layer * block + norm;
+  return c.vocab_size * d + (c.positions == "learned" ? c.context * d : 0) + c.n_layer * block +
+         norm;
 }
+
+const bool registered = register_language_model<GptImpl>(
+    "gpt", "GPT-2-style decoder: pre-norm blocks, GELU MLP, tied embeddings", gpt_parameter_count,
+    /*gpt2_format=*/true);
+
+}  // namespace
 
 int64_t GptImpl::num_parameters(bool exclude_position_embedding) const {
   int64_t n = 0;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/registry.h"
 #include "core/strings.h"
 
 namespace stoch::models {
@@ -82,7 +83,7 @@ T field(const nlohmann::json& j, const std::string& path, const char* key, T fal
   }
 }
 
-void check_agrees(const GptConfig& cfg, const std::string& path, bool vocab_from_data) {
+void check_agrees(const LmConfig& cfg, const std::string& path, bool vocab_from_data) {
   const auto j = read_json(path);
   const auto mismatch = [&](const std::string& key, const auto& ours, const char* theirs,
                             const auto& value) {
@@ -150,16 +151,18 @@ bool is_causal_mask_buffer(const std::string& name) {
 
 }  // namespace
 
-void check_gpt2_expressible(const GptConfig& cfg) {
+void check_gpt2_expressible(const LmConfig& cfg) {
   const auto refuse = [](const std::string& what) {
     throw InputError(what + " (GPT-2's format cannot express it)");
   };
+  if (!registry<LmArchEntry>().get(cfg.arch, "model.arch").gpt2_format)
+    refuse(stoch::str("model.arch: ", cfg.arch, ", GPT-2 is a gpt"));
   if (cfg.positions != "learned")
     refuse(stoch::str("model.positions: ", cfg.positions, ", GPT-2 has learned positions only"));
   if (!cfg.bias) refuse("model.bias: false, GPT-2 has biases in every linear layer and LayerNorm");
 }
 
-std::string gpt2_config_json(const GptConfig& cfg) {
+std::string gpt2_config_json(const LmConfig& cfg) {
   check_gpt2_expressible(cfg);
   nlohmann::ordered_json j = {{"architectures", {"GPT2LMHeadModel"}},
                               {"model_type", "gpt2"},
@@ -199,7 +202,7 @@ TensorList gpt2_tensors(GptImpl& gpt) {
 }
 
 void load_gpt2_weights(GptImpl& gpt, const std::string& dir, bool vocab_from_data) {
-  const GptConfig& cfg = gpt.config();
+  const LmConfig& cfg = gpt.config();
   check_agrees(cfg, dir + "/config.json", vocab_from_data);
   const std::string file = dir + "/model.safetensors";
   std::map<std::string, torch::Tensor> by_name;

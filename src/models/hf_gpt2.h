@@ -11,10 +11,10 @@
 namespace stoch::models {
 
 // Throws InputError naming the first key of `cfg` that GPT-2's format cannot express.
-void check_gpt2_expressible(const GptConfig& cfg);
+void check_gpt2_expressible(const LmConfig& cfg);
 
 // GPT-2's config.json text for `cfg` (vocab_size resolved).
-std::string gpt2_config_json(const GptConfig& cfg);
+std::string gpt2_config_json(const LmConfig& cfg);
 
 // The model's weights under GPT-2's names, float32 on the CPU; lm_head is tied to wte, so absent.
 TensorList gpt2_tensors(GptImpl& gpt);

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "core/torch/lane.h"
-#include "models/conv3x3.h"
+#include "models/kernels/conv3x3.h"
 
 namespace stoch::models {
 namespace {

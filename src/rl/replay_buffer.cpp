@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <istream>
 #include <limits>
-#include <ostream>
-#include <sstream>
 #include <stdexcept>
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl {
 
@@ -49,35 +47,15 @@ bool all_binary(const float* x, int64_t n) {
   return bad == 0;
 }
 
-void write_raw(std::ostream& out, const void* p, size_t bytes) {
-  out.write(static_cast<const char*>(p), static_cast<std::streamsize>(bytes));
+// Rows [0, n) of a buffer's array, as raw bytes.
+template <class T>
+void put_prefix(StateWriter& w, const std::vector<T>& v, int64_t n) {
+  w.put_raw(v.data(), static_cast<size_t>(n) * sizeof(T));
 }
 
 template <class T>
-void write_value(std::ostream& out, const T& v) {
-  write_raw(out, &v, sizeof(T));
-}
-
-template <class T>
-void write_prefix(std::ostream& out, const std::vector<T>& v, int64_t n) {
-  write_raw(out, v.data(), static_cast<size_t>(n) * sizeof(T));
-}
-
-void read_raw(std::istream& in, void* p, size_t bytes) {
-  in.read(static_cast<char*>(p), static_cast<std::streamsize>(bytes));
-  if (static_cast<size_t>(in.gcount()) != bytes) throw InputError("replay buffer state: truncated");
-}
-
-template <class T>
-T read_value(std::istream& in) {
-  T v;
-  read_raw(in, &v, sizeof(T));
-  return v;
-}
-
-template <class T>
-void read_prefix(std::istream& in, std::vector<T>& v, int64_t n) {
-  read_raw(in, v.data(), static_cast<size_t>(n) * sizeof(T));
+void get_prefix(StateReader& r, std::vector<T>& v, int64_t n) {
+  r.get_raw(v.data(), static_cast<size_t>(n) * sizeof(T));
 }
 
 }  // namespace
@@ -341,66 +319,63 @@ double ReplayBuffer::priority(int64_t id) const {
 
 // ---- save / load ----
 
-void ReplayBuffer::save(std::ostream& out) const {
-  write_raw(out, kMagic, sizeof(kMagic));
-  write_value(out, kFormatVersion);
-  write_value(out, capacity());
-  write_value(out, opt_.obs_size);
-  write_value<uint8_t>(out, opt_.binary);
-  write_value<int32_t>(out, opt_.num_envs);
-  write_value<int32_t>(out, opt_.n_step);
-  write_value(out, opt_.gamma);
-  write_value<uint8_t>(out, opt_.prioritized);
-  write_value(out, opt_.alpha);
-  write_value(out, opt_.eps);
-  write_value(out, opt_.beta);
-  write_value(out, rows_added_);
-  write_value(out, max_priority_);
+std::string ReplayBuffer::save_state() const {
+  StateWriter w;
+  w.put_raw(kMagic, sizeof(kMagic));
+  w.put(kFormatVersion);
+  w.put(capacity());
+  w.put(opt_.obs_size);
+  w.put<uint8_t>(opt_.binary);
+  w.put<int32_t>(opt_.num_envs);
+  w.put<int32_t>(opt_.n_step);
+  w.put(opt_.gamma);
+  w.put<uint8_t>(opt_.prioritized);
+  w.put(opt_.alpha);
+  w.put(opt_.eps);
+  w.put(opt_.beta);
+  w.put(rows_added_);
+  w.put(max_priority_);
   // Ring positions [0, rows_filled_) are exactly the ones holding data.
   const int64_t slots = rows_filled_ * opt_.num_envs;
   if (opt_.binary) {
-    write_prefix(out, obs_bits_, slots * obs_bytes_);
-    write_prefix(out, next_bits_, slots * obs_bytes_);
+    put_prefix(w, obs_bits_, slots * obs_bytes_);
+    put_prefix(w, next_bits_, slots * obs_bytes_);
   } else {
-    write_prefix(out, obs_, slots * opt_.obs_size);
-    write_prefix(out, next_obs_, slots * opt_.obs_size);
+    put_prefix(w, obs_, slots * opt_.obs_size);
+    put_prefix(w, next_obs_, slots * opt_.obs_size);
   }
-  write_prefix(out, actions_, slots);
-  write_prefix(out, rewards_, slots);
-  write_prefix(out, flags_, slots);
+  put_prefix(w, actions_, slots);
+  put_prefix(w, rewards_, slots);
+  put_prefix(w, flags_, slots);
   if (opt_.prioritized) {
     std::vector<double> leaves(slots);
     for (int64_t s = 0; s < slots; ++s) leaves[s] = tree_.get(s);
-    write_prefix(out, leaves, slots);
+    put_prefix(w, leaves, slots);
   }
-  if (!out) throw std::runtime_error("replay buffer state: write failed");
+  return std::move(w).str();
 }
 
-void ReplayBuffer::load(std::istream& in) {
-  *this = read(in);
-}
-
-ReplayBuffer ReplayBuffer::read(std::istream& in) const {
+ReplayBuffer ReplayBuffer::read(StateReader& in) const {
   char magic[sizeof(kMagic)];
-  read_raw(in, magic, sizeof(magic));
+  in.get_raw(magic, sizeof(magic));
   if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
     throw InputError("replay buffer state: not a replay buffer");
   }
-  const auto version = read_value<uint32_t>(in);
+  const auto version = in.get<uint32_t>();
   if (version != kFormatVersion) {
     throw InputError(
         str("replay buffer state: format version ", version, ", expected ", kFormatVersion));
   }
-  const auto capacity = read_value<int64_t>(in);
-  const auto obs_size = read_value<int64_t>(in);
-  const bool binary = read_value<uint8_t>(in);
-  const auto num_envs = read_value<int32_t>(in);
-  const auto n_step = read_value<int32_t>(in);
-  const auto gamma = read_value<double>(in);
-  const bool prioritized = read_value<uint8_t>(in);
-  const auto alpha = read_value<double>(in);
-  const auto eps = read_value<double>(in);
-  const auto beta = read_value<double>(in);
+  const auto capacity = in.get<int64_t>();
+  const auto obs_size = in.get<int64_t>();
+  const bool binary = in.get<uint8_t>();
+  const auto num_envs = in.get<int32_t>();
+  const auto n_step = in.get<int32_t>();
+  const auto gamma = in.get<double>();
+  const bool prioritized = in.get<uint8_t>();
+  const auto alpha = in.get<double>();
+  const auto eps = in.get<double>();
+  const auto beta = in.get<double>();
   const bool same = capacity == this->capacity() && obs_size == opt_.obs_size &&
                     binary == opt_.binary && num_envs == opt_.num_envs && n_step == opt_.n_step &&
                     gamma == opt_.gamma && prioritized == opt_.prioritized &&
@@ -413,8 +388,8 @@ ReplayBuffer ReplayBuffer::read(std::istream& in) const {
                          opt_.binary, ", ", opt_.num_envs, ", ", opt_.n_step, ", ", opt_.gamma,
                          ", ", opt_.prioritized, " (alpha and eps must match too)"));
   }
-  const auto rows_added = read_value<int64_t>(in);
-  const auto max_priority = read_value<double>(in);
+  const auto rows_added = in.get<int64_t>();
+  const auto max_priority = in.get<double>();
   if (rows_added < 0 || !(max_priority > 0)) throw InputError("replay buffer state: bad counters");
 
   ReplayBuffer loaded(opt_);
@@ -424,18 +399,18 @@ ReplayBuffer ReplayBuffer::read(std::istream& in) const {
   loaded.max_priority_ = max_priority;
   const int64_t slots = loaded.rows_filled_ * opt_.num_envs;
   if (opt_.binary) {
-    read_prefix(in, loaded.obs_bits_, slots * obs_bytes_);
-    read_prefix(in, loaded.next_bits_, slots * obs_bytes_);
+    get_prefix(in, loaded.obs_bits_, slots * obs_bytes_);
+    get_prefix(in, loaded.next_bits_, slots * obs_bytes_);
   } else {
-    read_prefix(in, loaded.obs_, slots * opt_.obs_size);
-    read_prefix(in, loaded.next_obs_, slots * opt_.obs_size);
+    get_prefix(in, loaded.obs_, slots * opt_.obs_size);
+    get_prefix(in, loaded.next_obs_, slots * opt_.obs_size);
   }
-  read_prefix(in, loaded.actions_, slots);
-  read_prefix(in, loaded.rewards_, slots);
-  read_prefix(in, loaded.flags_, slots);
+  get_prefix(in, loaded.actions_, slots);
+  get_prefix(in, loaded.rewards_, slots);
+  get_prefix(in, loaded.flags_, slots);
   if (opt_.prioritized) {
     std::vector<double> leaves(slots);
-    read_prefix(in, leaves, slots);
+    get_prefix(in, leaves, slots);
     // A positive priority exactly where a transition is sampleable, as add() maintains.
     const int64_t oldest = loaded.rows_added_ - loaded.rows_filled_;
     for (int64_t k = 0; k < slots; ++k) {
@@ -451,18 +426,10 @@ ReplayBuffer ReplayBuffer::read(std::istream& in) const {
   return loaded;
 }
 
-std::string ReplayBuffer::save_state() const {
-  std::ostringstream out;
-  save(out);
-  return out.str();
-}
-
 void ReplayBuffer::load_state(const std::string& bytes) {
-  std::istringstream in(bytes);
+  StateReader in(bytes, "replay buffer state");
   ReplayBuffer loaded = read(in);
-  if (in.peek() != std::char_traits<char>::eof()) {
-    throw InputError("replay buffer state: trailing bytes");
-  }
+  in.expect_end();
   *this = std::move(loaded);
 }
 

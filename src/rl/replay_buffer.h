@@ -16,13 +16,14 @@
 #pragma once
 
 #include <cstdint>
-#include <iosfwd>
 #include <string>
 #include <vector>
 
 #include "core/rng.h"
 
 namespace stoch::rl {
+
+class StateReader;
 
 // Complete binary tree over leaf priorities: proportional sampling by prefix-sum search, and
 // the smallest positive leaf for importance-weight normalisation. Parents are always
@@ -119,10 +120,8 @@ class ReplayBuffer {
   double total_priority() const { return tree_.total(); }
 
   // Contents, positions and priorities: a loaded buffer samples exactly as the saved one,
-  // given the same Rng state. load() throws InputError for malformed data or data saved
+  // given the same Rng state. load_state() throws InputError for malformed data or data saved
   // with other options (beta excepted: the saved one is restored).
-  void save(std::ostream& out) const;
-  void load(std::istream& in);
   std::string save_state() const;
   void load_state(const std::string& bytes);
 
@@ -130,7 +129,7 @@ class ReplayBuffer {
   int64_t slot(int64_t row, int env) const { return (row % rows_) * opt_.num_envs + env; }
   bool sampleable(int64_t row) const;
   // A buffer with these options holding the state in `in`; a failure leaves *this untouched.
-  ReplayBuffer read(std::istream& in) const;
+  ReplayBuffer read(StateReader& in) const;
   void store_obs(std::vector<float>& floats, std::vector<uint8_t>& bits, int64_t slot,
                  const float* x);
   void load_obs(const std::vector<float>& floats, const std::vector<uint8_t>& bits, int64_t slot,

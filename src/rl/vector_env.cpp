@@ -8,7 +8,7 @@
 #include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
-#include "rl/envs/state_io.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl {
 

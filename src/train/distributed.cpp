@@ -232,6 +232,14 @@ struct Distributed::Impl {
     store->wait(keys, kJoinTimeout);
     std::vector<std::string> out;
     for (const auto& v : store->multiGet(keys)) out.emplace_back(v.begin(), v.end());
+    // The store lives in rank 0's process: when the values make every rank stop (configs that
+    // differ), rank 0 must not exit before the others have read them.
+    store->set(stoch::str(name, "/read/", rank), "");
+    if (rank == 0) {
+      std::vector<std::string> read;
+      for (int64_t r = 0; r < world; ++r) read.push_back(stoch::str(name, "/read/", r));
+      store->wait(read, kJoinTimeout);
+    }
     return out;
   }
 

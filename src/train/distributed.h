@@ -4,7 +4,7 @@
 // WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GROUP_RANK, and its agent's store);
 // `stoch train --nproc N` sets the same variables for the processes it starts, and any launcher
 // that sets them works across hosts. The backend is Gloo on the CPU. Without WORLD_SIZE, or
-// with WORLD_SIZE=1, nothing here is constructed and training runs as before.
+// with WORLD_SIZE=1, nothing here is constructed and the run trains in this one process.
 #pragma once
 
 #include <ATen/core/Tensor.h>

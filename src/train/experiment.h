@@ -9,8 +9,8 @@
 
 #include "core/config_schema.h"
 #include "hooks/hook.h"
+#include "optim/adamw.h"
 #include "train/dist_config.h"
-#include "train/optim.h"
 #include "train/schedule.h"
 #include "train/task.h"
 
@@ -132,7 +132,7 @@ class ExperimentConfig {
  public:
   RunConfig run;
   std::string task = "lm";
-  OptimConfig optim;
+  optim::OptimConfig optim;
   ScheduleConfig schedule;
   TrainConfig train;
   LogConfig log;

@@ -21,7 +21,7 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
   const auto& s = cfg.task_sections<LmSections>();
   source_ = data::make_token_source(s.data, static_cast<uint64_t>(cfg.run.seed));
   bytes_per_token_ = source_->val_bytes_per_token();
-  models::GptConfig mc = s.model;
+  models::LmConfig mc = s.model;
   if (cfg.train.cpu_workers > 1 && mc.dropout > 0)
     throw InputError(
         "train.cpu_workers: parallel workers need model.dropout = 0 (dropout draws from one "
@@ -34,15 +34,19 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
                                 " is smaller than the data's vocabulary (", source_->vocab_size(),
                                 ")"));
   context_ = mc.context;
-  gpt_ = models::Gpt(mc);
+  if (!init_from_.empty() &&
+      !registry<models::LmArchEntry>().get(mc.arch, "model.arch").gpt2_format)
+    throw InputError(stoch::str("model.init_from: model.arch ", mc.arch,
+                                " has no GPT-2 form to read the folder into"));
+  model_ = models::make_language_model(mc);
   ce_chunk_rows_ = mc.ce_chunk_rows;
-  gpt_->to(device_);
-  log::info(stoch::str("data ", source_->describe(), "; model ", gpt_->num_parameters() / 1e6,
-                       "M parameters (", mc.n_layer, " layers, d_model ", mc.d_model, ", context ",
-                       mc.context, ")"));
+  model_->to(device_);
+  log::info(stoch::str("data ", source_->describe(), "; model ", mc.arch, ", ",
+                       model_->num_parameters() / 1e6, "M parameters (", model_->describe(), ")"));
   const bool cpu_float32 = device_.is_cpu() && !use_bf16_autocast(cfg.run.precision, device_);
-  log::info(models::describe_attention(mc.attention, cpu_float32, mc.dropout > 0, mc.context,
-                                       mc.d_model / mc.n_head));
+  if (dynamic_cast<models::GptImpl*>(model_.get()))
+    log::info(models::describe_attention(mc.attention, cpu_float32, mc.dropout > 0, mc.context,
+                                         mc.d_model / mc.n_head));
 
   bayes_val_loss_ = bayes_loss(data::Split::kVal, eval_batches_ * batch_size_);
 }
@@ -51,8 +55,8 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
 // the products of the forward and backward passes, plus 12 L d T for attention's scores and
 // weighted sums. The position embedding is a lookup, not a product.
 double LmTask::flops_per_unit() const {
-  const auto& c = gpt_->config();
-  return 6.0 * static_cast<double>(gpt_->num_parameters(/*exclude_position_embedding=*/true)) +
+  const auto& c = model_->config();
+  return 6.0 * static_cast<double>(model_->num_parameters(/*exclude_position_embedding=*/true)) +
          12.0 * static_cast<double>(c.n_layer * c.d_model * c.context);
 }
 
@@ -88,11 +92,11 @@ torch::Tensor LmTask::windows(data::Split split, uint64_t first, int64_t n) cons
 // even when the forward pass ran in bf16.
 torch::Tensor LmTask::next_token_loss(const torch::Tensor& w) {
   if (ce_chunk_rows_ > 0) {
-    const auto h = gpt_->hidden(w.slice(1, 0, context_));
-    return models::chunked_cross_entropy(h.reshape({-1, h.size(-1)}), gpt_->wte->weight,
+    const auto h = model_->hidden(w.slice(1, 0, context_));
+    return models::chunked_cross_entropy(h.reshape({-1, h.size(-1)}), model_->unembedding(),
                                          w.slice(1, 1, context_ + 1).reshape({-1}), ce_chunk_rows_);
   }
-  const auto logits = gpt_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
+  const auto logits = model_->forward(w.slice(1, 0, context_)).to(torch::kFloat);
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                               w.slice(1, 1, context_ + 1).reshape({-1}));
 }
@@ -104,7 +108,7 @@ torch::Tensor LmTask::train_loss(int64_t micro) {
 
 Metrics LmTask::evaluate(int64_t /*step*/) {
   torch::NoGradGuard no_grad;
-  gpt_->eval();
+  model_->eval();
   double total = 0.0;
   for (int64_t b = 0; b < eval_batches_; ++b) {
     total += next_token_loss(
@@ -119,8 +123,8 @@ Metrics LmTask::evaluate(int64_t /*step*/) {
 }
 
 const hooks::LmView* LmTask::lm_view() {
-  if (!view_.gpt) {
-    view_.gpt = gpt_.get();
+  if (!view_.model) {
+    view_.model = model_.get();
     view_.source = source_.get();
     view_.eval_windows = windows(data::Split::kVal, 0, eval_batches_ * batch_size_);
   }
@@ -129,7 +133,9 @@ const hooks::LmView* LmTask::lm_view() {
 
 void LmTask::start_fresh() {
   if (init_from_.empty()) return;
-  models::load_gpt2_weights(*gpt_, init_from_, vocab_from_data_);
+  auto* gpt = dynamic_cast<models::GptImpl*>(model_.get());
+  TORCH_CHECK(gpt, "model.arch ", model_->config().arch, " claims GPT-2's format but is no Gpt");
+  models::load_gpt2_weights(*gpt, init_from_, vocab_from_data_);
   log::info(stoch::str("initial weights from ", init_from_, " (model.init_from)"));
 }
 
@@ -168,7 +174,7 @@ namespace {
 // MLP's two widths); attention scores and LibTorch's workspaces come on top.
 MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_size) {
   const auto& s = cfg.task_sections<LmSections>();
-  models::GptConfig mc = s.model;
+  models::LmConfig mc = s.model;
   if (mc.vocab_size == 0) {
     // A prepared folder's vocabulary is known only once read: count the smallest.
     const int64_t least = data::token_source_entry(s.data).least_vocab;

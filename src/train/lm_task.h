@@ -1,22 +1,22 @@
-// Task "lm": next-token prediction with the GPT decoder on a token source.
+// Task "lm": next-token prediction with a language model (model.arch) on a token source.
 #pragma once
 
 #include <memory>
 
 #include "data/lm_data.h"
 #include "data/token_source.h"
-#include "models/gpt.h"
+#include "models/language_model.h"
 #include "train/task.h"
 
 namespace stoch::train {
 
 struct LmSections : TaskSectionsOf<LmSections> {
-  models::GptConfig model;
+  models::LmConfig model;
   data::LmDataConfig data;
 
   template <class V>
   void visit(V& v) {
-    v.section("model", model, "the GPT decoder");
+    v.section("model", model, "the language model (model.arch picks the architecture)");
     v.section("data", data, "where tokens come from");
   }
 };
@@ -25,7 +25,7 @@ class LmTask : public Task {
  public:
   LmTask(const ExperimentConfig& cfg, const torch::Device& device);
 
-  torch::nn::Module& model() override { return *gpt_; }
+  torch::nn::Module& model() override { return *model_; }
   torch::Tensor train_loss(int64_t micro) override;
   bool split_over_ranks(int64_t /*world_size*/) override { return true; }
   int64_t units_per_micro() const override { return batch_size_ * context_; }
@@ -36,7 +36,7 @@ class LmTask : public Task {
   const hooks::LmView* lm_view() override;
   void start_fresh() override;
 
-  models::Gpt& gpt() { return gpt_; }
+  models::LanguageModelImpl& language_model() { return *model_; }
   const data::TokenSource& source() const { return *source_; }
   // The tokenizer behind the ids ("bytes", a BPE folder, or "" for synthetic tokens).
   std::string tokenizer() const { return source_->tokenizer(); }
@@ -49,7 +49,7 @@ class LmTask : public Task {
   double bayes_loss(data::Split split, int64_t windows) const;
 
   std::unique_ptr<data::TokenSource> source_;
-  models::Gpt gpt_{nullptr};
+  std::shared_ptr<models::LanguageModelImpl> model_;
   int64_t ce_chunk_rows_ = 0;
   torch::Device device_;
   int64_t batch_size_, context_, eval_batches_;

@@ -42,7 +42,7 @@ struct LoopState {
   // over all ranks, which only a collective can give.
   nlohmann::json to_json(double interval_loss) const;
   // Restores what to_json wrote, keeping grad_accum and world_size (the resumed run's, which
-  // may differ). Keys missing from older checkpoints take their step-0 meaning.
+  // may differ). A key absent from state.json takes its step-0 meaning.
   void restore(const nlohmann::json& saved, bool holds_interval_loss);
 };
 

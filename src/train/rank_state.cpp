@@ -61,7 +61,8 @@ int64_t resume_grad_accum(const std::string& dir, const nlohmann::json& state, i
                           int64_t configured_accum) {
   const int64_t saved = state.value("world_size", int64_t{1});
   if (saved == world_size) return configured_accum;
-  // Checkpoints from before elastic resume lack the count; grad_accum cannot change on resume.
+  // Without micro_batches_per_step the count is world size x grad_accum: grad_accum cannot
+  // change on resume, so the configured value is the saved one.
   const int64_t per_step = state.value("micro_batches_per_step", saved * configured_accum);
   if (per_step % world_size != 0)
     throw InputError(stoch::str(dir, ": written by a run of world size ", saved, " with ", per_step,

@@ -75,7 +75,7 @@ void TrainingLoop::set_up() {
                        0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(world_.rank));
   model_ = &task_->model();
   sharded_ = W_ > 1 && cfg_.dist.shard != "none";
-  if (!sharded_) optim_ = std::make_unique<AdamW>(named_params(*model_), cfg_.optim);
+  if (!sharded_) optim_ = std::make_unique<optim::AdamW>(named_params(*model_), cfg_.optim);
   if (task_->wants_helper_lane() && device_.is_cpu() && at::get_num_threads() >= 2)
     open_helper_lane();
   for (const auto& spec : cfg_.hooks) {
@@ -124,7 +124,7 @@ void TrainingLoop::restore() {
   restore_rng(ckpt->tensors["rng"], device_, world_.rank, saved_world != W_);
   task_->load_state(*ckpt);
   for (size_t i = 0; i < hooks_.size(); ++i) {
-    auto it = ckpt->tensors.find(stoch::str("hook", i));
+    auto it = ckpt->tensors.find(hooks::state_key(i));
     if (it != ckpt->tensors.end()) hooks_[i]->load_state(it->second);
   }
   state_->restore(ckpt->state, main_rank_);
@@ -274,7 +274,7 @@ void TrainingLoop::save(int64_t step) {
   task_->save_state(c);
   for (size_t i = 0; i < hooks_.size(); ++i) {
     auto s = hooks_[i]->state();
-    if (!s.empty()) c.tensors[stoch::str("hook", i)] = std::move(s);
+    if (!s.empty()) c.tensors[hooks::state_key(i)] = std::move(s);
   }
   const std::string dir =
       store_.save(c, static_cast<int>(cfg_.train.keep_last), cfg_.train.keep_every, staged);

@@ -17,12 +17,12 @@
 #include "core/torch/checkpoint.h"
 #include "core/torch/lane.h"
 #include "hooks/hook.h"
+#include "optim/adamw.h"
 #include "train/distributed.h"
 #include "train/experiment.h"
 #include "train/gradient_buckets.h"
 #include "train/loop_state.h"
 #include "train/micro_batches.h"
-#include "train/optim.h"
 #include "train/rollbacks.h"
 #include "train/task.h"
 #include "train/update_guard.h"
@@ -81,7 +81,7 @@ class TrainingLoop {
   int restore_threads_ = 0;  // intra-op threads to give back when the lane closes
   std::unique_ptr<Task> task_;
   torch::nn::Module* model_ = nullptr;
-  std::unique_ptr<AdamW> optim_;
+  std::unique_ptr<optim::AdamW> optim_;
   std::unique_ptr<ShardedAdamW> zero_;  // the optimiser of a sharded run, made once ranks join
   TensorList saved_optim_;              // restored optimiser state, loaded once the ranks join
   std::vector<std::unique_ptr<hooks::Hook>> hooks_;

@@ -54,7 +54,8 @@ std::optional<int> TrainingLoop::train_step(MicroBatchRunner& micro_batches) {
   // The guards judge the norm before clipping; without clipping it is computed for them.
   torch::Tensor grad_norm;
   if (cfg_.train.grad_clip > 0 || judged)
-    grad_norm = zero_ ? zero_->clip(max_norm) : clip_grad_norm(model_->parameters(), max_norm);
+    grad_norm =
+        zero_ ? zero_->clip(max_norm) : optim::clip_grad_norm(model_->parameters(), max_norm);
   bool skipped = false;
   if (judged)
     if (const auto code = judge_update(step_loss, grad_norm, &skipped)) return code;

@@ -66,7 +66,7 @@ struct ShardedAdamW::Impl {
   std::vector<torch::Tensor> views;   // each piece's elements of its parameter
   torch::Tensor exp_avg, exp_avg_sq;  // this rank's moments, end to end
   torch::Tensor grad;                 // gradient sharding: this rank's summed gradient
-  std::unique_ptr<AdamW> adamw;
+  std::unique_ptr<optim::AdamW> adamw;
 
   torch::Tensor flat_grads() const {
     auto flat = torch::zeros({layout.shard * layout.world}, params[0].options());
@@ -79,7 +79,7 @@ struct ShardedAdamW::Impl {
 
 ShardedAdamW::ShardedAdamW(Distributed& dist,
                            const std::vector<std::pair<std::string, torch::Tensor>>& named,
-                           OptimConfig cfg, bool shard_gradients)
+                           optim::OptimConfig cfg, bool shard_gradients)
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.dist = &dist;
@@ -100,7 +100,7 @@ ShardedAdamW::ShardedAdamW(Distributed& dist,
   s.exp_avg = torch::zeros({s.layout.shard}, opts);
   s.exp_avg_sq = torch::zeros({s.layout.shard}, opts);
   const int64_t lo = dist.rank() * s.layout.shard, hi = lo + s.layout.shard;
-  std::vector<AdamW::Param> pieces;
+  std::vector<optim::AdamW::Param> pieces;
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < s.params.size(); ++i) {
     const int64_t a = std::max(lo, s.layout.offsets[i]);
@@ -110,11 +110,11 @@ ShardedAdamW::ShardedAdamW(Distributed& dist,
     s.pieces.push_back(piece);
     const auto view = s.params[i].detach().view(-1).narrow(0, piece.begin, b - a);
     s.views.push_back(view);
-    pieces.push_back({names[i], view, decays(names[i], s.params[i]),
+    pieces.push_back({names[i], view, optim::decays(names[i], s.params[i]),
                       s.exp_avg.narrow(0, piece.at, b - a),
                       s.exp_avg_sq.narrow(0, piece.at, b - a)});
   }
-  s.adamw = std::make_unique<AdamW>(std::move(pieces), cfg);
+  s.adamw = std::make_unique<optim::AdamW>(std::move(pieces), cfg);
 }
 
 ShardedAdamW::~ShardedAdamW() = default;
@@ -139,14 +139,14 @@ torch::Tensor ShardedAdamW::clip(double max_norm) {
   Impl& s = *impl_;
   torch::NoGradGuard no_grad;
   // Every rank holds the whole summed gradient: the global norm is local.
-  if (!s.shard_gradients) return clip_grad_norm(s.params, max_norm);
+  if (!s.shard_gradients) return optim::clip_grad_norm(s.params, max_norm);
   // The squares of every shard, summed over the ranks (in double: the ranks' partial sums
   // are added in a fixed order, and the result must not depend on how the elements fall).
   auto sq = s.grad.defined() ? s.grad.to(torch::kDouble).square().sum().reshape({1})
                              : torch::zeros({1}, torch::kDouble);
   s.dist->all_reduce_sum(sq);
   const auto total = sq.sqrt().to(torch::kFloat).reshape({});
-  if (s.grad.defined()) s.grad.mul_(clip_coefficient(total, max_norm));
+  if (s.grad.defined()) s.grad.mul_(optim::clip_coefficient(total, max_norm));
   return total;
 }
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "core/torch/checkpoint.h"
-#include "train/optim.h"
+#include "optim/adamw.h"
 
 namespace stoch::train {
 
@@ -43,7 +43,7 @@ struct FlatLayout {
 class ShardedAdamW {
  public:
   ShardedAdamW(Distributed& dist, const std::vector<std::pair<std::string, torch::Tensor>>& params,
-               OptimConfig cfg, bool shard_gradients);
+               optim::OptimConfig cfg, bool shard_gradients);
   ~ShardedAdamW();
 
   void zero_grad();

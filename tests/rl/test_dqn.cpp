@@ -344,7 +344,7 @@ TEST(Dqn, TargetStatisticsInACheckpointAreOptionalButMustBeWhole) {
     EXPECT_STREQ(e.what(),
                  "run/checkpoints/step-00000007: dqn state: target_stats: expected 4 values");
   }
-  // Checkpoints from before the statistics existed load and start a fresh interval.
+  // A checkpoint without target statistics loads and starts a fresh interval.
   agent.erase(stats);
   EXPECT_NO_THROW(task.load_state(ckpt));
 }

@@ -9,15 +9,14 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/rng.h"
-#include "rl/envs/state_io.h"
 #include "rl/replay_buffer.h"
+#include "rl/state_io.h"
 #include "rl/vector_env.h"
 
 namespace stoch::rl {
@@ -750,12 +749,10 @@ TEST_P(ReplayResume, LoadedBufferSamplesExactlyAsTheOriginal) {
     }
   }
 
-  std::stringstream stream;
-  original.save(stream);
   ReplayOptions other_beta = opt;
   other_beta.beta = 0.1;  // restored from the state
   ReplayBuffer resumed(other_beta);
-  resumed.load(stream);
+  resumed.load_state(original.save_state());
   EXPECT_EQ(resumed.options().beta, 0.6);
   EXPECT_EQ(resumed.save_state(), original.save_state());
 

@@ -9,7 +9,8 @@
 
 namespace stoch {
 
-// The tensor called `name` in `list`, or null when absent (state newer than the checkpoint).
+// The tensor called `name` in `list`, or null when absent (a checkpoint may lack state that this
+// build writes).
 const at::Tensor* find_tensor(const TensorList& list, const std::string& name);
 
 // The tensor called `name` in `list`; InputError naming `what` (the state's owner) when absent.

@@ -305,7 +305,7 @@ void DqnAgent::load_state(const Checkpoint& ckpt) {
   const auto lengths = find("pending_lengths").contiguous();
   pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
   pending_lengths_.assign(lengths.data_ptr<double>(), lengths.data_ptr<double>() + lengths.numel());
-  // Checkpoints from before the target statistics existed start a fresh interval.
+  // A checkpoint without target statistics starts a fresh interval of them.
   targets_ = {};
   if (const auto* stats = find_tensor(a, "target_stats")) {
     const auto t = stats->to(torch::kDouble).contiguous();

@@ -12,7 +12,7 @@
 
 #include "core/rng.h"
 #include "rl/envs/env.h"
-#include "rl/envs/state_io.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl {
 

@@ -13,7 +13,7 @@
 
 #include "rl/envs/env.h"
 #include "rl/envs/numpy_random.h"
-#include "rl/envs/state_io.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl::minatar {
 

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "rl/envs/state_io.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl::minatar {
 

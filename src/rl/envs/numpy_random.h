@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rl/envs/state_io.h"
+#include "rl/state_io.h"
 
 namespace stoch::rl {
 

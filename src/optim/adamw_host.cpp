@@ -1,10 +1,10 @@
-#include "train/adamw_host.h"
+#include "optim/adamw_host.h"
 
 #include <cmath>
 
 #include "core/cpu_isa.h"
 
-namespace stoch::train {
+namespace stoch::optim {
 
 AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps,
                                double weight_decay, double t) {
@@ -51,4 +51,4 @@ bool adamw_host_preferred(CpuIsa isa) {
   return isa != CpuIsa::kPortable;
 }
 
-}  // namespace stoch::train
+}  // namespace stoch::optim

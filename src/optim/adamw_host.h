@@ -8,7 +8,7 @@
 
 #include "core/cpu_isa.h"
 
-namespace stoch::train {
+namespace stoch::optim {
 
 // Per-step constants of one parameter group.
 struct AdamWStep {
@@ -31,4 +31,4 @@ void adamw_host_update(float* p, const float* g, float* m, float* v, int64_t n, 
 // does not, so the optimiser takes LibTorch's kernel there.
 bool adamw_host_preferred(CpuIsa isa);
 
-}  // namespace stoch::train
+}  // namespace stoch::optim

@@ -1,4 +1,4 @@
-#include "hooks/surplus_probe.h"
+#include "generate/surplus_probe.h"
 
 #include <torch/torch.h>
 
@@ -8,7 +8,7 @@
 #include "core/strings.h"
 #include "core/torch/state_tensors.h"
 
-namespace stoch::hooks {
+namespace stoch::generate {
 
 SurplusProbeImpl::SurplusProbeImpl(int64_t d_model, uint64_t seed) : d_(d_model) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -45,4 +45,4 @@ SurplusProbe probe_from_state(const TensorList& state, const std::string& what) 
   return probe;
 }
 
-}  // namespace stoch::hooks
+}  // namespace stoch::generate

@@ -1,4 +1,4 @@
-#include "train/optim.h"
+#include "optim/adamw.h"
 
 #include <torch/torch.h>
 
@@ -7,9 +7,9 @@
 #include "core/errors.h"
 #include "core/strings.h"
 #include "core/torch/lane.h"
-#include "train/adamw_host.h"
+#include "optim/adamw_host.h"
 
-namespace stoch::train {
+namespace stoch::optim {
 
 bool decays(const std::string& name, const torch::Tensor& p) {
   return p.dim() >= 2 && name.find("emb") == std::string::npos &&
@@ -216,4 +216,4 @@ void AdamW::load_state(const TensorList& saved) {
   }
 }
 
-}  // namespace stoch::train
+}  // namespace stoch::optim

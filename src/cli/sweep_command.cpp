@@ -1,4 +1,4 @@
-#include "cli/sweep.h"
+#include "cli/sweep_command.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -6,9 +6,11 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include "cli/checks.h"
+#include "cli/command.h"
 #include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -95,18 +97,6 @@ std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
   return runs;
 }
 
-void add_sweep_command(CLI::App& app, SweepArgs& a) {
-  auto* s = app.add_subcommand("sweep", "run a grid of configs times seeds (re-run to continue)");
-  s->add_option("config", a.config, "YAML config file")->required();
-  s->add_option("--grid", a.grid, "KEY=V1,V2,... (repeatable; the grid is their product)");
-  s->add_option("--set", a.sets, "KEY=VALUE applied to every run");
-  s->add_option("--seeds", a.seeds, "seeds per grid point")->check(integer_in(1));
-  s->add_option("--first-seed", a.first_seed, "first seed (then +1 each)")->check(integer_in(0));
-  s->add_option("--jobs", a.jobs, "runs at a time; CPU threads are shared among them")
-      ->check(integer_in(1));
-  s->add_option("--out", a.out, "sweep folder (default runs/sweep-<config name>)");
-}
-
 int sweep(const SweepArgs& a) {
   const auto runs = expand_sweep(a);
   const std::string out =
@@ -189,4 +179,23 @@ int sweep(const SweepArgs& a) {
   return kExitOk;
 }
 
+namespace {
+
+const bool registered = register_command(
+    "sweep", "run a grid of configs times seeds (re-run to continue)", 90,
+    [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<SweepArgs>();
+      cmd.add_option("config", a->config, "YAML config file")->required();
+      cmd.add_option("--grid", a->grid, "KEY=V1,V2,... (repeatable; the grid is their product)");
+      cmd.add_option("--set", a->sets, "KEY=VALUE applied to every run");
+      cmd.add_option("--seeds", a->seeds, "seeds per grid point")->check(integer_in(1));
+      cmd.add_option("--first-seed", a->first_seed, "first seed (then +1 each)")
+          ->check(integer_in(0));
+      cmd.add_option("--jobs", a->jobs, "runs at a time; CPU threads are shared among them")
+          ->check(integer_in(1));
+      cmd.add_option("--out", a->out, "sweep folder (default runs/sweep-<config name>)");
+      return [a] { return sweep(*a); };
+    });
+
+}  // namespace
 }  // namespace stoch::cli

@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "hooks/surplus_probe.h"
-#include "models/gpt.h"
+#include "generate/surplus_probe.h"
+#include "models/language_model.h"
 
-namespace stoch::train {
+namespace stoch::generate {
 
 struct SamplingParams {
   double temperature = 1.0;  // 0: greedy
@@ -31,15 +31,15 @@ struct SamplingStats {
 };
 
 // Appends n tokens to ids by one model call per token.
-std::vector<int64_t> sample_plain(models::GptImpl& gpt, std::vector<int64_t> ids, int64_t n,
-                                  const SamplingParams& sp, at::Generator& gen,
+std::vector<int64_t> sample_plain(models::LanguageModelImpl& model, std::vector<int64_t> ids,
+                                  int64_t n, const SamplingParams& sp, at::Generator& gen,
                                   SamplingStats* stats = nullptr);
 
 // Appends n tokens to ids; each model call verifies `draft` tokens drafted by the probe and keeps
 // the accepted prefix plus one token from the model (Leviathan et al. 2023; Chen et al. 2023).
-std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProbeImpl& probe,
+std::vector<int64_t> sample_speculative(models::LanguageModelImpl& model, SurplusProbeImpl& probe,
                                         std::vector<int64_t> ids, int64_t n, int64_t draft,
                                         const SamplingParams& sp, at::Generator& gen,
                                         SamplingStats* stats = nullptr);
 
-}  // namespace stoch::train
+}  // namespace stoch::generate

@@ -12,7 +12,7 @@
 #include "core/torch/safetensors.h"
 #include "models/gpt.h"
 
-namespace stoch::hooks {
+namespace stoch::generate {
 
 class SurplusProbeImpl : public torch::nn::Module {
  public:
@@ -37,4 +37,4 @@ TensorList probe_tensors(const SurplusProbeImpl& probe);
 // Rebuilds a probe from a surplus hook's saved state; throws InputError when it holds none.
 SurplusProbe probe_from_state(const TensorList& state, const std::string& what);
 
-}  // namespace stoch::hooks
+}  // namespace stoch::generate

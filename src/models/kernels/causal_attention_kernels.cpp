@@ -1,4 +1,4 @@
-#include "models/causal_attention_kernels.h"
+#include "models/kernels/causal_attention_kernels.h"
 
 #include <algorithm>
 #include <cmath>

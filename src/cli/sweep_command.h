@@ -5,10 +5,6 @@
 #include <string>
 #include <vector>
 
-namespace CLI {
-class App;
-}
-
 namespace stoch::cli {
 
 struct SweepArgs {
@@ -21,7 +17,6 @@ struct SweepArgs {
   std::string out;
 };
 
-void add_sweep_command(CLI::App& app, SweepArgs& args);
 int sweep(const SweepArgs& a);
 
 // One run of a sweep: its folder name and its --set overrides (grid values, then run.seed).

@@ -1,10 +1,10 @@
-#include "train/sampling.h"
+#include "generate/sampling.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 
-namespace stoch::train {
+namespace stoch::generate {
 namespace {
 
 int64_t draw_from(const torch::Tensor& probs, at::Generator& gen) {
@@ -46,30 +46,30 @@ torch::Tensor sampling_probs(const torch::Tensor& logits_in, const SamplingParam
   return probs;
 }
 
-std::vector<int64_t> sample_plain(models::GptImpl& gpt, std::vector<int64_t> ids, int64_t n,
-                                  const SamplingParams& sp, at::Generator& gen,
+std::vector<int64_t> sample_plain(models::LanguageModelImpl& model, std::vector<int64_t> ids,
+                                  int64_t n, const SamplingParams& sp, at::Generator& gen,
                                   SamplingStats* stats) {
   torch::NoGradGuard no_grad;
-  const int64_t ctx = gpt.config().context;
-  const auto device = gpt.wte->weight.device();
+  const int64_t ctx = model.config().context;
+  const auto device = model.device();
   for (int64_t i = 0; i < n; ++i) {
-    const auto logits = gpt.forward(window(ids, ctx, device))[0][-1];
+    const auto logits = model.forward(window(ids, ctx, device))[0][-1];
     ids.push_back(draw_from(sampling_probs(logits, sp), gen));
     if (stats) ++stats->model_calls;
   }
   return ids;
 }
 
-std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProbeImpl& probe,
+std::vector<int64_t> sample_speculative(models::LanguageModelImpl& model, SurplusProbeImpl& probe,
                                         std::vector<int64_t> ids, int64_t n, int64_t draft,
                                         const SamplingParams& sp, at::Generator& gen,
                                         SamplingStats* stats) {
   torch::NoGradGuard no_grad;
-  const int64_t ctx = gpt.config().context;
+  const int64_t ctx = model.config().context;
   TORCH_CHECK(draft >= 1 && draft < ctx, "draft length must be in [1, context)");
-  const auto device = gpt.wte->weight.device();
-  const int64_t V = sp.vocab > 0 ? sp.vocab : gpt.wte->weight.size(0);
-  const auto U = gpt.wte->weight.slice(0, 0, V);
+  const auto device = model.device();
+  const int64_t V = sp.vocab > 0 ? sp.vocab : model.unembedding().size(0);
+  const auto U = model.unembedding().slice(0, 0, V);
   const auto count = [&](int64_t calls, int64_t d, int64_t a) {
     if (!stats) return;
     stats->model_calls += calls;
@@ -78,9 +78,9 @@ std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProb
   };
 
   // The first token comes from the model; h_prev is the hidden state that predicted it.
-  const auto h0 = gpt.hidden(window(ids, ctx, device))[0];
+  const auto h0 = model.hidden(window(ids, ctx, device))[0];
   torch::Tensor h_prev = h0[-1];
-  ids.push_back(draw_from(sampling_probs(gpt.logits(h_prev), sp), gen));
+  ids.push_back(draw_from(sampling_probs(model.logits(h_prev), sp), gen));
   count(1, 0, 0);
   int64_t made = 1;
 
@@ -92,7 +92,7 @@ std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProb
     auto f = h_prev;
     int64_t tok = ids.back();
     for (int64_t k = 0; k < k_max; ++k) {
-      f = probe.feature(f, gpt.wte->forward(torch::tensor({tok}, torch::kLong).to(device))[0]);
+      f = probe.feature(f, model.embed(torch::tensor({tok}, torch::kLong).to(device))[0]);
       q.push_back(sampling_probs(torch::matmul(f, U.t()), sp));
       tok = draw_from(q.back(), gen);
       drafts.push_back(tok);
@@ -100,12 +100,12 @@ std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProb
     // Verify all drafts with one model call; row j of h predicts the token after position j.
     std::vector<int64_t> extended = ids;
     extended.insert(extended.end(), drafts.begin(), drafts.end());
-    const auto h = gpt.hidden(window(extended, ctx, device))[0];
+    const auto h = model.hidden(window(extended, ctx, device))[0];
     const int64_t last = h.size(0) - 1 - k_max;  // the row of the newest accepted token
     int64_t kept = 0;
     int64_t next = -1;
     for (int64_t k = 0; k < k_max; ++k) {
-      const auto p = sampling_probs(gpt.logits(h[last + k]), sp);
+      const auto p = sampling_probs(model.logits(h[last + k]), sp);
       const double pk = p[drafts[k]].item<double>(), qk = q[k][drafts[k]].item<double>();
       if (uniform(gen) * qk < pk) {  // accept with probability min(1, p / q)
         ++kept;
@@ -119,7 +119,7 @@ std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProb
     }
     ids.insert(ids.end(), drafts.begin(), drafts.begin() + kept);
     h_prev = h[last + kept];
-    if (next < 0) next = draw_from(sampling_probs(gpt.logits(h_prev), sp), gen);  // all kept
+    if (next < 0) next = draw_from(sampling_probs(model.logits(h_prev), sp), gen);  // all kept
     ids.push_back(next);
     made += kept + 1;
     count(1, k_max, kept);
@@ -127,4 +127,4 @@ std::vector<int64_t> sample_speculative(models::GptImpl& gpt, hooks::SurplusProb
   return ids;
 }
 
-}  // namespace stoch::train
+}  // namespace stoch::generate

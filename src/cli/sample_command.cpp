@@ -1,12 +1,18 @@
-// sample, data prepare: using a trained language model and preparing its data.
+// stoch sample: text from a trained language model, token by token or speculatively with the
+// run's surplus probe as the drafter.
 #include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
+#include <memory>
 #include <optional>
 
-#include "cli/commands.h"
+#include "cli/checks.h"
+#include "cli/command.h"
 #include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -15,20 +21,32 @@
 #include "core/torch/checkpoint.h"
 #include "core/torch/device.h"
 #include "core/torch/model_tensors.h"
-#include "data/token_files.h"
 #include "data/tokenizer/tokenizer.h"
+#include "generate/sampling.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
-#include "train/sampling.h"
 
 namespace stoch::cli {
 namespace {
+
+struct SampleArgs {
+  std::string run_dir;
+  std::string prompt;
+  int64_t max_tokens = 200;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  int64_t seed = 0;
+  int64_t checkpoint = -1;
+  bool speculative = false;
+  int64_t draft = 4;
+};
 
 struct LoadedLm {
   train::ExperimentConfig cfg;
   std::unique_ptr<train::LmTask> task;
   int64_t step = 0;
-  std::optional<hooks::SurplusProbe> probe;  // when the run trained a surplus hook
+  std::optional<generate::SurplusProbe> probe;  // when the run trained a surplus hook
 };
 
 LoadedLm load_lm(const std::string& run_dir, int64_t step) {
@@ -43,11 +61,11 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   load_model_tensors(out.task->model(), ckpt.tensors.at("model"), ckpt.dir + "/model.safetensors");
   out.step = ckpt.step;
   for (size_t i = 0; i < out.cfg.hooks.size(); ++i) {
-    auto it = ckpt.tensors.find(stoch::str("hook", i));
+    auto it = ckpt.tensors.find(hooks::state_key(i));
     const auto* hook = registry<hooks::HookEntry>().find(out.cfg.hooks[i].name);
     if (!hook || !hook->sampling_probe || it == ckpt.tensors.end()) continue;
-    out.probe = hooks::probe_from_state(it->second, ckpt.dir);
-    (*out.probe)->to(out.task->gpt()->wte->weight.device());
+    out.probe = generate::probe_from_state(it->second, ckpt.dir);
+    (*out.probe)->to(out.task->language_model().device());
   }
   return out;
 }
@@ -76,11 +94,9 @@ std::vector<int64_t> encode_prompt(const std::string& prompt, const data::Tokeni
   return ids;
 }
 
-}  // namespace
-
 int sample(const SampleArgs& a) {
   auto lm = load_lm(a.run_dir, a.checkpoint);
-  auto& gpt = lm.task->gpt();
+  auto& model = lm.task->language_model();
   const std::string spec = lm.task->tokenizer();
   const auto tok = spec.empty() ? nullptr : data::load_tokenizer(spec);
   const int64_t vocab = lm.task->source().vocab_size();
@@ -92,14 +108,14 @@ int sample(const SampleArgs& a) {
     throw InputError(stoch::str(a.run_dir,
                                 ": --speculative needs a run trained with the surplus "
                                 "hook (hooks: [{name: surplus}]), whose probe drafts the tokens"));
-  gpt->eval();
+  model.eval();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
-  const train::SamplingParams sp{a.temperature, a.top_k, a.top_p, vocab};
-  train::SamplingStats stats;
+  const generate::SamplingParams sp{a.temperature, a.top_k, a.top_p, vocab};
+  generate::SamplingStats stats;
   const auto t0 = std::chrono::steady_clock::now();
-  ids = a.speculative ? train::sample_speculative(*gpt, **lm.probe, ids, a.max_tokens, a.draft, sp,
-                                                  gen, &stats)
-                      : train::sample_plain(*gpt, ids, a.max_tokens, sp, gen, &stats);
+  ids = a.speculative ? generate::sample_speculative(model, **lm.probe, ids, a.max_tokens, a.draft,
+                                                     sp, gen, &stats)
+                      : generate::sample_plain(model, ids, a.max_tokens, sp, gen, &stats);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string line = stoch::str("sampled ", a.max_tokens, " tokens in ", format_number(seconds, 4),
@@ -123,16 +139,30 @@ int sample(const SampleArgs& a) {
   return kExitOk;
 }
 
-int data_prepare(const PrepareArgs& a) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto r = data::prepare_token_files(
-      {a.inputs, a.out, a.val_fraction, a.tokenizer, a.format, a.shard_tokens});
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log::info(stoch::str("wrote ", a.out, " (", a.format, " format): ", r.train_tokens, " train and ",
-                       r.val_tokens, " val tokens from ", r.files, " files, tokenizer ",
-                       a.tokenizer, " (vocabulary ", r.vocab_size, ") in ", format_number(s, 3),
-                       " s"));
-  return kExitOk;
-}
+const bool registered = register_command(
+    "sample", "generate text from a trained language model", 50, [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<SampleArgs>();
+      cmd.add_option("run_dir", a->run_dir, "run directory")->required();
+      cmd.add_option("--prompt", a->prompt,
+                     "prompt text (token ids separated by spaces for synthetic data)");
+      cmd.add_option("--max-tokens", a->max_tokens, "tokens to generate")->check(integer_in(1));
+      cmd.add_option("--temperature", a->temperature, "softmax temperature; 0 is greedy")
+          ->check(number_in(0));
+      cmd.add_option("--top-k", a->top_k, "keep the k most likely tokens; 0 keeps all")
+          ->check(integer_in(0));
+      cmd.add_option("--top-p", a->top_p, "keep the smallest set with this much mass")
+          ->check(number_in(0, 1));
+      cmd.add_option("--seed", a->seed, "sampling seed")
+          ->check(integer_in(std::numeric_limits<int64_t>::min()));
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+          ->check(integer_in(0));
+      cmd.add_flag("--speculative", a->speculative,
+                   "draft with the run's surplus probe and verify with the model (same "
+                   "distribution)");
+      cmd.add_option("--draft", a->draft, "tokens drafted per model call with --speculative")
+          ->check(integer_in(1, 64));
+      return [a] { return sample(*a); };
+    });
 
+}  // namespace
 }  // namespace stoch::cli

@@ -14,7 +14,7 @@ namespace stoch {
 class Lane;
 }
 
-namespace stoch::train {
+namespace stoch::optim {
 
 struct OptimConfig {
   double lr = 1e-3;
@@ -91,4 +91,4 @@ class AdamW {
   std::vector<Slot> slots_;
 };
 
-}  // namespace stoch::train
+}  // namespace stoch::optim

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/cpu_isa.h"
-#include "models/conv3x3.h"
+#include "models/kernels/conv3x3.h"
 #include "models/plain_stack.h"
 
 namespace stoch::models {

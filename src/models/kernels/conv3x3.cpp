@@ -1,4 +1,4 @@
-#include "models/conv3x3.h"
+#include "models/kernels/conv3x3.h"
 
 #include <torch/torch.h>
 

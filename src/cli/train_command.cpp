@@ -1,0 +1,87 @@
+// stoch train: starts a run from a config in a new run directory (or as --nproc local ranks).
+#include <CLI/CLI.hpp>
+
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "cli/checks.h"
+#include "cli/command.h"
+#include "cli/launch.h"
+#include "cli/run_dir.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/output_dir.h"
+#include "core/run_lock.h"
+#include "core/strings.h"
+#include "core/torch/checkpoint.h"
+#include "train/experiment.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::cli {
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  std::string run_dir;
+  int64_t nproc = 1;  // data-parallel ranks started on this machine
+};
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return buf;
+}
+
+std::string default_run_dir(const train::ExperimentConfig& cfg, const std::string& config_path) {
+  const std::string name =
+      cfg.run.name.empty() ? fs::path(config_path).stem().string() : cfg.run.name;
+  std::string dir = stoch::str("runs/", name, "-", timestamp());
+  for (int i = 2; fs::exists(dir); ++i) dir = stoch::str("runs/", name, "-", timestamp(), "-", i);
+  return dir;
+}
+
+int train(const TrainArgs& a) {
+  check_not_launched(a.nproc);
+  auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
+  const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
+  if (!CheckpointStore(run_dir).steps().empty())
+    throw InputError(stoch::str(run_dir,
+                                ": already holds checkpoints; continue it with `stoch resume ",
+                                run_dir, "` or choose another --run-dir"));
+  // The launcher picks the run dir, so that every rank uses the same one.
+  if (a.nproc > 1)
+    return launch_local_ranks(a.nproc,
+                              rank_args({"train", a.config, "--run-dir", run_dir}, a.sets));
+  std::optional<RunLock> lock;  // held until the run ends
+  return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
+    make_output_dir(run_dir, "--run-dir");
+    lock.emplace(run_dir);  // before anything in the folder changes
+    std::error_code ec;
+    fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
+    fs::remove(run_dir + "/rollbacks.json", ec);
+    log::set_file(run_dir + "/log.txt");
+    write_run_config(cfg, run_dir);
+    log::info(stoch::str("run dir ", run_dir));
+  });
+}
+
+const bool registered =
+    register_command("train", "start a run from a config", 10, [](CLI::App& cmd) -> CommandRun {
+      auto a = std::make_shared<TrainArgs>();
+      cmd.add_option("config", a->config, "YAML config file")->required();
+      cmd.add_option("--set", a->sets, "override a key: KEY=VALUE (repeatable)");
+      cmd.add_option("--run-dir", a->run_dir, "run directory (default runs/<name>-<time>)");
+      cmd.add_option("--nproc", a->nproc,
+                     "data-parallel processes on this machine, sharing its cores (CPU: Gloo)")
+          ->check(integer_in(1));
+      return [a] { return train(*a); };
+    });
+
+}  // namespace
+}  // namespace stoch::cli
