@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
+#include <tuple>
 
 #include "core/errors.h"
 #include "test_util.h"
@@ -30,6 +32,21 @@ TEST(MemoryEstimate, ARunThatCannotFitExitsTwoAtOnceWithTheEstimate) {
       << refused.output;
   EXPECT_LT(took, 60) << "the refusal should come before any work";
   EXPECT_FALSE(test::fs::exists(dir + "/run")) << "a refused run left its folder";
+
+  // A replay buffer too large (CartPole: 2 x 4 floats + 9 bytes a transition, 4 TB here) is
+  // refused the same way, and so is a value-regression input set too large.
+  for (const auto& [config, set, part] :
+       {std::tuple<std::string, std::string, std::string>{
+            "configs/rl/cartpole_mse.yaml", "dqn.replay_capacity=100000000000", "replay buffer"},
+        {"configs/value/nonstationary.yaml", "data.num_inputs=100000000000",
+         "data (inputs and targets)"}}) {
+    const auto r = test::run_stoch("train " + test::source_path(config) + " --run-dir " + dir +
+                                   "/rl --set " + set);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("the run needs at least "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(part), std::string::npos) << r.output;
+    EXPECT_FALSE(test::fs::exists(dir + "/rl")) << "a refused run left its folder";
+  }
 
   // The same config with a batch that fits trains.
   const auto ok = test::run_stoch("train " + test::source_path("configs/quickstart.yaml") +

@@ -1,4 +1,5 @@
 #include "models/value_net.h"
+#include "models/value_net_size.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -46,6 +47,26 @@ torch::Tensor ValueNetImpl::forward(const torch::Tensor& x) {
   auto layers = torso_->plain_layers();
   layers.push_back({PlainLayer::Kind::kLinear, head_->weight, head_->bias, 0, false});
   return plain_stack_forward(layers, activation_, x, lane_);
+}
+
+int64_t value_net_parameter_count(const ValueNetConfig& cfg,
+                                  const std::vector<int64_t>& input_shape, int64_t outputs) {
+  // Building draws the initial weights from the global generator: put its state back, so that
+  // estimating a run changes nothing the run then draws.
+  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  ValueNet net(cfg, input_shape, outputs);
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+  }
+  int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  return n;
 }
 
 }  // namespace stoch::models

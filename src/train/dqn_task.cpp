@@ -2,9 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "models/value_net_size.h"
+#include "rl/vector_env.h"
 #include "train/experiment.h"
 
 namespace stoch::train {
@@ -47,9 +51,37 @@ const hooks::ValueView* DqnTask::value_view() {
 }
 
 namespace {
+
+// Lower bounds (train/memory_estimate.h): the replay buffer as rl::ReplayBuffer allocates it at
+// the start (both observations of every transition, packed to bits when the environment's are
+// binary, its action, reward and flags; the priority tree's sums and minima when prioritised),
+// the learner's network with gradients and Adam moments, and the target network.
+MemoryEstimate estimate_dqn_memory(const ExperimentConfig& cfg, int64_t /*world_size*/) {
+  const auto& s = cfg.task_sections<DqnSections>();
+  const rl::VectorEnv env(s.env.name, s.env.options(), 1, 0);
+  const double envs = static_cast<double>(s.env.num_envs);
+  const double slots = std::floor(static_cast<double>(s.dqn.replay_capacity) / envs) * envs;
+  const double obs = static_cast<double>(env.obs_size());
+  const double obs_bytes = env.binary_observation() ? std::ceil(obs / 8) : 4 * obs;
+  MemoryEstimate e;
+  e.add("replay buffer", slots * (2 * obs_bytes + 4 + 4 + 1), /*on_host=*/true);
+  if (s.dqn.prioritized) {
+    double leaves = 1;
+    while (leaves < slots) leaves *= 2;
+    e.add("priority tree", 2 * 2 * leaves * 8, /*on_host=*/true);
+  }
+  const int64_t outputs = env.num_actions() * value::make_value_loss(s.value)->head_outputs();
+  const double params = static_cast<double>(
+      models::value_net_parameter_count(s.model, env.observation_shape(), outputs));
+  add_training_state(e, params, 1.0);
+  e.add("target network", 4 * params);
+  return e;
+}
+
 const bool registered = register_task<DqnSections, DqnTask>(
-    "dqn", "online value-based RL (DQN family) with any value loss as the head",
-    "eval/return_mean");
+    "dqn", "online value-based RL (DQN family) with any value loss as the head", "eval/return_mean",
+    estimate_dqn_memory);
+
 }  // namespace
 
 }  // namespace stoch::train

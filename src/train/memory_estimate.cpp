@@ -85,7 +85,7 @@ void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
       "the run needs at least ", format_bytes(need), " of memory",
       ranks_here > 1 ? stoch::str(" (", ranks_here, " ranks on this machine, each ") : " (",
       host.describe(), ") but ", format_bytes(available),
-      " is available; lower train.batch_size or the model's size"));
+      " is available; lower train.batch_size, the model's size or dqn.replay_capacity"));
 }
 
 }  // namespace stoch::train

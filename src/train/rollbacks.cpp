@@ -39,6 +39,7 @@ void Rollbacks::write(const std::string& run_dir, int64_t step, const std::strin
     std::ifstream in(path_in(run_dir));
     if (in) j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) j = nlohmann::json::object();
+    if (!j["events"].is_array()) j["events"] = nlohmann::json::array();
   }
   j["count"] = count;
   j["lr_scale"] = lr_scale;

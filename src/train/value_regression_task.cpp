@@ -8,6 +8,7 @@
 #include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "models/value_net_size.h"
 #include "train/experiment.h"
 
 namespace stoch::train {
@@ -138,9 +139,27 @@ std::string ValueRegressionTask::summary(const Metrics& last_eval) const {
 }
 
 namespace {
+// Lower bounds (train/memory_estimate.h): the fixed input set and its targets, and the network
+// with gradients and Adam moments.
+MemoryEstimate estimate_value_regression_memory(const ExperimentConfig& cfg,
+                                                int64_t /*world_size*/) {
+  const auto& s = cfg.task_sections<ValueRegressionSections>();
+  double input = 1;
+  for (const int64_t d : s.data.input_shape) input *= static_cast<double>(d);
+  const double n = static_cast<double>(s.data.num_inputs);
+  MemoryEstimate e;
+  e.add("data (inputs and targets)", 4 * n * (input + 1));
+  const int64_t outputs = value::make_value_loss(s.value)->head_outputs();
+  add_training_state(
+      e,
+      static_cast<double>(models::value_net_parameter_count(s.model, s.data.input_shape, outputs)),
+      1.0);
+  return e;
+}
+
 const bool registered = register_task<ValueRegressionSections, ValueRegressionTask>(
     "value_regression", "supervised value network on generated targets (non-stationary or noisy)",
-    "fit/mse");
+    "fit/mse", estimate_value_regression_memory);
 }  // namespace
 
 }  // namespace stoch::train
