@@ -12,6 +12,7 @@
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "cli/run_dir.h"
+#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"

@@ -2,7 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "core/errors.h"
@@ -75,6 +78,11 @@ Node convert(const YAML::Node& y, const std::string& file) {
 }
 
 Node parse_yaml(const std::string& text, const std::string& origin) {
+  // YAML is Unicode text. Other bytes would pass through yaml-cpp into keys and values that a
+  // written config.yaml could not reproduce (at a file's start, two of them read as a BOM).
+  if (const size_t bad = first_invalid_utf8(text); bad != std::string::npos)
+    throw InputError(str(origin, ":", 1 + std::count(text.begin(), text.begin() + bad, '\n'),
+                         ": not UTF-8 text (byte ", bad, ")"));
   try {
     return convert(YAML::Load(text), origin);
   } catch (const YAML::Exception& e) {
@@ -92,16 +100,10 @@ Node load_recursive(const fs::path& path, std::vector<fs::path>& stack) {
     if (p == canon) throw InputError(str(name, ": `base:` files form a cycle"));
   stack.push_back(canon);
 
-  YAML::Node y;
-  try {
-    y = YAML::LoadFile(name);
-  } catch (const YAML::BadFile&) {
-    throw InputError(str(name, ": cannot read config file"));
-  } catch (const YAML::Exception& e) {
-    throw InputError(str(name, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ",
-                         e.mark.column + 1, ")"));
-  }
-  Node doc = convert(y, name);
+  std::ifstream in(name, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw InputError(str(name, ": cannot read config file"));
+  Node doc = parse_yaml(text, name);
   if (doc.is_null()) doc.kind = Node::Kind::kMap;
   if (!doc.is_map()) throw InputError(str(doc.where(), ": expected a mapping of config sections"));
 
@@ -159,16 +161,35 @@ void merge(Node& dst, const Node& src) {
   dst = src;
 }
 
+namespace {
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
+}
+
+}  // namespace
+
 std::pair<std::string, std::string> split_assignment(const std::string& assignment,
                                                      const std::string& option) {
   const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
+  // Spaces around the key are the shell's, not the key's: "train.steps = 5" sets train.steps.
+  const std::string key = eq == std::string::npos ? "" : trim(assignment.substr(0, eq));
+  if (key.empty())
     throw InputError(str(option, " ", assignment, ": expected KEY=VALUE, e.g. train.steps=100"));
-  return {assignment.substr(0, eq), assignment.substr(eq + 1)};
+  for (const char c : key)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      throw InputError(str(option, " ", assignment, ": the key holds a control character"));
+  if (first_invalid_utf8(key) != std::string::npos)
+    throw InputError(str(option, " ", assignment, ": the key is not UTF-8 text"));
+  return {key, assignment.substr(eq + 1)};
 }
 
 void apply_override(Node& root, const std::string& assignment, const std::string& option) {
-  const auto [key, text] = split_assignment(assignment, option);
+  const auto assigned = split_assignment(assignment, option);
+  const std::string& key = assigned.first;
+  const std::string& text = assigned.second;
   Node value = parse_yaml(text, option + " " + assignment);
   // An empty value means the empty string, not null: `--set run.name=` clears the name.
   if (value.is_null() && text.empty()) {
@@ -215,31 +236,54 @@ void apply_override(Node& root, const std::string& assignment, const std::string
   }
 }
 
+namespace {
+
+// Whether `s` written plain reads back as the same string scalar wherever stoch writes one: as
+// a block mapping's key or value, a block list's item and a flow list's item. Asking the parser is
+// the only sure test: YAML's rules for plain scalars have too many corners to restate.
+bool reads_back_plain(const std::string& s) {
+  if (s.find_first_of("\n\r") != std::string::npos) return false;
+  try {
+    const YAML::Node m = YAML::Load("k: " + s);
+    const YAML::Node l = YAML::Load("- " + s);
+    const YAML::Node f = YAML::Load("[" + s + "]");
+    const YAML::Node k = YAML::Load(s + ": v");  // as a key, at the start of a file
+    if (!(m.IsMap() && m.size() == 1 && m["k"].IsScalar() && m["k"].Scalar() == s &&
+          l.IsSequence() && l.size() == 1 && l[0].IsScalar() && l[0].Scalar() == s &&
+          f.IsSequence() && f.size() == 1 && f[0].IsScalar() && f[0].Scalar() == s && k.IsMap() &&
+          k.size() == 1))
+      return false;
+    const auto key = k.begin()->first;
+    return key.IsScalar() && key.Scalar() == s;
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::string yaml_scalar(const std::string& s) {
-  if (s.empty()) return "\"\"";
-  bool plain = true;
-  const std::string specials = ":#{}[],&*!|>'\"%@`";
-  if (specials.find(s.front()) != std::string::npos || s.front() == '-' || s.front() == '?' ||
-      s.front() == ' ' || s.back() == ' ')
-    plain = false;
-  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos ||
-      s.find('\n') != std::string::npos)
-    plain = false;
-  // A string that YAML would read as null must stay a string.
-  if (s == "null" || s == "~" || s == "Null" || s == "NULL") plain = false;
-  // Leading '-' is fine for numbers.
-  if (!plain && s.front() == '-' && s.size() > 1 &&
-      (std::isdigit(static_cast<unsigned char>(s[1])) || s[1] == '.'))
-    plain = s.find_first_of(":#\n") == std::string::npos;
-  if (plain) return s;
+  if (!s.empty() && reads_back_plain(s)) return s;
+  // Double-quoted: backslash escapes for the quote, the backslash and control characters;
+  // everything else (UTF-8 included) as it is.
   std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
       out += "\\n";
-      continue;
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    } else {
+      out += c;
     }
-    out += c;
   }
   return out + "\"";
 }
@@ -255,7 +299,7 @@ std::string to_yaml(const Node& node, int indent) {
     case Node::Kind::kMap:
       if (node.map.empty()) return "{}\n";
       for (const auto& [k, v] : node.map) {
-        out += pad + k + ":";
+        out += pad + yaml_scalar(k) + ":";
         if ((v.is_map() && !v.map.empty()) || (v.kind == Node::Kind::kSeq && !v.seq.empty())) {
           out += "\n" + to_yaml(v, indent + 2);
         } else {

@@ -26,6 +26,10 @@ std::string join(const std::vector<T>& items, const std::string& sep) {
   return os.str();
 }
 
+// The offset of the first byte that does not begin a valid, shortest-form UTF-8 character (no
+// surrogates, nothing past U+10FFFF), or std::string::npos when all of `s` is valid.
+size_t first_invalid_utf8(const std::string& s);
+
 // Levenshtein distance, for "did you mean" hints.
 size_t edit_distance(const std::string& a, const std::string& b);
 

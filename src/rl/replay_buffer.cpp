@@ -390,7 +390,13 @@ ReplayBuffer ReplayBuffer::read(StateReader& in) const {
   }
   const auto rows_added = in.get<int64_t>();
   const auto max_priority = in.get<double>();
-  if (rows_added < 0 || !(max_priority > 0)) throw InputError("replay buffer state: bad counters");
+  // 2^48 rows is far beyond any run, and keeps transition ids (row * num_envs + env) in range.
+  // Priorities come from float TD errors plus eps; beta is annealed within [0, 1].
+  if (rows_added < 0 || rows_added > (int64_t{1} << 48) ||
+      !(max_priority >= std::min(opt_.eps, 1.0)) || !(max_priority <= 1e39) ||
+      !(beta >= 0 && beta <= 1))
+    throw InputError(str("replay buffer state: bad counters (rows ", rows_added, ", max priority ",
+                         max_priority, ", beta ", beta, ")"));
 
   ReplayBuffer loaded(opt_);
   loaded.opt_.beta = beta;
@@ -408,16 +414,31 @@ ReplayBuffer ReplayBuffer::read(StateReader& in) const {
   get_prefix(in, loaded.actions_, slots);
   get_prefix(in, loaded.rewards_, slots);
   get_prefix(in, loaded.flags_, slots);
+  for (size_t k = 0; k < loaded.obs_.size() && !opt_.binary; ++k)
+    if (!std::isfinite(loaded.obs_[k]) || !std::isfinite(loaded.next_obs_[k]))
+      throw InputError(str("replay buffer state: observation value ", k, " is not finite"));
+  for (int64_t k = 0; k < slots; ++k) {
+    const int32_t a = loaded.actions_[k];
+    if (a < 0 || (opt_.num_actions > 0 && a >= opt_.num_actions) ||
+        !std::isfinite(loaded.rewards_[k]) || loaded.flags_[k] > (kTerminated | kTruncated))
+      throw InputError(str("replay buffer state: transition ", k, " has action ", a, ", reward ",
+                           loaded.rewards_[k], ", flags ", int(loaded.flags_[k]),
+                           (opt_.num_actions > 0 ? str(" (", opt_.num_actions, " actions)") : "")));
+  }
   if (opt_.prioritized) {
     std::vector<double> leaves(slots);
     get_prefix(in, leaves, slots);
-    // A positive priority exactly where a transition is sampleable, as add() maintains.
+    // A priority exactly where a transition is sampleable, as add() maintains, within the range
+    // that update_priorities() can give: [eps^alpha, max_priority^alpha], give or take rounding.
+    const double lo = std::pow(opt_.eps, opt_.alpha) * (1 - 1e-9);
+    const double hi = std::pow(max_priority, opt_.alpha) * (1 + 1e-9);
     const int64_t oldest = loaded.rows_added_ - loaded.rows_filled_;
     for (int64_t k = 0; k < slots; ++k) {
       const int64_t pos = k / opt_.num_envs;
       const int64_t row = oldest + (pos - oldest % rows_ + rows_) % rows_;
       const double p = leaves[k];
-      if (!(p >= 0) || std::isinf(p) || (p > 0) != loaded.sampleable(row)) {
+      const bool in_range = p >= lo && p <= hi;
+      if (!(p == 0 || in_range) || (p > 0) != loaded.sampleable(row)) {
         throw InputError(str("replay buffer state: bad priority ", p, " at slot ", k));
       }
     }

@@ -65,9 +65,10 @@ struct ReplayOptions {
   int n_step = 1;
   double gamma = 0.99;
   bool prioritized = false;
-  double alpha = 0.6;  // priority exponent: P(i) ~ (|td_i| + eps)^alpha
-  double beta = 0.4;   // importance-weight exponent; anneal it with set_beta()
-  double eps = 1e-6;   // keeps every transition sampleable
+  double alpha = 0.6;   // priority exponent: P(i) ~ (|td_i| + eps)^alpha
+  double beta = 0.4;    // importance-weight exponent; anneal it with set_beta()
+  double eps = 1e-6;    // keeps every transition sampleable
+  int num_actions = 0;  // > 0: a loaded state's actions must lie in [0, num_actions)
 };
 
 // Caller-owned arrays (e.g. tensor storage) for one batch; sample() writes `batch` rows.

@@ -26,6 +26,7 @@ class StateWriter {
     return *this;
   }
   StateWriter& put_raw(const void* p, size_t bytes) {
+    if (bytes == 0) return *this;  // p may be an empty vector's null data()
     bytes_.append(static_cast<const char*>(p), bytes);
     return *this;
   }
@@ -59,6 +60,7 @@ class StateReader {
   }
   void get_raw(void* p, size_t bytes) {
     if (bytes > bytes_.size() - pos_) throw InputError(what_ + " is truncated");
+    if (bytes == 0) return;  // p may be an empty vector's null data()
     std::memcpy(p, bytes_.data() + pos_, bytes);
     pos_ += bytes;
   }

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 namespace stoch::train {
 
 LoopState::LoopState(int64_t grad_accum, int64_t world_size, const torch::Device& device)
@@ -42,15 +44,26 @@ nlohmann::json LoopState::to_json(double interval_loss) const {
           {"interval_skipped", interval.skipped}};
 }
 
+namespace {
+
+// A clock or loss from state.json: 0 when absent, NaN when written as null (JSON has no NaN).
+double number(const nlohmann::json& saved, const char* key) {
+  const auto it = saved.find(key);
+  if (it == saved.end()) return 0.0;
+  return it->is_null() ? std::numeric_limits<double>::quiet_NaN() : it->get<double>();
+}
+
+}  // namespace
+
 void LoopState::restore(const nlohmann::json& saved, bool holds_interval_loss) {
   step = saved.at("step").get<int64_t>();
   micro_batches = saved.value("micro_batches", step * micro_batches_per_step());
   units_seen = saved.value("tokens_seen", int64_t{0});
-  elapsed_s = saved.value("elapsed_s", 0.0);
-  interval.train_s = saved.value("interval_train_s", 0.0);
+  elapsed_s = number(saved, "elapsed_s");
+  interval.train_s = number(saved, "interval_train_s");
   interval.steps = saved.value("interval_steps", int64_t{0});
   interval.skipped = saved.value("interval_skipped", int64_t{0});
-  interval.loss.fill_(holds_interval_loss ? saved.value("interval_loss", 0.0) : 0.0);
+  interval.loss.fill_(holds_interval_loss ? number(saved, "interval_loss") : 0.0);
 }
 
 }  // namespace stoch::train

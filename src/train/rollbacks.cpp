@@ -4,9 +4,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/strings.h"
-#include "core/torch/safetensors.h"
 
 namespace stoch::train {
 namespace {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -512,6 +513,29 @@ TEST(ClassicControl, LoadRejectsMalformedState) {
       auto o = stoch::registry<EnvEntry>().get(other, "env").make(EnvOptions{});
       EXPECT_THROW(env->load_state(o->save_state()), std::runtime_error) << name << " " << other;
     }
+  }
+}
+
+// States with values the dynamics never reach, found by fuzzing (tests/fuzz/fuzz_env_state.cpp):
+// NaN or infinite ones came out as NaN observations, and a huge Acrobot angle made its
+// turn-by-turn wrapping loop for ever. Each is refused, and the environment is left as it was.
+TEST(ClassicControl, LoadRefusesStatesTheDynamicsCannotReach) {
+  for (const auto& name : kEnvNames) {
+    auto env = stoch::registry<EnvEntry>().get(name, "env").make(EnvOptions{});
+    env->seed(3);
+    env->reset();
+    const std::string saved = env->save_state();
+    const std::vector<float> before = observe(*env);
+    for (const double v : {std::nan(""), std::numeric_limits<double>::infinity(), 1e300, -1e9}) {
+      std::string bad = saved;
+      std::memcpy(&bad[4], &v, sizeof v);  // the first state variable, after the 4-byte tag
+      EXPECT_THROW(env->load_state(bad), std::runtime_error) << name << " " << v;
+    }
+    std::string zero_stream = saved;
+    std::memset(&zero_stream[zero_stream.size() - 32], 0, 32);
+    EXPECT_THROW(env->load_state(zero_stream), std::runtime_error) << name;
+    EXPECT_EQ(observe(*env), before) << name;
+    env->load_state(saved);  // the state it wrote itself still loads
   }
 }
 

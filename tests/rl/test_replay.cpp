@@ -829,3 +829,80 @@ TEST(Replay, CapacityOverwritesTheOldestRows) {
 
 }  // namespace
 }  // namespace stoch::rl
+
+namespace stoch::rl {
+namespace {
+
+// One transition per add(), with the given action and reward.
+void add_one(ReplayBuffer& b, int action, float reward) {
+  const std::vector<float> obs(b.options().obs_size, 0.5f);
+  const uint8_t no = 0;
+  b.add(obs.data(), &action, &reward, obs.data(), &no, &no);
+}
+
+// Replay states that no run can write, found by fuzzing (tests/fuzz/fuzz_replay_state.cpp):
+// each is refused with an InputError instead of sampling NaN weights, ids that overflow, or
+// actions that index past the Q-values.
+TEST(Replay, LoadRefusesStatesNoRunCanWrite) {
+  ReplayOptions opt;
+  opt.capacity = 8;
+  opt.obs_size = 2;
+  opt.prioritized = true;
+  opt.beta = 0.375;
+  opt.num_actions = 4;
+
+  // An empty prioritised buffer round-trips (its empty arrays once reached memcpy as null).
+  ReplayBuffer empty(opt);
+  ReplayBuffer loaded(opt);
+  loaded.load_state(empty.save_state());
+  EXPECT_EQ(loaded.size(), 0);
+
+  const auto refused = [&](ReplayBuffer& source, ReplayOptions into, const char* says) {
+    ReplayBuffer target(into);
+    try {
+      target.load_state(source.save_state());
+      ADD_FAILURE() << "accepted; expected " << says;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  ReplayOptions five_actions = opt;
+  five_actions.num_actions = 0;  // unchecked: the source may hold any action
+  ReplayBuffer wide(five_actions);
+  add_one(wide, 4, 1.0f);
+  refused(wide, opt, "action 4");
+  ReplayBuffer negative(five_actions);
+  add_one(negative, -1, 1.0f);
+  refused(negative, opt, "action -1");
+  ReplayBuffer nan_reward(five_actions);
+  add_one(nan_reward, 1, std::nanf(""));
+  refused(nan_reward, opt, "reward nan");
+
+  // Counters patched in the bytes: beta (annealed within [0, 1]) and the row count.
+  ReplayBuffer good(opt);
+  for (int i = 0; i < 3; ++i) add_one(good, i, 0.5f);
+  const std::string bytes = good.save_state();
+  const auto patched = [&](double old_value, double new_value, size_t extra_offset, auto put) {
+    std::string b = bytes;
+    char pattern[8];
+    std::memcpy(pattern, &old_value, 8);
+    const size_t at = b.find(std::string(pattern, 8));
+    EXPECT_NE(at, std::string::npos);
+    put(b, at + extra_offset, new_value);
+    return b;
+  };
+  const auto put_double = [](std::string& b, size_t at, double v) { std::memcpy(&b[at], &v, 8); };
+  const auto put_int = [](std::string& b, size_t at, double v) {
+    const int64_t n = static_cast<int64_t>(v);
+    std::memcpy(&b[at], &n, 8);
+  };
+  for (const std::string& bad :
+       {patched(0.375, 5.0, 0, put_double), patched(0.375, std::nan(""), 0, put_double),
+        patched(0.375, 4.6e18, 8, put_int)}) {  // rows_added follows beta
+    ReplayBuffer target(opt);
+    EXPECT_THROW(target.load_state(bad), InputError);
+  }
+}
+
+}  // namespace
+}  // namespace stoch::rl

@@ -1,4 +1,5 @@
 #include "core/torch/checkpoint.h"
+#include "core/durable_file.h"
 
 #include <fcntl.h>
 #include <torch/version.h>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/checkpoint_manifest.h"
 #include "core/crc32c.h"
 #include "core/disk_space.h"
 #include "core/errors.h"
@@ -25,6 +27,13 @@ void fsync_dir(const std::string& dir) {
     ::fsync(fd);
     ::close(fd);
   }
+}
+
+bool read_small_file(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
 }
 
 std::string hex32(uint32_t v) {
@@ -63,10 +72,10 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
   const std::string tmp = staging(ckpt.step);
   try {
     if (staged.empty()) prepare(ckpt.step);
-    nlohmann::json files = nlohmann::json::object();
+    CheckpointManifest manifest{kFormatVersion, ckpt.step, TORCH_VERSION, {}};
     const auto record = [&](const std::string& name) {
       const std::string p = tmp + "/" + name;
-      files[name] = {{"bytes", fs::file_size(p)}, {"crc32c", hex32(crc32c_file(p))}};
+      manifest.files.push_back({name, fs::file_size(p), hex32(crc32c_file(p))});
     };
     for (const auto& [stem, tensors] : ckpt.tensors) {
       write_safetensors(tmp + "/" + stem + ".safetensors", tensors);
@@ -75,12 +84,7 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
     for (const auto& name : staged) record(name);
     write_file_durably(tmp + "/state.json", ckpt.state.dump(2) + "\n");
     record("state.json");
-    const nlohmann::json manifest = {{"format", "stoch-checkpoint"},
-                                     {"format_version", kFormatVersion},
-                                     {"libtorch", TORCH_VERSION},
-                                     {"step", ckpt.step},
-                                     {"files", files}};
-    write_file_durably(tmp + "/manifest.json", manifest.dump(2) + "\n");
+    write_file_durably(tmp + "/manifest.json", manifest_json(manifest).dump(2) + "\n");
     fsync_dir(tmp);
 
     // A checkpoint of this step may exist already (a resumed run re-saving its start step).
@@ -131,43 +135,32 @@ Checkpoint CheckpointStore::load(int64_t step) const {
   c.step = step;
   c.dir = folder(step);
   const std::string mpath = c.dir + "/manifest.json";
-  std::ifstream min(mpath);
-  if (!min) throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(min);
-  } catch (const std::exception& e) {
-    throw InputError(stoch::str(mpath, ": unreadable manifest: ", e.what()));
-  }
-  if (manifest.value("format", "") != "stoch-checkpoint")
-    throw InputError(stoch::str(mpath, ": not a stoch checkpoint manifest"));
-  if (manifest.value("format_version", 0) > kFormatVersion)
-    throw InputError(stoch::str(mpath, ": format_version ", manifest.value("format_version", 0),
-                                " is newer than this stoch understands (", kFormatVersion, ")"));
-  for (const auto& [name, info] : manifest.at("files").items()) {
-    const std::string p = c.dir + "/" + name;
+  std::string text;
+  if (!read_small_file(mpath, text))
+    throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
+  const CheckpointManifest manifest = parse_checkpoint_manifest(text, mpath, kFormatVersion, step);
+  bool has_state = false;
+  for (const auto& f : manifest.files) {
+    const std::string p = c.dir + "/" + f.name;
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) throw InputError(stoch::str(p, ": missing"));
-    if (fs::file_size(p) != info.at("bytes").get<uint64_t>())
+    if (fs::file_size(p) != f.bytes)
       throw InputError(stoch::str(p, ": size differs from the manifest (truncated or damaged)"));
-    if (hex32(crc32c_file(p)) != info.at("crc32c").get<std::string>())
+    if (hex32(crc32c_file(p)) != f.crc32c)
       throw InputError(stoch::str(p, ": checksum mismatch (damaged)"));
+    has_state = has_state || f.name == "state.json";
   }
-  for (const auto& [name, info] : manifest.at("files").items()) {
-    (void)info;
-    const std::string p = c.dir + "/" + name;
-    const std::string suffix = ".safetensors";
+  if (!has_state) throw InputError(stoch::str(mpath, ": lists no state.json"));
+  const std::string suffix = ".safetensors";
+  for (const auto& f : manifest.files) {
+    const std::string& name = f.name;
     if (name.size() > suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      c.tensors[name.substr(0, name.size() - suffix.size())] = read_safetensors(p);
-    }
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      c.tensors[name.substr(0, name.size() - suffix.size())] = read_safetensors(c.dir + "/" + name);
   }
-  std::ifstream sin(c.dir + "/state.json");
-  try {
-    c.state = nlohmann::json::parse(sin);
-  } catch (const std::exception& e) {
-    throw InputError(stoch::str(c.dir, "/state.json: unreadable: ", e.what()));
-  }
+  const std::string spath = c.dir + "/state.json";
+  if (!read_small_file(spath, text)) throw InputError(stoch::str(spath, ": cannot read"));
+  c.state = parse_checkpoint_state(text, spath, step);
   return c;
 }
 

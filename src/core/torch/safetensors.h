@@ -20,7 +20,4 @@ void write_safetensors(const std::string& path, const TensorList& tensors,
 // Reads every tensor back onto the CPU; throws InputError naming the file on any malformation.
 TensorList read_safetensors(const std::string& path);
 
-// Writes a whole file durably: data flushed and fsynced before returning.
-void write_file_durably(const std::string& path, const std::string& bytes);
-
 }  // namespace stoch

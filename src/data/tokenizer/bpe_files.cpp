@@ -61,6 +61,13 @@ BpeFiles read_bpe_files(const std::string& dir) {
   }
   std::stable_sort(f.vocab.begin(), f.vocab.end(),
                    [](const auto& x, const auto& y) { return x.second < y.second; });
+  // Ids number the tokens 0..N-1, as every writer of the format numbers them; a stray large id
+  // would otherwise size the tokenizer's tables.
+  for (size_t i = 0; i < f.vocab.size(); ++i)
+    if (f.vocab[i].second != static_cast<int64_t>(i))
+      throw InputError(str(vocab_path, ": token ", json_string(f.vocab[i].first), " has id ",
+                           f.vocab[i].second, ", but the ", f.vocab.size(),
+                           " tokens must have the ids 0..", f.vocab.size() - 1, ", each once"));
 
   const std::string merges = read_text(merges_path);
   int64_t line_no = 0;

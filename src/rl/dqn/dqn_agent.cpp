@@ -49,6 +49,7 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   ro.prioritized = dqn_.prioritized;
   ro.alpha = dqn_.priority_alpha;
   ro.beta = dqn_.priority_beta;
+  ro.num_actions = num_actions_;
   replay_ = std::make_unique<ReplayBuffer>(ro);
   batch_ = std::make_unique<ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
 

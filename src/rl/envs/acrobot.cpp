@@ -138,6 +138,11 @@ StepResult Acrobot::step(int action) {
   return r;
 }
 
+bool Acrobot::reachable(const std::array<double, 4>& s) const {
+  return std::abs(s[0]) <= kPi && std::abs(s[1]) <= kPi && std::abs(s[2]) <= kMaxVel1 &&
+         std::abs(s[3]) <= kMaxVel2;
+}
+
 namespace {
 const bool registered = register_env<Acrobot>(
     "Acrobot-v1",

@@ -24,6 +24,9 @@ class Acrobot : public ClassicControlEnv<4> {
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;
+
+ protected:
+  bool reachable(const std::array<double, 4>& state) const override;
 };
 
 }  // namespace stoch::rl

@@ -76,6 +76,14 @@ StepResult CartPole::step(int action) {
   return r;
 }
 
+bool CartPole::reachable(const std::array<double, 4>& s) const {
+  // Episodes end at the thresholds, long before any value nears 1e3; past that the squared
+  // angular velocity in the equations could overflow.
+  for (const double v : s)
+    if (std::abs(v) > 1e3) return false;
+  return true;
+}
+
 namespace {
 const bool registered = register_env<CartPole>(
     "CartPole-v1",

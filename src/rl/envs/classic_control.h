@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -52,6 +53,15 @@ class ClassicControlEnv : public Env {
     static_assert(sizeof(Rng) == sizeof(std::array<uint64_t, 4>), "Rng is four words");
     const auto words = r.template get<std::array<uint64_t, 4>>();
     r.expect_end();
+    // A state the dynamics cannot reach may not reach them either: NaN, infinities and huge
+    // values would come out as NaN observations, or hang Acrobot's angle wrapping.
+    for (const double v : state)
+      if (!std::isfinite(v)) throw std::runtime_error(name_ + " state: a value is not finite");
+    if (!reachable(state))
+      throw std::runtime_error(name_ + " state: outside the range its dynamics keep to");
+    if (elapsed < 0) throw std::runtime_error(name_ + " state: a negative step count");
+    if (words == std::array<uint64_t, 4>{})
+      throw std::runtime_error(name_ + " state: a zero random stream");
     state_ = state;
     elapsed_ = elapsed;
     terminated_ = terminated != 0;
@@ -59,6 +69,9 @@ class ClassicControlEnv : public Env {
   }
 
  protected:
+  // Whether a finite state lies in the range that the game's dynamics keep to.
+  virtual bool reachable(const std::array<double, N>& state) const = 0;
+
   // tag: four bytes that reject another environment's saved state.
   ClassicControlEnv(const EnvOptions& options, int default_max_steps, uint32_t tag,
                     std::string name)

@@ -66,6 +66,10 @@ StepResult MountainCar::step(int action) {
   return r;
 }
 
+bool MountainCar::reachable(const std::array<double, 2>& s) const {
+  return s[0] >= kMinPosition && s[0] <= kMaxPosition && std::abs(s[1]) <= kMaxSpeed;
+}
+
 namespace {
 const bool registered = register_env<MountainCar>(
     "MountainCar-v0",

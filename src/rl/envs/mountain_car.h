@@ -23,6 +23,9 @@ class MountainCar : public ClassicControlEnv<2> {
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;
+
+ protected:
+  bool reachable(const std::array<double, 2>& state) const override;
 };
 
 }  // namespace stoch::rl
