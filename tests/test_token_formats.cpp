@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/errors.h"
 #include "data/token_files.h"
@@ -159,6 +160,27 @@ TEST(TokenFormats, BadShardsNameFileAndOffset) {
   prepare(dir, "llmc", 1000000);
   test::fs::remove(dir + "/llmc/val_000000.bin");
   EXPECT_NE(reopen().find("no llm.c val shards"), std::string::npos) << reopen();
+}
+
+// meta.json values are checked for kind and range before they are converted: a float where a
+// count belongs was cast to an integer out of its range (undefined behaviour), the bug fuzzing
+// found in rollbacks.json's reader (tests/fuzz/fuzz_run_files.cpp) and then looked for here.
+TEST(TokenFormats, MetaNumbersOfTheWrongKindAreRefused) {
+  const std::string dir = test::temp_dir("fmt_meta");
+  test::write_text(dir + "/in.txt", corpus(5));
+  prepare(dir, "stoch", 0);
+  const std::string meta = dir + "/stoch/meta.json";
+  const auto good = nlohmann::json::parse(test::read_text(meta));
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"vocab_size", 1e300}, {"vocab_size", 2.5}, {"train_tokens", -5}, {"dtype", 16}}) {
+    auto j = good;
+    j[key] = value;
+    test::write_text(meta, j.dump());
+    const std::string what = what_of([&] { data::open_token_dir(dir + "/stoch", "auto", 0, 0); });
+    EXPECT_NE(what.find(meta + ": " + key + ": unexpected value"), std::string::npos) << what;
+  }
+  test::write_text(meta, good.dump());
+  EXPECT_EQ(what_of([&] { data::open_token_dir(dir + "/stoch", "auto", 0, 0); }), "no InputError");
 }
 
 // llm.c's own reader is numpy over the header: read the shards that way and compare.

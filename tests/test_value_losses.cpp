@@ -249,7 +249,7 @@ TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
   torch::manual_seed(4);
   const int64_t B = 9, A = 4;
   for (const std::string name : {"mse", "huber", "two_hot", "hl_gauss", "mse_on_expectation"})
-    for (bool transform : {false, true}) {
+    for (const std::string transform : {"none", "muzero", "symlog"}) {
       auto cfg = config_for(name);
       cfg.value_transform = transform;
       auto l = value::make_value_loss(cfg);
@@ -376,7 +376,8 @@ void expect_fits(ValueLossConfig cfg, double lo, double hi, double tol, double l
   }
   EXPECT_LT(last, initial) << cfg.loss;
   const auto space = [&](const torch::Tensor& v) {
-    return cfg.value_transform ? value::muzero_h(v) : v;
+    const std::string t = cfg.transform();
+    return t == "muzero" ? value::muzero_h(v) : t == "symlog" ? value::symlog(v) : v;
   };
   const double err = max_abs(space(l->value(head)) - space(y));
   EXPECT_LT(err, tol) << cfg.loss << " read-back error " << err;
@@ -406,15 +407,40 @@ TEST(ValueLoss, MseOnExpectationFits) {
 }
 
 TEST(ValueLoss, ValueTransformFitsWideRangeTargets) {
-  // Returns up to 300 (h = 16.6) on a support bounded in return units by +-1000 (h = +-31.6,
-  // w_h = 1.24); a higher learning rate so that Adam can travel that far in 200 steps.
-  for (const std::string name : {"hl_gauss", "mse"}) {
-    auto cfg = config_for(name);
-    cfg.v_min = -1000;
-    cfg.v_max = 1000;
-    cfg.value_transform = true;
-    expect_fits(cfg, -300, 300, name == "mse" ? 0.01 : 0.25 * 63.3 / 51, /*lr=*/0.3);
+  // Returns up to 300 on a support bounded in return units by +-1000: muzero's h(1000) = 31.6
+  // (bins 1.24 wide in h), symlog(1000) = 6.91 (0.27); errors are checked in the squashed space,
+  // a quarter of a bin for the categorical head. A higher learning rate so that Adam can travel
+  // that far in 200 steps.
+  for (const std::string transform : {"muzero", "symlog", "true"})
+    for (const std::string name : {"hl_gauss", "mse"}) {
+      auto cfg = config_for(name);
+      cfg.v_min = -1000;
+      cfg.v_max = 1000;
+      cfg.value_transform = transform;
+      const double top = cfg.transform() == "symlog" ? std::log1p(1000.0) : 31.6;
+      expect_fits(cfg, -300, 300, name == "mse" ? 0.01 : 0.25 * 2 * top / 51, /*lr=*/0.3);
+    }
+}
+
+TEST(ValueLoss, SymlogRoundTripsAndTheOldSwitchSpellingsStillRead) {
+  EXPECT_NEAR(value::symlog(torch::tensor(std::exp(2.0) - 1)).item<double>(), 2.0, 1e-12);
+  EXPECT_NEAR(value::symlog(torch::tensor(-(std::exp(3.0) - 1))).item<double>(), -3.0, 1e-12);
+  const auto mag = torch::logspace(-6, 8, 1001, 10, torch::kFloat64);
+  const auto x64 = torch::cat({-mag, torch::zeros({1}, torch::kFloat64), mag});
+  for (auto dt : kFloatTypes) {
+    const auto x = x64.to(dt);
+    const auto back = value::symexp(value::symlog(x));
+    const auto rel = ((back - x).abs() / x.abs().clamp_min(1e-30)).max().item<double>();
+    EXPECT_LT(rel, dt == torch::kFloat64 ? 1e-12 : 1e-5) << dt;
+    EXPECT_EQ(back[1001].item<double>(), 0.0);
   }
+  ValueLossConfig c;
+  c.value_transform = "true";
+  EXPECT_EQ(c.transform(), "muzero");
+  c.value_transform = "false";
+  EXPECT_EQ(c.transform(), "none");
+  c.value_transform = "symlog";
+  EXPECT_EQ(c.transform(), "symlog");
 }
 
 // ---- configuration ----
@@ -432,6 +458,7 @@ TEST(ValueLoss, BadConfigsThrowInputError) {
   EXPECT_THROW(value::make_value_loss(bad([](auto& c) { c.num_bins = 1; })), InputError);
   EXPECT_THROW(value::make_value_loss(bad([](auto& c) { c.sigma_ratio = 0; })), InputError);
   EXPECT_THROW(value::make_value_loss(bad([](auto& c) { c.huber_delta = -1; })), InputError);
+  EXPECT_THROW(value::make_value_loss(bad([](auto& c) { c.value_transform = "log"; })), InputError);
   try {
     value::make_value_loss(bad([](auto& c) { c.loss = "hl_gaus"; }));
   } catch (const InputError& e) {

@@ -59,7 +59,9 @@ void truncate_metrics_after(const std::string& path, int64_t step) {
   while (std::getline(in, line)) {
     try {
       const auto j = nlohmann::json::parse(line);
-      if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
+      // A line without an integer step is not one stoch wrote: dropped like a torn one.
+      const auto s = j.is_object() ? j.find("step") : j.end();
+      if (s != j.end() && s->is_number_integer() && s->get<int64_t>() <= step) kept += line + "\n";
     } catch (const std::exception&) {
       // A torn last line from a killed process: drop it.
     }

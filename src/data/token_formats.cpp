@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/errors.h"
 #include "core/strings.h"
@@ -70,11 +71,20 @@ nlohmann::json read_meta(const std::string& path) {
 template <class T>
 T meta_value(const nlohmann::json& meta, const std::string& path, const char* key, T fallback) {
   if (!meta.is_object() || !meta.contains(key)) return fallback;
-  try {
-    return meta.at(key).get<T>();
-  } catch (const std::exception&) {
-    throw InputError(str(path, ": ", key, ": unexpected value ", meta.at(key).dump()));
+  const auto& v = meta.at(key);
+  // Checked before get<>(): JSON's numbers would otherwise be cast to T whatever their range.
+  bool fits = false;
+  if constexpr (std::is_same_v<T, std::string>) {
+    fits = v.is_string();
+  } else if constexpr (std::is_integral_v<T>) {
+    fits = v.is_number_unsigned() ||
+           (v.is_number_integer() && std::is_signed_v<T> && v.template get<int64_t>() >= 0);
+    fits = fits && v.template get<uint64_t>() <= uint64_t{1} << 62;
+  } else {
+    fits = v.is_number();
   }
+  if (!fits) throw InputError(str(path, ": ", key, ": unexpected value ", v.dump()));
+  return v.template get<T>();
 }
 
 TokenFormat detect_format(const std::string& dir) {

@@ -1,9 +1,10 @@
-// Torso "mlp": flatten, then Linear + activation per hidden width.
+// Torso "mlp": flatten, then Linear (+ model.norm) + activation per hidden width.
 #include <torch/torch.h>
 
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "models/feature_norm.h"
 #include "models/value_net.h"
 
 namespace stoch::models {
@@ -16,8 +17,12 @@ class MlpTorso : public Torso {
     int64_t in = 1;
     for (int64_t d : input_shape) in *= d;
     layers_ = register_module("layers", torch::nn::ModuleList());
+    // Registered only when asked for, so that a network without norms has the parameters (and
+    // checkpoints) it always had.
+    if (cfg.norm != "none") norms_ = register_module("norms", torch::nn::ModuleList());
     for (int64_t width : cfg.hidden) {
       layers_->push_back(torch::nn::Linear(in, width));
+      if (norms_) norms_->push_back(FeatureNorm(cfg.norm, width));
       in = width;
     }
     features_ = in;
@@ -26,8 +31,10 @@ class MlpTorso : public Torso {
   std::vector<torch::Tensor> hidden_units(const torch::Tensor& x) override {
     std::vector<torch::Tensor> out;
     auto h = x.flatten(1);
-    for (const auto& l : *layers_) {
-      h = activate(l->as<torch::nn::Linear>()->forward(h), activation_);
+    for (size_t i = 0; i < layers_->size(); ++i) {
+      h = layers_[i]->as<torch::nn::Linear>()->forward(h);
+      if (norms_) h = norms_[i]->as<FeatureNorm>()->forward(h);
+      h = activate(h, activation_);
       out.push_back(h);
     }
     return out;
@@ -35,6 +42,7 @@ class MlpTorso : public Torso {
   int64_t features() const override { return features_; }
   std::vector<PlainLayer> plain_layers() const override {
     std::vector<PlainLayer> out;
+    if (norms_) return out;  // the fused kernels know no normalisation
     for (const auto& l : *layers_) {
       const auto* lin = l->as<torch::nn::Linear>();
       out.push_back({PlainLayer::Kind::kLinear, lin->weight, lin->bias, 0, true});
@@ -44,7 +52,7 @@ class MlpTorso : public Torso {
 
  private:
   std::string activation_;
-  torch::nn::ModuleList layers_{nullptr};
+  torch::nn::ModuleList layers_{nullptr}, norms_{nullptr};
   int64_t features_ = 0;
 };
 

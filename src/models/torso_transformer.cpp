@@ -69,6 +69,10 @@ const bool registered = registry<TorsoEntry>().add(
        if (shape.size() != 2)
          throw InputError(stoch::str("model.torso: transformer needs [T, D] inputs, got ",
                                      shape.size(), " dimensions"));
+       if (cfg.norm != "none")
+         throw InputError(stoch::str("model.norm: ", cfg.norm,
+                                     " is for the mlp and cnn torsos; the transformer's blocks "
+                                     "have their own LayerNorms"));
        if (cfg.d_model % cfg.n_head != 0)
          throw InputError(stoch::str("model.n_head: ", cfg.n_head,
                                      " does not divide model.d_model = ", cfg.d_model));

@@ -29,6 +29,7 @@ struct ValueNetConfig {
   int64_t n_head = 4;
   int64_t d_model = 64;
   std::string activation = "relu";
+  std::string norm = "none";
   bool fused = true;
 
   template <class V>
@@ -49,6 +50,10 @@ struct ValueNetConfig {
     v("d_model", d_model, "transformer: width (also the feature size)", Spec().at_least(1));
     v("activation", activation, "mlp and cnn nonlinearity",
       Spec().one_of({"relu", "gelu", "tanh"}));
+    v("norm", norm,
+      "mlp and cnn: normalisation between each hidden layer's linear map and its activation "
+      "(layer: LayerNorm, rms: RMSNorm; any but none turns off the fused path)",
+      Spec().one_of({"none", "layer", "rms"}));
     v("fused", fused,
       "mlp and cnn with relu or tanh: run torso and head as one autograd node with a "
       "hand-written backward (same math, far fewer operators)");

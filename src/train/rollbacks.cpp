@@ -23,8 +23,12 @@ Rollbacks Rollbacks::read(const std::string& run_dir) {
   if (!in) return r;
   try {
     const auto j = nlohmann::json::parse(in);
-    r.count = j.at("count").get<int64_t>();
-    r.lr_scale = j.at("lr_scale").get<double>();
+    // Types checked before get<>(): a float where an integer belongs would be cast out of range.
+    if (!j.is_object() || !j.contains("count") || !j["count"].is_number_integer() ||
+        !j.contains("lr_scale") || !j["lr_scale"].is_number())
+      throw std::runtime_error("count must be an integer and lr_scale a number");
+    r.count = j["count"].get<int64_t>();
+    r.lr_scale = j["lr_scale"].get<double>();
     if (r.count < 0 || !(r.lr_scale > 0)) throw std::runtime_error("out of range");
   } catch (const std::exception& e) {
     throw InputError(stoch::str(

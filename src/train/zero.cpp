@@ -29,12 +29,18 @@ FlatLayout FlatLayout::from_json(const nlohmann::json& j, const std::string& ori
   try {
     std::vector<std::string> names;
     std::vector<int64_t> numels;
+    // Integers checked before get<>(), which would cast a float whatever its range.
+    const auto count = [](const nlohmann::json& v) {
+      if (!v.is_number_unsigned())
+        throw std::runtime_error("a count is not a non-negative integer");
+      return v.get<int64_t>();
+    };
     for (const auto& p : j.at("params")) {
       names.push_back(p.at(0).get<std::string>());
-      numels.push_back(p.at(1).get<int64_t>());
+      numels.push_back(count(p.at(1)));
     }
-    FlatLayout l(std::move(names), std::move(numels), j.at("shards").get<int64_t>());
-    if (l.world < 1 || l.shard != j.at("shard_numel").get<int64_t>())
+    FlatLayout l(std::move(names), std::move(numels), count(j.at("shards")));
+    if (l.world < 1 || l.shard != count(j.at("shard_numel")))
       throw std::runtime_error("shard sizes do not add up");
     return l;
   } catch (const std::exception& e) {

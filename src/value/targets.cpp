@@ -156,4 +156,16 @@ torch::Tensor muzero_h_inverse(const torch::Tensor& x, double eps) {
   return torch::sign(xf) * z_minus_1 * (z + 1);
 }
 
+torch::Tensor symlog(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const auto xf = x.to(compute_type(x));
+  return torch::sign(xf) * torch::log1p(xf.abs());
+}
+
+torch::Tensor symexp(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const auto xf = x.to(compute_type(x));
+  return torch::sign(xf) * torch::expm1(xf.abs());
+}
+
 }  // namespace stoch::value

@@ -35,4 +35,9 @@ torch::Tensor muzero_h(const torch::Tensor& x, double eps = 1e-3);
 // Closed-form inverse of muzero_h, rearranged to avoid cancellation for small |x|.
 torch::Tensor muzero_h_inverse(const torch::Tensor& x, double eps = 1e-3);
 
+// symlog(x) = sign(x) log(1 + |x|) (Hafner et al. 2023, DreamerV3) and its inverse
+// symexp(x) = sign(x) (exp(|x|) - 1); float32 at least, as muzero_h.
+torch::Tensor symlog(const torch::Tensor& x);
+torch::Tensor symexp(const torch::Tensor& x);
+
 }  // namespace stoch::value

@@ -18,6 +18,24 @@ torch::ScalarType compute_type(const torch::Tensor& head_out, const torch::Tenso
                               torch::kFloat32);
 }
 
+// value.value_transform: applied to targets before the loss, undone on every read-back.
+class Squash {
+ public:
+  explicit Squash(const std::string& name) : name_(name) {}
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    return name_ == "muzero" ? muzero_h(x) : name_ == "symlog" ? symlog(x) : x;
+  }
+  torch::Tensor inverse(const torch::Tensor& x) const {
+    return name_ == "muzero" ? muzero_h_inverse(x) : name_ == "symlog" ? symexp(x) : x;
+  }
+  double operator()(double v) const {
+    return (*this)(torch::tensor(v, torch::kFloat64)).item<double>();
+  }
+
+ private:
+  std::string name_;
+};
+
 void check_head(const torch::Tensor& head_out, int64_t outputs) {
   TORCH_CHECK(head_out.dim() >= 1 && head_out.size(-1) == outputs, "value head: expected [..., ",
               outputs, "] outputs, got ", head_out.sizes());
@@ -86,7 +104,7 @@ struct ChosenScalarLossFn : public torch::autograd::Function<ChosenScalarLossFn>
 class ScalarLoss : public ValueLoss {
  public:
   ScalarLoss(const ValueLossConfig& cfg, bool huber)
-      : huber_(huber), delta_(cfg.huber_delta), transform_(cfg.value_transform) {}
+      : huber_(huber), delta_(cfg.huber_delta), squash_(cfg.transform()) {}
 
   int64_t head_outputs() const override { return 1; }
   bool categorical() const override { return false; }
@@ -100,7 +118,7 @@ class ScalarLoss : public ValueLoss {
     torch::Tensor y;
     {
       torch::NoGradGuard no_grad;
-      y = (transform_ ? muzero_h(target) : target).to(ct);
+      y = squash_(target).to(ct);
     }
     if (huber_) return torch::huber_loss(v, y, at::Reduction::None, delta_);
     return (v - y).pow(2);
@@ -115,7 +133,7 @@ class ScalarLoss : public ValueLoss {
     torch::Tensor y;
     {
       torch::NoGradGuard no_grad;
-      y = (transform_ ? muzero_h(target) : target).contiguous();
+      y = squash_(target).contiguous();
     }
     return ChosenScalarLossFn::apply(head_out.reshape({head_out.size(0), head_out.size(1)}),
                                      actions.contiguous(), y, huber_, delta_);
@@ -125,13 +143,13 @@ class ScalarLoss : public ValueLoss {
     check_head(head_out, 1);
     torch::NoGradGuard no_grad;
     const auto v = head_out.detach().squeeze(-1);
-    return transform_ ? muzero_h_inverse(v) : v;
+    return squash_.inverse(v);
   }
 
  private:
   bool huber_;
   double delta_;
-  bool transform_;
+  Squash squash_;
 };
 
 const bool registered_mse = registry<ValueLossEntry>().add(
@@ -153,12 +171,9 @@ enum class Target { kTwoHot, kHlGauss, kC51, kExpectationMse };
 class CategoricalLoss : public ValueLoss {
  public:
   CategoricalLoss(const ValueLossConfig& cfg, Target kind)
-      : kind_(kind), m_(cfg.num_bins), transform_(cfg.value_transform) {
-    // With the transform the bins are uniform in h-space between the images of the bounds.
-    const auto bound = [&](double v) {
-      return transform_ ? muzero_h(torch::tensor(v, torch::kFloat64)).item<double>() : v;
-    };
-    const double lo = bound(cfg.v_min), hi = bound(cfg.v_max);
+      : kind_(kind), m_(cfg.num_bins), squash_(cfg.transform()) {
+    // With a transform the bins are uniform in the squashed space between the bounds' images.
+    const double lo = squash_(cfg.v_min), hi = squash_(cfg.v_max);
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     edges_ = bin_edges(lo, hi, m_, f64);
     // C51's atoms include both ends; every other loss reads back over the bin centres.
@@ -183,7 +198,7 @@ class CategoricalLoss : public ValueLoss {
     torch::Tensor y, p;
     {
       torch::NoGradGuard no_grad;
-      y = (transform_ ? muzero_h(target) : target).to(logits.scalar_type());
+      y = squash_(target).to(logits.scalar_type());
       if (kind_ == Target::kHlGauss) p = hl_gauss_targets(y, edges_, sigma_);
       if (kind_ == Target::kTwoHot || kind_ == Target::kC51) p = two_hot_targets(y, support_);
     }
@@ -196,7 +211,7 @@ class CategoricalLoss : public ValueLoss {
     torch::NoGradGuard no_grad;
     const auto ct = torch::promote_types(head_out.scalar_type(), torch::kFloat32);
     const auto v = expectation(head_out.detach().to(ct));
-    return transform_ ? muzero_h_inverse(v) : v;
+    return squash_.inverse(v);
   }
 
  private:
@@ -206,7 +221,7 @@ class CategoricalLoss : public ValueLoss {
 
   Target kind_;
   int64_t m_;
-  bool transform_;
+  Squash squash_;
   double sigma_ = 0;
   torch::Tensor edges_;    // [m + 1], float64: hl_gauss integrates over these
   torch::Tensor support_;  // [m], float64: bin centres, or c51's atoms
@@ -261,6 +276,10 @@ std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg) {
     throw InputError(stoch::str("value.sigma_ratio: expected a number > 0, got ", cfg.sigma_ratio));
   if (!(cfg.huber_delta > 0) || !std::isfinite(cfg.huber_delta))
     throw InputError(stoch::str("value.huber_delta: expected a number > 0, got ", cfg.huber_delta));
+  const std::string t = cfg.transform();
+  if (t != "none" && t != "muzero" && t != "symlog")
+    throw InputError(stoch::str("value.value_transform: expected none, muzero or symlog, got ",
+                                cfg.value_transform));
   return entry.make(cfg);
 }
 

@@ -24,7 +24,15 @@ struct ValueLossConfig {
   double v_min = -10.0, v_max = 10.0;
   double sigma_ratio = 0.75;  // hl_gauss: sigma = sigma_ratio * bin width
   double huber_delta = 1.0;
-  bool value_transform = false;  // MuZero h(x) on targets before binning, h^-1 after read-back
+  std::string value_transform = "none";  // squashing of targets before the loss, undone after
+
+  // value_transform's canonical name: none, muzero or symlog ("false" and "true", the key's
+  // spellings when it was a switch, still read from older runs' config.yaml).
+  std::string transform() const {
+    return value_transform == "true"    ? "muzero"
+           : value_transform == "false" ? "none"
+                                        : value_transform;
+  }
 
   template <class V>
   void visit(V& v) {
@@ -36,14 +44,17 @@ struct ValueLossConfig {
     v("num_bins", num_bins, "categorical head: number of bins (atoms for c51)", Spec().at_least(2));
     v("v_min", v_min,
       "categorical head: low end of the support, in return units (with value_transform the bins "
-      "are uniform in h between h(v_min) and h(v_max))");
+      "are uniform in the squashed space between the images of v_min and v_max)");
     v("v_max", v_max, "categorical head: high end of the support, in return units (> v_min)");
     v("sigma_ratio", sigma_ratio, "hl_gauss: target standard deviation in bin widths",
       Spec().above(0));
     v("huber_delta", huber_delta, "huber: where the loss turns from quadratic to linear",
       Spec().above(0));
     v("value_transform", value_transform,
-      "apply MuZero's h(x) = sign(x)(sqrt(|x|+1)-1) + 0.001x to targets and h^-1 to read-backs");
+      "squash targets before the loss and unsquash read-backs: none; muzero, MuZero's "
+      "h(x) = sign(x)(sqrt(|x|+1)-1) + 0.001x; symlog, sign(x) log(1+|x|) (false and true: "
+      "older spellings of none and muzero)",
+      Spec().one_of({"none", "muzero", "symlog", "false", "true"}));
   }
 };
 
@@ -71,7 +82,7 @@ class ValueLoss {
   virtual torch::Tensor value(const torch::Tensor& head_out) const = 0;
   virtual bool categorical() const = 0;
   // The values the categorical head's bins stand for (bin centres; c51's atoms), in the
-  // transformed space when value_transform is on; undefined for scalar heads.
+  // squashed space when value_transform is not none; undefined for scalar heads.
   virtual torch::Tensor support() const { return {}; }
   virtual void to(const torch::Device& d) = 0;
 };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -432,6 +433,30 @@ TEST(MinAtar, SaveLoadContinuesExactly) {
     EXPECT_EQ(other->save_state(), state) << game;
     EXPECT_TRUE(play(*other, 2000, 3) == expected) << game;
   }
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_env_state.cpp): a Seaquest state whose lists held a mover
+// below the grid loaded, and rendering it wrote past the observation. Right after reset every
+// list is empty, so the state ends with the divers' count; one diver is appended to it.
+TEST(MinAtar, SeaquestRefusesMoversOffTheGrid) {
+  auto env = make("MinAtar/Seaquest");
+  env->seed(2);
+  env->reset();
+  const std::string state = env->save_state();
+  const auto with_diver = [&](int32_t x, int32_t y, int32_t heading, int32_t timer) {
+    std::string s = state;
+    const uint32_t one = 1;
+    std::memcpy(&s[s.size() - 4], &one, 4);
+    for (const int32_t v : {x, y, heading, timer}) s.append(reinterpret_cast<const char*>(&v), 4);
+    return s;
+  };
+  auto target = make("MinAtar/Seaquest");
+  EXPECT_NO_THROW(target->load_state(with_diver(0, 5, 1, 3)));  // a diver the game could hold
+  std::vector<float> frame(frame_size(*target));
+  target->observe(frame.data());
+  for (const auto& bad : {with_diver(3, 50, 1, 3), with_diver(3, -2, 1, 3), with_diver(30, 5, 1, 3),
+                          with_diver(3, 5, 7, 3), with_diver(3, 5, 1, -1)})
+    EXPECT_THROW(target->load_state(bad), std::runtime_error);
 }
 
 TEST(MinAtar, LoadRejectsMalformedStates) {

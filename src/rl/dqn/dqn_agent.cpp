@@ -26,7 +26,7 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
       rng_(mix_seed(s.seed, kActing)) {
   const auto* loss = registry<value::ValueLossEntry>().find(s.value.loss);
   distributional_ = loss && loss->distributional;
-  if (distributional_ && s.value.value_transform)
+  if (distributional_ && s.value.transform() != "none")
     throw InputError(stoch::str("value.value_transform: not supported with value.loss ",
                                 s.value.loss, " in dqn"));
   const int E = static_cast<int>(env_cfg_.num_envs);

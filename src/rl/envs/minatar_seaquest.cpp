@@ -178,9 +178,30 @@ class Seaquest : public MinAtarEnv {
     subs.load(r, kMaxListLength);
     divers.load(r, kMaxListLength);
     r.expect_end();
-    const bool ok = s.sub_x >= 0 && s.sub_x < kSize && s.sub_y >= 0 && s.sub_y < kSize &&
-                    s.diver_count <= 6 && s.e_spawn_timer >= 0 && s.d_spawn_timer >= 0 &&
-                    s.shot_timer >= 0 && (s.sub_right == 0 || s.sub_right == 1);
+    // Counters within what the game can reach (the oxygen and speeds are multiplied and
+    // counted down: far outside these ranges they would overflow), and every mover on a row of
+    // the grid with a heading and timers the game could have given it.
+    const auto within = [](int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; };
+    bool ok =
+        within(s.sub_x, 0, kSize - 1) && within(s.sub_y, 0, kSize - 1) &&
+        within(s.diver_count, 0, 6) && within(s.oxygen, -kMaxOxygen, kMaxOxygen) &&
+        within(s.e_spawn_speed, 1, kInitSpawnSpeed) && within(s.move_speed, 1, kInitMoveInterval) &&
+        within(s.ramp_index, 0, 1 << 20) && within(s.e_spawn_timer, 0, kInitSpawnSpeed) &&
+        within(s.d_spawn_timer, 0, kDiverSpawnSpeed) && within(s.shot_timer, 0, kShotCoolDown) &&
+        within(s.sub_right, 0, 1) && within(s.surface, 0, 1);
+    const auto movers_ok = [&](const auto& list) {
+      for (int i = 0; i < list.size(); ++i) {
+        const auto& m = list[i];
+        if (!within(m[kX], -1, kSize) || !within(m[kY], 0, kSize - 1) || !within(m[kHeading], 0, 1))
+          return false;
+        // Timers start at most at the enemy shot interval, the longest of them, and count down.
+        for (size_t k = kMoveTimer; k < m.size(); ++k)
+          if (!within(m[k], 0, kEnemyShotInterval)) return false;
+      }
+      return true;
+    };
+    ok = ok && movers_ok(f) && movers_ok(e) && movers_ok(fish) && movers_ok(subs) &&
+         movers_ok(divers);
     if (!ok) throw std::runtime_error("Seaquest state is malformed");
     s_ = s;
     f_bullets_ = std::move(f);
