@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace stoch::cli {
 

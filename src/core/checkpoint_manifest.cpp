@@ -21,6 +21,12 @@ bool is_count(const nlohmann::json& v) {
   return v.is_number_unsigned();
 }
 
+// Whether `j` records checkpoint `step`: the key both files carry.
+bool has_step(const nlohmann::json& j, int64_t step) {
+  const auto s = j.find("step");
+  return s != j.end() && is_count(*s) && s->get<uint64_t>() == static_cast<uint64_t>(step);
+}
+
 bool is_crc(const nlohmann::json& v) {
   if (!v.is_string() || v.get_ref<const std::string&>().size() != 8) return false;
   for (const char c : v.get_ref<const std::string&>())
@@ -62,8 +68,7 @@ CheckpointManifest parse_checkpoint_manifest(const std::string& text, const std:
     throw bad(stoch::str("format_version ", version->get<uint64_t>(),
                          " is newer than this stoch understands (", newest_version, ")"));
   m.format_version = version->get<int64_t>();
-  const auto s = j.find("step");
-  if (s == j.end() || !is_count(*s) || s->get<uint64_t>() != static_cast<uint64_t>(step))
+  if (!has_step(j, step))
     throw bad(stoch::str("\"step\" is not ", step, ", the step its folder is named for"));
   m.step = step;
   if (const auto lt = j.find("libtorch"); lt != j.end() && lt->is_string()) m.libtorch = *lt;
@@ -88,8 +93,7 @@ nlohmann::json parse_checkpoint_state(const std::string& text, const std::string
   const auto bad = [&](const std::string& key, const char* what) {
     return InputError(stoch::str(path, ": \"", key, "\" is not ", what));
   };
-  const auto s = j.find("step");
-  if (s == j.end() || !is_count(*s) || s->get<uint64_t>() != static_cast<uint64_t>(step))
+  if (!has_step(j, step))
     throw InputError(stoch::str(path, ": \"step\" is not ", step, ", the checkpoint's step"));
   // Counters the loop reads as int64: non-negative, and those it divides by at least 1.
   for (const char* key : {"micro_batches", "tokens_seen", "interval_steps", "interval_skipped",

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace fs = std::filesystem;
 
@@ -100,10 +99,9 @@ Node load_recursive(const fs::path& path, std::vector<fs::path>& stack) {
     if (p == canon) throw InputError(str(name, ": `base:` files form a cycle"));
   stack.push_back(canon);
 
-  std::ifstream in(name, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in && !in.eof()) throw InputError(str(name, ": cannot read config file"));
-  Node doc = parse_yaml(text, name);
+  const auto text = read_whole_file(name);
+  if (!text) throw InputError(str(name, ": cannot read config file"));
+  Node doc = parse_yaml(*text, name);
   if (doc.is_null()) doc.kind = Node::Kind::kMap;
   if (!doc.is_map()) throw InputError(str(doc.where(), ": expected a mapping of config sections"));
 

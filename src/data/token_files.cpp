@@ -9,6 +9,7 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 #include "data/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -19,9 +20,9 @@ namespace {
 std::string read_all(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw InputError(str(path, ": input file not found"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(str(path, ": cannot read"));
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto text = read_whole_file(path);
+  if (!text) throw InputError(str(path, ": cannot read"));
+  return std::move(*text);
 }
 
 void check_fraction(double val_fraction) {

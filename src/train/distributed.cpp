@@ -33,9 +33,9 @@
 #include <thread>
 
 #include "core/config_tree.h"
-#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 #include "train/dist_config.h"
 #include "train/nccl_backend.h"
 #include "train/watchdog.h"

@@ -4,9 +4,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace stoch::train {
 namespace {

@@ -6,11 +6,11 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <typeinfo>
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/whole_file.h"
 #include "fuzz_target.h"
 
 namespace fs = std::filesystem;
@@ -73,8 +73,7 @@ void write_file(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return read_whole_file(path).value_or("");
 }
 
 }  // namespace stoch::fuzz

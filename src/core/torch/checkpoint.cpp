@@ -1,5 +1,4 @@
 #include "core/torch/checkpoint.h"
-#include "core/durable_file.h"
 
 #include <fcntl.h>
 #include <torch/version.h>
@@ -15,6 +14,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace fs = std::filesystem;
 
@@ -27,13 +27,6 @@ void fsync_dir(const std::string& dir) {
     ::fsync(fd);
     ::close(fd);
   }
-}
-
-bool read_small_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
 }
 
 std::string hex32(uint32_t v) {
@@ -135,10 +128,10 @@ Checkpoint CheckpointStore::load(int64_t step) const {
   c.step = step;
   c.dir = folder(step);
   const std::string mpath = c.dir + "/manifest.json";
-  std::string text;
-  if (!read_small_file(mpath, text))
-    throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
-  const CheckpointManifest manifest = parse_checkpoint_manifest(text, mpath, kFormatVersion, step);
+  const auto manifest_text = read_whole_file(mpath);
+  if (!manifest_text) throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
+  const CheckpointManifest manifest =
+      parse_checkpoint_manifest(*manifest_text, mpath, kFormatVersion, step);
   bool has_state = false;
   for (const auto& f : manifest.files) {
     const std::string p = c.dir + "/" + f.name;
@@ -159,8 +152,9 @@ Checkpoint CheckpointStore::load(int64_t step) const {
       c.tensors[name.substr(0, name.size() - suffix.size())] = read_safetensors(c.dir + "/" + name);
   }
   const std::string spath = c.dir + "/state.json";
-  if (!read_small_file(spath, text)) throw InputError(stoch::str(spath, ": cannot read"));
-  c.state = parse_checkpoint_state(text, spath, step);
+  const auto state_text = read_whole_file(spath);
+  if (!state_text) throw InputError(stoch::str(spath, ": cannot read"));
+  c.state = parse_checkpoint_state(*state_text, spath, step);
   return c;
 }
 

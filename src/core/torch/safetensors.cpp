@@ -3,12 +3,11 @@
 #include <torch/torch.h>
 
 #include <cstring>
-#include <fstream>
 
-#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/safetensors_layout.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace stoch {
 namespace {
@@ -49,9 +48,9 @@ void write_safetensors(const std::string& path, const TensorList& tensors,
 }
 
 TensorList read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(stoch::str(path, ": cannot open"));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto file = read_whole_file(path);
+  if (!file) throw InputError(stoch::str(path, ": cannot open"));
+  const std::string& bytes = *file;
   const SafetensorsLayout layout = parse_safetensors_layout(bytes, path);
   TensorList out;
   for (const auto& e : layout.entries) {

@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace stoch::data {
 namespace {
@@ -14,10 +15,9 @@ namespace {
 std::string read_text(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(str(path, ": file not found"));
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.eof() && in.fail()) throw InputError(str(path, ": cannot read"));
-  return text;
+  auto text = read_whole_file(path);
+  if (!text) throw InputError(str(path, ": cannot read"));
+  return std::move(*text);
 }
 
 void write_text(const std::string& path, const std::string& text) {

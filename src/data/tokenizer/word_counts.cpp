@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 #include "data/tokenizer/pre_tokenizer.h"
 
 namespace stoch::data {
@@ -15,10 +16,9 @@ std::string read_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw InputError(str(path, ": input file not found"));
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.eof() && in.fail()) throw InputError(str(path, ": cannot read"));
-  return bytes;
+  auto bytes = read_whole_file(path);
+  if (!bytes) throw InputError(str(path, ": cannot read"));
+  return std::move(*bytes);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-#include "core/durable_file.h"
+#include "core/whole_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "core/strings.h"
@@ -28,6 +30,14 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0)
     throw std::runtime_error(stoch::str(path, ": fsync/close failed: ", std::strerror(errno)));
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return std::nullopt;
+  return out;
 }
 
 }  // namespace stoch

@@ -1,0 +1,18 @@
+// Whole files: written so that they survive a crash or power loss once the call returns, and
+// read in one go.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace stoch {
+
+// Writes `bytes` to `path` (created or truncated), fsyncs and closes it. Throws
+// std::runtime_error naming the path and the system's reason when any step fails.
+void write_file_durably(const std::string& path, const std::string& bytes);
+
+// The whole content of `path`, or nothing when it cannot be opened or read to its end. Callers
+// say what a missing file means for them.
+std::optional<std::string> read_whole_file(const std::string& path);
+
+}  // namespace stoch
