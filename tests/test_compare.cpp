@@ -163,10 +163,12 @@ TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
     }
   }
   EXPECT_EQ(table[1][0], "model.d_model=64");
-  EXPECT_EQ(table[1][1], "3");
+  EXPECT_EQ(table[1][1], "");  // one task, unnamed
+  EXPECT_EQ(table[1][2], "3");
   // IQM CI of three finals resampled: within their range, and the range's ends reachable.
-  EXPECT_NEAR(std::stod(table[1][6]), 2.0, 1e-9);
-  EXPECT_NEAR(std::stod(table[1][7]), 2.2, 1e-9);
+  EXPECT_EQ(table[0][7], "iqm_ci_lo");
+  EXPECT_NEAR(std::stod(table[1][7]), 2.0, 1e-9);
+  EXPECT_NEAR(std::stod(table[1][8]), 2.2, 1e-9);
 
   const auto curves = read_csv(dir / "curves.csv");
   ASSERT_EQ(curves.size(), 7u);  // header + 3 steps per group; A's step 75 is in one run only
@@ -188,13 +190,21 @@ TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
 
 TEST(Compare, ModeMaxFlipsTheImprovement) {
   const std::string sweep = make_sweep();
-  const auto groups = load_run_groups({sweep}, "val/loss");
-  const Comparison c = compare_groups(groups, "val/loss", /*minimize=*/false, 200);
+  CompareSettings settings;
+  settings.metric = "val/loss";
+  settings.minimize = false;
+  settings.reps = 200;
+  const Comparison c = compare_groups(load_run_set({sweep}, "val/loss", {}), settings);
   ASSERT_EQ(c.improvements.size(), 2u);
   EXPECT_EQ(c.improvements[0].x, 0u);
   EXPECT_EQ(c.improvements[0].p, 0.0);
   EXPECT_EQ(c.improvements[1].p, 1.0);
-  EXPECT_NEAR(c.groups[0].best_mean, (3.0 + 3.1 + 3.2) / 3, 1e-12);  // max of each run
+  EXPECT_NEAR(c.groups[0].tasks[0].best_mean, (3.0 + 3.1 + 3.2) / 3, 1e-12);  // max of each run
+  // Profiles count runs above tau when maximising: A's finals are 2.0-2.2, B's 2.5-2.7.
+  for (const auto& p : c.profiles[0])
+    if (p.tau > 2.2) EXPECT_EQ(p.fraction.value, 0.0) << p.tau;
+  for (const auto& p : c.profiles[1])
+    if (p.tau < 2.5) EXPECT_EQ(p.fraction.value, 1.0) << p.tau;
   EXPECT_TRUE(minimize_metric("val/loss", "auto"));
   EXPECT_TRUE(minimize_metric("td_error", "auto"));
   EXPECT_FALSE(minimize_metric("episode_return", "auto"));
@@ -256,6 +266,179 @@ TEST(Compare, BadInputNamesThePath) {
   fs::remove_all(sweep);
 }
 
+// An RL-like sweep: two heads (value.loss) on two games (env.name), three seeds each; the
+// support (value.v_max) is sized per game, so it follows the task. eval/return_mean is at the
+// random level at step 0 (breakout 0, pong -20) and at `finals` at step 200.
+void write_rl_run(const fs::path& dir, const std::string& env, const std::string& loss, int seed,
+                  double final_return) {
+  const double random = env == "pong" ? -20 : 0;
+  write(dir / "config.yaml", "run:\n  name: " + dir.filename().string() +
+                                 "\n  seed: " + std::to_string(seed) +
+                                 "\ntask: dqn\nenv:\n  name: " + env + "\nvalue:\n  loss: " + loss +
+                                 "\n  v_max: " + (env == "pong" ? "21" : "10") + "\n");
+  std::ostringstream m;
+  m << R"({"step": 0, "split": "eval", "eval/return_mean": )" << random << "}\n";
+  m << R"({"step": 100, "split": "eval", "eval/return_mean": )" << (random + final_return) / 2
+    << "}\n";
+  m << R"({"step": 200, "split": "eval", "eval/return_mean": )" << final_return << "}\n";
+  write(dir / "metrics.jsonl", m.str());
+}
+
+std::string make_rl_sweep() {
+  const fs::path sweep = make_temp_dir("compare-rl");
+  const std::map<std::pair<std::string, std::string>, std::vector<double>> finals = {
+      {{"breakout", "mse"}, {2, 4, 6}},
+      {{"breakout", "hl_gauss"}, {8, 9, 10}},
+      {{"pong", "mse"}, {-20, -10, 0}},
+      {{"pong", "hl_gauss"}, {0, 10, 30}}};
+  for (const auto& [key, values] : finals)
+    for (int s = 0; s < 3; ++s)
+      write_rl_run(sweep / (key.first + "-" + key.second + "-s" + std::to_string(s)), key.first,
+                   key.second, s, values[s]);
+  // breakout: (x - 0) / 10; pong: (x + 20) / 40.
+  write(sweep / "normalize.yaml",
+        "breakout: {random: 0, reference: 10}\npong: {random: -20, reference: 20}\n");
+  return sweep.string();
+}
+
+std::map<std::string, std::vector<double>> read_aggregates(const fs::path& path) {
+  std::map<std::string, std::vector<double>> out;  // "group/statistic" -> value, lo, hi
+  const auto rows = read_csv(path);
+  for (size_t i = 1; i < rows.size(); ++i)
+    out[rows[i][0] + "/" + rows[i][1]] = {std::stod(rows[i][2]), std::stod(rows[i][3]),
+                                          std::stod(rows[i][4])};
+  return out;
+}
+
+TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
+  const std::string sweep = make_rl_sweep();
+  const RunSet set = load_run_set({sweep}, "eval/return_mean", {"env.name"});
+  EXPECT_EQ(set.tasks, (std::vector<std::string>{"breakout", "pong"}));
+  EXPECT_EQ(set.following_keys, (std::vector<std::string>{"value.v_max"}));
+  ASSERT_EQ(set.groups.size(), 2u);
+  EXPECT_EQ(set.groups[0].label, "value.loss=hl_gauss");
+  EXPECT_EQ(set.groups[1].label, "value.loss=mse");
+  EXPECT_EQ(set.groups[0].runs.size(), 6u);
+  // Without the task key, every game x head is a group of its own.
+  EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {}).groups.size(), 4u);
+
+  // A group that lacks a task is refused, naming both.
+  fs::remove_all(sweep + "/pong-mse-s0");
+  fs::remove_all(sweep + "/pong-mse-s1");
+  fs::remove_all(sweep + "/pong-mse-s2");
+  try {
+    load_run_set({sweep}, "eval/return_mean", {"env.name"});
+    ADD_FAILURE() << "no error";
+  } catch (const stoch::InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("value.loss=mse"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("\"pong\""), std::string::npos) << msg;
+  }
+  fs::remove_all(sweep);
+}
+
+TEST(Compare, AggregatesNormalisedScoresOverTasksAndSeeds) {
+  const std::string sweep = make_rl_sweep();
+  CompareOptions o;
+  o.paths = {sweep};
+  o.task_metrics = task_metrics();
+  o.normalize = sweep + "/normalize.yaml";
+  o.reps = 500;
+  o.python = "none-such-python";
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_compare(o), 0);
+  const std::string out = testing::internal::GetCapturedStdout();
+  testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("12 runs in 2 groups on 2 tasks (env.name)"), std::string::npos) << out;
+  EXPECT_NE(out.find("value.v_max"), std::string::npos) << out;
+
+  // Normalised finals: mse {.2 .4 .6 | 0 .25 .5}, hl_gauss {.8 .9 1 | .5 .75 1.25}.
+  const auto agg = read_aggregates(fs::path(sweep) / "compare" / "aggregates.csv");
+  EXPECT_NEAR(agg.at("value.loss=mse/iqm")[0], (0.2 + 0.25 + 0.4 + 0.5) / 4, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=mse/mean")[0], (0.4 + 0.25) / 2, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=mse/median")[0], (0.4 + 0.25) / 2, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=mse/optimality_gap")[0], 1 - 1.95 / 6, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=hl_gauss/iqm")[0], (0.75 + 0.8 + 0.9 + 1.0) / 4, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=hl_gauss/mean")[0], (0.9 + 2.5 / 3) / 2, 1e-12);
+  EXPECT_NEAR(agg.at("value.loss=hl_gauss/optimality_gap")[0], 1 - 4.95 / 6, 1e-12);
+  for (const auto& [name, v] : agg) {
+    EXPECT_LE(v[1], v[0] + 1e-12) << name;
+    EXPECT_GE(v[2], v[0] - 1e-12) << name;
+  }
+  // The IQM's interval resamples runs within tasks: no replicate mixes in the other group.
+  EXPECT_GE(agg.at("value.loss=hl_gauss/iqm")[1], 0.5);
+
+  // Breakout: every hl_gauss run beats every mse run; pong: 8.5 of 9 pairs.
+  const auto imp = read_csv(fs::path(sweep) / "compare" / "improvements.csv");
+  ASSERT_EQ(imp.size(), 3u);
+  EXPECT_EQ(imp[1][0], "value.loss=hl_gauss");
+  EXPECT_NEAR(std::stod(imp[1][2]), (1 + 8.5 / 9) / 2, 1e-12);
+
+  // The curve starts at the random level on both games (0 normalised) and ends at the IQM.
+  const auto curves = read_csv(fs::path(sweep) / "compare" / "curves.csv");
+  ASSERT_EQ(curves.size(), 7u);
+  EXPECT_EQ(curves[1][1], "0");
+  EXPECT_EQ(curves[1][2], "6");
+  EXPECT_NEAR(std::stod(curves[1][4]), 0.0, 1e-12);
+  EXPECT_NEAR(std::stod(curves[3][4]), agg.at("value.loss=hl_gauss/iqm")[0], 1e-12);
+
+  // Profiles: taus span [0, 1.25]; above 1.0 are one hl_gauss run of six and no mse run.
+  const auto profiles = read_csv(fs::path(sweep) / "compare" / "profiles.csv");
+  bool checked = false;
+  for (size_t i = 1; i < profiles.size(); ++i) {
+    if (std::abs(std::stod(profiles[i][1]) - 1.0) > 1e-9) continue;
+    EXPECT_NEAR(std::stod(profiles[i][2]), profiles[i][0] == "value.loss=mse" ? 0.0 : 1.0 / 6,
+                1e-12);
+    checked = true;
+  }
+  EXPECT_TRUE(checked);
+
+  // Per task, the raw values stay in the metric's units.
+  const auto table = read_csv(fs::path(sweep) / "compare" / "compare.csv");
+  ASSERT_EQ(table.size(), 5u);
+  EXPECT_EQ(table[2][0], "value.loss=hl_gauss");
+  EXPECT_EQ(table[2][1], "pong");
+  EXPECT_NEAR(std::stod(table[2][6]), 40.0 / 3, 1e-9);  // 12 digits in the CSV
+  fs::remove_all(sweep);
+}
+
+TEST(Compare, BadNormalisationNamesTheFileAndTask) {
+  const std::string sweep = make_rl_sweep();
+  auto message = [&](const std::string& yaml, const std::vector<std::string>& task_keys) {
+    write(fs::path(sweep) / "n.yaml", yaml);
+    CompareOptions o;
+    o.paths = {sweep};
+    o.task_metrics = task_metrics();
+    o.normalize = sweep + "/n.yaml";
+    o.task_keys = task_keys;
+    o.reps = 10;
+    o.out_dir = sweep + "/never";
+    try {
+      run_compare(o);
+    } catch (const stoch::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string file = sweep + "/n.yaml";
+  const std::string missing = message("breakout: {random: 0, reference: 10}\n", {"env.name"});
+  EXPECT_NE(missing.find(file + ": no scores for task \"pong\""), std::string::npos) << missing;
+  const std::string mixed =
+      message("breakout: {random: 0, reference: 10}\npong: {min: 0, max: 1}\n", {"env.name"});
+  EXPECT_NE(mixed.find(file + ":2: pong: mixes"), std::string::npos) << mixed;
+  const std::string equal = message("breakout: {min: 3, max: 3}\n", {"env.name"});
+  EXPECT_NE(equal.find("min equals max"), std::string::npos) << equal;
+  const std::string text = message("breakout: {random: zero, reference: 1}\n", {"env.name"});
+  EXPECT_NE(text.find("breakout.random: expected a finite number"), std::string::npos) << text;
+  const std::string form = message("breakout: 10\n", {"env.name"});
+  EXPECT_NE(form.find("expected {random: R, reference: S}"), std::string::npos) << form;
+  const std::string no_task = message("breakout: {min: 0, max: 1}\n", {});
+  EXPECT_NE(no_task.find("the runs have no task key"), std::string::npos) << no_task;
+  EXPECT_FALSE(fs::exists(sweep + "/never"));
+  fs::remove_all(sweep);
+}
+
 TEST(Compare, PlotsCurvesWithPython) {
   STOCH_REQUIRE(stoch::test::python_missing("matplotlib"));
   const std::string sweep = make_sweep();
@@ -273,6 +456,8 @@ TEST(Compare, PlotsCurvesWithPython) {
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/curves.png")) << err;
   EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/curves.svg")) << err;
+  EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/profiles.png")) << err;
+  EXPECT_TRUE(fs::is_regular_file(o.out_dir + "/aggregates.png")) << err;
   fs::remove_all(sweep);
 }
 

@@ -118,6 +118,18 @@ TEST(Stats, IqmByHand) {
   EXPECT_TRUE(std::isnan(iqm(std::vector<double>{})));
 }
 
+TEST(Stats, AggregatesByHand) {
+  using namespace stoch::analysis;
+  // Task means 2 and 10 (the second task has more runs, and still weighs the same).
+  const TaskScores s = {{1, 3}, {9, 10, 11}};
+  EXPECT_DOUBLE_EQ(aggregate_mean(s), 6);
+  EXPECT_DOUBLE_EQ(aggregate_median(s), 6);  // numpy's median of two: their mean
+  EXPECT_DOUBLE_EQ(aggregate_median({{1}, {5}, {100}}), 5);
+  EXPECT_DOUBLE_EQ(optimality_gap({{0.5, 1.5}, {0.0, 1.0}}), 1 - (0.5 + 1 + 0 + 1) / 4);
+  EXPECT_DOUBLE_EQ(optimality_gap({{3, 4}}, 5), 1.5);
+  EXPECT_EQ(score_distribution(s, {0, 2, 3, 10.5, 11}), (std::vector<double>{1, 0.8, 0.6, 0.2, 0}));
+}
+
 TEST(Stats, PercentileMatchesNumpyLinear) {
   using stoch::analysis::percentile;
   EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 25), 1.75);
@@ -211,6 +223,144 @@ TEST(Stats, ImprovementIntervalMatchesRliable) {
   const double width = expected[1] - expected[0];
   EXPECT_NEAR(ci.lo, expected[0], 0.08 * width);
   EXPECT_NEAR(ci.hi, expected[1], 0.08 * width);
+}
+
+// Prints rliable's point estimate and interval of `func` (a Python expression of scores s that
+// returns one number) for `matrix`, with task_bootstrap as given.
+std::string rliable_estimate(const std::string& matrix, const std::string& func, int reps,
+                             bool task_bootstrap) {
+  return "np.random.seed(0)\n"
+         "p, ci = rly.get_interval_estimates({'a': " +
+         matrix + "}, lambda s: np.array([" + func + "]), reps=" + std::to_string(reps) +
+         ", task_bootstrap=" + (task_bootstrap ? "True" : "False") +
+         ")\n"
+         "print(repr(float(np.ravel(p['a'])[0])))\n"
+         "print(repr(float(np.ravel(ci['a'])[0]))); print(repr(float(np.ravel(ci['a'])[-1])))\n";
+}
+
+// IQM, median, mean and optimality gap over tasks x runs, with and without resampling the
+// tasks: points to 1e-12, interval ends to within 5% of the width (5000 resamples each side,
+// Monte Carlo noise about 1.4% of the width).
+TEST(Stats, AggregatesMatchRliableAcrossTasks) {
+  SKIP_WITHOUT_PYTHON();
+  using namespace stoch::analysis;
+  stoch::Rng rng(21);
+  // Four tasks on different scales, ten runs each, some scores above the gap's target of 1.
+  const TaskScores scores = {normals(rng, 10, 0.2, 0.1), normals(rng, 10, 0.9, 0.3),
+                             normals(rng, 10, 1.4, 0.5), normals(rng, 10, 0.5, 0.05)};
+  const std::vector<std::pair<std::string, double (*)(const TaskScores&)>> stats = {
+      {"metrics.aggregate_iqm(s)", aggregate_iqm},
+      {"metrics.aggregate_median(s)", aggregate_median},
+      {"metrics.aggregate_mean(s)", aggregate_mean},
+      {"metrics.aggregate_optimality_gap(s)",
+       [](const TaskScores& x) { return optimality_gap(x); }},
+  };
+  std::string script;
+  for (const bool task_bootstrap : {false, true})
+    for (const auto& [func, stat] : stats)
+      script += rliable_estimate(py_matrix(scores), func, 5000, task_bootstrap);
+  const auto expected = run_python(script, /*with_library=*/true);
+  ASSERT_EQ(expected.size(), 3 * 2 * stats.size());
+  size_t i = 0;
+  for (const bool task_bootstrap : {false, true}) {
+    for (size_t k = 0; k < stats.size(); ++k, i += 3) {
+      const auto& [func, stat] = stats[k];
+      EXPECT_NEAR(stat(scores), expected[i], 1e-12) << func;
+      const Interval ci = bootstrap_ci(scores, stat, 5000, 0.95, 5 + k, task_bootstrap);
+      const double width = expected[i + 2] - expected[i + 1];
+      EXPECT_NEAR(ci.lo, expected[i + 1], 0.05 * width)
+          << func << " task_bootstrap " << task_bootstrap;
+      EXPECT_NEAR(ci.hi, expected[i + 2], 0.05 * width)
+          << func << " task_bootstrap " << task_bootstrap;
+    }
+  }
+  // Resampling tasks widens the interval of the mean: the tasks' means differ by far more than
+  // the runs' noise.
+  const Interval runs_only = bootstrap_ci(scores, aggregate_mean, 2000, 0.95, 1);
+  const Interval with_tasks = bootstrap_ci(scores, aggregate_mean, 2000, 0.95, 1, true);
+  EXPECT_GT(with_tasks.hi - with_tasks.lo, 3 * (runs_only.hi - runs_only.lo));
+}
+
+// Performance profiles: the fraction of all runs above each tau, and its bands. Fractions of 40
+// runs move in steps of 0.025, so the bands' ends may differ from rliable's by a step.
+TEST(Stats, PerformanceProfileMatchesRliable) {
+  SKIP_WITHOUT_PYTHON();
+  using namespace stoch::analysis;
+  stoch::Rng rng(22);
+  const TaskScores scores = {normals(rng, 10, 0.3, 0.2), normals(rng, 10, 0.7, 0.2),
+                             normals(rng, 10, 1.0, 0.4), normals(rng, 10, 0.1, 0.1)};
+  std::vector<double> taus;
+  for (int i = 0; i <= 20; ++i) taus.push_back(-0.25 + 0.1 * i);
+  const std::string script =
+      "np.random.seed(0)\n"
+      "p, ci = rly.create_performance_profile({'a': " +
+      py_matrix(scores) + "}, np.array(" + py_list(taus) +
+      "), reps=3000)\n"
+      "for v in np.ravel(p['a']): print(repr(float(v)))\n"
+      "for v in np.ravel(ci['a'][0]): print(repr(float(v)))\n"
+      "for v in np.ravel(ci['a'][1]): print(repr(float(v)))\n";
+  const auto expected = run_python(script, /*with_library=*/true);
+  ASSERT_EQ(expected.size(), 3 * taus.size());
+  const auto profile = [&taus](const TaskScores& s) { return score_distribution(s, taus); };
+  const auto values = profile(scores);
+  const auto cis = bootstrap_cis(scores, profile, 3000, 0.95, 9);
+  const size_t n = taus.size();
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_DOUBLE_EQ(values[i], expected[i]) << "tau " << taus[i];
+    EXPECT_NEAR(cis[i].lo, expected[n + i], 0.0251) << "tau " << taus[i];
+    EXPECT_NEAR(cis[i].hi, expected[2 * n + i], 0.0251) << "tau " << taus[i];
+  }
+  EXPECT_EQ(values.front(), 1.0);  // every score is above -0.25 ...
+  EXPECT_EQ(values.back(), 0.0);   // ... and none above 1.75
+}
+
+// Probability of improvement averaged over three tasks, and its interval (each method's runs
+// resampled independently within tasks; 1000 resamples, noise about 3% of the width).
+TEST(Stats, ImprovementAcrossTasksMatchesRliable) {
+  SKIP_WITHOUT_PYTHON();
+  using namespace stoch::analysis;
+  stoch::Rng rng(23);
+  const TaskScores x = {normals(rng, 6, 0, 1), normals(rng, 6, 5, 1), normals(rng, 6, 1, 0.1)};
+  const TaskScores y = {normals(rng, 6, 0.5, 1), normals(rng, 6, 5, 1), normals(rng, 6, 1.05, 0.1)};
+  const std::string script =
+      "np.random.seed(0)\n"
+      "p, ci = rly.get_interval_estimates({'p': [" +
+      py_matrix(x) + ", " + py_matrix(y) +
+      "]}, metrics.probability_of_improvement, reps=1000)\n"
+      "print(repr(float(np.ravel(p['p'])[0])))\n"
+      "print(repr(float(np.ravel(ci['p'])[0]))); print(repr(float(np.ravel(ci['p'])[-1])))\n";
+  const auto expected = run_python(script, /*with_library=*/true);
+  ASSERT_EQ(expected.size(), 3u);
+  EXPECT_NEAR(probability_of_improvement(x, y), expected[0], 1e-12);
+  const Interval ci = probability_of_improvement_ci(x, y, 1000, 0.95, 4);
+  const double width = expected[2] - expected[1];
+  EXPECT_NEAR(ci.lo, expected[1], 0.1 * width);
+  EXPECT_NEAR(ci.hi, expected[2], 0.1 * width);
+}
+
+// One task: rliable wants the scores as (runs, 1). Passed as (1, runs), the way a single list
+// of seeds reads naturally, its bootstrap has one "run" per task to draw and the interval
+// collapses to the point: the axis pitfall. stoch's one-task interval matches the right layout.
+TEST(Stats, SingleTaskMatchesRliableNotItsAxisPitfall) {
+  SKIP_WITHOUT_PYTHON();
+  using namespace stoch::analysis;
+  stoch::Rng rng(24);
+  const std::vector<double> runs = normals(rng, 12, 3, 1);
+  const std::string right = "np.array(" + py_list(runs) + ").reshape(-1, 1)";
+  const std::string wrong = "np.array(" + py_list(runs) + ").reshape(1, -1)";
+  const std::string script = rliable_estimate(right, "metrics.aggregate_iqm(s)", 5000, false) +
+                             rliable_estimate(wrong, "metrics.aggregate_iqm(s)", 5000, false);
+  const auto expected = run_python(script, /*with_library=*/true);
+  ASSERT_EQ(expected.size(), 6u);
+  const Interval ci = bootstrap_ci({runs}, aggregate_iqm, 5000, 0.95, 2);
+  const double width = expected[2] - expected[1];
+  EXPECT_GT(width, 0.3);
+  EXPECT_NEAR(iqm(runs), expected[0], 1e-12);
+  EXPECT_NEAR(ci.lo, expected[1], 0.05 * width);
+  EXPECT_NEAR(ci.hi, expected[2], 0.05 * width);
+  // The pitfall: twelve one-run tasks, nothing to resample. (Its point is the same IQM.)
+  EXPECT_NEAR(expected[3], iqm(runs), 1e-12);
+  EXPECT_EQ(expected[4], expected[5]);
 }
 
 TEST(Stats, BootstrapIsDeterministicAndSane) {

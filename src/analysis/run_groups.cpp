@@ -31,6 +31,58 @@ bool under(const std::string& key, const std::string& prefix) {
                            key.compare(0, prefix.size(), prefix) == 0 && key[prefix.size()] == '.');
 }
 
+// Removes `keys` and their subtrees.
+void drop_keys(std::map<std::string, std::string>& leaves, const std::vector<std::string>& keys) {
+  for (auto it = leaves.begin(); it != leaves.end();) {
+    const bool drop = std::any_of(keys.begin(), keys.end(),
+                                  [&](const std::string& k) { return under(it->first, k); });
+    it = drop ? leaves.erase(it) : std::next(it);
+  }
+}
+
+std::string task_name(const config::Node& config, const std::vector<std::string>& task_keys) {
+  const auto leaves = config::leaves(config);
+  std::vector<std::string> values;
+  bool any = false;
+  for (const auto& key : task_keys) {
+    const auto it = leaves.find(key);
+    any = any || it != leaves.end();
+    values.push_back(it == leaves.end() ? "(unset)" : it->second);
+  }
+  return any ? join(values, ", ") : "";
+}
+
+// Keys equal within every task and different between two tasks. A key a run lacks counts as
+// the value "(unset)".
+std::vector<std::string> keys_following_task(const std::vector<Run>& runs,
+                                             const std::vector<std::string>& task_keys) {
+  std::vector<std::map<std::string, std::string>> prints;
+  std::set<std::string> keys, tasks;
+  for (const auto& run : runs) {
+    tasks.insert(run.task);
+    prints.push_back(config_fingerprint(run.config));
+    drop_keys(prints.back(), task_keys);
+    for (const auto& [k, v] : prints.back()) keys.insert(k);
+  }
+  std::vector<std::string> out;
+  if (tasks.size() < 2) return out;
+  for (const auto& key : keys) {
+    std::map<std::string, std::set<std::string>> by_task;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const auto it = prints[r].find(key);
+      by_task[runs[r].task].insert(it == prints[r].end() ? "(unset)" : it->second);
+    }
+    std::set<std::string> across;
+    bool constant_within = true;
+    for (const auto& [task, values] : by_task) {
+      constant_within = constant_within && values.size() == 1;
+      across.insert(*values.begin());
+    }
+    if (constant_within && across.size() > 1) out.push_back(key);
+  }
+  return out;
+}
+
 std::string run_name(const config::Node& config, const fs::path& dir) {
   if (const auto* run = config.find("run"))
     if (const auto* name = run->find("name"))
@@ -115,19 +167,16 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
 
 std::map<std::string, std::string> config_fingerprint(const config::Node& config) {
   std::map<std::string, std::string> leaves = config::leaves(config);
-  for (auto it = leaves.begin(); it != leaves.end();) {
-    const bool ignored = std::any_of(seed_only_keys().begin(), seed_only_keys().end(),
-                                     [&](const std::string& k) { return under(it->first, k); });
-    it = ignored ? leaves.erase(it) : std::next(it);
-  }
+  drop_keys(leaves, seed_only_keys());
   return leaves;
 }
 
-std::vector<RunGroup> group_runs(std::vector<Run> runs) {
+std::vector<RunGroup> group_runs(std::vector<Run> runs, const std::vector<std::string>& ignored) {
   std::vector<RunGroup> groups;
   std::vector<std::map<std::string, std::string>> prints;
   for (auto& run : runs) {
     auto print = config_fingerprint(run.config);
+    drop_keys(print, ignored);
     const auto it = std::find(prints.begin(), prints.end(), print);
     if (it == prints.end()) {
       prints.push_back(std::move(print));
@@ -166,8 +215,35 @@ std::vector<RunGroup> group_runs(std::vector<Run> runs) {
   return groups;
 }
 
-std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
-                                      const std::string& metric, const std::string& split) {
+RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys) {
+  RunSet set;
+  set.task_keys = task_keys;
+  std::set<std::string> tasks;
+  for (auto& run : runs) {
+    run.task = task_name(run.config, task_keys);
+    tasks.insert(run.task);
+  }
+  set.tasks.assign(tasks.begin(), tasks.end());
+  set.following_keys = keys_following_task(runs, task_keys);
+  std::vector<std::string> ignored = task_keys;
+  ignored.insert(ignored.end(), set.following_keys.begin(), set.following_keys.end());
+  set.groups = group_runs(std::move(runs), ignored);
+  if (set.groups.size() == 1 && set.tasks.size() > 1) set.groups[0].label = "all runs";
+  for (const auto& g : set.groups) {
+    std::set<std::string> have;
+    for (const auto& run : g.runs) have.insert(run.task);
+    for (const auto& task : set.tasks)
+      if (!have.count(task))
+        throw InputError(str("group \"", g.label, "\" has no run on task \"", task,
+                             "\" (task keys: ", join(task_keys, ", "),
+                             "); every group needs every task: compare fewer paths, or set "
+                             "--task-key"));
+  }
+  return set;
+}
+
+RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
+                    const std::vector<std::string>& task_keys, const std::string& split) {
   std::vector<Run> runs;
   for (const auto& dir : find_run_dirs(paths)) {
     Run run;
@@ -177,7 +253,12 @@ std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
     run.curve = read_metric_curve(dir, metric, split, &run.split);
     runs.push_back(std::move(run));
   }
-  return group_runs(std::move(runs));
+  return make_run_set(std::move(runs), task_keys);
+}
+
+std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
+                                      const std::string& metric, const std::string& split) {
+  return load_run_set(paths, metric, {}, split).groups;
 }
 
 }  // namespace stoch::analysis

@@ -20,6 +20,7 @@ struct Run {
   config::Node config;  // config.yaml as written
   std::string split;    // the metrics.jsonl split the curve came from
   Curve curve;
+  std::string task;  // the values of the task keys ("breakout"); "" when no run has one
 };
 
 struct RunGroup {
@@ -48,10 +49,31 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
 // seed_only_keys(). Runs with equal fingerprints belong to one group.
 std::map<std::string, std::string> config_fingerprint(const config::Node& config);
 
-// Groups runs by config_fingerprint, in order of each group's first run, and labels them.
-std::vector<RunGroup> group_runs(std::vector<Run> runs);
+// Groups runs by config_fingerprint less `ignored` keys (and their subtrees), in order of each
+// group's first run, and labels them.
+std::vector<RunGroup> group_runs(std::vector<Run> runs,
+                                 const std::vector<std::string>& ignored = {});
 
-// find_run_dirs + read_metric_curve + config.yaml + group_runs.
+// Runs on one or more tasks: the unit of rliable's protocol. A run's task is named by the
+// values of the task keys (for example env.name); groups are formed from the other keys.
+struct RunSet {
+  std::vector<std::string> task_keys;       // as asked for
+  std::vector<std::string> tasks;           // sorted; {""} when no run has a task key
+  std::vector<std::string> following_keys;  // keys that change with the task only (see below)
+  std::vector<RunGroup> groups;             // each holding runs on every task
+};
+
+// Names each run's task ("a" for one key, "a, b" for two; "(unset)" for a key some runs lack),
+// then groups the runs. With several tasks, a key that is equal within every task and differs
+// between two (a support sized per game, say) follows the task: it does not split groups, and
+// is reported. Throws InputError naming a group that has no run on some task.
+RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys);
+
+// find_run_dirs + read_metric_curve + config.yaml + make_run_set.
+RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
+                    const std::vector<std::string>& task_keys, const std::string& split = "eval");
+
+// load_run_set's groups, with no task keys: every run on one task.
 std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
                                       const std::string& metric, const std::string& split = "eval");
 

@@ -16,14 +16,25 @@ void check_tasks(const TaskScores& scores, const char* what) {
     if (task.empty()) throw std::invalid_argument(std::string(what) + ": a task has no runs");
 }
 
-// One stratified resample: every task keeps its size, its runs drawn with replacement.
-void resample(const TaskScores& scores, Rng& rng, TaskScores& out) {
+// One stratified resample: every task keeps its size, its runs drawn with replacement. With
+// `tasks`, each slot first draws the task it holds, with replacement.
+void resample(const TaskScores& scores, Rng& rng, TaskScores& out, bool tasks = false) {
   out.resize(scores.size());
   for (size_t t = 0; t < scores.size(); ++t) {
-    const auto& runs = scores[t];
+    const auto& runs = scores[tasks ? rng.below(scores.size()) : t];
     out[t].resize(runs.size());
     for (auto& v : out[t]) v = runs[rng.below(runs.size())];
   }
+}
+
+std::vector<double> task_means(const TaskScores& scores) {
+  std::vector<double> means;
+  for (const auto& task : scores) {
+    double sum = 0;
+    for (double v : task) sum += v;
+    means.push_back(sum / static_cast<double>(task.size()));
+  }
+  return means;
 }
 
 double percentile_of_sorted(const std::vector<double>& sorted, double q) {
@@ -63,6 +74,40 @@ double aggregate_iqm(const TaskScores& scores_by_task) {
   return iqm(std::move(all));
 }
 
+double aggregate_mean(const TaskScores& scores_by_task) {
+  const auto means = task_means(scores_by_task);
+  double sum = 0;
+  for (double m : means) sum += m;
+  return sum / static_cast<double>(means.size());
+}
+
+double aggregate_median(const TaskScores& scores_by_task) {
+  return percentile(task_means(scores_by_task), 50);  // numpy's median: the middle two averaged
+}
+
+double optimality_gap(const TaskScores& scores_by_task, double gamma) {
+  double sum = 0;
+  size_t n = 0;
+  for (const auto& task : scores_by_task) {
+    for (double v : task) sum += std::min(v, gamma);
+    n += task.size();
+  }
+  return gamma - sum / static_cast<double>(n);
+}
+
+std::vector<double> score_distribution(const TaskScores& scores_by_task,
+                                       const std::vector<double>& taus) {
+  std::vector<double> all;
+  for (const auto& task : scores_by_task) all.insert(all.end(), task.begin(), task.end());
+  std::sort(all.begin(), all.end());
+  std::vector<double> out;
+  for (double tau : taus) {
+    const auto above = all.end() - std::upper_bound(all.begin(), all.end(), tau);
+    out.push_back(static_cast<double>(above) / static_cast<double>(all.size()));
+  }
+  return out;
+}
+
 double percentile(std::vector<double> values, double q) {
   std::sort(values.begin(), values.end());
   return percentile_of_sorted(values, q);
@@ -70,17 +115,39 @@ double percentile(std::vector<double> values, double q) {
 
 Interval bootstrap_ci(const TaskScores& scores_by_task,
                       const std::function<double(const TaskScores&)>& stat, int reps,
-                      double confidence, uint64_t seed) {
+                      double confidence, uint64_t seed, bool task_bootstrap) {
   check_tasks(scores_by_task, "bootstrap_ci");
   if (reps < 1) throw std::invalid_argument("bootstrap_ci: reps must be >= 1");
   Rng rng(seed);
   TaskScores sample;
   std::vector<double> replicates(reps);
   for (auto& r : replicates) {
-    resample(scores_by_task, rng, sample);
+    resample(scores_by_task, rng, sample, task_bootstrap);
     r = stat(sample);
   }
   return percentile_interval(std::move(replicates), confidence);
+}
+
+std::vector<Interval> bootstrap_cis(
+    const TaskScores& scores_by_task,
+    const std::function<std::vector<double>(const TaskScores&)>& stat, int reps, double confidence,
+    uint64_t seed, bool task_bootstrap) {
+  check_tasks(scores_by_task, "bootstrap_cis");
+  if (reps < 1) throw std::invalid_argument("bootstrap_cis: reps must be >= 1");
+  Rng rng(seed);
+  TaskScores sample;
+  std::vector<std::vector<double>> replicates;  // [value][replicate]
+  for (int r = 0; r < reps; ++r) {
+    resample(scores_by_task, rng, sample, task_bootstrap);
+    const auto values = stat(sample);
+    if (replicates.empty()) replicates.resize(values.size());
+    if (values.size() != replicates.size())
+      throw std::invalid_argument("bootstrap_cis: the statistic changed its length");
+    for (size_t i = 0; i < values.size(); ++i) replicates[i].push_back(values[i]);
+  }
+  std::vector<Interval> out;
+  for (auto& values : replicates) out.push_back(percentile_interval(std::move(values), confidence));
+  return out;
 }
 
 double probability_of_improvement(const TaskScores& x, const TaskScores& y) {

@@ -20,6 +20,20 @@ double iqm(std::vector<double> scores);
 // IQM of all scores of all tasks together (rliable's aggregate_iqm flattens them).
 double aggregate_iqm(const TaskScores& scores_by_task);
 
+// Mean, and median, over tasks of each task's mean score (rliable's aggregate_mean and
+// aggregate_median: every task weighs the same, whatever its number of runs).
+double aggregate_mean(const TaskScores& scores_by_task);
+double aggregate_median(const TaskScores& scores_by_task);
+
+// How far the runs fall short of `gamma`, on average over all runs of all tasks:
+// gamma - mean(min(score, gamma)) (rliable's aggregate_optimality_gap).
+double optimality_gap(const TaskScores& scores_by_task, double gamma = 1.0);
+
+// For each tau, the fraction of all runs of all tasks scoring above it (rliable's
+// score_distributions: the performance profile's run-score distribution).
+std::vector<double> score_distribution(const TaskScores& scores_by_task,
+                                       const std::vector<double>& taus);
+
 struct Interval {
   double lo, hi;
 };
@@ -30,10 +44,18 @@ double percentile(std::vector<double> values, double q);
 // Stratified bootstrap percentile interval of `stat` (rliable's StratifiedBootstrap with
 // get_interval_estimates(method="percentile")): each replicate resamples the runs of every
 // task with replacement, keeping tasks fixed; the interval holds the central `confidence`
-// mass of the replicates. Deterministic for a given seed.
+// mass of the replicates. With `task_bootstrap`, each replicate also draws its tasks with
+// replacement (rliable's task_bootstrap=True). Deterministic for a given seed.
 Interval bootstrap_ci(const TaskScores& scores_by_task,
                       const std::function<double(const TaskScores&)>& stat, int reps = 2000,
-                      double confidence = 0.95, uint64_t seed = 0);
+                      double confidence = 0.95, uint64_t seed = 0, bool task_bootstrap = false);
+
+// The same for a statistic with several values (a performance profile over its taus): one
+// interval per value, every value computed from the same replicates.
+std::vector<Interval> bootstrap_cis(
+    const TaskScores& scores_by_task,
+    const std::function<std::vector<double>(const TaskScores&)>& stat, int reps = 2000,
+    double confidence = 0.95, uint64_t seed = 0, bool task_bootstrap = false);
 
 // P(X > Y) + 0.5 P(X = Y) for a run of X and a run of Y of the same task, averaged over tasks
 // (the Mann-Whitney U statistic over nx * ny, as rliable computes it). Throws

@@ -26,6 +26,9 @@ constexpr const char* kDefaultPython = "";
 struct CompareArgs {
   std::vector<std::string> paths;
   std::string metric;  // empty: the runs' task's own (analysis::default_metric)
+  std::vector<std::string> task_keys = {"env.name"};
+  std::string normalize;
+  bool task_bootstrap = false;
   std::string out;
   std::string mode = "auto";
   int reps = 2000;
@@ -52,6 +55,10 @@ int compare(const CompareArgs& args) {
   analysis::CompareOptions o;
   o.paths = args.paths;
   o.metric = args.metric;
+  o.task_keys = args.task_keys;
+  if (o.task_keys == std::vector<std::string>{"none"}) o.task_keys.clear();
+  o.normalize = args.normalize;
+  o.task_bootstrap = args.task_bootstrap;
   o.task_metrics = task_metrics();
   o.out_dir = args.out;
   o.mode = args.mode;
@@ -65,7 +72,9 @@ int compare(const CompareArgs& args) {
 }
 
 const bool registered = register_command(
-    "compare", "compare groups of runs over seeds: IQM, bootstrap CIs, probability of improvement",
+    "compare",
+    "compare groups of runs over seeds and tasks: IQM, median, mean, optimality gap with "
+    "bootstrap CIs, probability of improvement, performance profiles, curves",
     100, [](CLI::App& cmd) -> CommandRun {
       auto a = std::make_shared<CompareArgs>();
       cmd.add_option("paths", a->paths,
@@ -75,9 +84,19 @@ const bool registered = register_command(
           "--metric", a->metric,
           "metric name in metrics.jsonl, eval split preferred (default: the task's own: " +
               default_metrics_help() + ")");
+      cmd.add_option("--task-key", a->task_keys,
+                     "config keys naming a run's task, comma-separated; runs differing in them "
+                     "are on different tasks ('none': one task)")
+          ->delimiter(',')
+          ->capture_default_str();
+      cmd.add_option("--normalize", a->normalize,
+                     "YAML file of per-task scores mapped to 0 and 1: "
+                     "'TASK: {random: R, reference: S}' or 'TASK: {min: A, max: B}'");
+      cmd.add_flag("--task-bootstrap", a->task_bootstrap,
+                   "resample tasks as well as runs in the bootstrap (for a population of tasks)");
       cmd.add_option(
           "--out", a->out,
-          "folder for compare.md/.csv, curves.csv and plots (default: SWEEP_DIR/compare when "
+          "folder for compare.md, its .csv tables and plots (default: SWEEP_DIR/compare when "
           "the first path is a sweep; otherwise tables are only printed)");
       cmd.add_option("--mode", a->mode,
                      "min, max, or auto (min when the name says loss/mse/error/bpb)")

@@ -1,8 +1,10 @@
 // The files of a run directory that later commands read back: metrics.jsonl (`stoch compare`'s
 // curves, and the truncation a resume does), config.yaml (compare's grouping) and
-// rollbacks.json. Parts: metrics.jsonl, config.yaml, rollbacks.json. Two runs are made from
-// them, differing in one config key, and compared as `stoch compare` would.
+// rollbacks.json, and compare's --normalize file. Parts: metrics.jsonl, config.yaml,
+// rollbacks.json, the normalisation. Two runs are made from them, differing in one config key,
+// and compared as `stoch compare` would: as two groups, and as one group on two tasks.
 #include <filesystem>
+#include <optional>
 
 #include "analysis/compare.h"
 #include "analysis/run_groups.h"
@@ -14,7 +16,7 @@
 namespace stoch::fuzz {
 
 void fuzz_one(const std::string& input) {
-  const auto parts = split_parts(input, 3);
+  const auto parts = split_parts(input, 4);
   const std::string sweep = scratch_dir();
   for (const char* run : {"a", "b"}) {
     const std::string dir = sweep + "/" + run;
@@ -24,17 +26,37 @@ void fuzz_one(const std::string& input) {
                parts[1] + (std::string(run) == "b" ? "\nfuzz_group: 2\n" : ""));
     write_file(dir + "/rollbacks.json", parts[2]);
   }
+  write_file(sweep + "/normalize.yaml", parts[3]);
+  std::optional<analysis::Normalization> norm;
+  try {
+    norm = analysis::read_normalization(sweep + "/normalize.yaml");
+  } catch (const InputError&) {
+  }
   (void)train::Rollbacks::read(sweep + "/a");
   truncate_metrics_after(sweep + "/b/metrics.jsonl", 3);
   for (const char* metric : {"eval/loss", "train/loss"}) {
-    std::vector<analysis::RunGroup> groups;
-    try {
-      groups = analysis::load_run_groups({sweep}, metric);
-    } catch (const InputError&) {
-      continue;  // this metric is absent or malformed; the other may not be
+    for (const auto& task_keys :
+         {std::vector<std::string>{}, std::vector<std::string>{"fuzz_group"}}) {
+      analysis::RunSet set;
+      try {
+        set = analysis::load_run_set({sweep}, metric, task_keys);
+      } catch (const InputError&) {
+        continue;  // this metric is absent or malformed; the other may not be
+      }
+      analysis::CompareSettings settings;
+      settings.metric = metric;
+      settings.reps = 50;
+      settings.seed = 1;
+      for (const bool normalised : {false, true}) {
+        if (normalised && !norm) continue;
+        settings.normalization = normalised ? &*norm : nullptr;
+        try {
+          (void)analysis::markdown_report(analysis::compare_groups(set, settings));
+        } catch (const InputError&) {
+          // the normalisation lacks a task: refused as the command refuses it
+        }
+      }
     }
-    const auto c = analysis::compare_groups(groups, metric, /*minimize=*/true, /*reps=*/50, 1);
-    (void)analysis::markdown_report(c);
   }
 }
 
@@ -48,9 +70,10 @@ std::vector<std::string> fuzz_seeds() {
       "{\"step\": 5, \"split\": \"tr";
   const std::string config = "task: lm\nseed: 3\nmodel:\n  d_model: 16\ntrain:\n  steps: 4\n";
   return {
-      join_parts({metrics, config, "{\"count\": 1, \"lr_scale\": 0.5, \"events\": []}"}),
+      join_parts({metrics, config, "{\"count\": 1, \"lr_scale\": 0.5, \"events\": []}",
+                  "(unset): {random: 0, reference: 10}\n2: {random: 1, reference: 3}\n"}),
       join_parts({"{\"step\": 0, \"eval/loss\": null}\n{\"step\": 1, \"eval/loss\": 1e308}\n",
-                  "run:\n  name: x\n", ""}),
+                  "run:\n  name: x\n", "", "(unset): {min: 0, max: 1}\n2: {min: 1, max: 0}\n"}),
   };
 }
 
