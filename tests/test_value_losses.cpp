@@ -483,7 +483,9 @@ TEST(ValueLoss, ConfigDeclaresEveryKeyWithItsChoices) {
   std::set<std::string> keys;
   for (const auto& kv : c.specs) keys.insert(kv.first);
   EXPECT_EQ(keys, (std::set<std::string>{"loss", "num_bins", "v_min", "v_max", "sigma_ratio",
-                                         "huber_delta", "value_transform"}));
+                                         "huber_delta", "value_transform", "support", "support_k",
+                                         "support_rate"}));
+  EXPECT_EQ(c.specs["support"].choices, (std::vector<std::string>{"fixed", "auto", "running"}));
   EXPECT_EQ(c.specs["loss"].choices, value::value_loss_names());
   EXPECT_EQ(c.specs["num_bins"].min, 2);
 }

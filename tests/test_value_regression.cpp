@@ -61,6 +61,46 @@ TEST_P(ValueRegression, FitsEachPhaseAndMovesToTheNext) {
 
 INSTANTIATE_TEST_SUITE_P(Losses, ValueRegression, ::testing::Values("mse", "two_hot", "hl_gauss"));
 
+// value.support auto: targets sin(.) + b with noise U(0, 0.5) stay in [min b - 1, max b + 1.5].
+TEST(ValueRegressionSupport, AutoIsTheTargetsRange) {
+  const std::string dir = test::temp_dir("vr");
+  std::string cfg = tiny_value_config("hl_gauss");
+  cfg.replace(cfg.find("v_max: 5"), 8, "v_max: 5, support: auto");
+  cfg.replace(cfg.find("frequency: 3.0"), 14, "frequency: 3.0, noise: 0.5");
+  test::write_text(dir + "/c.yaml", cfg);
+  const auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run --set train.steps=50");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("value.support auto:"), std::string::npos) << r.output;
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "eval", "value/support_lo").at(50), -1.0);
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "eval", "value/support_hi").at(50), 4.5);
+}
+
+// value.support running: the bins follow the targets into the second phase (b = 3), from an
+// initial support that misses it; and a run resumed at step 200 moves them as the straight one.
+TEST(ValueRegressionSupport, RunningFollowsThePhasesAndResumesExactly) {
+  const std::string dir = test::temp_dir("vr");
+  std::string cfg = tiny_value_config("two_hot");
+  cfg.replace(cfg.find("v_min: -5, v_max: 5"), 19,
+              "v_min: -2, v_max: 2, support: running, support_rate: 0.05");
+  cfg.replace(cfg.find("ckpt_every: 0"), 13, "ckpt_every: 100");
+  test::write_text(dir + "/c.yaml", cfg);
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 200, 300));
+  const auto lo = test::metric_by_step(dir + "/straight", "eval", "value/support_lo");
+  const auto hi = test::metric_by_step(dir + "/straight", "eval", "value/support_hi");
+  ASSERT_EQ(lo.size(), 6u);
+  // Phase 0 (b = 0, targets in [-1, 1]): around 0. Phase 1 (b = 3): around 3, above the
+  // initial support's end.
+  EXPECT_NEAR((lo.at(150) + hi.at(150)) / 2, 0.0, 0.3);
+  EXPECT_NEAR((lo.at(300) + hi.at(300)) / 2, 3.0, 0.3);
+  EXPECT_GT(hi.at(300), 3.5);
+  for (const std::string m : {"value/support_lo", "value/support_hi", "fit/mse"}) {
+    auto split = test::metric_by_step(dir + "/split", "eval", m);
+    EXPECT_EQ(test::metric_by_step(dir + "/straight", "eval", m), split) << m;
+  }
+  EXPECT_EQ(test::train_losses(dir + "/straight"), test::train_losses(dir + "/split"));
+}
+
 TEST(ValueNet, EveryTorsoMapsItsInputToValues) {
   for (const auto& [torso, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
            {"mlp", {6}}, {"cnn", {2, 5, 5}}, {"transformer", {3, 8}}}) {

@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "core/torch/state_tensors.h"
 #include "models/value_net_size.h"
 #include "train/experiment.h"
 
@@ -64,8 +67,22 @@ ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torc
   inputs_ = x.to(torch::kFloat).to(device_);
   targets_ = torch::stack(per_phase).to(torch::kFloat).to(device_);
 
-  loss_ = value::make_value_loss(s.value);
+  value::ValueLossConfig value_cfg = s.value;
+  if (value_cfg.support == "auto" && value::make_value_loss(s.value)->categorical()) {
+    // sin(...) + b stays within 1 of b; noise U(0, noise) adds up to `noise`.
+    const auto [lo, hi] = std::minmax_element(data_.offsets.begin(), data_.offsets.end());
+    value_cfg.v_min = *lo - 1;
+    value_cfg.v_max = *hi + 1 + data_.noise;
+    log::info(stoch::str("value.support auto: targets sin(.) + b with b in [", *lo, ", ", *hi,
+                         "] and noise up to ", data_.noise, ": support [", value_cfg.v_min, ", ",
+                         value_cfg.v_max, "]"));
+  }
+  loss_ = value::make_value_loss(value_cfg);
   loss_->to(device_);
+  bounds_ = {value_cfg.v_min, value_cfg.v_max};
+  if (value_cfg.support == "running" && loss_->categorical())
+    running_ = std::make_unique<value::RunningSupport>(value_cfg.v_min, value_cfg.v_max,
+                                                       value_cfg.support_k, value_cfg.support_rate);
   net_ = models::ValueNet(s.model, data_.input_shape, loss_->head_outputs());
   net_->to(device_);
 }
@@ -75,7 +92,7 @@ int64_t ValueRegressionTask::phase_of_step(int64_t step) const {
                            static_cast<int64_t>(data_.offsets.size()) - 1);
 }
 
-torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
+std::pair<torch::Tensor, torch::Tensor> ValueRegressionTask::batch(int64_t micro) const {
   const int64_t phase = phase_of_step(micro / micros_per_step_);
   Rng rng(mix_seed(run_seed_, kBatch, static_cast<uint64_t>(micro)));
   auto idx = torch::empty({batch_size_}, torch::kLong);
@@ -91,6 +108,25 @@ torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
       np[i] = static_cast<float>(rng.uniform() * data_.noise);
     y = y + n.to(device_);
   }
+  return {idx, y};
+}
+
+void ValueRegressionTask::advance_support(int64_t step) {
+  if (!running_ || support_steps_ >= step) return;
+  for (; support_steps_ < step; ++support_steps_) {
+    for (int64_t m = 0; m < micros_per_step_; ++m) {
+      const auto y =
+          batch(support_steps_ * micros_per_step_ + m).second.to(torch::kCPU).contiguous();
+      running_->observe(y.data_ptr<float>(), y.numel());
+    }
+  }
+  bounds_ = running_->bounds();
+  loss_->set_bounds(bounds_.lo, bounds_.hi);
+}
+
+torch::Tensor ValueRegressionTask::train_loss(int64_t micro) {
+  advance_support(micro / micros_per_step_);
+  const auto [idx, y] = batch(micro);
   return loss_->loss(net_->forward(inputs_.index_select(0, idx)), y);
 }
 
@@ -113,6 +149,10 @@ Metrics ValueRegressionTask::evaluate(int64_t step) {
   m["fit/mse"] = sq / n;
   m["val/loss"] = loss / n;
   m["phase"] = static_cast<double>(phase);
+  if (loss_->categorical()) {
+    m["value/support_lo"] = bounds_.lo;
+    m["value/support_hi"] = bounds_.hi;
+  }
   m["phase/offset"] = data_.offsets[static_cast<size_t>(phase)];
   return m;
 }
@@ -127,6 +167,29 @@ const hooks::ValueView* ValueRegressionTask::value_view() {
     };
   }
   return &view_;
+}
+
+void ValueRegressionTask::save_state(Checkpoint& ckpt) const {
+  if (!running_) return;
+  auto state = running_->state();
+  state.push_back(static_cast<double>(support_steps_));
+  ckpt.tensors["value_support"] = {{"running", torch::tensor(state, torch::kDouble)}};
+}
+
+void ValueRegressionTask::load_state(const Checkpoint& ckpt) {
+  if (!running_) return;
+  const std::string what = ckpt.dir + ": value_support";
+  const auto it = ckpt.tensors.find("value_support");
+  if (it == ckpt.tensors.end()) throw InputError(what + ": missing (value.support is running)");
+  const auto t = tensor_named(it->second, "running", what).to(torch::kDouble).contiguous();
+  std::vector<double> state(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  if (state.empty() || state.back() < 0 || state.back() != std::floor(state.back()))
+    throw InputError(what + ": expected the running support's state and a step count");
+  support_steps_ = static_cast<int64_t>(state.back());
+  state.pop_back();
+  running_->load(state, what);
+  bounds_ = running_->bounds();
+  loss_->set_bounds(bounds_.lo, bounds_.hi);
 }
 
 std::string ValueRegressionTask::summary(const Metrics& last_eval) const {

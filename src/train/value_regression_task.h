@@ -4,10 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "models/value_net.h"
 #include "train/task.h"
+#include "value/support.h"
 #include "value/value_loss.h"
 
 namespace stoch::train {
@@ -75,12 +77,22 @@ class ValueRegressionTask : public Task {
   Metrics evaluate(int64_t step) override;
   std::string summary(const Metrics& last_eval) const override;
   const hooks::ValueView* value_view() override;
+  void save_state(Checkpoint& ckpt) const override;
+  void load_state(const Checkpoint& ckpt) override;
 
   int64_t phase_of_step(int64_t step) const;
+  // value.support's current bounds, in target units (v_min, v_max when fixed).
+  value::Bounds support_bounds() const { return bounds_; }
   const torch::Tensor& inputs() const { return inputs_; }
   const torch::Tensor& targets() const { return targets_; }  // [phases, num_inputs], clean
 
  private:
+  // Micro-batch `micro`'s rows and targets: a function of the micro's index alone.
+  std::pair<torch::Tensor, torch::Tensor> batch(int64_t micro) const;
+  // value.support running: folds the targets of every step before `step` (all ranks' micros,
+  // so every rank moves its bins alike) and moves the bins.
+  void advance_support(int64_t step);
+
   RegressionDataConfig data_;
   uint64_t run_seed_;
   int64_t batch_size_, grad_accum_;
@@ -89,6 +101,9 @@ class ValueRegressionTask : public Task {
   torch::Tensor inputs_;   // [N, ...input_shape]
   torch::Tensor targets_;  // [P, N]
   std::unique_ptr<value::ValueLoss> loss_;
+  value::Bounds bounds_;
+  std::unique_ptr<value::RunningSupport> running_;
+  int64_t support_steps_ = 0;  // steps whose targets running_ has folded in
   models::ValueNet net_{nullptr};
   hooks::ValueView view_;
 };

@@ -171,15 +171,20 @@ enum class Target { kTwoHot, kHlGauss, kC51, kExpectationMse };
 class CategoricalLoss : public ValueLoss {
  public:
   CategoricalLoss(const ValueLossConfig& cfg, Target kind)
-      : kind_(kind), m_(cfg.num_bins), squash_(cfg.transform()) {
+      : kind_(kind), m_(cfg.num_bins), squash_(cfg.transform()), sigma_ratio_(cfg.sigma_ratio) {
+    set_bounds(cfg.v_min, cfg.v_max);
+  }
+
+  void set_bounds(double v_min, double v_max) override {
     // With a transform the bins are uniform in the squashed space between the bounds' images.
-    const double lo = squash_(cfg.v_min), hi = squash_(cfg.v_max);
+    const double lo = squash_(v_min), hi = squash_(v_max);
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-    edges_ = bin_edges(lo, hi, m_, f64);
+    edges_ = bin_edges(lo, hi, m_, f64).to(device_);
     // C51's atoms include both ends; every other loss reads back over the bin centres.
     support_ =
-        kind == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64);
-    sigma_ = cfg.sigma_ratio * (hi - lo) / static_cast<double>(m_);
+        (kind_ == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64))
+            .to(device_);
+    sigma_ = sigma_ratio_ * (hi - lo) / static_cast<double>(m_);
   }
 
   int64_t head_outputs() const override { return m_; }
@@ -187,6 +192,7 @@ class CategoricalLoss : public ValueLoss {
   torch::Tensor support() const override { return support_; }
 
   void to(const torch::Device& d) override {
+    device_ = d;
     edges_ = edges_.to(d);
     support_ = support_.to(d);
   }
@@ -222,7 +228,9 @@ class CategoricalLoss : public ValueLoss {
   Target kind_;
   int64_t m_;
   Squash squash_;
+  double sigma_ratio_;
   double sigma_ = 0;
+  torch::Device device_ = torch::kCPU;
   torch::Tensor edges_;    // [m + 1], float64: hl_gauss integrates over these
   torch::Tensor support_;  // [m], float64: bin centres, or c51's atoms
 };
@@ -276,6 +284,14 @@ std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg) {
     throw InputError(stoch::str("value.sigma_ratio: expected a number > 0, got ", cfg.sigma_ratio));
   if (!(cfg.huber_delta > 0) || !std::isfinite(cfg.huber_delta))
     throw InputError(stoch::str("value.huber_delta: expected a number > 0, got ", cfg.huber_delta));
+  if (cfg.support != "fixed" && cfg.support != "auto" && cfg.support != "running")
+    throw InputError(
+        stoch::str("value.support: expected fixed, auto or running, got ", cfg.support));
+  if (!(cfg.support_k > 0) || !std::isfinite(cfg.support_k))
+    throw InputError(stoch::str("value.support_k: expected a number > 0, got ", cfg.support_k));
+  if (!(cfg.support_rate > 0 && cfg.support_rate <= 1))
+    throw InputError(
+        stoch::str("value.support_rate: expected a number in (0, 1], got ", cfg.support_rate));
   const std::string t = cfg.transform();
   if (t != "none" && t != "muzero" && t != "symlog")
     throw InputError(stoch::str("value.value_transform: expected none, muzero or symlog, got ",

@@ -25,6 +25,9 @@ struct ValueLossConfig {
   double sigma_ratio = 0.75;  // hl_gauss: sigma = sigma_ratio * bin width
   double huber_delta = 1.0;
   std::string value_transform = "none";  // squashing of targets before the loss, undone after
+  std::string support = "fixed";         // fixed | auto | running (value/support.h)
+  double support_k = 3.0;
+  double support_rate = 0.01;
 
   // value_transform's canonical name: none, muzero or symlog ("false" and "true", the key's
   // spellings when it was a switch, still read from older runs' config.yaml).
@@ -55,6 +58,18 @@ struct ValueLossConfig {
       "h(x) = sign(x)(sqrt(|x|+1)-1) + 0.001x; symlog, sign(x) log(1+|x|) (false and true: "
       "older spellings of none and muzero)",
       Spec().one_of({"none", "muzero", "symlog", "false", "true"}));
+    v("support", support,
+      "categorical head's bins: fixed, on [v_min, v_max]; auto, on the bounds the task proves "
+      "(dqn: the discounted return's reach from the game's reward range, dqn.gamma and the time "
+      "limit; value_regression: the targets' range), printed at the start; running, "
+      "following the targets' moving mean +- support_k std, moved between updates only and "
+      "starting at [v_min, v_max]",
+      Spec().one_of({"fixed", "auto", "running"}));
+    v("support_k", support_k, "support running: standard deviations each side of the mean",
+      Spec().above(0));
+    v("support_rate", support_rate,
+      "support running: the moving averages' weight on each batch of targets",
+      Spec().above(0).at_most(1));
   }
 };
 
@@ -84,6 +99,9 @@ class ValueLoss {
   // The values the categorical head's bins stand for (bin centres; c51's atoms), in the
   // squashed space when value_transform is not none; undefined for scalar heads.
   virtual torch::Tensor support() const { return {}; }
+  // Moves the categorical head's bins to [v_min, v_max] (return units), keeping their number;
+  // the logits stay as they are. Nothing for scalar heads.
+  virtual void set_bounds(double v_min, double v_max) {}
   virtual void to(const torch::Device& d) = 0;
 };
 

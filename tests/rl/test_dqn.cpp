@@ -63,22 +63,26 @@ INSTANTIATE_TEST_SUITE_P(Losses, Dqn,
                                            "mse_on_expectation"));
 
 // Straight versus interrupted at step 40 and resumed: identical losses, returns and evaluations.
-void expect_exact_resume(const std::string& cfg) {
+// Returns the folder holding both runs.
+std::string expect_exact_resume(const std::string& cfg) {
   const std::string dir = test::temp_dir("dqn-resume");
   test::write_text(dir + "/c.yaml", cfg);
-  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 40, 60));
+  [&] { ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 40, 60)); }();
   for (const std::string m :
        {"loss", "train/return", "env_steps", "epsilon", "value/target_min", "value/target_max"}) {
     const auto a = test::metric_by_step(dir + "/straight", "train", m);
-    ASSERT_FALSE(a.empty()) << m;
+    EXPECT_FALSE(a.empty()) << m;
     EXPECT_EQ(a, test::metric_by_step(dir + "/split", "train", m)) << m;
   }
-  EXPECT_EQ(test::metric_by_step(dir + "/straight", "train", "value/support_used"),
-            test::metric_by_step(dir + "/split", "train", "value/support_used"));
+  for (const std::string m : {"value/support_used", "value/support_lo", "value/support_hi"})
+    EXPECT_EQ(test::metric_by_step(dir + "/straight", "train", m),
+              test::metric_by_step(dir + "/split", "train", m))
+        << m;
   // The first leg also evaluates at its last step (40); every other evaluation is shared.
   auto split_eval = test::metric_by_step(dir + "/split", "eval", "eval/return_mean");
   split_eval.erase(40);
   EXPECT_EQ(test::metric_by_step(dir + "/straight", "eval", "eval/return_mean"), split_eval);
+  return dir;
 }
 
 TEST(DqnResume, UniformReplayMseIsBitExact) {
@@ -93,6 +97,43 @@ TEST(DqnResume, PrioritisedNStepDoubleC51IsBitExact) {
 
 TEST(DqnResume, TwoEnvsHlGaussIsBitExact) {
   expect_exact_resume(tiny_dqn_config("hl_gauss", 60, "", 2));
+}
+
+// value.support running: the bins follow the targets between updates, and a resumed run moves
+// them exactly as the uninterrupted one did (the averages and the bounds in use are saved).
+TEST(DqnResume, RunningSupportIsBitExact) {
+  for (const std::string loss : {"hl_gauss", "c51"}) {
+    std::string cfg = tiny_dqn_config(loss);
+    cfg.replace(cfg.find("num_bins: 21"), 12, "num_bins: 21, support: running, support_rate: 0.2");
+    const std::string dir = expect_exact_resume(cfg);
+    const auto lo = test::metric_by_step(dir + "/straight", "train", "value/support_lo");
+    const auto hi = test::metric_by_step(dir + "/straight", "train", "value/support_hi");
+    ASSERT_EQ(lo.size(), 12u) << loss;
+    // Targets near 1 + 0.99 Q, far inside the initial [-20, 120]: the bins close in on them.
+    EXPECT_GT(lo.at(60), -20) << loss;
+    EXPECT_LT(hi.at(60), 120) << loss;
+    EXPECT_LT(hi.at(60) - lo.at(60), 70) << loss;
+    EXPECT_EQ(test::metric_by_step(dir + "/straight", "train", "value/target_outside").size(), 12u);
+  }
+}
+
+// value.support auto: CartPole pays 0 or 1 a step for at most 500 steps; with gamma 0.99 the
+// discounted return stays in [0, (1 - 0.99^500) / 0.01].
+TEST(Dqn, AutoSupportIsTheDiscountedReturnsReach) {
+  const std::string dir = test::temp_dir("dqn");
+  std::string cfg = tiny_dqn_config("two_hot");
+  cfg.replace(cfg.find("num_bins: 21"), 12, "num_bins: 21, support: auto");
+  test::write_text(dir + "/c.yaml", cfg);
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                                 "/run --set train.steps=10 --set train.eval_every=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("value.support auto: CartPole-v1 pays 0 to 1 a step, gamma 0.99, time "
+                          "limit 500: support [0, 99.34"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::metric_by_step(dir + "/run", "train", "value/support_lo").at(10), 0.0);
+  EXPECT_NEAR(test::metric_by_step(dir + "/run", "train", "value/support_hi").at(10),
+              (1 - std::pow(0.99, 500)) / 0.01, 1e-9);
 }
 
 // A checkpoint between two log lines (ckpt_every 20, log.every 15): a run that dies after step

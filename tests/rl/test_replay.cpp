@@ -30,6 +30,9 @@ class CounterEnv : public Env {
  public:
   std::vector<int64_t> observation_shape() const override { return {3}; }
   int num_actions() const override { return 3; }
+  // action + t / 4 with t < 6.
+  RewardRange reward_range() const override { return {0, 3.5}; }
+  int time_limit() const override { return 6; }
   void seed(uint64_t seed) override {
     rng_ = Rng(seed);
     episodes_ = 0;

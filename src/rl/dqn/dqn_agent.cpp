@@ -53,9 +53,24 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   replay_ = std::make_unique<ReplayBuffer>(ro);
   batch_ = std::make_unique<ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
 
-  loss_ = value::make_value_loss(s.value);
-  v_min_ = s.value.v_min;
-  v_max_ = s.value.v_max;
+  value::ValueLossConfig value_cfg = s.value;
+  if (value_cfg.support == "auto" && value::make_value_loss(s.value)->categorical()) {
+    const RewardRange r = envs_->env(0).reward_range();
+    const int limit = envs_->env(0).time_limit();
+    const value::Bounds b = value::discounted_return_bounds(r.lo, r.hi, dqn_.gamma, limit);
+    value_cfg.v_min = b.lo;
+    value_cfg.v_max = b.hi;
+    log::info(stoch::str("value.support auto: ", env_cfg_.name, " pays ", r.lo, " to ", r.hi,
+                         " a step, gamma ", dqn_.gamma, ", time limit ",
+                         limit > 0 ? stoch::str(limit) : std::string("none"), ": support [",
+                         format_number(b.lo, 6), ", ", format_number(b.hi, 6), "]"));
+  }
+  loss_ = value::make_value_loss(value_cfg);
+  v_min_ = value_cfg.v_min;
+  v_max_ = value_cfg.v_max;
+  if (value_cfg.support == "running" && loss_->categorical())
+    running_ = std::make_unique<value::RunningSupport>(value_cfg.v_min, value_cfg.v_max,
+                                                       value_cfg.support_k, value_cfg.support_rate);
   loss_->to(device);
   head_outputs_ = loss_->head_outputs();
   net_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
@@ -163,7 +178,15 @@ void DqnAgent::sync_target(double tau) {
   }
 }
 
+void DqnAgent::apply_support(const value::Bounds& b) {
+  loss_->set_bounds(b.lo, b.hi);
+  v_min_ = b.lo;
+  v_max_ = b.hi;
+}
+
 torch::Tensor DqnAgent::update_loss() {
+  // Between updates: the last update's targets may move the bins before this one.
+  if (running_) apply_support(running_->bounds());
   if (env_steps_ < dqn_.learning_starts) collect(dqn_.learning_starts - env_steps_);
   collect(dqn_.train_every);
   if (env_steps_ - last_target_sync_ >= dqn_.target_update_every) {
@@ -231,6 +254,7 @@ void DqnAgent::record_targets(const torch::Tensor& y) {
     t.outside += v < v_min_ || v > v_max_;
   }
   t.seen += static_cast<double>(h.numel());
+  if (running_) running_->observe(p, h.numel());
 }
 
 Metrics DqnAgent::train_metrics() {
@@ -254,6 +278,8 @@ Metrics DqnAgent::train_metrics() {
     m["value/target_min"] = t.lo;
     m["value/target_max"] = t.hi;
     if (loss_->categorical()) {
+      m["value/support_lo"] = v_min_;
+      m["value/support_hi"] = v_max_;
       m["value/target_outside"] = t.outside / t.seen;
       // The share of the support the targets cover: a few hundredths means they all fall in a
       // bin or two, and the head cannot tell their values apart.
@@ -283,6 +309,12 @@ void DqnAgent::save_state(Checkpoint& ckpt) const {
       {"pending_lengths", torch::tensor(pending_lengths_, torch::kDouble)},
       {"target_stats",
        torch::tensor({targets_.lo, targets_.hi, targets_.outside, targets_.seen}, torch::kDouble)}};
+  if (running_) {
+    // The averages, then the bounds in use: they lag the averages by the last update's batch.
+    auto state = running_->state();
+    state.insert(state.end(), {v_min_, v_max_});
+    ckpt.tensors["agent"].emplace_back("running_support", torch::tensor(state, torch::kDouble));
+  }
   ckpt.state["env_steps"] = env_steps_;
 }
 
@@ -313,6 +345,15 @@ void DqnAgent::load_state(const Checkpoint& ckpt) {
     if (t.numel() != 4) throw InputError(what + ": target_stats: expected 4 values");
     const double* v = t.data_ptr<double>();
     targets_ = {v[0], v[1], v[2], v[3]};
+  }
+  if (running_) {
+    const auto t = find("running_support").to(torch::kDouble).contiguous();
+    std::vector<double> state(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+    if (state.size() != 5 || !std::isfinite(state[3]) || !std::isfinite(state[4]) ||
+        !(state[3] < state[4]))
+      throw InputError(what + ": running_support: expected 3 averages and bounds lo < hi");
+    running_->load({state.begin(), state.begin() + 3}, what);
+    apply_support({state[3], state[4]});
   }
 }
 

@@ -16,6 +16,7 @@
 #include "rl/dqn/dqn_config.h"
 #include "rl/replay_buffer.h"
 #include "rl/vector_env.h"
+#include "value/support.h"
 #include "value/value_loss.h"
 
 namespace stoch::rl {
@@ -74,6 +75,8 @@ class DqnAgent {
   void sync_target(double tau);
   torch::Tensor obs_tensor(const float* data, int64_t rows) const;
   void record_targets(const torch::Tensor& y);
+  // Moves the categorical head's bins (value.support: running).
+  void apply_support(const value::Bounds& b);
 
   DqnConfig dqn_;
   EnvConfig env_cfg_;
@@ -97,6 +100,7 @@ class DqnAgent {
     double lo = HUGE_VAL, hi = -HUGE_VAL, outside = 0, seen = 0;
   } targets_;
   double v_min_ = 0, v_max_ = 0;  // the categorical support's ends, in return units
+  std::unique_ptr<value::RunningSupport> running_;  // value.support: running, categorical heads
   std::vector<int> actions_;
   std::vector<float> q_row_;  // greedy_on_host's outputs
   torch::Tensor probe_states_;

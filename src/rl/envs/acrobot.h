@@ -21,6 +21,8 @@ class Acrobot : public ClassicControlEnv<4> {
 
   std::vector<int64_t> observation_shape() const override { return {6}; }
   int num_actions() const override { return 3; }
+  // -1 every step, 0 on the step that reaches the goal.
+  RewardRange reward_range() const override { return {-1, 0}; }
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;

@@ -19,6 +19,8 @@ class CartPole : public ClassicControlEnv<4> {
 
   std::vector<int64_t> observation_shape() const override { return {4}; }
   int num_actions() const override { return 2; }
+  // +1 a step while the pole stands (0 for a step taken after termination).
+  RewardRange reward_range() const override { return {0, 1}; }
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;

@@ -35,6 +35,7 @@ class ClassicControlEnv : public Env {
   std::vector<double> physics() const { return {state_.begin(), state_.end()}; }
   int elapsed_steps() const { return elapsed_; }
   int max_episode_steps() const { return max_steps_; }
+  int time_limit() const override { return max_steps_; }
 
   std::string save_state() const override {
     StateWriter w;

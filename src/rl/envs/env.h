@@ -13,6 +13,11 @@
 
 namespace stoch::rl {
 
+// The least and the most that one step can pay.
+struct RewardRange {
+  double lo = 0, hi = 0;
+};
+
 struct StepResult {
   float reward = 0.0f;
   bool terminated = false;  // the MDP ended: do not bootstrap
@@ -37,6 +42,11 @@ class Env {
   // True when every observation entry is 0 or 1 (MinAtar): replay stores them as bits.
   virtual bool binary_observation() const { return false; }
   virtual int num_actions() const = 0;
+  // Bounds of one step's reward, from the game's rules (value.support: auto sizes the value
+  // head's support from them).
+  virtual RewardRange reward_range() const = 0;
+  // The time limit in steps (truncation); 0 when episodes have none.
+  virtual int time_limit() const = 0;
 
   // Re-seeds the environment's own random stream; the next reset() draws from it.
   virtual void seed(uint64_t seed) = 0;

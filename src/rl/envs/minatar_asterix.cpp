@@ -37,6 +37,8 @@ inline bool is_flag(int v) {
 
 class Asterix : public MinAtarEnv {
  public:
+  // One gold a step at most: one entity per row, and the player in one cell.
+  RewardRange reward_range() const override { return {0, 1}; }
   explicit Asterix(const EnvOptions& o)
       : MinAtarEnv(o, kChannels, 0x4d414131 /* MAA1 */, {kNoop, kLeft, kUp, kRight, kDown}) {
     start();

@@ -31,6 +31,8 @@ inline bool on_grid(int v) {
 
 class Breakout : public MinAtarEnv {
  public:
+  // One ball breaks at most one brick a step.
+  RewardRange reward_range() const override { return {0, 1}; }
   explicit Breakout(const EnvOptions& o)
       : MinAtarEnv(o, kChannels, 0x4d414231 /* MAB1 */, {kNoop, kLeft, kRight}) {
     start();

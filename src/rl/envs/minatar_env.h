@@ -37,6 +37,7 @@ class MinAtarEnv : public Env {
   std::vector<int64_t> observation_shape() const override { return {channels_, kSize, kSize}; }
   bool binary_observation() const override { return true; }
   int num_actions() const override { return static_cast<int>(actions_.size()); }
+  int time_limit() const override { return max_steps_; }
   void seed(uint64_t seed) override;
   void reset() override;
   void observe(float* out) const override;

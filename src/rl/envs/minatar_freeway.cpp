@@ -31,6 +31,8 @@ static_assert(std::has_unique_object_representations_v<State>, "saved as raw byt
 
 class Freeway : public MinAtarEnv {
  public:
+  // 1 for reaching the far side.
+  RewardRange reward_range() const override { return {0, 1}; }
   explicit Freeway(const EnvOptions& o)
       : MinAtarEnv(o, kChannels, 0x4d414631 /* MAF1 */, {kNoop, kUp, kDown}) {
     start();

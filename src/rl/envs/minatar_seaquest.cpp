@@ -74,6 +74,10 @@ inline void mark_py(float* out, int c, int y, int x) {
 
 class Seaquest : public MinAtarEnv {
  public:
+  // Surfacing with six divers pays up to 10 (the oxygen left, in tenths); a bullet kills
+  // one enemy, lives at most ten steps (one cell a step) and reloads in five: three alive at
+  // most.
+  RewardRange reward_range() const override { return {0, 13}; }
   explicit Seaquest(const EnvOptions& o)
       : MinAtarEnv(o, kChannels, 0x4d415131 /* MAQ1 */, {kNoop, kLeft, kUp, kRight, kDown, kFire}) {
     start();

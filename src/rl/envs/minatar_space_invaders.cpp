@@ -70,6 +70,9 @@ bool column_has(const Map& m, int x) {
 
 class SpaceInvaders : public MinAtarEnv {
  public:
+  // A bullet kills one alien, climbs a row a step (ten steps at most) and reloads in five:
+  // three alive at most.
+  RewardRange reward_range() const override { return {0, 3}; }
   explicit SpaceInvaders(const EnvOptions& o)
       : MinAtarEnv(o, kChannels, 0x4d415331 /* MAS1 */, {kNoop, kLeft, kRight, kFire}) {
     start();

@@ -20,6 +20,8 @@ class MountainCar : public ClassicControlEnv<2> {
 
   std::vector<int64_t> observation_shape() const override { return {2}; }
   int num_actions() const override { return 3; }
+  // -1 every step until the flag.
+  RewardRange reward_range() const override { return {-1, -1}; }
   void reset() override;
   void observe(float* out) const override;
   StepResult step(int action) override;
