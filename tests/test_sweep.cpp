@@ -63,6 +63,18 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
   EXPECT_EQ(train_losses(one), before);  // resumed bit for bit
 }
 
+// The sweep shares the cores among its jobs unless run.threads is given, which then wins.
+TEST(Sweep, RunThreadsGivenWithSetWins) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  const auto r = test::run_stoch(
+      "sweep " + dir + "/c.yaml --seeds 1 --jobs 1 --set run.threads=3 " + "--out " + dir + "/sw");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("run.threads as set"), std::string::npos) << r.output;
+  const std::string config = test::read_text(dir + "/sw/seed=1/config.yaml");
+  EXPECT_NE(config.find("\n  threads: 3 "), std::string::npos) << config;
+}
+
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -104,6 +105,12 @@ int sweep(const SweepArgs& a) {
   // Validate every run's config before launching any, so a typo fails at once with exit 2.
   const int64_t threads =
       std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
+  // run.threads given with --set or --grid wins over the sweep's share of the cores.
+  const auto sets_threads = [](const std::vector<std::string>& sets) {
+    return std::any_of(sets.begin(), sets.end(), [](const std::string& s) {
+      return config::split_assignment(s).first == "run.threads";
+    });
+  };
   std::vector<std::vector<std::string>> commands;
   size_t busy = 0;  // runs another process is writing (another sweep, a train or a resume)
   const config::Node base = train::load_config(a.config, a.sets);
@@ -126,18 +133,22 @@ int sweep(const SweepArgs& a) {
       continue;
     }
     std::vector<std::string> cmd = {"stoch"};
+    const bool own_threads = sets_threads(sets);
     if (st == RunState::kInterrupted) {
-      cmd.insert(cmd.end(), {"resume", dir, "--set", stoch::str("run.threads=", threads)});
+      cmd.insert(cmd.end(), {"resume", dir});
+      if (!own_threads) cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
     } else {
       cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
       for (const auto& s : sets) cmd.insert(cmd.end(), {"--set", s});
-      cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
+      if (!own_threads) cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
     }
     commands.push_back(cmd);
   }
   make_output_dir(out, "--out");
   log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ",
-                       a.jobs, " at a time, ", threads, " threads each"));
+                       a.jobs, " at a time, ",
+                       sets_threads(a.sets) ? std::string("run.threads as set")
+                                            : stoch::str(threads, " threads each")));
 
   std::map<pid_t, std::string> running;
   size_t next = 0, failed = 0;
