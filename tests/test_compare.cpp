@@ -212,6 +212,27 @@ TEST(Compare, ModeMaxFlipsTheImprovement) {
   fs::remove_all(sweep);
 }
 
+// --step: each run's value at the step (or its last before it), and its best up to there.
+TEST(Compare, AtStepTakesEachRunsValueThere) {
+  const std::string sweep = make_sweep();
+  CompareSettings settings;
+  settings.metric = "val/loss";
+  settings.reps = 100;
+  settings.at_step = 60;  // a-s1's step 75 is after it: every run's step-50 value
+  const Comparison c = compare_groups(load_run_set({sweep}, "val/loss", {}), settings);
+  const auto& a = c.groups[0].tasks[0];
+  EXPECT_EQ(a.finals, (std::vector<double>{2.5, 1.9, 2.6}));
+  EXPECT_EQ(a.final_step_min, 50);
+  EXPECT_EQ(a.final_step_max, 50);
+  EXPECT_NEAR(a.best_mean, (2.5 + 1.9 + 2.6) / 3, 1e-12);  // the later 2.0-2.2 do not count
+  EXPECT_NE(markdown_report(c).find("values at step 60"), std::string::npos);
+  settings.at_step = 80;
+  EXPECT_EQ(
+      compare_groups(load_run_set({sweep}, "val/loss", {}), settings).groups[0].tasks[0].finals,
+      (std::vector<double>{2.3, 1.9, 2.6}));
+  fs::remove_all(sweep);
+}
+
 TEST(Compare, DefaultMetricIsTheTasks) {
   const std::string sweep = make_sweep();
   EXPECT_EQ(default_metric({sweep}, task_metrics()), "val/loss");

@@ -49,19 +49,29 @@ std::vector<std::vector<const Run*>> runs_by_task(const RunGroup& g,
   return out;
 }
 
-TaskResult task_result(const std::vector<const Run*>& runs, bool minimize, int reps,
-                       uint64_t seed) {
+// The run's last logged point, or with at_step >= 0 its last point at or before at_step.
+std::pair<int64_t, double> final_point(const Run& run, int64_t at_step) {
+  if (at_step < 0) return *run.curve.rbegin();
+  auto it = run.curve.upper_bound(at_step);
+  if (it == run.curve.begin())
+    throw InputError(str(run.dir, ": no value at or before step ", at_step));
+  return *std::prev(it);
+}
+
+TaskResult task_result(const std::vector<const Run*>& runs, bool minimize, int64_t at_step,
+                       int reps, uint64_t seed) {
   TaskResult r;
   std::vector<double> bests;
-  r.final_step_min = runs[0]->curve.rbegin()->first;
+  r.final_step_min = final_point(*runs[0], at_step).first;
   r.final_step_max = r.final_step_min;
   for (const Run* run : runs) {
-    const auto& [step, value] = *run->curve.rbegin();
+    const auto [step, value] = final_point(*run, at_step);
     r.finals.push_back(value);
     r.final_step_min = std::min(r.final_step_min, step);
     r.final_step_max = std::max(r.final_step_max, step);
     auto best = run->curve.begin()->second;
-    for (const auto& [st, v] : run->curve) best = minimize ? std::min(best, v) : std::max(best, v);
+    for (const auto& [st, v] : run->curve)
+      if (st <= step) best = minimize ? std::min(best, v) : std::max(best, v);
     bests.push_back(best);
   }
   r.final_mean = mean(r.finals);
@@ -168,6 +178,7 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
   c.minimize = s.minimize;
   c.scores_minimize = norm && norm->reference_form ? false : s.minimize;
   c.reps = s.reps;
+  c.at_step = s.at_step;
   c.task_bootstrap = s.task_bootstrap;
   c.task_keys = set.task_keys;
   c.tasks = set.tasks;
@@ -181,8 +192,8 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
     GroupSummary sum;
     sum.label = g.label;
     for (size_t t = 0; t < c.tasks.size(); ++t) {
-      sum.tasks.push_back(
-          task_result(by_task[gi][t], s.minimize, s.reps, mix_seed(s.seed, kStreamTaskIqm, gi, t)));
+      sum.tasks.push_back(task_result(by_task[gi][t], s.minimize, s.at_step, s.reps,
+                                      mix_seed(s.seed, kStreamTaskIqm, gi, t)));
       auto finals = sum.tasks.back().finals;
       if (norm)
         for (auto& v : finals) v = norm->apply(c.tasks[t], v);

@@ -33,6 +33,7 @@ struct CompareOptions {
   std::vector<std::string> task_keys = {"env.name"};  // config keys naming a run's task
   std::string normalize;        // per-task normalisation file; empty: raw scores
   bool task_bootstrap = false;  // resample tasks too (rliable's task_bootstrap)
+  int64_t at_step = -1;         // compare values at this step (each run's last at or before)
   std::string out_dir;
   std::string mode = "auto";  // min | max | auto: min when the name says loss/mse/error/bpb
   int reps = 2000;            // bootstrap resamples
@@ -48,7 +49,7 @@ struct Estimate {
 
 // One group on one task, in the metric's own units.
 struct TaskResult {
-  std::vector<double> finals;  // each run's last value, in run order
+  std::vector<double> finals;  // each run's last value (at or before at_step), in run order
   int64_t final_step_min = 0, final_step_max = 0;
   double final_mean = 0;  // mean over runs of the last value
   double best_mean = 0;   // mean over runs of the run's best (min or max) value
@@ -93,6 +94,7 @@ struct Comparison {
   bool minimize = true;         // the metric's direction, used for per-task values
   bool scores_minimize = true;  // the direction of `scores` (false after random/reference)
   int reps = 0;
+  int64_t at_step = -1;  // -1: each run's last value
   bool task_bootstrap = false;
   std::vector<std::string> task_keys, tasks, following_keys;
   std::string normalization;  // the file; empty for raw scores
@@ -109,6 +111,7 @@ struct CompareSettings {
   uint64_t seed = 0;
   const Normalization* normalization = nullptr;  // null: raw scores
   bool task_bootstrap = false;
+  int64_t at_step = -1;  // final values at this step; -1: each run's last
 };
 
 // "min" -> true, "max" -> false, "auto" -> whether the name says loss, mse, error or bpb.

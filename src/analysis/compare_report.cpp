@@ -177,6 +177,7 @@ std::string markdown_report(const Comparison& c) {
      << (c.groups.size() == 1 ? " group" : " groups");
   if (c.tasks.size() > 1)
     md << " on " << c.tasks.size() << " tasks (" << join(c.task_keys, ", ") << ")";
+  if (c.at_step >= 0) md << ", values at step " << c.at_step;
   md << "\n\n";
   if (!c.normalization.empty())
     md << "Scores normalised per task by " << c.normalization << "; "
@@ -291,6 +292,7 @@ int run_compare(const CompareOptions& o) {
   settings.seed = o.seed;
   settings.normalization = norm ? &*norm : nullptr;
   settings.task_bootstrap = o.task_bootstrap;
+  settings.at_step = o.at_step;
   const Comparison c = compare_groups(set, settings);
   for (const auto& g : c.groups)
     for (size_t t = 0; t < c.tasks.size(); ++t)

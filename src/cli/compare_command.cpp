@@ -29,6 +29,7 @@ struct CompareArgs {
   std::vector<std::string> task_keys = {"env.name"};
   std::string normalize;
   bool task_bootstrap = false;
+  int64_t step = -1;
   std::string out;
   std::string mode = "auto";
   int reps = 2000;
@@ -59,6 +60,7 @@ int compare(const CompareArgs& args) {
   if (o.task_keys == std::vector<std::string>{"none"}) o.task_keys.clear();
   o.normalize = args.normalize;
   o.task_bootstrap = args.task_bootstrap;
+  o.at_step = args.step;
   o.task_metrics = task_metrics();
   o.out_dir = args.out;
   o.mode = args.mode;
@@ -92,6 +94,10 @@ const bool registered = register_command(
       cmd.add_option("--normalize", a->normalize,
                      "YAML file of per-task scores mapped to 0 and 1: "
                      "'TASK: {random: R, reference: S}' or 'TASK: {min: A, max: B}'");
+      cmd.add_option("--step", a->step,
+                     "compare the values at this step (each run's last at or before it) "
+                     "instead of the last ones; curves are unchanged")
+          ->check(integer_in(0));
       cmd.add_flag("--task-bootstrap", a->task_bootstrap,
                    "resample tasks as well as runs in the bootstrap (for a population of tasks)");
       cmd.add_option(
