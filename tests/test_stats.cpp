@@ -203,26 +203,35 @@ TEST(Stats, BootstrapIntervalMatchesRliable) {
   EXPECT_NEAR(ci.hi, expected[1], 0.05 * width);
 }
 
-// rliable's interval comes from scipy's Mann-Whitney test per resample, which is slow: 2000
-// resamples of one task (Monte Carlo noise about 2.2% of the width between the two sides).
+// P(X better than Y) and its interval against rliable's (each method's runs resampled
+// independently within tasks, `reps` resamples on each side; `tolerance` is a share of the
+// interval's width). rliable computes each resample with scipy's Mann-Whitney test, which is
+// slow, so the resamples are few.
+void expect_improvement_matches_rliable(const TaskScores& x, const TaskScores& y, int reps,
+                                        double tolerance) {
+  const std::string script =
+      "np.random.seed(0)\n"
+      "p, ci = rly.get_interval_estimates({'p': [" +
+      py_matrix(x) + ", " + py_matrix(y) +
+      "]}, metrics.probability_of_improvement, reps=" + std::to_string(reps) +
+      ")\n"
+      "print(repr(float(np.ravel(p['p'])[0])))\n"
+      "print(repr(float(np.ravel(ci['p'])[0]))); print(repr(float(np.ravel(ci['p'])[-1])))\n";
+  const auto expected = run_python(script, /*with_library=*/true);
+  ASSERT_EQ(expected.size(), 3u);
+  EXPECT_NEAR(stoch::analysis::probability_of_improvement(x, y), expected[0], 1e-12);
+  const Interval ci = stoch::analysis::probability_of_improvement_ci(x, y, reps, 0.95, 1);
+  const double width = expected[2] - expected[1];
+  EXPECT_NEAR(ci.lo, expected[1], tolerance * width);
+  EXPECT_NEAR(ci.hi, expected[2], tolerance * width);
+}
+
+// One task, 10 runs against 8: 2000 resamples (Monte Carlo noise about 2.2% of the width).
 TEST(Stats, ImprovementIntervalMatchesRliable) {
   SKIP_WITHOUT_PYTHON();
   stoch::Rng rng(12);
-  const TaskScores x = {normals(rng, 10, 0, 1)};
-  const TaskScores y = {normals(rng, 8, 0.2, 1)};
-  const std::string script =
-      "np.random.seed(0)\n"
-      "_, ci = rly.get_interval_estimates({'p': [" +
-      py_matrix(x) + ", " + py_matrix(y) +
-      "]},"
-      " metrics.probability_of_improvement, reps=2000)\n"
-      "print(repr(float(np.ravel(ci['p'])[0]))); print(repr(float(np.ravel(ci['p'])[-1])))\n";
-  const auto expected = run_python(script, /*with_library=*/true);
-  ASSERT_EQ(expected.size(), 2u);
-  const Interval ci = stoch::analysis::probability_of_improvement_ci(x, y, 2000, 0.95, 1);
-  const double width = expected[1] - expected[0];
-  EXPECT_NEAR(ci.lo, expected[0], 0.08 * width);
-  EXPECT_NEAR(ci.hi, expected[1], 0.08 * width);
+  expect_improvement_matches_rliable({normals(rng, 10, 0, 1)}, {normals(rng, 8, 0.2, 1)}, 2000,
+                                     0.08);
 }
 
 // Prints rliable's point estimate and interval of `func` (a Python expression of scores s that
@@ -314,28 +323,14 @@ TEST(Stats, PerformanceProfileMatchesRliable) {
   EXPECT_EQ(values.back(), 0.0);   // ... and none above 1.75
 }
 
-// Probability of improvement averaged over three tasks, and its interval (each method's runs
-// resampled independently within tasks; 1000 resamples, noise about 3% of the width).
+// Probability of improvement averaged over three tasks: 1000 resamples, noise about 3% of the
+// width.
 TEST(Stats, ImprovementAcrossTasksMatchesRliable) {
   SKIP_WITHOUT_PYTHON();
-  using namespace stoch::analysis;
   stoch::Rng rng(23);
   const TaskScores x = {normals(rng, 6, 0, 1), normals(rng, 6, 5, 1), normals(rng, 6, 1, 0.1)};
   const TaskScores y = {normals(rng, 6, 0.5, 1), normals(rng, 6, 5, 1), normals(rng, 6, 1.05, 0.1)};
-  const std::string script =
-      "np.random.seed(0)\n"
-      "p, ci = rly.get_interval_estimates({'p': [" +
-      py_matrix(x) + ", " + py_matrix(y) +
-      "]}, metrics.probability_of_improvement, reps=1000)\n"
-      "print(repr(float(np.ravel(p['p'])[0])))\n"
-      "print(repr(float(np.ravel(ci['p'])[0]))); print(repr(float(np.ravel(ci['p'])[-1])))\n";
-  const auto expected = run_python(script, /*with_library=*/true);
-  ASSERT_EQ(expected.size(), 3u);
-  EXPECT_NEAR(probability_of_improvement(x, y), expected[0], 1e-12);
-  const Interval ci = probability_of_improvement_ci(x, y, 1000, 0.95, 4);
-  const double width = expected[2] - expected[1];
-  EXPECT_NEAR(ci.lo, expected[1], 0.1 * width);
-  EXPECT_NEAR(ci.hi, expected[2], 0.1 * width);
+  expect_improvement_matches_rliable(x, y, 1000, 0.1);
 }
 
 // One task: rliable wants the scores as (runs, 1). Passed as (1, runs), the way a single list

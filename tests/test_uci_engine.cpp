@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "chess/chess_test.h"
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/strings.h"
@@ -23,15 +24,6 @@ using chess::SearchLimit;
 using chess::UciEngine;
 
 const char* kStart = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1";
-
-std::string stockfish_missing() {
-  try {
-    chess::find_stockfish();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string input_error(const std::string& path) {
   try {
@@ -54,7 +46,7 @@ TEST(WinProbability, IsLichesssLogisticAndMatesAreCertain) {
 }
 
 TEST(UciEngine, SearchesToADepthWithSeveralLines) {
-  STOCH_REQUIRE(stockfish_missing());
+  STOCH_REQUIRE(test::stockfish_missing());
   UciEngine e(chess::find_stockfish());
   const auto legal = e.legal_moves(kStart);
   EXPECT_EQ(legal.size(), 20u);
@@ -79,7 +71,7 @@ TEST(UciEngine, SearchesToADepthWithSeveralLines) {
 }
 
 TEST(UciEngine, SeesMatesFromBothSides) {
-  STOCH_REQUIRE(stockfish_missing());
+  STOCH_REQUIRE(test::stockfish_missing());
   UciEngine e(chess::find_stockfish());
   // White mates with Qh5xf7 (scholar's mate set up).
   const std::string mate_in_1 = "r1bqkbnr/pppp1ppp/2n5/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 2 3";
@@ -101,7 +93,7 @@ TEST(UciEngine, SeesMatesFromBothSides) {
 // Positions reached by random legal moves from the start (up to 120 plies; games that end are
 // restarted): the engine's legal moves and the FEN after each of them equal python-chess's.
 TEST(UciEngine, LegalMovesAndFensMatchPythonChess) {
-  STOCH_REQUIRE(stockfish_missing());
+  STOCH_REQUIRE(test::stockfish_missing());
   STOCH_REQUIRE(test::python_missing("chess"));
   UciEngine e(chess::find_stockfish());
   const std::string dir = test::temp_dir("uci");
@@ -158,7 +150,7 @@ TEST(UciEngine, WhatIsNotAnEngineIsAnInputErrorNamingIt) {
 
 // An engine killed between two calls is restarted, and the call retried, transparently.
 TEST(RestartingEngine, RestartsAKilledEngineAndRetries) {
-  STOCH_REQUIRE(stockfish_missing());
+  STOCH_REQUIRE(test::stockfish_missing());
   RestartingEngine e(chess::find_stockfish());
   EXPECT_EQ(e.legal_moves(kStart).size(), 20u);
   ::kill(e.pid(), SIGKILL);

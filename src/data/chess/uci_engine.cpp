@@ -146,7 +146,10 @@ UciEngine::UciEngine(const std::string& path, double timeout_s)
   }
   try {
     send("uci");
-    read_until("uciok", timeout_s_);
+    std::vector<std::string> id;
+    read_until("uciok", timeout_s_, &id);
+    for (const auto& line : id)
+      if (line.compare(0, 8, "id name ") == 0) name_ = line.substr(8);
     send("isready");
     read_until("readyok", timeout_s_);
   } catch (const EngineError& e) {
@@ -214,6 +217,12 @@ std::string UciEngine::read_until(const std::string& prefix, double timeout_s,
 
 void UciEngine::set_option(const std::string& name, const std::string& value) {
   send(str("setoption name ", name, " value ", value));
+  send("isready");
+  read_until("readyok", timeout_s_);
+}
+
+void UciEngine::new_game() {
+  send("ucinewgame");
   send("isready");
   read_until("readyok", timeout_s_);
 }

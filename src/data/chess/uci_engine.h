@@ -62,6 +62,9 @@ class UciEngine {
   UciEngine& operator=(const UciEngine&) = delete;
 
   void set_option(const std::string& name, const std::string& value);
+  // ucinewgame, then waits until the engine is ready: its hash and histories are cleared, so
+  // that what follows does not depend on what it searched before.
+  void new_game();
   // `fen` then `moves` (UCI notation); multipv principal variations. `timeout_s` bounds the
   // whole search. Throws EngineError on a crash, a timeout or a garbled answer.
   SearchResult search(const std::string& fen, const std::vector<std::string>& moves,
@@ -73,6 +76,7 @@ class UciEngine {
 
   pid_t pid() const { return pid_; }
   const std::string& path() const { return path_; }
+  const std::string& name() const { return name_; }  // the engine's "id name"
 
  private:
   void send(const std::string& line);
@@ -82,6 +86,7 @@ class UciEngine {
   void position(const std::string& fen, const std::vector<std::string>& moves);
 
   std::string path_;
+  std::string name_;
   double timeout_s_;
   pid_t pid_ = -1;
   int to_engine_ = -1, from_engine_ = -1;
