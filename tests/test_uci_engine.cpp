@@ -88,6 +88,15 @@ TEST(UciEngine, SeesMatesFromBothSides) {
   EXPECT_TRUE(m.lines[0].score.mate);
   EXPECT_EQ(m.lines[0].score.value, 0);
   EXPECT_EQ(chess::win_probability(m.lines[0].score), 0.0);
+  // Stalemate: no legal move either, and a level score (found by the generator at depth 4).
+  for (const std::string stalemate :
+       {"7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "7Q/8/8/p7/P7/8/3Q2p1/1k4K1 b - - 0 56"}) {
+    const auto s = e.search(stalemate, {}, SearchLimit{4, 0});
+    EXPECT_EQ(s.best_move, "(none)") << stalemate;
+    ASSERT_EQ(s.lines.size(), 1u) << stalemate;
+    EXPECT_FALSE(s.lines[0].score.mate) << stalemate;
+    EXPECT_EQ(s.lines[0].score.value, 0) << stalemate;
+  }
 }
 
 // Positions reached by random legal moves from the start (up to 120 plies; games that end are

@@ -294,15 +294,36 @@ TEST(ValueLoss, HeadOutputsAndCategorical) {
     EXPECT_EQ(l->head_outputs(), 1) << name;
     EXPECT_FALSE(l->categorical()) << name;
   }
-  for (const std::string name : {"two_hot", "hl_gauss", "c51", "mse_on_expectation"}) {
+  for (const std::string name : {"two_hot", "hl_gauss", "c51", "mse_on_expectation", "one_hot"}) {
     auto l = value::make_value_loss(config_for(name));
     EXPECT_EQ(l->head_outputs(), 51) << name;
     EXPECT_TRUE(l->categorical()) << name;
   }
   const auto names = value::value_loss_names();
-  EXPECT_EQ(
-      std::set<std::string>(names.begin(), names.end()),
-      (std::set<std::string>{"mse", "huber", "two_hot", "hl_gauss", "c51", "mse_on_expectation"}));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"mse", "huber", "two_hot", "hl_gauss", "c51",
+                                   "mse_on_expectation", "one_hot"}));
+}
+
+// one_hot: the bin that holds y, by hand on [0, 1] with 4 bins (edges 0, .25, .5, .75, 1); an
+// inner edge belongs to the bin above it; outside the support, the end bins.
+TEST(ValueLoss, OneHotPicksTheBinThatHoldsTheTarget) {
+  const auto edges = value::bin_edges(0, 1, 4, torch::kFloat64);
+  const auto y = torch::tensor({0.1, 0.25, 0.49, 0.999, 1.0, -3.0, 7.0}, torch::kFloat64);
+  const auto p = value::one_hot_targets(y, edges);
+  EXPECT_TRUE(torch::equal(p.argmax(-1), torch::tensor({0, 1, 1, 3, 3, 0, 3}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(p.sum(-1), torch::ones({7}, torch::kFloat64)));
+  EXPECT_EQ(p.max().item<double>(), 1.0);
+  // The loss is the cross-entropy at that bin.
+  ValueLossConfig cfg;
+  cfg.loss = "one_hot";
+  cfg.num_bins = 4;
+  cfg.v_min = 0;
+  cfg.v_max = 1;
+  torch::manual_seed(5);
+  const auto logits = torch::randn({7, 4}, torch::kFloat64);
+  const auto want = -torch::log_softmax(logits, -1).gather(1, p.argmax(-1).unsqueeze(1)).squeeze(1);
+  EXPECT_TRUE(torch::allclose(value::make_value_loss(cfg)->per_sample(logits, y), want));
 }
 
 TEST(ValueLoss, LossesMatchTheirDefinitions) {

@@ -113,6 +113,17 @@ torch::Tensor hl_gauss_targets(const torch::Tensor& y, const torch::Tensor& edge
   return p / p.sum(-1, /*keepdim=*/true);
 }
 
+torch::Tensor one_hot_targets(const torch::Tensor& y, const torch::Tensor& edges) {
+  torch::NoGradGuard no_grad;
+  const auto yf = y.to(compute_type(y));
+  const auto e = as_support(edges, yf, "one_hot edges");
+  const int64_t m = e.size(0) - 1;
+  // The number of inner edges at or below y is the bin's index.
+  const auto inner = e.narrow(0, 1, m - 1).contiguous();
+  const auto bin = torch::searchsorted(inner, yf.contiguous(), /*out_int32=*/false, /*right=*/true);
+  return torch::one_hot(bin, m).to(yf.scalar_type());
+}
+
 torch::Tensor c51_project(const torch::Tensor& next_probs, const torch::Tensor& rewards,
                           const torch::Tensor& discounts, const torch::Tensor& atoms) {
   torch::NoGradGuard no_grad;

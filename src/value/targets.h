@@ -24,6 +24,10 @@ torch::Tensor two_hot_targets(const torch::Tensor& y, const torch::Tensor& suppo
 // normaliser cannot underflow to 0.
 torch::Tensor hl_gauss_targets(const torch::Tensor& y, const torch::Tensor& edges, double sigma);
 
+// y [...] -> [..., m]: all the mass on the bin of `edges` (m + 1, increasing) that holds y,
+// y clamped to [e_0, e_m] first; a y on an inner edge belongs to the bin above it.
+torch::Tensor one_hot_targets(const torch::Tensor& y, const torch::Tensor& edges);
+
 // C51's distributional Bellman target: next_probs [B, m] over `atoms` [m] (increasing),
 // rewards [B], discounts [B] (gamma^n (1 - done)) -> [B, m]. Each atom moves to r + d z_j,
 // is clamped to [z_0, z_{m-1}] and split between its two neighbouring atoms.

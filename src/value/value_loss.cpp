@@ -166,7 +166,7 @@ const bool registered_huber = registry<ValueLossEntry>().add(
 
 // ---- categorical head: m logits, read back as the expectation over the support ----
 
-enum class Target { kTwoHot, kHlGauss, kC51, kExpectationMse };
+enum class Target { kTwoHot, kHlGauss, kC51, kExpectationMse, kOneHot };
 
 class CategoricalLoss : public ValueLoss {
  public:
@@ -206,6 +206,7 @@ class CategoricalLoss : public ValueLoss {
       torch::NoGradGuard no_grad;
       y = squash_(target).to(logits.scalar_type());
       if (kind_ == Target::kHlGauss) p = hl_gauss_targets(y, edges_, sigma_);
+      if (kind_ == Target::kOneHot) p = one_hot_targets(y, edges_);
       if (kind_ == Target::kTwoHot || kind_ == Target::kC51) p = two_hot_targets(y, support_);
     }
     if (kind_ == Target::kExpectationMse) return (expectation(logits) - y).pow(2);
@@ -247,6 +248,12 @@ const bool registered_hl_gauss = registry<ValueLossEntry>().add(
     "hl_gauss", {"categorical head, cross-entropy against a Gaussian of sigma_ratio bin widths "
                  "integrated over the bins",
                  [](const ValueLossConfig& c) { return make_categorical(c, Target::kHlGauss); }});
+
+const bool registered_one_hot = registry<ValueLossEntry>().add(
+    "one_hot",
+    {"categorical head, cross-entropy against the bin that holds the target (Ruoss et al.'s "
+     "classification baseline)",
+     [](const ValueLossConfig& c) { return make_categorical(c, Target::kOneHot); }});
 
 const bool registered_c51 = registry<ValueLossEntry>().add(
     "c51", {"categorical head on atoms linspace(v_min, v_max, num_bins); supervised targets are "

@@ -1,6 +1,7 @@
 // The value head's loss, picked by `value.loss`: scalar regression (mse, huber) or a categorical
-// head trained against a target distribution (two_hot, hl_gauss, c51) or, as an ablation, with
-// MSE on its expectation. How they compare: docs/results/nonstationary.md and docs/results/rl.md.
+// head trained against a target distribution (two_hot, hl_gauss, c51, one_hot) or, as an ablation,
+// with MSE on its expectation. How they compare: docs/results/nonstationary.md and
+// docs/results/rl.md.
 #pragma once
 
 #include <torch/types.h>
@@ -41,7 +42,7 @@ struct ValueLossConfig {
   void visit(V& v) {
     using config::Spec;
     v("loss", loss,
-      "value loss: mse, huber (scalar head); two_hot, hl_gauss, c51 (cross-entropy on a "
+      "value loss: mse, huber (scalar head); two_hot, hl_gauss, c51, one_hot (cross-entropy on a "
       "categorical head); mse_on_expectation (categorical head, MSE on its mean)",
       Spec().one_of(value_loss_names()));
     v("num_bins", num_bins, "categorical head: number of bins (atoms for c51)", Spec().at_least(2));

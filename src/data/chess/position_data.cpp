@@ -261,28 +261,30 @@ GenerateReport generate_positions(const GenerateOptions& o) {
   }
 
   // Workers play games in any order; the writer takes them in game order, so the files do not
-  // depend on the number of engines or on timing.
+  // depend on the number of engines or on timing. A game that fails for good fails the run
+  // only when the writer needs it (workers run ahead of what the target needs).
   std::mutex mu;
   std::condition_variable cv;
   std::map<uint32_t, std::vector<PositionRecord>> done;
-  std::atomic<uint32_t> next_game{static_cast<uint32_t>(games)};
+  std::map<uint32_t, std::exception_ptr> failed;
+  uint32_t next_game = static_cast<uint32_t>(games);
   uint32_t written = static_cast<uint32_t>(games);
   bool stop = false;
-  std::exception_ptr failure;
+  int active = engines;
   std::atomic<int64_t> restarts{0};
   const uint32_t window = static_cast<uint32_t>(4 * engines);
 
   auto worker = [&] {
     std::unique_ptr<UciEngine> engine;
-    try {
-      for (;;) {
-        uint32_t game;
-        {
-          std::unique_lock<std::mutex> lock(mu);
-          cv.wait(lock, [&] { return stop || next_game.load() < written + window; });
-          if (stop) return;
-          game = next_game++;
-        }
+    for (;;) {
+      uint32_t game;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || next_game < written + window; });
+        if (stop) break;
+        game = next_game++;
+      }
+      try {
         std::vector<PositionRecord> records;
         for (int attempt = 0;; ++attempt) {
           try {
@@ -299,13 +301,16 @@ GenerateReport generate_positions(const GenerateOptions& o) {
         std::lock_guard<std::mutex> lock(mu);
         done.emplace(game, std::move(records));
         cv.notify_all();
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        failed.emplace(game, std::current_exception());
+        cv.notify_all();
+        break;  // this worker's engine keeps failing: leave the games to the others
       }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!failure) failure = std::current_exception();
-      stop = true;
-      cv.notify_all();
     }
+    std::lock_guard<std::mutex> lock(mu);
+    --active;
+    cv.notify_all();
   };
   std::vector<std::thread> threads;
   for (int i = 0; i < engines; ++i) threads.emplace_back(worker);
@@ -317,13 +322,19 @@ GenerateReport generate_positions(const GenerateOptions& o) {
     write_meta(dir, o, engine_name, written, report.train, report.val);
     last_commit = std::chrono::steady_clock::now();
   };
+  std::exception_ptr failure;
   try {
     while (report.train + report.val < o.positions) {
       std::vector<PositionRecord> records;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return failure || done.count(written); });
-        if (failure) break;
+        cv.wait(lock, [&] { return done.count(written) || failed.count(written) || active == 0; });
+        if (!done.count(written)) {
+          const auto f = failed.find(written);
+          if (f != failed.end()) std::rethrow_exception(f->second);
+          if (!failed.empty()) std::rethrow_exception(failed.begin()->second);
+          throw std::runtime_error("chess engines: every worker stopped");
+        }
         records = std::move(done[written]);
         done.erase(written);
       }
@@ -344,12 +355,9 @@ GenerateReport generate_positions(const GenerateOptions& o) {
       }
       if (std::chrono::steady_clock::now() - last_commit > std::chrono::seconds(1)) commit();
     }
-    if (!failure) commit();
+    commit();
   } catch (...) {
-    std::lock_guard<std::mutex> lock(mu);
-    stop = true;
-    cv.notify_all();
-    if (!failure) failure = std::current_exception();
+    failure = std::current_exception();
   }
   {
     std::lock_guard<std::mutex> lock(mu);

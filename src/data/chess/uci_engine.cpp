@@ -257,9 +257,10 @@ SearchResult UciEngine::search(const std::string& fen, const std::vector<std::st
     if (r.lines.size() < static_cast<size_t>(s.multipv)) r.lines.resize(s.multipv);
     if (s.depth >= r.lines[s.multipv - 1].depth) r.lines[s.multipv - 1] = s;
   }
-  while (!r.lines.empty() && r.lines.back().pv.empty() && !r.lines.back().score.mate)
-    r.lines.pop_back();  // ranks past the number of legal moves
-  if (r.lines.empty()) throw EngineError(str(path_, ": no scored info line before bestmove"));
+  if (r.lines.empty())
+    throw EngineError(str(path_, ": no scored info line before \"", done, "\" for ", fen,
+                          moves.empty() ? "" : " moves " + join(moves, " "),
+                          info.empty() ? std::string() : "; last: " + info.back()));
   return r;
 }
 

@@ -1,0 +1,175 @@
+#include "train/chess_value_task.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/rng.h"
+#include "core/strings.h"
+#include "data/chess/fen_tokens.h"
+#include "data/chess/position_data.h"
+#include "models/value_net_size.h"
+#include "train/experiment.h"
+
+namespace stoch::train {
+namespace {
+
+constexpr uint64_t kBatch = 1;
+
+// Every record's tokens and label, as tensors.
+std::pair<torch::Tensor, torch::Tensor> load_split(const std::string& dir, const std::string& split,
+                                                   int64_t limit) {
+  auto records = chess::read_positions(dir, split);
+  if (limit > 0 && static_cast<int64_t>(records.size()) > limit) records.resize(limit);
+  const int64_t n = static_cast<int64_t>(records.size());
+  auto tokens = torch::empty({n, chess::kFenTokens}, torch::kUInt8);
+  auto targets = torch::empty({n}, torch::kFloat);
+  auto* tp = tokens.data_ptr<uint8_t>();
+  auto* yp = targets.data_ptr<float>();
+  const std::string file = dir + "/" + split + ".bin";
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& r = records[static_cast<size_t>(i)];
+    const auto t = chess::encode_fen(chess::record_fen(r), str(file, ": record ", i));
+    std::copy(t.begin(), t.end(), tp + i * chess::kFenTokens);
+    yp[i] = r.win_prob;
+  }
+  return {tokens, targets};
+}
+
+}  // namespace
+
+models::ValueNetConfig chess_model_defaults() {
+  models::ValueNetConfig m;
+  m.torso = "transformer";
+  m.n_layer = 2;
+  m.n_head = 4;
+  m.d_model = 64;
+  return m;
+}
+
+value::ValueLossConfig chess_value_defaults() {
+  value::ValueLossConfig v;
+  v.loss = "hl_gauss";
+  v.num_bins = 128;
+  v.v_min = 0;
+  v.v_max = 1;
+  v.sigma_ratio = 0.75;
+  return v;
+}
+
+ChessValueTask::ChessValueTask(const ExperimentConfig& cfg, const torch::Device& device)
+    : run_seed_(static_cast<uint64_t>(cfg.run.seed)),
+      batch_size_(cfg.train.batch_size),
+      device_(device) {
+  const auto& s = cfg.task_sections<ChessValueSections>();
+  data_ = s.data;
+  if (data_.dir.empty())
+    throw InputError("data.dir: expected a `stoch data chess` folder (train.bin, val.bin)");
+  std::tie(train_tokens_, train_targets_) = load_split(data_.dir, "train", 0);
+  std::tie(val_tokens_, val_targets_) = load_split(data_.dir, "val", data_.eval_positions);
+  if (train_tokens_.size(0) == 0) throw InputError(str(data_.dir, "/train.bin: no positions"));
+  if (val_tokens_.size(0) == 0)
+    throw InputError(str(data_.dir, "/val.bin: no held-out positions to evaluate on"));
+  loss_ = value::make_value_loss(s.value);
+  loss_->to(device_);
+  const std::vector<int64_t> shape = {chess::kFenTokens, chess::fen_vocab_size()};
+  net_ = models::ValueNet(s.model, shape, loss_->head_outputs());
+  net_->to(device_);
+}
+
+torch::Tensor ChessValueTask::inputs(const torch::Tensor& tokens) const {
+  return torch::one_hot(tokens.to(torch::kLong), chess::fen_vocab_size())
+      .to(torch::kFloat)
+      .to(device_);
+}
+
+torch::Tensor ChessValueTask::train_loss(int64_t micro) {
+  Rng rng(mix_seed(run_seed_, kBatch, static_cast<uint64_t>(micro)));
+  auto idx = torch::empty({batch_size_}, torch::kLong);
+  auto* ip = idx.data_ptr<int64_t>();
+  const uint64_t n = static_cast<uint64_t>(train_tokens_.size(0));
+  for (int64_t i = 0; i < batch_size_; ++i) ip[i] = static_cast<int64_t>(rng.below(n));
+  const auto x = inputs(train_tokens_.index_select(0, idx));
+  const auto y = train_targets_.index_select(0, idx).to(device_);
+  return loss_->loss(net_->forward(x), y);
+}
+
+Metrics ChessValueTask::evaluate(int64_t /*step*/) {
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  double sq = 0, log_loss = 0, loss = 0;
+  const int64_t n = val_tokens_.size(0), chunk = 1024;
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t j = std::min(n, i + chunk);
+    const auto out = net_->forward(inputs(val_tokens_.slice(0, i, j)));
+    const auto y = val_targets_.slice(0, i, j).to(device_).to(torch::kDouble);
+    const auto v = loss_->value(out).to(torch::kDouble);
+    sq += (v - y).pow(2).sum().item<double>();
+    // The prediction as a probability: clipped so that a confident miss costs a finite amount.
+    const auto p = v.clamp(1e-6, 1 - 1e-6);
+    log_loss += -(y * p.log() + (1 - y) * (1 - p).log()).sum().item<double>();
+    loss += loss_->loss(out, y.to(torch::kFloat)).item<double>() * static_cast<double>(j - i);
+  }
+  net_->train();
+  const double dn = static_cast<double>(n);
+  return {{"chess/value_mse", sq / dn}, {"chess/log_loss", log_loss / dn}, {"val/loss", loss / dn}};
+}
+
+Metrics ChessValueTask::data_facts() {
+  // The floor of chess/log_loss: the labels' own entropy.
+  const auto y = val_targets_.to(torch::kDouble).clamp(1e-6, 1 - 1e-6);
+  const double entropy = -(y * y.log() + (1 - y) * (1 - y).log()).mean().item<double>();
+  const double var = val_targets_.to(torch::kDouble).var(/*unbiased=*/false).item<double>();
+  return {{"data/train_positions", static_cast<double>(train_tokens_.size(0))},
+          {"data/eval_positions", static_cast<double>(val_tokens_.size(0))},
+          {"data/label_entropy", entropy},
+          {"data/label_variance", var}};
+}
+
+std::string ChessValueTask::summary(const Metrics& last_eval) const {
+  const auto it = last_eval.find("chess/value_mse");
+  if (it == last_eval.end()) return "";
+  return str("summary: chess value mse ", format_number(it->second, 4), ", log loss ",
+             format_number(last_eval.at("chess/log_loss"), 4), " on ", val_tokens_.size(0),
+             " held-out positions");
+}
+
+const hooks::ValueView* ChessValueTask::value_view() {
+  if (!view_.net) {
+    view_.net = net_.get();
+    view_.loss = loss_.get();
+    view_.eval_inputs =
+        inputs(val_tokens_.slice(0, 0, std::min<int64_t>(512, val_tokens_.size(0))));
+    const auto targets = val_targets_.slice(0, 0, view_.eval_inputs.size(0)).to(device_);
+    view_.eval_targets = [targets](int64_t) { return targets; };
+  }
+  return &view_;
+}
+
+namespace {
+
+// Lower bounds (train/memory_estimate.h): the tokens and labels on the host, the network with
+// gradients and Adam moments, and one batch's one-hot inputs.
+MemoryEstimate estimate_chess_memory(const ExperimentConfig& cfg, int64_t /*world_size*/) {
+  const auto& s = cfg.task_sections<ChessValueSections>();
+  MemoryEstimate e;
+  const int64_t outputs = value::make_value_loss(s.value)->head_outputs();
+  add_training_state(
+      e,
+      static_cast<double>(models::value_net_parameter_count(
+          s.model, std::vector<int64_t>{chess::kFenTokens, chess::fen_vocab_size()}, outputs)),
+      1.0);
+  e.add("one-hot batch", 4.0 * static_cast<double>(cfg.train.batch_size) * chess::kFenTokens *
+                             chess::fen_vocab_size());
+  return e;
+}
+
+const bool registered = register_task<ChessValueSections, ChessValueTask>(
+    "chess_value", "a value network on Stockfish-labelled chess positions (stoch data chess)",
+    "chess/value_mse", estimate_chess_memory);
+
+}  // namespace
+
+}  // namespace stoch::train

@@ -1,0 +1,76 @@
+// Task "chess_value": a value network that reads a chess position (the FEN as 77 tokens,
+// data/chess/fen_tokens.h) and predicts the side to move's win probability as Stockfish labelled
+// it (`stoch data chess`), with any value loss as the head: "Stop Regressing"'s chess setting
+// (after Ruoss et al. 2024), sized for a CPU.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "models/value_net.h"
+#include "train/task.h"
+#include "value/value_loss.h"
+
+namespace stoch::train {
+
+struct ChessDataConfig {
+  std::string dir;
+  int64_t eval_positions = 2000;
+
+  template <class V>
+  void visit(V& v) {
+    using config::Spec;
+    v("dir", dir, "a `stoch data chess` folder (train.bin, val.bin, meta.json)");
+    v("eval_positions", eval_positions, "held-out positions each evaluation reads (0: all)",
+      Spec().at_least(0));
+  }
+};
+
+// The chess defaults: a small transformer over the 77 tokens, 128 bins on [0, 1] (Ruoss et
+// al.'s head; HL-Gauss with sigma 0.75 bin widths).
+models::ValueNetConfig chess_model_defaults();
+value::ValueLossConfig chess_value_defaults();
+
+struct ChessValueSections : TaskSectionsOf<ChessValueSections> {
+  models::ValueNetConfig model = chess_model_defaults();
+  ChessDataConfig data;
+  value::ValueLossConfig value = chess_value_defaults();
+
+  template <class V>
+  void visit(V& v) {
+    v.section("model", model, "the value network: torso (transformer over the FEN's tokens)");
+    v.section("data", data, "Stockfish-labelled positions");
+    v.section("value", value, "value head and loss: regression or classification");
+  }
+};
+
+class ChessValueTask : public Task {
+ public:
+  ChessValueTask(const ExperimentConfig& cfg, const torch::Device& device);
+
+  torch::nn::Module& model() override { return *net_; }
+  torch::Tensor train_loss(int64_t micro) override;
+  bool split_over_ranks(int64_t world_size) override { return true; }
+  int64_t units_per_micro() const override { return batch_size_; }
+  std::string rate_name() const override { return "positions_per_s"; }
+  Metrics evaluate(int64_t step) override;
+  Metrics data_facts() override;
+  std::string summary(const Metrics& last_eval) const override;
+  const hooks::ValueView* value_view() override;
+
+  // [N, 77] token ids (uint8) -> [N, 77, vocab] one-hot floats on the task's device.
+  torch::Tensor inputs(const torch::Tensor& tokens) const;
+
+ private:
+  uint64_t run_seed_;
+  int64_t batch_size_;
+  torch::Device device_;
+  ChessDataConfig data_;
+  torch::Tensor train_tokens_, train_targets_;  // [N, 77] uint8 and [N] float, on the host
+  torch::Tensor val_tokens_, val_targets_;      // the evaluated held-out positions
+  std::unique_ptr<value::ValueLoss> loss_;
+  models::ValueNet net_{nullptr};
+  hooks::ValueView view_;
+};
+
+}  // namespace stoch::train

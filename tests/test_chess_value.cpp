@@ -1,0 +1,112 @@
+// The chess_value task: the FEN's 77-token encoding, training every head on a small
+// Stockfish-labelled dataset, evaluation metrics, and bad data.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "chess/chess_test.h"
+#include "core/errors.h"
+#include "data/chess/fen_tokens.h"
+#include "test_util.h"
+
+namespace stoch {
+namespace {
+
+TEST(FenTokens, SeventySevenCharactersAfterRuossEtAl) {
+  const auto t =
+      chess::encode_fen("rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq e3 0 1", "x");
+  EXPECT_EQ(chess::fen_token_chars(t), std::string("b") + "rnbqkbnr" + "pppppppp" + "........" +
+                                           "........" + "....P..." + "........" + "PPPP.PPP" +
+                                           "RNBQKBNR" + "KQkq" + "e3" + "0.." + "1..");
+  const auto late = chess::encode_fen("8/8/8/4k3/8/8/8/4K3 w - - 99 123", "x");
+  EXPECT_EQ(chess::fen_token_chars(late).substr(65), "-...-.99.123");
+  EXPECT_EQ(chess::fen_vocab_size(), 32);
+  for (uint8_t v : late) EXPECT_LT(v, 32);
+  auto error = [](const std::string& fen) {
+    try {
+      chess::encode_fen(fen, "file:3");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("8/8/8 w - - 0 1").find("file:3: malformed FEN"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/7 w - - 0 1").find("8 squares"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/7x w - - 0 1").find("'x'"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/8 x - - 0 1").find("side to move"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/8 w - e4 0 1").find("en passant"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/8 w - - 1000 1").find("above 999"), std::string::npos);
+  EXPECT_NE(error("8/8/8/8/8/8/8/8 w KX - 0 1").find("castling"), std::string::npos);
+}
+
+// One small dataset for the task tests (depth 4 labels; a few seconds).
+class ChessValue : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    if (!test::stockfish_missing().empty()) return;
+    dir_ = new std::string(test::temp_dir("chess-value"));
+    const auto r = test::run_stoch("data chess --out " + *dir_ +
+                                   "/data --positions 600 --depth 4 --val-fraction 0.2 --seed 1");
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  static std::string config(const std::string& loss) {
+    return "task: chess_value\n"
+           "run: {seed: 2, threads: 1}\n"
+           "data: {dir: " +
+           *dir_ +
+           "/data, eval_positions: 100}\n"
+           "model: {torso: transformer, n_layer: 1, n_head: 2, d_model: 16}\n"
+           "value: {loss: " +
+           loss +
+           "}\n"
+           "optim: {lr: 0.003, weight_decay: 0}\n"
+           "schedule: {kind: constant, warmup_steps: 0}\n"
+           "train: {steps: 40, batch_size: 32, eval_every: 20, ckpt_every: 0}\n"
+           "log: {every: 10}\n";
+  }
+  static std::string* dir_;
+};
+std::string* ChessValue::dir_ = nullptr;
+
+TEST_P(ChessValue, EveryHeadTrainsAndIsEvaluated) {
+  STOCH_REQUIRE(test::stockfish_missing());
+  const std::string run = *dir_ + "/" + GetParam();
+  test::write_text(run + ".yaml", config(GetParam()));
+  const auto r = test::run_stoch("train " + run + ".yaml --run-dir " + run);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto losses = test::train_losses(run);
+  ASSERT_EQ(losses.size(), 4u);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
+  const auto mse = test::metric_by_step(run, "eval", "chess/value_mse");
+  const auto log_loss = test::metric_by_step(run, "eval", "chess/log_loss");
+  ASSERT_EQ(mse.size(), 2u);
+  // Win probabilities lie in [0, 1]: an error above 1 would be a broken read-back.
+  EXPECT_GT(mse.at(40), 0.0);
+  EXPECT_LT(mse.at(40), 1.0);
+  EXPECT_GT(log_loss.at(40), 0.0);
+  EXPECT_NE(r.output.find("summary: chess value mse"), std::string::npos) << r.output;
+  const auto entropy = test::metric_by_step(run, "data", "data/label_entropy");
+  ASSERT_EQ(entropy.size(), 1u);
+  EXPECT_LE(entropy.begin()->second, log_loss.at(40) + 1e-9);  // the labels' entropy is the floor
+}
+
+INSTANTIATE_TEST_SUITE_P(Heads, ChessValue,
+                         ::testing::Values("mse", "two_hot", "hl_gauss", "one_hot"));
+
+TEST(ChessValueBadData, AMalformedFenNamesTheRecord) {
+  STOCH_REQUIRE(test::stockfish_missing());
+  const std::string dir = test::temp_dir("chess-value");
+  ASSERT_EQ(test::run_stoch("data chess --out " + dir + "/d --positions 30 --depth 3").code, 0);
+  std::string bin = test::read_text(dir + "/d/train.bin");
+  bin[128 * 2 + 1] = '9';  // the third record's first rank now has 9 + 7 squares
+  test::write_text(dir + "/d/train.bin", bin);
+  test::write_text(dir + "/c.yaml",
+                   "task: chess_value\ndata: {dir: " + dir + "/d}\ntrain: {steps: 1}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("train.bin: record 2: malformed FEN"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run/checkpoints"));
+}
+
+}  // namespace
+}  // namespace stoch
