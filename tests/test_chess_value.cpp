@@ -8,6 +8,7 @@
 #include "core/errors.h"
 #include "data/chess/fen_tokens.h"
 #include "test_util.h"
+#include "train/chess_value_task.h"
 
 namespace stoch {
 namespace {
@@ -39,6 +40,15 @@ TEST(FenTokens, SeventySevenCharactersAfterRuossEtAl) {
   EXPECT_NE(error("8/8/8/8/8/8/8/8 w KX - 0 1").find("castling"), std::string::npos);
 }
 
+TEST(KendallTau, TauBByHand) {
+  using train::kendall_tau_b;
+  EXPECT_DOUBLE_EQ(kendall_tau_b({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
+  EXPECT_DOUBLE_EQ(kendall_tau_b({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
+  // Pairs: (0,1) tied in a only, (0,2) and (1,2) concordant: 2 / sqrt(3 * 2) (scipy's 0.8165).
+  EXPECT_NEAR(kendall_tau_b({1, 1, 2}, {1, 2, 3}), 2 / std::sqrt(6.0), 1e-15);
+  EXPECT_TRUE(std::isnan(kendall_tau_b({1, 1, 1}, {1, 2, 3})));
+}
+
 // One small dataset for the task tests (depth 4 labels; a few seconds).
 class ChessValue : public ::testing::TestWithParam<std::string> {
  protected:
@@ -54,7 +64,8 @@ class ChessValue : public ::testing::TestWithParam<std::string> {
            "run: {seed: 2, threads: 1}\n"
            "data: {dir: " +
            *dir_ +
-           "/data, eval_positions: 100}\n"
+           "/data, eval_positions: 100, move_positions: 15, reference_depth: 5, "
+           "ranking_depth: 3}\n"
            "model: {torso: transformer, n_layer: 1, n_head: 2, d_model: 16}\n"
            "value: {loss: " +
            loss +
@@ -85,6 +96,16 @@ TEST_P(ChessValue, EveryHeadTrainsAndIsEvaluated) {
   EXPECT_LT(mse.at(40), 1.0);
   EXPECT_GT(log_loss.at(40), 0.0);
   EXPECT_NE(r.output.find("summary: chess value mse"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("chess move metrics: 15 held-out positions"), std::string::npos)
+      << r.output;
+  const double accuracy = test::metric_by_step(run, "eval", "chess/action_accuracy").at(40);
+  EXPECT_GE(accuracy, 0.0);
+  EXPECT_LE(accuracy, 1.0);
+  EXPECT_EQ(accuracy * 15, std::round(accuracy * 15));  // a share of the 15 positions
+  const double tau = test::metric_by_step(run, "eval", "chess/kendall_tau").at(40);
+  EXPECT_GE(tau, -1.0);
+  EXPECT_LE(tau, 1.0);
+  EXPECT_EQ(test::metric_by_step(run, "eval", "chess/mate_in_1_puzzles").size(), 2u);
   const auto entropy = test::metric_by_step(run, "data", "data/label_entropy");
   ASSERT_EQ(entropy.size(), 1u);
   EXPECT_LE(entropy.begin()->second, log_loss.at(40) + 1e-9);  // the labels' entropy is the floor

@@ -2,9 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <map>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
@@ -17,6 +21,12 @@ namespace stoch::train {
 namespace {
 
 constexpr uint64_t kBatch = 1;
+
+// A score as one number for ranking moves: mates beyond any centipawn value, sooner ones first.
+double rank_score(const chess::Score& s) {
+  if (!s.mate) return s.value;
+  return s.value > 0 ? 1e5 - s.value : -1e5 - s.value;
+}
 
 // Every record's tokens and label, as tensors.
 std::pair<torch::Tensor, torch::Tensor> load_split(const std::string& dir, const std::string& split,
@@ -72,6 +82,7 @@ ChessValueTask::ChessValueTask(const ExperimentConfig& cfg, const torch::Device&
   if (train_tokens_.size(0) == 0) throw InputError(str(data_.dir, "/train.bin: no positions"));
   if (val_tokens_.size(0) == 0)
     throw InputError(str(data_.dir, "/val.bin: no held-out positions to evaluate on"));
+  if (data_.move_positions > 0) prepare_move_positions(chess::find_stockfish());
   loss_ = value::make_value_loss(s.value);
   loss_->to(device_);
   const std::vector<int64_t> shape = {chess::kFenTokens, chess::fen_vocab_size()};
@@ -96,6 +107,124 @@ torch::Tensor ChessValueTask::train_loss(int64_t micro) {
   return loss_->loss(net_->forward(x), y);
 }
 
+double kendall_tau_b(const std::vector<double>& a, const std::vector<double>& b) {
+  double concordant = 0, discordant = 0, ties_a = 0, ties_b = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t j = i + 1; j < a.size(); ++j) {
+      const double da = a[i] - a[j], db = b[i] - b[j];
+      if (da == 0 && db == 0) continue;
+      if (da == 0) {
+        ++ties_a;
+      } else if (db == 0) {
+        ++ties_b;
+      } else {
+        (da * db > 0 ? concordant : discordant) += 1;
+      }
+    }
+  }
+  const double denom =
+      std::sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b));
+  return denom > 0 ? (concordant - discordant) / denom : std::nan("");
+}
+
+void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  chess::UciEngine engine(engine_path);
+  engine.set_option("Threads", "1");
+  const auto records = chess::read_positions(data_.dir, "val");
+  const std::string file = data_.dir + "/val.bin";
+  int puzzles = 0;
+  for (size_t i = 0;
+       i < records.size() && static_cast<int64_t>(move_positions_.size()) < data_.move_positions;
+       ++i) {
+    const std::string fen = chess::record_fen(records[i]);
+    MovePosition p;
+    p.moves = engine.legal_moves(fen);
+    if (p.moves.size() < 2) continue;  // nothing to choose between
+    p.successors =
+        torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
+    auto* tp = p.successors.data_ptr<uint8_t>();
+    for (size_t m = 0; m < p.moves.size(); ++m) {
+      const auto t = chess::encode_fen(engine.fen_after(fen, {p.moves[m]}),
+                                       str(file, ": record ", i, " after ", p.moves[m]));
+      std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
+    }
+    engine.new_game();
+    p.reference =
+        engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data_.reference_depth), 0})
+            .best_move;
+    engine.new_game();
+    const auto all =
+        engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data_.ranking_depth), 0},
+                      static_cast<int>(p.moves.size()));
+    std::map<std::string, double> by_move;
+    for (const auto& line : all.lines)
+      if (!line.pv.empty()) by_move[line.pv.front()] = rank_score(line.score);
+    if (by_move.size() != p.moves.size()) continue;  // a move the engine did not score
+    for (const auto& m : p.moves) p.engine_scores.push_back(by_move.at(m));
+    // A mate in 1 or 2 that only one move keeps.
+    const auto& best = all.lines[0].score;
+    if (best.mate && (best.value == 1 || best.value == 2)) {
+      const bool unique = all.lines.size() < 2 || !all.lines[1].score.mate ||
+                          all.lines[1].score.value <= 0 || all.lines[1].score.value > best.value;
+      if (unique) {
+        p.mate_in = best.value;
+        p.solution = all.lines[0].pv.front();
+        ++puzzles;
+      }
+    }
+    move_positions_.push_back(std::move(p));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info(str("chess move metrics: ", move_positions_.size(), " held-out positions (", puzzles,
+                " mate puzzles) prepared with ", engine.name(), " in ", format_number(s, 3), " s"));
+}
+
+Metrics ChessValueTask::move_metrics() {
+  Metrics m;
+  if (move_positions_.empty()) return m;
+  std::vector<torch::Tensor> all;
+  for (const auto& p : move_positions_) all.push_back(p.successors);
+  const auto tokens = torch::cat(all);
+  std::vector<double> values;  // each successor's value for the side to move there
+  for (int64_t i = 0; i < tokens.size(0); i += 1024) {
+    const auto v =
+        loss_->value(net_->forward(inputs(tokens.slice(0, i, std::min(tokens.size(0), i + 1024)))))
+            .to(torch::kDouble)
+            .cpu()
+            .contiguous();
+    values.insert(values.end(), v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+  }
+  double right = 0, tau_sum = 0, taus = 0;
+  double solved[3] = {0, 0, 0}, puzzles[3] = {0, 0, 0};
+  size_t at = 0;
+  for (const auto& p : move_positions_) {
+    // The mover's value of each move: the opponent's value after it, turned round.
+    std::vector<double> mine;
+    for (size_t k = 0; k < p.moves.size(); ++k) mine.push_back(1 - values[at + k]);
+    at += p.moves.size();
+    const size_t pick =
+        static_cast<size_t>(std::max_element(mine.begin(), mine.end()) - mine.begin());
+    right += p.moves[pick] == p.reference;
+    const double tau = kendall_tau_b(mine, p.engine_scores);
+    if (!std::isnan(tau)) {
+      tau_sum += tau;
+      ++taus;
+    }
+    if (p.mate_in > 0) {
+      puzzles[p.mate_in] += 1;
+      solved[p.mate_in] += p.moves[pick] == p.solution;
+    }
+  }
+  m["chess/action_accuracy"] = right / static_cast<double>(move_positions_.size());
+  if (taus > 0) m["chess/kendall_tau"] = tau_sum / taus;
+  for (int k : {1, 2}) {
+    m[str("chess/mate_in_", k, "_puzzles")] = puzzles[k];
+    if (puzzles[k] > 0) m[str("chess/mate_in_", k, "_accuracy")] = solved[k] / puzzles[k];
+  }
+  return m;
+}
+
 Metrics ChessValueTask::evaluate(int64_t /*step*/) {
   torch::NoGradGuard no_grad;
   net_->eval();
@@ -112,9 +241,13 @@ Metrics ChessValueTask::evaluate(int64_t /*step*/) {
     log_loss += -(y * p.log() + (1 - y) * (1 - p).log()).sum().item<double>();
     loss += loss_->loss(out, y.to(torch::kFloat)).item<double>() * static_cast<double>(j - i);
   }
+  Metrics m = move_metrics();
   net_->train();
   const double dn = static_cast<double>(n);
-  return {{"chess/value_mse", sq / dn}, {"chess/log_loss", log_loss / dn}, {"val/loss", loss / dn}};
+  m["chess/value_mse"] = sq / dn;
+  m["chess/log_loss"] = log_loss / dn;
+  m["val/loss"] = loss / dn;
+  return m;
 }
 
 Metrics ChessValueTask::data_facts() {

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/value_net.h"
 #include "train/task.h"
@@ -16,6 +17,9 @@ namespace stoch::train {
 struct ChessDataConfig {
   std::string dir;
   int64_t eval_positions = 2000;
+  int64_t move_positions = 200;
+  int64_t reference_depth = 12;
+  int64_t ranking_depth = 6;
 
   template <class V>
   void visit(V& v) {
@@ -23,6 +27,16 @@ struct ChessDataConfig {
     v("dir", dir, "a `stoch data chess` folder (train.bin, val.bin, meta.json)");
     v("eval_positions", eval_positions, "held-out positions each evaluation reads (0: all)",
       Spec().at_least(0));
+    v("move_positions", move_positions,
+      "held-out positions for the move metrics (action accuracy, Kendall's tau, mate puzzles), "
+      "prepared with Stockfish at the start; 0: none",
+      Spec().at_least(0));
+    v("reference_depth", reference_depth,
+      "action accuracy: depth of the search whose best move is the reference",
+      Spec().at_least(1).at_most(40));
+    v("ranking_depth", ranking_depth,
+      "Kendall's tau and puzzles: depth of the search that scores every legal move",
+      Spec().at_least(1).at_most(40));
   }
 };
 
@@ -61,16 +75,33 @@ class ChessValueTask : public Task {
   // [N, 77] token ids (uint8) -> [N, 77, vocab] one-hot floats on the task's device.
   torch::Tensor inputs(const torch::Tensor& tokens) const;
 
+  // One held-out position prepared for the move metrics.
+  struct MovePosition {
+    std::vector<std::string> moves;     // legal moves
+    torch::Tensor successors;           // [moves, 77] tokens of the position after each
+    std::string reference;              // the best move of a reference_depth search
+    std::vector<double> engine_scores;  // each move's score for the mover (mates as +-1e5 -+ n)
+    int mate_in = 0;                    // 1 or 2: a puzzle whose only solution is `solution`
+    std::string solution;
+  };
+
  private:
+  void prepare_move_positions(const std::string& engine_path);
+  Metrics move_metrics();
   uint64_t run_seed_;
   int64_t batch_size_;
   torch::Device device_;
   ChessDataConfig data_;
   torch::Tensor train_tokens_, train_targets_;  // [N, 77] uint8 and [N] float, on the host
   torch::Tensor val_tokens_, val_targets_;      // the evaluated held-out positions
+  std::vector<MovePosition> move_positions_;
   std::unique_ptr<value::ValueLoss> loss_;
   models::ValueNet net_{nullptr};
   hooks::ValueView view_;
 };
+
+// Kendall's tau-b between two rankings of the same items (ties in either count as neither
+// concordant nor discordant); NaN when either side is all ties.
+double kendall_tau_b(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace stoch::train
