@@ -74,7 +74,7 @@ TEST(ValueSupport, EveryEnvironmentPaysWithinItsRewardRange) {
 }
 
 TEST(ValueSupport, RunningSupportFollowsTheTargets) {
-  value::RunningSupport s(-10, 10, 2.0, 0.1);
+  value::RunningSupport s(-10, 10, 2.0, 0.1, {-1e9, 1e9});
   EXPECT_EQ(s.bounds().lo, -10);  // no target yet: the configured bounds
   EXPECT_EQ(s.bounds().hi, 10);
   // One batch: the bias-corrected averages are that batch's mean and spread exactly.
@@ -92,13 +92,13 @@ TEST(ValueSupport, RunningSupportFollowsTheTargets) {
   EXPECT_NEAR(s.bounds().lo, 42, 0.5);
   EXPECT_NEAR(s.bounds().hi, 58, 0.5);
   // Constant targets keep a minimal width; NaN targets are skipped.
-  value::RunningSupport c(0, 1, 3.0, 1.0);
+  value::RunningSupport c(0, 1, 3.0, 1.0, {-1e9, 1e9});
   const std::vector<float> same = {5, 5, std::nanf(""), 5};
   c.observe(same.data(), 4);
   EXPECT_NEAR(c.bounds().lo, 5 - value::RunningSupport::kMinHalfWidth, 1e-12);
   EXPECT_NEAR(c.bounds().hi, 5 + value::RunningSupport::kMinHalfWidth, 1e-12);
   // The state round-trips, and a damaged one is refused.
-  value::RunningSupport copy(-10, 10, 2.0, 0.1);
+  value::RunningSupport copy(-10, 10, 2.0, 0.1, {-1e9, 1e9});
   copy.load(s.state(), "test");
   EXPECT_EQ(copy.bounds().lo, s.bounds().lo);
   EXPECT_EQ(copy.bounds().hi, s.bounds().hi);
@@ -106,6 +106,16 @@ TEST(ValueSupport, RunningSupportFollowsTheTargets) {
   EXPECT_THROW(copy.load({1, -2, 0.5}, "test"), InputError);
   EXPECT_THROW(copy.load({1, 2, 1.5}, "test"), InputError);
   EXPECT_THROW(copy.load({std::nan(""), 2, 0.5}, "test"), InputError);
+  // Within outer bounds: N(50, 4) targets against [0, 55] clip the top; targets far above
+  // them leave a minimal support at the top end.
+  value::RunningSupport inside(0, 1, 2.0, 1.0, {0, 55});
+  inside.observe(normal.data(), static_cast<int64_t>(normal.size()));
+  EXPECT_GT(inside.bounds().lo, 40);
+  EXPECT_EQ(inside.bounds().hi, 55);
+  const std::vector<float> far = {1000, 1002};
+  inside.observe(far.data(), 2);
+  EXPECT_NEAR(inside.bounds().lo, 55 - 2 * value::RunningSupport::kMinHalfWidth, 1e-12);
+  EXPECT_EQ(inside.bounds().hi, 55);
 }
 
 // Moving the bins makes the loss the one a fresh loss on the new bounds is: same support, same

@@ -68,21 +68,24 @@ ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torc
   targets_ = torch::stack(per_phase).to(torch::kFloat).to(device_);
 
   value::ValueLossConfig value_cfg = s.value;
-  if (value_cfg.support == "auto" && value::make_value_loss(s.value)->categorical()) {
-    // sin(...) + b stays within 1 of b; noise U(0, noise) adds up to `noise`.
-    const auto [lo, hi] = std::minmax_element(data_.offsets.begin(), data_.offsets.end());
-    value_cfg.v_min = *lo - 1;
-    value_cfg.v_max = *hi + 1 + data_.noise;
+  // sin(...) + b stays within 1 of b; noise U(0, noise) adds up to `noise`: auto's support, and
+  // where running bins may go.
+  const auto [lo, hi] = std::minmax_element(data_.offsets.begin(), data_.offsets.end());
+  const value::Bounds targets{*lo - 1, *hi + 1 + data_.noise};
+  const bool categorical = value::make_value_loss(s.value)->categorical();
+  if (categorical && value_cfg.support == "auto") {
+    value_cfg.v_min = targets.lo;
+    value_cfg.v_max = targets.hi;
     log::info(stoch::str("value.support auto: targets sin(.) + b with b in [", *lo, ", ", *hi,
-                         "] and noise up to ", data_.noise, ": support [", value_cfg.v_min, ", ",
-                         value_cfg.v_max, "]"));
+                         "] and noise up to ", data_.noise, ": support [", targets.lo, ", ",
+                         targets.hi, "]"));
   }
   loss_ = value::make_value_loss(value_cfg);
   loss_->to(device_);
   bounds_ = {value_cfg.v_min, value_cfg.v_max};
-  if (value_cfg.support == "running" && loss_->categorical())
-    running_ = std::make_unique<value::RunningSupport>(value_cfg.v_min, value_cfg.v_max,
-                                                       value_cfg.support_k, value_cfg.support_rate);
+  if (categorical && value_cfg.support == "running")
+    running_ = std::make_unique<value::RunningSupport>(
+        value_cfg.v_min, value_cfg.v_max, value_cfg.support_k, value_cfg.support_rate, targets);
   net_ = models::ValueNet(s.model, data_.input_shape, loss_->head_outputs());
   net_->to(device_);
 }

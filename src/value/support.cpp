@@ -25,8 +25,8 @@ Bounds discounted_return_bounds(double r_lo, double r_hi, double gamma, int64_t 
   return b;
 }
 
-RunningSupport::RunningSupport(double v_min, double v_max, double k, double rate)
-    : initial_{v_min, v_max}, k_(k), rate_(rate) {}
+RunningSupport::RunningSupport(double v_min, double v_max, double k, double rate, Bounds outer)
+    : initial_{v_min, v_max}, outer_(outer), k_(k), rate_(rate) {}
 
 void RunningSupport::observe(const float* targets, int64_t n) {
   double sum = 0, sq = 0;
@@ -50,7 +50,11 @@ Bounds RunningSupport::bounds() const {
   const double mean = mean_ / weight_;
   const double var = std::max(0.0, sq_ / weight_ - mean * mean);
   const double half = std::max(kMinHalfWidth, k_ * std::sqrt(var));
-  return {mean - half, mean + half};
+  const double w = 2 * kMinHalfWidth;
+  Bounds b{mean - half, mean + half};
+  b.lo = std::min(std::max(b.lo, outer_.lo), outer_.hi - w);
+  b.hi = std::max(std::min(b.hi, outer_.hi), b.lo + w);
+  return b;
 }
 
 std::vector<double> RunningSupport::state() const {

@@ -54,23 +54,28 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   batch_ = std::make_unique<ReplaySampleArrays>(static_cast<int>(batch_size_), ro.obs_size);
 
   value::ValueLossConfig value_cfg = s.value;
-  if (value_cfg.support == "auto" && value::make_value_loss(s.value)->categorical()) {
+  const bool categorical = value::make_value_loss(s.value)->categorical();
+  if (categorical && value_cfg.support != "fixed") {
+    // auto's bounds: the support itself, or where running bins may go.
     const RewardRange r = envs_->env(0).reward_range();
     const int limit = envs_->env(0).time_limit();
     const value::Bounds b = value::discounted_return_bounds(r.lo, r.hi, dqn_.gamma, limit);
-    value_cfg.v_min = b.lo;
-    value_cfg.v_max = b.hi;
-    log::info(stoch::str("value.support auto: ", env_cfg_.name, " pays ", r.lo, " to ", r.hi,
-                         " a step, gamma ", dqn_.gamma, ", time limit ",
-                         limit > 0 ? stoch::str(limit) : std::string("none"), ": support [",
+    log::info(stoch::str("value.support ", value_cfg.support, ": ", env_cfg_.name, " pays ", r.lo,
+                         " to ", r.hi, " a step, gamma ", dqn_.gamma, ", time limit ",
+                         limit > 0 ? stoch::str(limit) : std::string("none"),
+                         value_cfg.support == "auto" ? ": support [" : ": bins kept within [",
                          format_number(b.lo, 6), ", ", format_number(b.hi, 6), "]"));
+    if (value_cfg.support == "auto") {
+      value_cfg.v_min = b.lo;
+      value_cfg.v_max = b.hi;
+    } else {
+      running_ = std::make_unique<value::RunningSupport>(
+          value_cfg.v_min, value_cfg.v_max, value_cfg.support_k, value_cfg.support_rate, b);
+    }
   }
   loss_ = value::make_value_loss(value_cfg);
   v_min_ = value_cfg.v_min;
   v_max_ = value_cfg.v_max;
-  if (value_cfg.support == "running" && loss_->categorical())
-    running_ = std::make_unique<value::RunningSupport>(value_cfg.v_min, value_cfg.v_max,
-                                                       value_cfg.support_k, value_cfg.support_rate);
   loss_->to(device);
   head_outputs_ = loss_->head_outputs();
   net_ = models::ValueNet(s.model, obs_shape_, num_actions_ * head_outputs_);
