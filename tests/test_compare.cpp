@@ -424,6 +424,36 @@ TEST(Compare, AggregatesNormalisedScoresOverTasksAndSeeds) {
   fs::remove_all(sweep);
 }
 
+// scripts/compare_table.py: one row per task and label, one column per group.
+TEST(Compare, CompareTableScriptJoinsSeveralComparisons) {
+  STOCH_REQUIRE(stoch::test::python_missing("csv"));
+  const std::string sweep = make_rl_sweep();
+  for (const char* step : {"100", "200"}) {
+    CompareOptions o;
+    o.paths = {sweep};
+    o.task_metrics = task_metrics();
+    o.reps = 100;
+    o.at_step = std::stoi(step);
+    o.out_dir = sweep + "/at" + step;
+    o.python = "none-such-python";
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(run_compare(o), 0);
+    testing::internal::GetCapturedStdout();
+    testing::internal::GetCapturedStderr();
+  }
+  const auto r =
+      stoch::test::run_command("'" + stoch::test::python_path() + "' '" +
+                               stoch::test::source_path("scripts/compare_table.py") +
+                               "' 100=" + sweep + "/at100 200=" + sweep + "/at200 --short-groups");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // hl_gauss on pong ends at 0, 10, 30 (IQM of three: their mean), halfway there at step 100.
+  EXPECT_NE(r.output.find("| task | at | hl_gauss | mse |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| pong | 200 | 13.3 ["), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| pong | 100 | -3.33 ["), std::string::npos) << r.output;
+  fs::remove_all(sweep);
+}
+
 TEST(Compare, BadNormalisationNamesTheFileAndTask) {
   const std::string sweep = make_rl_sweep();
   auto message = [&](const std::string& yaml, const std::vector<std::string>& task_keys) {
