@@ -53,9 +53,9 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
 }
 
 TEST(Config, UnknownTaskSuggestsNearest) {
-  EXPECT_EQ(
-      error_of("task: llm\n"),
-      "DIR/c.yaml:1: task: expected one of dqn, lm, value_regression, got \"llm\" (did you mean lm?)");
+  EXPECT_EQ(error_of("task: llm\n"),
+            "DIR/c.yaml:1: task: expected one of chess_value, dqn, lm, value_regression, got "
+            "\"llm\" (did you mean lm?)");
 }
 
 TEST(Config, MalformedYamlNamesLine) {
