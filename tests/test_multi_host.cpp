@@ -228,11 +228,12 @@ TEST_F(TwoHosts, ACutNetworkEndsBothSidesWithinTheTimeout) {
 
 TEST_F(TwoHosts, ALongEvaluationOnRankZeroIsNotALoss) {
   // Evaluation runs on rank 0 only while rank 1 waits in a collective; with a timeout of
-  // half a second, an evaluation of many batches lasts several timeouts.
+  // half a second, an evaluation of many batches lasts several timeouts (10000 batches: about
+  // 4 s on an idle 2-core VM; 3000 were too few there).
   const std::string run = dir_ + "/eval";
   const std::string args = "train " + cfg_ + " --run-dir " + run +
                            " --set train.steps=4 --set train.eval_every=2"
-                           " --set train.eval_batches=3000 --set dist.timeout_s=0.5";
+                           " --set train.eval_batches=10000 --set dist.timeout_s=0.5";
   const pid_t r0 = start_rank(0, args, run + ".0.log");
   const pid_t r1 = start_rank(1, args, run + ".1.log");
   const auto t = Clock::now();
