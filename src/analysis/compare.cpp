@@ -186,6 +186,9 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
   if (norm) c.normalization = norm->file;
 
   std::vector<std::vector<std::vector<const Run*>>> by_task;
+  // Each group's scores turned so that higher is better: what the gap, the probability of
+  // improvement and the profiles compare.
+  std::vector<TaskScores> turned_scores;
   for (size_t gi = 0; gi < set.groups.size(); ++gi) {
     const auto& g = set.groups[gi];
     by_task.push_back(runs_by_task(g, c.tasks));
@@ -202,12 +205,13 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
     sum.iqm = estimate(sum.scores, aggregate_iqm, s, mix_seed(s.seed, kStreamIqm, gi));
     sum.median = estimate(sum.scores, aggregate_median, s, mix_seed(s.seed, kStreamMedian, gi));
     sum.mean = estimate(sum.scores, aggregate_mean, s, mix_seed(s.seed, kStreamMean, gi));
+    turned_scores.push_back(c.scores_minimize ? negated(sum.scores) : sum.scores);
     if (norm) {
       // The gap to the best normalised score, on scores turned so that higher is better.
       const double sign = c.scores_minimize ? -1.0 : 1.0;
       const double target = sign * (c.scores_minimize ? 0.0 : 1.0);
       auto gap = [target](const TaskScores& x) { return optimality_gap(x, target); };
-      const TaskScores turned = c.scores_minimize ? negated(sum.scores) : sum.scores;
+      const TaskScores& turned = turned_scores.back();
       sum.gap =
           Estimate{gap(turned), bootstrap_ci(turned, gap, s.reps, 0.95,
                                              mix_seed(s.seed, kStreamGap, gi), s.task_bootstrap)};
@@ -221,8 +225,8 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
   // complement (ties count half both ways), so each unordered pair is bootstrapped once.
   for (size_t x = 0; x < c.groups.size(); ++x) {
     for (size_t y = x + 1; y < c.groups.size(); ++y) {
-      const TaskScores sx = c.scores_minimize ? negated(c.groups[x].scores) : c.groups[x].scores;
-      const TaskScores sy = c.scores_minimize ? negated(c.groups[y].scores) : c.groups[y].scores;
+      const TaskScores& sx = turned_scores[x];
+      const TaskScores& sy = turned_scores[y];
       Improvement xy{x, y, probability_of_improvement(sx, sy),
                      probability_of_improvement_ci(sx, sy, s.reps, 0.95,
                                                    mix_seed(s.seed, kStreamImprovement, x, y))};
@@ -244,7 +248,7 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
   auto profile = [&turned_taus](const TaskScores& x) { return score_distribution(x, turned_taus); };
   for (size_t gi = 0; gi < c.groups.size(); ++gi) {
     const auto& g = c.groups[gi];
-    const TaskScores turned = c.scores_minimize ? negated(g.scores) : g.scores;
+    const TaskScores& turned = turned_scores[gi];
     const auto values = profile(turned);
     const auto cis = bootstrap_cis(turned, profile, s.reps, 0.95,
                                    mix_seed(s.seed, kStreamProfile, gi), s.task_bootstrap);

@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "core/strings.h"
 #include "core/whole_file.h"
+#include "data/chess/fen_tokens.h"
 
 namespace fs = std::filesystem;
 
@@ -389,23 +390,7 @@ std::vector<PositionRecord> read_positions(const std::string& dir, const std::st
     if (strnlen(r.fen, sizeof r.fen) == sizeof r.fen ||
         strnlen(r.best_move, sizeof r.best_move) == sizeof r.best_move)
       throw InputError(str(where, ": a field without its terminating NUL"));
-    const auto fields = stoch::split(record_fen(r), ' ');
-    const auto ranks = fields.empty() ? std::vector<std::string>{} : stoch::split(fields[0], '/');
-    bool board_ok =
-        fields.size() == 6 && ranks.size() == 8 && (fields[1] == "w" || fields[1] == "b");
-    for (const auto& rank : ranks) {
-      int width = 0;
-      for (char c : rank) {
-        if (c >= '1' && c <= '8')
-          width += c - '0';
-        else if (std::strchr("pnbrqkPNBRQK", c) && c != '\0')
-          width += 1;
-        else
-          board_ok = false;
-      }
-      board_ok = board_ok && width == 8;
-    }
-    if (!board_ok) throw InputError(str(where, ": malformed FEN \"", record_fen(r), "\""));
+    (void)encode_fen(record_fen(r), where);  // refuses a malformed FEN, naming the record
     if (!(r.win_prob >= 0 && r.win_prob <= 1) || (r.mate != 0 && r.mate != 1))
       throw InputError(str(where, ": win_prob outside [0, 1] or a bad mate flag"));
   }
