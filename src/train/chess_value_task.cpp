@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "core/errors.h"
 #include "core/log.h"
@@ -82,7 +83,8 @@ ChessValueTask::ChessValueTask(const ExperimentConfig& cfg, const torch::Device&
   if (train_tokens_.size(0) == 0) throw InputError(str(data_.dir, "/train.bin: no positions"));
   if (val_tokens_.size(0) == 0)
     throw InputError(str(data_.dir, "/val.bin: no held-out positions to evaluate on"));
-  if (data_.move_positions > 0) prepare_move_positions(chess::find_stockfish());
+  if (data_.move_positions > 0 || data_.puzzles > 0)
+    prepare_move_positions(chess::find_stockfish());
   loss_ = value::make_value_loss(s.value);
   loss_->to(device_);
   const std::vector<int64_t> shape = {chess::kFenTokens, chess::fen_vocab_size()};
@@ -127,57 +129,84 @@ double kendall_tau_b(const std::vector<double>& a, const std::vector<double>& b)
   return denom > 0 ? (concordant - discordant) / denom : std::nan("");
 }
 
+namespace {
+
+// One held-out position made ready for the move metrics: its legal moves, the tokens after each,
+// the reference search's best move and every move's multi-PV score. Empty when there is nothing
+// to choose between or the engine did not score every move.
+std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& engine,
+                                                             const std::string& fen,
+                                                             const std::string& where,
+                                                             const ChessDataConfig& data) {
+  ChessValueTask::MovePosition p;
+  p.moves = engine.legal_moves(fen);
+  if (p.moves.size() < 2) return std::nullopt;
+  p.successors =
+      torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
+  auto* tp = p.successors.data_ptr<uint8_t>();
+  for (size_t m = 0; m < p.moves.size(); ++m) {
+    const auto t =
+        chess::encode_fen(engine.fen_after(fen, {p.moves[m]}), str(where, " after ", p.moves[m]));
+    std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
+  }
+  engine.new_game();
+  p.reference =
+      engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data.reference_depth), 0})
+          .best_move;
+  engine.new_game();
+  const auto all =
+      engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data.ranking_depth), 0},
+                    static_cast<int>(p.moves.size()));
+  std::map<std::string, double> by_move;
+  for (const auto& line : all.lines)
+    if (!line.pv.empty()) by_move[line.pv.front()] = rank_score(line.score);
+  if (by_move.size() != p.moves.size()) return std::nullopt;
+  for (const auto& m : p.moves) p.engine_scores.push_back(by_move.at(m));
+  // A mate in 1 or 2 that only one move keeps.
+  const auto& best = all.lines[0].score;
+  if (best.mate && (best.value == 1 || best.value == 2)) {
+    const bool unique = all.lines.size() < 2 || !all.lines[1].score.mate ||
+                        all.lines[1].score.value <= 0 || all.lines[1].score.value > best.value;
+    if (unique) {
+      p.mate_in = best.value;
+      p.solution = all.lines[0].pv.front();
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
 void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
   const auto t0 = std::chrono::steady_clock::now();
   chess::UciEngine engine(engine_path);
   engine.set_option("Threads", "1");
   const auto records = chess::read_positions(data_.dir, "val");
   const std::string file = data_.dir + "/val.bin";
-  int puzzles = 0;
-  for (size_t i = 0;
-       i < records.size() && static_cast<int64_t>(move_positions_.size()) < data_.move_positions;
-       ++i) {
-    const std::string fen = chess::record_fen(records[i]);
-    MovePosition p;
-    p.moves = engine.legal_moves(fen);
-    if (p.moves.size() < 2) continue;  // nothing to choose between
-    p.successors =
-        torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
-    auto* tp = p.successors.data_ptr<uint8_t>();
-    for (size_t m = 0; m < p.moves.size(); ++m) {
-      const auto t = chess::encode_fen(engine.fen_after(fen, {p.moves[m]}),
-                                       str(file, ": record ", i, " after ", p.moves[m]));
-      std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
+  int64_t scored = 0, puzzles = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const bool want_scored = scored < data_.move_positions;
+    // Mate puzzles are rare among the first held-out positions, so more are sought among the
+    // rest: those labelled as won for the side to move (a mate the labelling search found).
+    const bool want_puzzle = puzzles < data_.puzzles && records[i].win_prob >= 1.0f;
+    if (!want_scored && !want_puzzle) {
+      if (puzzles >= data_.puzzles) break;
+      continue;
     }
-    engine.new_game();
-    p.reference =
-        engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data_.reference_depth), 0})
-            .best_move;
-    engine.new_game();
-    const auto all =
-        engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data_.ranking_depth), 0},
-                      static_cast<int>(p.moves.size()));
-    std::map<std::string, double> by_move;
-    for (const auto& line : all.lines)
-      if (!line.pv.empty()) by_move[line.pv.front()] = rank_score(line.score);
-    if (by_move.size() != p.moves.size()) continue;  // a move the engine did not score
-    for (const auto& m : p.moves) p.engine_scores.push_back(by_move.at(m));
-    // A mate in 1 or 2 that only one move keeps.
-    const auto& best = all.lines[0].score;
-    if (best.mate && (best.value == 1 || best.value == 2)) {
-      const bool unique = all.lines.size() < 2 || !all.lines[1].score.mate ||
-                          all.lines[1].score.value <= 0 || all.lines[1].score.value > best.value;
-      if (unique) {
-        p.mate_in = best.value;
-        p.solution = all.lines[0].pv.front();
-        ++puzzles;
-      }
+    auto p =
+        prepare_position(engine, chess::record_fen(records[i]), str(file, ": record ", i), data_);
+    if (!p) continue;
+    if (!want_scored) {
+      if (p->mate_in == 0) continue;  // a won position, but not a puzzle
+      p->scored = false;
     }
-    move_positions_.push_back(std::move(p));
+    scored += p->scored;
+    puzzles += p->mate_in > 0;
+    move_positions_.push_back(std::move(*p));
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log::info(str("chess move metrics: ", move_positions_.size(), " held-out positions (", puzzles,
-                " mate puzzles) prepared with ", engine.name(), " in ", format_number(s, 3), " s"));
+  log::info(str("chess move metrics: ", scored, " held-out positions and ", puzzles,
+                " mate puzzles prepared with ", engine.name(), " in ", format_number(s, 3), " s"));
 }
 
 Metrics ChessValueTask::move_metrics() {
@@ -195,7 +224,7 @@ Metrics ChessValueTask::move_metrics() {
             .contiguous();
     values.insert(values.end(), v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
   }
-  double right = 0, tau_sum = 0, taus = 0;
+  double right = 0, scored = 0, tau_sum = 0, taus = 0;
   double solved[3] = {0, 0, 0}, puzzles[3] = {0, 0, 0};
   size_t at = 0;
   for (const auto& p : move_positions_) {
@@ -205,18 +234,21 @@ Metrics ChessValueTask::move_metrics() {
     at += p.moves.size();
     const size_t pick =
         static_cast<size_t>(std::max_element(mine.begin(), mine.end()) - mine.begin());
-    right += p.moves[pick] == p.reference;
-    const double tau = kendall_tau_b(mine, p.engine_scores);
-    if (!std::isnan(tau)) {
-      tau_sum += tau;
-      ++taus;
+    if (p.scored) {
+      right += p.moves[pick] == p.reference;
+      scored += 1;
+      const double tau = kendall_tau_b(mine, p.engine_scores);
+      if (!std::isnan(tau)) {
+        tau_sum += tau;
+        ++taus;
+      }
     }
     if (p.mate_in > 0) {
       puzzles[p.mate_in] += 1;
       solved[p.mate_in] += p.moves[pick] == p.solution;
     }
   }
-  m["chess/action_accuracy"] = right / static_cast<double>(move_positions_.size());
+  if (scored > 0) m["chess/action_accuracy"] = right / scored;
   if (taus > 0) m["chess/kendall_tau"] = tau_sum / taus;
   for (int k : {1, 2}) {
     m[str("chess/mate_in_", k, "_puzzles")] = puzzles[k];

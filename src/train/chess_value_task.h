@@ -18,6 +18,7 @@ struct ChessDataConfig {
   std::string dir;
   int64_t eval_positions = 2000;
   int64_t move_positions = 200;
+  int64_t puzzles = 100;
   int64_t reference_depth = 12;
   int64_t ranking_depth = 6;
 
@@ -30,6 +31,10 @@ struct ChessDataConfig {
     v("move_positions", move_positions,
       "held-out positions for the move metrics (action accuracy, Kendall's tau, mate puzzles), "
       "prepared with Stockfish at the start; 0: none",
+      Spec().at_least(0));
+    v("puzzles", puzzles,
+      "mate-in-1/2 puzzles to find among the held-out positions (beyond those in the move "
+      "positions), scored by chess/mate_in_1_accuracy and chess/mate_in_2_accuracy",
       Spec().at_least(0));
     v("reference_depth", reference_depth,
       "action accuracy: depth of the search whose best move is the reference",
@@ -82,6 +87,7 @@ class ChessValueTask : public Task {
     std::string reference;              // the best move of a reference_depth search
     std::vector<double> engine_scores;  // each move's score for the mover (mates as +-1e5 -+ n)
     int mate_in = 0;                    // 1 or 2: a puzzle whose only solution is `solution`
+    bool scored = true;                 // counts in action accuracy and tau (not a puzzle only)
     std::string solution;
   };
 
