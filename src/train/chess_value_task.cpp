@@ -131,28 +131,21 @@ double kendall_tau_b(const std::vector<double>& a, const std::vector<double>& b)
 
 namespace {
 
-// One held-out position made ready for the move metrics: its legal moves, the tokens after each,
-// the reference search's best move and every move's multi-PV score. Empty when there is nothing
-// to choose between or the engine did not score every move.
+// One held-out position made ready for the move metrics: its legal moves, every move's multi-PV
+// score, the tokens after each move and (for a scored position) the reference search's best
+// move. Empty when there is nothing to choose between, the engine did not score every move, or a
+// position wanted only as a puzzle is not one; such positions skip the rest of the work,
+// the deep reference search above all. Every search starts from a cleared engine, so the order
+// of the searches does not change their results.
 std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& engine,
                                                              const std::string& fen,
                                                              const std::string& where,
-                                                             const ChessDataConfig& data) {
+                                                             const ChessDataConfig& data,
+                                                             bool puzzle_only) {
   ChessValueTask::MovePosition p;
+  p.scored = !puzzle_only;
   p.moves = engine.legal_moves(fen);
   if (p.moves.size() < 2) return std::nullopt;
-  p.successors =
-      torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
-  auto* tp = p.successors.data_ptr<uint8_t>();
-  for (size_t m = 0; m < p.moves.size(); ++m) {
-    const auto t =
-        chess::encode_fen(engine.fen_after(fen, {p.moves[m]}), str(where, " after ", p.moves[m]));
-    std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
-  }
-  engine.new_game();
-  p.reference =
-      engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data.reference_depth), 0})
-          .best_move;
   engine.new_game();
   const auto all =
       engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data.ranking_depth), 0},
@@ -171,6 +164,21 @@ std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& e
       p.mate_in = best.value;
       p.solution = all.lines[0].pv.front();
     }
+  }
+  if (puzzle_only && p.mate_in == 0) return std::nullopt;  // a won position, but not a puzzle
+  p.successors =
+      torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
+  auto* tp = p.successors.data_ptr<uint8_t>();
+  for (size_t m = 0; m < p.moves.size(); ++m) {
+    const auto t =
+        chess::encode_fen(engine.fen_after(fen, {p.moves[m]}), str(where, " after ", p.moves[m]));
+    std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
+  }
+  if (p.scored) {
+    engine.new_game();
+    p.reference =
+        engine.search(fen, {}, chess::SearchLimit{static_cast<int>(data.reference_depth), 0})
+            .best_move;
   }
   return p;
 }
@@ -193,13 +201,9 @@ void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
       if (puzzles >= data_.puzzles) break;
       continue;
     }
-    auto p =
-        prepare_position(engine, chess::record_fen(records[i]), str(file, ": record ", i), data_);
+    auto p = prepare_position(engine, chess::record_fen(records[i]), str(file, ": record ", i),
+                              data_, /*puzzle_only=*/!want_scored);
     if (!p) continue;
-    if (!want_scored) {
-      if (p->mate_in == 0) continue;  // a won position, but not a puzzle
-      p->scored = false;
-    }
     scored += p->scored;
     puzzles += p->mate_in > 0;
     move_positions_.push_back(std::move(*p));
