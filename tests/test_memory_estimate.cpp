@@ -6,6 +6,10 @@
 #include <string>
 #include <tuple>
 
+#include <dlfcn.h>
+#include <torch/cuda.h>
+
+#include "core/cuda_memory.h"
 #include "core/errors.h"
 #include "test_util.h"
 #include "train/memory_estimate.h"
@@ -65,6 +69,55 @@ TEST(MemoryEstimate, PartsAddUpAndShardingDividesTheOptimizerState) {
   EXPECT_THROW(train::check_memory_fits(whole, int64_t{1} << 40, c10::Device(c10::kCPU)),
                InputError);
   EXPECT_NO_THROW(train::check_memory_fits(whole, 1, c10::Device(c10::kCPU)));
+}
+
+TEST(MemoryEstimate, CudaFreeMemoryIsAskedOfTheDriverAndEveryContextIsGivenBack) {
+  // The stand-in driver has two devices with 2 GB and 0.5 GB free.
+  EXPECT_DOUBLE_EQ(cuda_free_memory_bytes(0, STOCH_FAKE_CUDA_DRIVER), 2e9);
+  EXPECT_DOUBLE_EQ(cuda_free_memory_bytes(1, STOCH_FAKE_CUDA_DRIVER), 5e8);
+  EXPECT_LT(cuda_free_memory_bytes(2, STOCH_FAKE_CUDA_DRIVER), 0) << "no third device";
+  EXPECT_LT(cuda_free_memory_bytes(0, "/nonexistent/libcuda.so.1"), 0) << "no driver: unknown";
+  void* lib = dlopen(STOCH_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr);
+  const auto open_handles = reinterpret_cast<int (*)()>(dlsym(lib, "fake_cuda_open_handles"));
+  ASSERT_NE(open_handles, nullptr);
+  EXPECT_EQ(open_handles(), 0) << "a primary context retained or pushed was not given back";
+  dlclose(lib);
+}
+
+TEST(MemoryEstimate, TheRealDriverAnswersOnAMachineWithAGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here";
+  const double free = cuda_free_memory_bytes(0);
+  EXPECT_GT(free, 1e8) << "the driver gave no free memory for cuda:0";
+  EXPECT_LT(free, 1e13);
+  EXPECT_LT(cuda_free_memory_bytes(static_cast<int>(torch::cuda::device_count())), 0)
+      << "a device past the last one has no free memory to report";
+}
+
+TEST(MemoryEstimate, OnCudaTheDevicePartsCountAgainstTheDeviceAndTheRestAgainstTheHost) {
+  train::MemoryEstimate e;
+  train::add_training_state(e, 1e8, 1.0);         // 1.6 GB on the device
+  e.add("replay buffer", 3e9, /*on_host=*/true);  // 3 GB that stays on the host
+  const c10::Device gpu(c10::kCUDA, 1), cpu(c10::kCPU);
+  // Fits: 1.6 GB in 2 GB free on the device, 3 GB in 4 GB on the host.
+  EXPECT_NO_THROW(train::check_memory_fits(e, 1, gpu, {4e9, 2e9}));
+  // The device is too small; the message names it and only its parts.
+  try {
+    train::check_memory_fits(e, 1, gpu, {4e9, 1e9});
+    ADD_FAILURE() << "1.6 GB fitted in 1 GB of device memory";
+  } catch (const InputError& err) {
+    const std::string m = err.what();
+    EXPECT_NE(m.find("1.6 GB of memory on cuda:1"), std::string::npos) << m;
+    EXPECT_NE(m.find("1 GB is free there"), std::string::npos) << m;
+    EXPECT_EQ(m.find("replay buffer"), std::string::npos) << m;
+  }
+  // The host-side parts count once per rank of this machine, against the host.
+  EXPECT_THROW(train::check_memory_fits(e, 2, gpu, {4e9, 2e9}), InputError);
+  // Unknown device memory (no driver to ask) checks the host only.
+  EXPECT_NO_THROW(train::check_memory_fits(e, 1, gpu, {4e9, -1}));
+  // On CPU everything is host memory, and the device figure means nothing.
+  EXPECT_THROW(train::check_memory_fits(e, 1, cpu, {4e9, 1e12}), InputError);
+  EXPECT_NO_THROW(train::check_memory_fits(e, 1, cpu, {5e9, 0}));
 }
 
 }  // namespace

@@ -19,3 +19,10 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 tps = [r["tokens_per_s"] for r in rows if r.get("split") == "train" and r["step"] > 100]
 print(f"median tokens_per_s after step 100: {statistics.median(tps):.0f}")
 PY
+# A batch whose activations exceed the GPU's memory (about 0.5 TB) while its host-side data fits:
+# refused with exit 2 naming the device, before anything is allocated.
+set +e
+build-gpu/stoch train configs/quickstart.yaml --run-dir /tmp/stoch-gpu-refused \
+  --set run.device=cuda --set train.batch_size=1000000 >"$out/gpu_memory_refusal.txt" 2>&1
+echo "exit $? (want 2): $(tail -n 1 "$out/gpu_memory_refusal.txt")" | tee -a "$out/gpu_memory_refusal.txt"
+set -e

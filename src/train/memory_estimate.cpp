@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/cuda_memory.h"
 #include "core/errors.h"
 #include "core/strings.h"
 
@@ -73,19 +74,38 @@ double available_memory_bytes() {
   return available;
 }
 
+MemoryRoom memory_room(const c10::Device& device) {
+  MemoryRoom room;
+  room.host = available_memory_bytes();
+  // cuda without an index is the current device, which is 0 until something sets another.
+  if (device.is_cuda())
+    room.device = cuda_free_memory_bytes(device.has_index() ? device.index() : 0);
+  return room;
+}
+
+void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
+                       const c10::Device& device, const MemoryRoom& room) {
+  MemoryEstimate host, on_device;
+  for (const auto& p : per_rank.parts)
+    (device.is_cpu() || p.on_host ? host : on_device).parts.push_back(p);
+  const double need = host.total() * static_cast<double>(ranks_here);
+  if (room.host >= 0 && need > room.host)
+    throw InputError(stoch::str(
+        "the run needs at least ", format_bytes(need), " of memory",
+        ranks_here > 1 ? stoch::str(" (", ranks_here, " ranks on this machine, each ") : " (",
+        host.describe(), ") but ", format_bytes(room.host),
+        " is available; lower train.batch_size, the model's size or dqn.replay_capacity"));
+  if (room.device >= 0 && on_device.total() > room.device)
+    throw InputError(stoch::str(
+        "the run needs at least ", format_bytes(on_device.total()), " of memory on ", device.str(),
+        " (", on_device.describe(), ") but ", format_bytes(room.device),
+        " is free there; lower train.batch_size or the model's size, or use more GPUs with "
+        "dist.shard"));
+}
+
 void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
                        const c10::Device& device) {
-  MemoryEstimate host;
-  for (const auto& p : per_rank.parts)
-    if (device.is_cpu() || p.on_host) host.parts.push_back(p);
-  const double need = host.total() * static_cast<double>(ranks_here);
-  const double available = available_memory_bytes();
-  if (available < 0 || need <= available) return;
-  throw InputError(stoch::str(
-      "the run needs at least ", format_bytes(need), " of memory",
-      ranks_here > 1 ? stoch::str(" (", ranks_here, " ranks on this machine, each ") : " (",
-      host.describe(), ") but ", format_bytes(available),
-      " is available; lower train.batch_size, the model's size or dqn.replay_capacity"));
+  check_memory_fits(per_rank, ranks_here, device, memory_room(device));
 }
 
 }  // namespace stoch::train

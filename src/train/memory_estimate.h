@@ -40,9 +40,21 @@ void add_training_state(MemoryEstimate& e, double parameters, double optimizer_s
 // limit less its usage where that is lower; negative when neither can be read.
 double available_memory_bytes();
 
+// What may still be allocated where a run's parts live, in bytes; negative where unknown.
+struct MemoryRoom {
+  double host = -1;    // available_memory_bytes()
+  double device = -1;  // free on the run's CUDA device (unused on CPU runs)
+};
+
+// Asks the machine: the host's memory, and on CUDA the device's free memory from its driver.
+MemoryRoom memory_room(const c10::Device& device);
+
 // Throws InputError naming the estimate and what is available when `ranks_here` ranks of
-// `per_rank` bytes cannot fit in the host's memory. (On CUDA the device's memory is not
-// checked yet: only what stays on the host counts there.)
+// `per_rank` bytes cannot fit. On CPU every part counts against the host's memory. On CUDA the
+// parts that stay on the host (data, replay buffers) count against it for every rank of this
+// machine, and the rest against the free memory of the rank's own device (one GPU per rank).
+void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
+                       const c10::Device& device, const MemoryRoom& room);
 void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
                        const c10::Device& device);
 
