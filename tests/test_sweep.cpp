@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "cli/sweep_command.h"
 #include "core/errors.h"
+#include "core/run_lock.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -99,6 +102,113 @@ TEST(Sweep, ErrorsNameTheOptionThatGaveTheKey) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--set train.stepz: unknown key"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/sw"));
+}
+
+// A sweep's runs stop with it. kSteps is long enough that a run is still going when the test
+// signals the sweep.
+class SweepStops : public ::testing::Test {
+ protected:
+  static constexpr int kSteps = 400;
+  void SetUp() override {
+    dir_ = test::temp_dir("sweep");
+    test::write_text(dir_ + "/c.yaml", test::tiny_lm_config(kSteps));
+    args_ = {"sweep",   dir_ + "/c.yaml",
+             "--grid",  "optim.lr=0.01,0.02",
+             "--seeds", "2",
+             "--jobs",  "2",
+             "--set",   "train.ckpt_every=0",
+             "--set",   "train.eval_every=0",
+             "--out",   dir_ + "/sw"};
+  }
+  std::string run(const char* name) const { return dir_ + "/sw/" + name; }
+  // Starts the sweep and waits until both of its first runs are training.
+  pid_t start() {
+    const pid_t pid = test::spawn_stoch(args_, dir_ + "/sweep.log");
+    EXPECT_TRUE(test::wait_for(
+        [&] {
+          return test::count_lines(run(kFirst) + "/metrics.jsonl", "\"train\"") >= 5 &&
+                 test::count_lines(run(kSecond) + "/metrics.jsonl", "\"train\"") >= 5;
+        },
+        60))
+        << test::read_text(dir_ + "/sweep.log");
+    return pid;
+  }
+  // Each of the first two runs was left by its process with a checkpoint of its last step.
+  void expect_stopped_at_a_checkpoint() {
+    for (const char* name : {kFirst, kSecond}) {
+      ASSERT_TRUE(test::wait_for([&] { return !run_lock_owner(run(name)).has_value(); }, 60))
+          << name << " is still being written: " << *run_lock_owner(run(name));
+      const auto losses = test::train_losses(run(name));
+      ASSERT_FALSE(losses.empty()) << name;
+      const int64_t last = losses.rbegin()->first;
+      EXPECT_LT(last, kSteps) << name;
+      EXPECT_TRUE(test::fs::exists(test::checkpoint_dir(run(name), last) + "/manifest.json"))
+          << name << ": no checkpoint of step " << last << "\n"
+          << test::read_text(run(name) + ".console.log");
+    }
+    for (const char* name : {"optim.lr=0.02,seed=1", "optim.lr=0.02,seed=2"})
+      EXPECT_FALSE(test::fs::exists(run(name))) << name << " was started after the signal";
+  }
+  std::string command() const {
+    std::string cmd;
+    for (const auto& a : args_) cmd += " '" + a + "'";
+    return cmd;
+  }
+  // `sweep --status`'s summary line.
+  std::string status() const {
+    const auto r = test::run_stoch(command() + " --status");
+    EXPECT_EQ(r.code, 0) << r.output;
+    const auto at = r.output.find(dir_ + "/sw: 4 runs: ");
+    return at == std::string::npos ? r.output : r.output.substr(at + (dir_ + "/sw: ").size());
+  }
+  // Running the same command again finishes every run.
+  void expect_rerun_finishes() {
+    const auto r = test::run_stoch(command());
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("resuming optim.lr=0.01,seed=1"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("resuming optim.lr=0.01,seed=2"), std::string::npos) << r.output;
+    for (const char* name : {kFirst, kSecond, "optim.lr=0.02,seed=1", "optim.lr=0.02,seed=2"})
+      EXPECT_EQ(test::train_losses(run(name)).size(), static_cast<size_t>(kSteps)) << name;
+    EXPECT_EQ(status(),
+              "4 runs: 4 finished, 0 running, 0 interrupted, 0 not started; 100% of their steps "
+              "checkpointed\n");
+  }
+
+  static constexpr const char* kFirst = "optim.lr=0.01,seed=1";
+  static constexpr const char* kSecond = "optim.lr=0.01,seed=2";
+  std::string dir_;
+  std::vector<std::string> args_;
+};
+
+TEST_F(SweepStops, SigtermCheckpointsTheRunningRunsAndStartsNoOther) {
+  EXPECT_EQ(status(),
+            "4 runs: 0 finished, 0 running, 0 interrupted, 4 not started; 0% of their steps "
+            "checkpointed\n");
+  EXPECT_FALSE(test::fs::exists(dir_ + "/sw"));  // --status starts nothing
+  const pid_t pid = start();
+  EXPECT_NE(status().find("4 runs: 0 finished, 2 running, 0 interrupted, 2 not started"),
+            std::string::npos);
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(test::wait_exit(pid), 143);
+  // Every run has ended by the time the sweep returns.
+  for (const char* name : {kFirst, kSecond}) EXPECT_FALSE(run_lock_owner(run(name))) << name;
+  const std::string log = test::read_text(dir_ + "/sweep.log");
+  EXPECT_NE(log.find("sweep: stopped by SIGTERM; 2 runs stopped at a checkpoint, 2 not started; "
+                     "re-run the same command to continue"),
+            std::string::npos)
+      << log;
+  ASSERT_NO_FATAL_FAILURE(expect_stopped_at_a_checkpoint());
+  EXPECT_NE(status().find("4 runs: 0 finished, 0 running, 2 interrupted, 2 not started"),
+            std::string::npos);
+  expect_rerun_finishes();
+}
+
+// Killed outright, the sweep cannot pass anything on: its runs get SIGTERM from the kernel.
+TEST_F(SweepStops, SigkillStillStopsTheRunsAtACheckpoint) {
+  const pid_t pid = start();
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(test::wait_exit(pid), 128 + SIGKILL);
+  expect_stopped_at_a_checkpoint();
 }
 
 }  // namespace

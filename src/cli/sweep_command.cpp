@@ -1,16 +1,17 @@
 #include "cli/sweep_command.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <thread>
 
 #include "cli/checks.h"
+#include "cli/children.h"
 #include "cli/command.h"
 #include "core/config_tree.h"
 #include "core/errors.h"
@@ -39,29 +40,57 @@ std::string sanitize(const std::string& s) {
 
 enum class RunState { kFresh, kInterrupted, kFinished };
 
-RunState state_of(const std::string& dir) {
-  const auto steps = CheckpointStore(dir).steps();
-  if (steps.empty() || !fs::is_regular_file(dir + "/config.yaml")) return RunState::kFresh;
+struct Progress {
+  RunState state = RunState::kFresh;
+  int64_t step = 0;   // the newest checkpoint's
+  int64_t steps = 0;  // train.steps
+};
+
+// `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
+Progress progress_of(const std::string& dir, int64_t steps) {
+  const auto saved = CheckpointStore(dir).steps();
+  if (saved.empty() || !fs::is_regular_file(dir + "/config.yaml"))
+    return {RunState::kFresh, 0, steps};
   const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
-  return steps.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted;
+  return {saved.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted,
+          saved.back(), cfg.train.steps};
 }
 
-pid_t launch(const std::vector<std::string>& args, const std::string& console) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::FILE* f = std::fopen(console.c_str(), "a");
-    if (f) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
+// `--status`: where each run stands, and the sweep's share of steps checkpointed.
+int print_status(const std::string& out, const std::vector<SweepRun>& runs,
+                 const std::vector<Progress>& progress) {
+  std::printf("| run | state | checkpointed step |\n| --- | --- | ---: |\n");
+  size_t counts[4] = {0, 0, 0, 0};  // finished, running, interrupted, not started
+  double done = 0, total = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Progress& p = progress[i];
+    const std::string dir = out + "/" + runs[i].name;
+    const auto owner = fs::is_directory(dir) ? run_lock_owner(dir) : std::nullopt;
+    std::string state;
+    if (p.state == RunState::kFinished) {
+      state = "finished";
+      ++counts[0];
+    } else if (owner) {
+      state = "running (" + *owner + ")";
+      ++counts[1];
+    } else if (p.state == RunState::kInterrupted) {
+      state = "interrupted";
+      ++counts[2];
+    } else {
+      state = "not started";
+      ++counts[3];
     }
-    std::vector<char*> argv;
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv("/proc/self/exe", argv.data());
-    _exit(127);
+    std::printf("| %s | %s | %s |\n", runs[i].name.c_str(), state.c_str(),
+                stoch::str(p.step, " of ", p.steps).c_str());
+    done += static_cast<double>(std::min(p.step, p.steps));
+    total += static_cast<double>(p.steps);
   }
-  return pid;
+  std::printf(
+      "\n%s: %zu runs: %zu finished, %zu running, %zu interrupted, %zu not started; %s%% "
+      "of their steps checkpointed\n",
+      out.c_str(), runs.size(), counts[0], counts[1], counts[2], counts[3],
+      format_number(total > 0 ? 100 * done / total : 0, 3).c_str());
+  return kExitOk;
 }
 
 }  // namespace
@@ -114,14 +143,20 @@ int sweep(const SweepArgs& a) {
   std::vector<std::vector<std::string>> commands;
   size_t busy = 0;  // runs another process is writing (another sweep, a train or a resume)
   const config::Node base = train::load_config(a.config, a.sets);
+  std::vector<Progress> progress;
   for (const auto& r : runs) {
     config::Node point = base;
     for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
-    train::parse_experiment(point);
+    const int64_t steps = train::parse_experiment(point).train.steps;
+    progress.push_back(progress_of(out + "/" + r.name, steps));
+  }
+  if (a.status) return print_status(out, runs, progress);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const SweepRun& r = runs[i];
     std::vector<std::string> sets = a.sets;
     sets.insert(sets.end(), r.sets.begin(), r.sets.end());
     const std::string dir = out + "/" + r.name;
-    const RunState st = state_of(dir);
+    const RunState st = progress[i].state;
     if (st == RunState::kFinished) {
       log::info(stoch::str("sweep: ", r.name, " finished; skipping"));
       continue;
@@ -150,29 +185,42 @@ int sweep(const SweepArgs& a) {
                        sets_threads(a.sets) ? std::string("run.threads as set")
                                             : stoch::str(threads, " threads each")));
 
+  // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
+  Children children;
+  const std::string self = this_executable();
   std::map<pid_t, std::string> running;
-  size_t next = 0, failed = 0;
-  while (next < commands.size() || !running.empty()) {
-    while (next < commands.size() && static_cast<int64_t>(running.size()) < a.jobs) {
-      const auto& cmd = commands[next++];
+  size_t next = 0, failed = 0, stopped = 0;
+  for (;;) {
+    while (!children.signal() && next < commands.size() &&
+           static_cast<int64_t>(running.size()) < a.jobs) {
+      auto cmd = commands[next++];
       const std::string dir = cmd[1] == "resume" ? cmd[2] : cmd[4];
       const std::string name = fs::path(dir).filename().string();
       log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
-      running[launch(cmd, out + "/" + name + ".console.log")] = name;
+      cmd[0] = self;
+      running[children.start(cmd, {}, out + "/" + name + ".console.log")] = name;
     }
-    int status = 0;
-    const pid_t pid = ::wait(&status);
-    if (pid < 0) break;
-    const std::string name = running[pid];
-    running.erase(pid);
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0) {
-      ++failed;
-      log::warn(stoch::str("sweep: ", name, " exited with ", code, " (see ", out, "/", name,
-                           ".console.log)"));
-    } else {
+    if (running.empty()) break;
+    const auto exit = children.wait(std::chrono::seconds(1));
+    if (!exit) continue;
+    const std::string name = running[exit->pid];
+    running.erase(exit->pid);
+    if (exit->code == 0) {
       log::info(stoch::str("sweep: ", name, " done"));
+    } else if (children.signal() && exit->code == 128 + children.signal()) {
+      ++stopped;
+      log::info(stoch::str("sweep: ", name, " stopped"));
+    } else {
+      ++failed;
+      log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
+                           ".console.log)"));
     }
+  }
+  if (const int sig = children.signal()) {
+    log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", stopped,
+                          " runs stopped at a checkpoint, ", commands.size() - next,
+                          " not started; re-run the same command to continue"));
+    return 128 + sig;
   }
   if (failed) {
     log::error(
@@ -205,6 +253,9 @@ const bool registered = register_command(
       cmd.add_option("--jobs", a->jobs, "runs at a time; CPU threads are shared among them")
           ->check(integer_in(1));
       cmd.add_option("--out", a->out, "sweep folder (default runs/sweep-<config name>)");
+      cmd.add_flag("--status", a->status,
+                   "print where each run stands (finished, running, interrupted, not started) "
+                   "and the share of steps checkpointed; start nothing");
       return [a] { return sweep(*a); };
     });
 

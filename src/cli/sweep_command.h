@@ -15,6 +15,7 @@ struct SweepArgs {
   int64_t first_seed = 1;
   int64_t jobs = 1;
   std::string out;
+  bool status = false;  // print each run's state and start nothing
 };
 
 int sweep(const SweepArgs& a);
