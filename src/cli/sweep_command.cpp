@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "cli/checks.h"
 #include "cli/children.h"
 #include "cli/command.h"
 #include "core/config_tree.h"
+#include "core/cpus.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
@@ -132,8 +132,7 @@ int sweep(const SweepArgs& a) {
   const std::string out =
       a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out;
   // Validate every run's config before launching any, so a typo fails at once with exit 2.
-  const int64_t threads =
-      std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / a.jobs);
+  const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(usable_cpus()) / a.jobs);
   // run.threads given with --set or --grid wins over the sweep's share of the cores.
   const auto sets_threads = [](const std::vector<std::string>& sets) {
     return std::any_of(sets.begin(), sets.end(), [](const std::string& s) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "core/cpus.h"
 #include "core/rng.h"
 #include "data/dirichlet.h"
 #include "data/markov_source.h"
@@ -196,8 +197,7 @@ void HmmSource::estimate_entropy_rate() const {
   auto block_len = [this](int64_t b) {
     return entropy_tokens_ * (b + 1) / kEntropyBlocks - entropy_tokens_ * b / kEntropyBlocks;
   };
-  const int64_t threads =
-      std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, kEntropyBlocks);
+  const int64_t threads = std::clamp<int64_t>(usable_cpus(), 1, kEntropyBlocks);
   auto worker = [&](int64_t first) {
     for (int64_t b = first; b < kEntropyBlocks; b += threads) nll[b] = block_nll(b, block_len(b));
   };

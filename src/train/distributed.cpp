@@ -30,9 +30,9 @@
 #include <exception>
 #include <fstream>
 #include <random>
-#include <thread>
 
 #include "core/config_tree.h"
+#include "core/cpus.h"
 #include "core/errors.h"
 #include "core/strings.h"
 #include "core/whole_file.h"
@@ -144,9 +144,7 @@ WorldEnv read_world_env() {
 }
 
 int64_t threads_per_rank(int64_t configured, const WorldEnv& env) {
-  const int64_t total =
-      configured > 0 ? configured
-                     : static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t total = configured > 0 ? configured : usable_cpus();
   return std::max<int64_t>(1, total / env.local_world_size);
 }
 

@@ -33,7 +33,9 @@ struct RunConfig {
       Spec().one_of({"auto", "cpu", "cuda"}));
     v("precision", precision, "auto: bf16 autocast on CUDA, fp32 on CPU",
       Spec().one_of({"auto", "fp32", "bf16"}));
-    v("threads", threads, "CPU threads for LibTorch; 0 uses every core",
+    v("threads", threads,
+      "CPU threads for LibTorch; 0 uses every CPU this process may run on (its affinity "
+      "mask, capped by a cgroup CPU quota)",
       Spec().at_least(0).on_resume());
     v("peak_tflops", peak_tflops,
       "dense peak TFLOP/s of one rank's GPU (H100 SXM, H200: 989 bf16) or of the whole CPU, "

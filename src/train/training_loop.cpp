@@ -1,6 +1,7 @@
 #include "train/training_loop.h"
 
 #include "core/cpu_isa.h"
+#include "core/cpus.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -218,6 +219,9 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
                        at::get_num_threads(), " threads on ", cpu_isa_summary(), "; ",
                        units_per_step_, " ", rate_name_.substr(0, rate_name_.find("_per_s")),
                        " per step; steps ", start_step, " -> ", total));
+  if (!device_.is_cuda())
+    if (const auto busy = busy_machine_warning(at::get_num_threads()); !busy.empty())
+      log::warn(busy);
   if (start_step >= total) {
     log::info(stoch::str("nothing to do: the run already reached train.steps = ", total));
     return kExitOk;

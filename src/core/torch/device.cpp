@@ -4,8 +4,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
-#include <thread>
-
+#include "core/cpus.h"
 #include "core/errors.h"
 
 namespace stoch {
@@ -29,8 +28,7 @@ bool use_bf16_autocast(const std::string& precision, const c10::Device& device) 
 
 void configure_threads(int64_t threads) {
   static bool interop_set = false;
-  const int n = threads > 0 ? static_cast<int>(threads)
-                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = threads > 0 ? static_cast<int>(threads) : usable_cpus();
   at::set_num_threads(n);
   if (!interop_set) {
     // May be set once per process, before any inter-op work starts.

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "core/cpus.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -250,7 +251,7 @@ GenerateReport generate_positions(const GenerateOptions& o) {
       for (const auto& r : read_positions(o.out, split)) seen.insert(position_key(record_fen(r)));
   RecordFile train(dir / "train.bin", report.train), val(dir / "val.bin", report.val);
 
-  const int engines = o.engines > 0 ? o.engines : std::max(1u, std::thread::hardware_concurrency());
+  const int engines = o.engines > 0 ? o.engines : usable_cpus();
   std::string engine_name;
   {
     const auto probe = start_engine(path, o.engine_timeout);  // fails early, naming a bad path
