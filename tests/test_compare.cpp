@@ -15,6 +15,7 @@
 #include "analysis/run_groups.h"
 #include "core/errors.h"
 #include "core/registry.h"
+#include "core/run_lock.h"
 #include "test_util.h"
 #include "train/task.h"
 
@@ -262,6 +263,31 @@ TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
   EXPECT_NE(out.find("| a-s1 | 2 |"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(fs::path(sweep) / "a-s1" / "compare"));
   EXPECT_FALSE(fs::exists(fs::path(sweep) / "compare"));
+  fs::remove_all(sweep);
+}
+
+TEST(Compare, RunsStillBeingWrittenAreNamed) {
+  const std::string sweep = make_sweep();
+  CompareOptions o;
+  o.paths = {sweep};
+  o.task_metrics = task_metrics();
+  o.reps = 100;
+  auto warnings = [&] {
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(run_compare(o), 0);
+    testing::internal::GetCapturedStdout();
+    return testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(warnings().find("still being written"), std::string::npos);
+  {
+    stoch::RunLock writer(sweep + "/a-s2");  // as a train or resume holds it
+    const std::string err = warnings();
+    EXPECT_NE(err.find("1 run is still being written (a-s2): their last values are not final"),
+              std::string::npos)
+        << err;
+  }
+  EXPECT_EQ(warnings().find("still being written"), std::string::npos);
   fs::remove_all(sweep);
 }
 

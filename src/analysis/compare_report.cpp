@@ -11,6 +11,7 @@
 #include "analysis/compare.h"
 #include "core/errors.h"
 #include "core/output_dir.h"
+#include "core/run_lock.h"
 #include "core/strings.h"
 
 namespace fs = std::filesystem;
@@ -273,6 +274,15 @@ int run_compare(const CompareOptions& o) {
   if (norm && set.tasks == std::vector<std::string>{""})
     throw InputError(str("--normalize ", o.normalize, ": the runs have no task key (",
                          join(o.task_keys, ", "), "); pass --task-key"));
+
+  // A sweep still going: its runs' last values are not their final ones.
+  std::vector<std::string> live;
+  for (const auto& g : set.groups)
+    for (const auto& run : g.runs)
+      if (run_lock_owner(run.dir)) live.push_back(fs::path(run.dir).filename().string());
+  if (!live.empty())
+    warn(str(live.size(), live.size() == 1 ? " run is" : " runs are", " still being written (",
+             live.front(), live.size() > 1 ? ", ..." : "", "): their last values are not final"));
 
   // Mixing splits (eval in some runs, train in others) would compare unlike numbers: say so.
   std::set<std::string> splits;
