@@ -288,6 +288,19 @@ TEST(Compare, RunsStillBeingWrittenAreNamed) {
         << err;
   }
   EXPECT_EQ(warnings().find("still being written"), std::string::npos);
+  // A run that has only just started has no metric yet: left out while it is being written,
+  // an error once nothing writes it.
+  write_run(fs::path(sweep) / "a-s4", 64, 4, 3, {});
+  {
+    stoch::RunLock writer(sweep + "/a-s4");
+    const std::string err = warnings();
+    EXPECT_NE(err.find("1 run still being written and without val/loss yet (a-s4): left out"),
+              std::string::npos)
+        << err;
+  }
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(run_compare(o), stoch::InputError);
+  testing::internal::GetCapturedStderr();
   fs::remove_all(sweep);
 }
 

@@ -283,6 +283,10 @@ int run_compare(const CompareOptions& o) {
   if (!live.empty())
     warn(str(live.size(), live.size() == 1 ? " run is" : " runs are", " still being written (",
              live.front(), live.size() > 1 ? ", ..." : "", "): their last values are not final"));
+  if (!set.not_yet.empty())
+    warn(str(set.not_yet.size(), set.not_yet.size() == 1 ? " run" : " runs",
+             " still being written and without ", metric, " yet (", set.not_yet.front(),
+             set.not_yet.size() > 1 ? ", ..." : "", "): left out"));
 
   // Mixing splits (eval in some runs, train in others) would compare unlike numbers: say so.
   std::set<std::string> splits;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/errors.h"
+#include "core/run_lock.h"
 #include "core/strings.h"
 
 namespace fs = std::filesystem;
@@ -245,15 +246,25 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
 RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
                     const std::vector<std::string>& task_keys, const std::string& split) {
   std::vector<Run> runs;
+  std::vector<std::string> not_yet;
   for (const auto& dir : find_run_dirs(paths)) {
     Run run;
     run.dir = dir;
     run.config = config::load_file((fs::path(dir) / "config.yaml").string());
     run.name = run_name(run.config, dir);
-    run.curve = read_metric_curve(dir, metric, split, &run.split);
+    try {
+      run.curve = read_metric_curve(dir, metric, split, &run.split);
+    } catch (const InputError&) {
+      // A run that has only just started has logged nothing yet: leave it out, and say so.
+      if (!run_lock_owner(dir)) throw;
+      not_yet.push_back(fs::path(dir).filename().string());
+      continue;
+    }
     runs.push_back(std::move(run));
   }
-  return make_run_set(std::move(runs), task_keys);
+  RunSet set = make_run_set(std::move(runs), task_keys);
+  set.not_yet = std::move(not_yet);
+  return set;
 }
 
 std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,

@@ -61,6 +61,8 @@ struct RunSet {
   std::vector<std::string> tasks;           // sorted; {""} when no run has a task key
   std::vector<std::string> following_keys;  // keys that change with the task only (see below)
   std::vector<RunGroup> groups;             // each holding runs on every task
+  // Runs still being written that have no value of the metric yet, left out (folder names).
+  std::vector<std::string> not_yet;
 };
 
 // Names each run's task ("a" for one key, "a, b" for two; "(unset)" for a key some runs lack),
