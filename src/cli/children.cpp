@@ -124,7 +124,10 @@ std::optional<Children::Exit> Children::wait(std::chrono::milliseconds wait) {
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0 && pids_.erase(pid))
       return Exit{pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
-    if (pid < 0 && errno == ECHILD) return std::nullopt;
+    if (pid < 0 && errno == ECHILD) {  // reaped elsewhere: none of ours is left
+      pids_.clear();
+      return std::nullopt;
+    }
     if (pid <= 0 && std::chrono::steady_clock::now() >= end) return std::nullopt;
     if (pid <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

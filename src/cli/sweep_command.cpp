@@ -199,7 +199,7 @@ int sweep(const SweepArgs& a) {
       cmd[0] = self;
       running[children.start(cmd, {}, out + "/" + name + ".console.log")] = name;
     }
-    if (running.empty()) break;
+    if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));
     if (!exit) continue;
     const std::string name = running[exit->pid];
