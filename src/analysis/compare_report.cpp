@@ -11,7 +11,6 @@
 #include "analysis/compare.h"
 #include "core/errors.h"
 #include "core/output_dir.h"
-#include "core/run_lock.h"
 #include "core/strings.h"
 
 namespace fs = std::filesystem;
@@ -279,14 +278,17 @@ int run_compare(const CompareOptions& o) {
   std::vector<std::string> live;
   for (const auto& g : set.groups)
     for (const auto& run : g.runs)
-      if (run_lock_owner(run.dir)) live.push_back(fs::path(run.dir).filename().string());
+      if (run.being_written) live.push_back(fs::path(run.dir).filename().string());
+  const auto first = [](const std::vector<std::string>& names) {
+    return names.front() + (names.size() > 1 ? ", ..." : "");
+  };
   if (!live.empty())
     warn(str(live.size(), live.size() == 1 ? " run is" : " runs are", " still being written (",
-             live.front(), live.size() > 1 ? ", ..." : "", "): their last values are not final"));
+             first(live), "): their last values are not final"));
   if (!set.not_yet.empty())
     warn(str(set.not_yet.size(), set.not_yet.size() == 1 ? " run" : " runs",
-             " still being written and without ", metric, " yet (", set.not_yet.front(),
-             set.not_yet.size() > 1 ? ", ..." : "", "): left out"));
+             " still being written and without ", metric, " yet (", first(set.not_yet),
+             "): left out"));
 
   // Mixing splits (eval in some runs, train in others) would compare unlike numbers: say so.
   std::set<std::string> splits;

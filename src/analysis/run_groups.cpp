@@ -252,11 +252,12 @@ RunSet load_run_set(const std::vector<std::string>& paths, const std::string& me
     run.dir = dir;
     run.config = config::load_file((fs::path(dir) / "config.yaml").string());
     run.name = run_name(run.config, dir);
+    run.being_written = run_lock_owner(dir).has_value();
     try {
       run.curve = read_metric_curve(dir, metric, split, &run.split);
     } catch (const InputError&) {
       // A run that has only just started has logged nothing yet: leave it out, and say so.
-      if (!run_lock_owner(dir)) throw;
+      if (!run.being_written) throw;
       not_yet.push_back(fs::path(dir).filename().string());
       continue;
     }

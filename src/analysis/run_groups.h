@@ -20,7 +20,8 @@ struct Run {
   config::Node config;  // config.yaml as written
   std::string split;    // the metrics.jsonl split the curve came from
   Curve curve;
-  std::string task;  // the values of the task keys ("breakout"); "" when no run has one
+  std::string task;            // the values of the task keys ("breakout"); "" when no run has one
+  bool being_written = false;  // a train or resume held its lock when it was read
 };
 
 struct RunGroup {

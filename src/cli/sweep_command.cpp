@@ -64,8 +64,7 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
   double done = 0, total = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     const Progress& p = progress[i];
-    const std::string dir = out + "/" + runs[i].name;
-    const auto owner = fs::is_directory(dir) ? run_lock_owner(dir) : std::nullopt;
+    const auto owner = run_lock_owner(out + "/" + runs[i].name);
     std::string state;
     if (p.state == RunState::kFinished) {
       state = "finished";

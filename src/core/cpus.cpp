@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace stoch {
 namespace {
@@ -95,10 +96,8 @@ int usable_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
-  std::ifstream in("/proc/self/cgroup");
-  std::stringstream text;
-  text << in.rdbuf();
-  if (const auto quota = cgroup_cpu_quota(text.str())) cpus = std::min(cpus, *quota);
+  if (const auto quota = cgroup_cpu_quota(read_whole_file("/proc/self/cgroup").value_or("")))
+    cpus = std::min(cpus, *quota);
   return std::max(1, cpus);
 }
 
