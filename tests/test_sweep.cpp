@@ -69,13 +69,22 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
 // The sweep shares the cores among its jobs unless run.threads is given, which then wins.
 TEST(Sweep, RunThreadsGivenWithSetWins) {
   const std::string dir = test::temp_dir("sweep");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
-  const auto r = test::run_stoch(
-      "sweep " + dir + "/c.yaml --seeds 1 --jobs 1 --set run.threads=3 " + "--out " + dir + "/sw");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(6));
+  auto r = test::run_stoch("sweep " + dir + "/c.yaml --seeds 1 --jobs 1 --set run.threads=3 " +
+                           "--out " + dir + "/sw");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("run.threads as set"), std::string::npos) << r.output;
   const std::string config = test::read_text(dir + "/sw/seed=1/config.yaml");
   EXPECT_NE(config.find("\n  threads: 3 "), std::string::npos) << config;
+
+  // A run this sweep resumes gets the thread count given now, not the one it started with.
+  test::fs::remove_all(dir + "/sw/seed=1/checkpoints/step-00000006");
+  r = test::run_stoch("sweep " + dir + "/c.yaml --seeds 1 --jobs 1 --set run.threads=2 " +
+                      "--out " + dir + "/sw");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming seed=1"), std::string::npos) << r.output;
+  const std::string resumed = test::read_text(dir + "/sw/seed=1/config.yaml");
+  EXPECT_NE(resumed.find("\n  threads: 2 "), std::string::npos) << resumed;
 }
 
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {

@@ -138,6 +138,14 @@ int sweep(const SweepArgs& a) {
       return config::split_assignment(s).first == "run.threads";
     });
   };
+  // The run.threads assignment a run gets: the last one given, else the sweep's share. A resumed
+  // run gets it too, so this call's --jobs or --set run.threads reaches runs begun by another.
+  const auto threads_assignment = [&](const std::vector<std::string>& sets) {
+    std::string last = stoch::str("run.threads=", threads);
+    for (const auto& s : sets)
+      if (config::split_assignment(s).first == "run.threads") last = s;
+    return last;
+  };
   std::vector<std::vector<std::string>> commands;
   size_t busy = 0;  // runs another process is writing (another sweep, a train or a resume)
   const config::Node base = train::load_config(a.config, a.sets);
@@ -166,15 +174,13 @@ int sweep(const SweepArgs& a) {
       continue;
     }
     std::vector<std::string> cmd = {"stoch"};
-    const bool own_threads = sets_threads(sets);
     if (st == RunState::kInterrupted) {
       cmd.insert(cmd.end(), {"resume", dir});
-      if (!own_threads) cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
     } else {
       cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
       for (const auto& s : sets) cmd.insert(cmd.end(), {"--set", s});
-      if (!own_threads) cmd.insert(cmd.end(), {"--set", stoch::str("run.threads=", threads)});
     }
+    cmd.insert(cmd.end(), {"--set", threads_assignment(sets)});
     commands.push_back(cmd);
   }
   make_output_dir(out, "--out");
