@@ -55,6 +55,8 @@ class ChessValue : public ::testing::TestWithParam<std::string> {
   static void SetUpTestSuite() {
     if (!test::stockfish_missing().empty()) return;
     dir_ = new std::string(test::temp_dir("chess-value"));
+    // The runs' move cache stays in the test's folder, not the user's ~/.cache.
+    ::setenv("STOCH_CACHE", (*dir_ + "/cache").c_str(), 1);
     const auto r = test::run_stoch("data chess --out " + *dir_ +
                                    "/data --positions 600 --depth 4 --val-fraction 0.2 --seed 6");
     ASSERT_EQ(r.code, 0) << r.output;
@@ -116,6 +118,57 @@ TEST_P(ChessValue, EveryHeadTrainsAndIsEvaluated) {
   const auto entropy = test::metric_by_step(run, "data", "data/label_entropy");
   ASSERT_EQ(entropy.size(), 1u);
   EXPECT_LE(entropy.begin()->second, log_loss.at(40) + 1e-9);  // the labels' entropy is the floor
+}
+
+// The Stockfish preparation of the move metrics is done once and read by later runs; they
+// score exactly as a run that prepared them. A damaged cache is prepared again and replaced, and
+// STOCH_CACHE="" turns the cache off.
+TEST_F(ChessValue, MovePositionsAreCachedBetweenRuns) {
+  STOCH_REQUIRE(test::stockfish_missing());
+  const std::string cache = *dir_ + "/own-cache";
+  ::setenv("STOCH_CACHE", cache.c_str(), 1);
+  const std::string base = *dir_ + "/cached";
+  test::write_text(base + ".yaml", config("hl_gauss"));
+  const auto train = [&](const std::string& name) {
+    const auto r = test::run_stoch("train " + base + ".yaml --run-dir " + base + "-" + name);
+    EXPECT_EQ(r.code, 0) << r.output;
+    return r.output;
+  };
+  const auto metrics = [&](const std::string& name) {
+    std::vector<double> m;
+    for (const char* k : {"chess/action_accuracy", "chess/kendall_tau", "chess/mate_in_1_puzzles",
+                          "chess/mate_in_2_puzzles", "chess/value_mse"})
+      m.push_back(test::metric_by_step(base + "-" + name, "eval", k).at(40));
+    return m;
+  };
+  std::string out = train("first");
+  EXPECT_NE(out.find("chess move metrics: 15 held-out positions and "), std::string::npos) << out;
+  EXPECT_NE(out.find(" mate puzzles prepared with "), std::string::npos) << out;
+  std::vector<std::string> files;
+  for (const auto& f : test::fs::directory_iterator(cache + "/chess-moves"))
+    files.push_back(f.path().string());
+  ASSERT_EQ(files.size(), 1u);  // no temporary file left beside it
+
+  out = train("second");
+  EXPECT_NE(out.find(" mate puzzles read from " + files[0] + " in "), std::string::npos) << out;
+  EXPECT_EQ(metrics("second"), metrics("first"));
+
+  const std::string text = test::read_text(files[0]);
+  test::write_text(files[0], text.substr(0, text.size() / 2));
+  out = train("damaged");
+  EXPECT_NE(out.find("chess move metrics: ignoring a damaged cache (" + files[0] + ": line "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(" mate puzzles prepared with "), std::string::npos) << out;
+  EXPECT_EQ(test::read_text(files[0]), text);
+  EXPECT_EQ(metrics("damaged"), metrics("first"));
+
+  ::setenv("STOCH_CACHE", "", 1);
+  test::fs::remove_all(cache);
+  out = train("off");
+  EXPECT_NE(out.find(" mate puzzles prepared with "), std::string::npos) << out;
+  EXPECT_FALSE(test::fs::exists(cache));
+  ::setenv("STOCH_CACHE", (*dir_ + "/cache").c_str(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Heads, ChessValue,

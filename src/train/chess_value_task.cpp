@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -13,6 +16,7 @@
 #include "core/registry.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 #include "data/chess/fen_tokens.h"
 #include "data/chess/position_data.h"
 #include "models/value_net_size.h"
@@ -166,13 +170,9 @@ std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& e
     }
   }
   if (puzzle_only && p.mate_in == 0) return std::nullopt;  // a won position, but not a puzzle
-  p.successors =
-      torch::empty({static_cast<int64_t>(p.moves.size()), chess::kFenTokens}, torch::kUInt8);
-  auto* tp = p.successors.data_ptr<uint8_t>();
-  for (size_t m = 0; m < p.moves.size(); ++m) {
-    const auto t =
-        chess::encode_fen(engine.fen_after(fen, {p.moves[m]}), str(where, " after ", p.moves[m]));
-    std::copy(t.begin(), t.end(), tp + m * chess::kFenTokens);
+  for (const auto& m : p.moves) {
+    const auto t = chess::encode_fen(engine.fen_after(fen, {m}), str(where, " after ", m));
+    p.successors.insert(p.successors.end(), t.begin(), t.end());
   }
   if (p.scored) {
     engine.new_game();
@@ -189,6 +189,12 @@ void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
   const auto t0 = std::chrono::steady_clock::now();
   chess::UciEngine engine(engine_path);
   engine.set_option("Threads", "1");
+  const std::string key = chess::move_cache_key(
+      data_.dir + "/val.bin", engine.name(),
+      str("move_positions ", data_.move_positions, "; puzzles ", data_.puzzles, "; ranking_depth ",
+          data_.ranking_depth, "; reference_depth ", data_.reference_depth));
+  const std::string cache = chess::move_cache_path(key);
+  if (read_cached_move_positions(cache, key, t0)) return;
   const auto records = chess::read_positions(data_.dir, "val");
   const std::string file = data_.dir + "/val.bin";
   int64_t scored = 0, puzzles = 0;
@@ -211,14 +217,59 @@ void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log::info(str("chess move metrics: ", scored, " held-out positions and ", puzzles,
                 " mate puzzles prepared with ", engine.name(), " in ", format_number(s, 3), " s"));
+  write_move_cache(cache, key);
+}
+
+bool ChessValueTask::read_cached_move_positions(const std::string& cache, const std::string& key,
+                                                std::chrono::steady_clock::time_point t0) {
+  if (cache.empty()) return false;
+  const auto text = read_whole_file(cache);
+  if (!text) return false;
+  try {
+    auto cached = chess::parse_move_cache(*text, key, cache);
+    if (!cached) return false;
+    move_positions_ = std::move(*cached);
+  } catch (const InputError& e) {
+    log::warn(
+        str("chess move metrics: ignoring a damaged cache (", e.what(), "); preparing again"));
+    return false;
+  }
+  int64_t scored = 0, puzzles = 0;
+  for (const auto& p : move_positions_) {
+    scored += p.scored;
+    puzzles += p.mate_in > 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info(str("chess move metrics: ", scored, " held-out positions and ", puzzles,
+                " mate puzzles read from ", cache, " in ", format_number(s, 3), " s"));
+  return true;
+}
+
+// A cache that cannot be written costs the next run the preparation, nothing more: warn only.
+// Written beside and renamed into place, so a reader never sees half a file.
+void ChessValueTask::write_move_cache(const std::string& cache, const std::string& key) const {
+  if (cache.empty()) return;
+  const std::string tmp = str(cache, ".tmp.", ::getpid());
+  try {
+    std::filesystem::create_directories(std::filesystem::path(cache).parent_path());
+    write_file_durably(tmp, chess::format_move_cache(key, move_positions_));
+    std::filesystem::rename(tmp, cache);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    log::warn(str("chess move metrics: could not keep them in ", cache, " (", e.what(), ")"));
+  }
 }
 
 Metrics ChessValueTask::move_metrics() {
   Metrics m;
   if (move_positions_.empty()) return m;
-  std::vector<torch::Tensor> all;
-  for (const auto& p : move_positions_) all.push_back(p.successors);
-  const auto tokens = torch::cat(all);
+  std::vector<uint8_t> all;
+  for (const auto& p : move_positions_)
+    all.insert(all.end(), p.successors.begin(), p.successors.end());
+  const auto tokens = torch::from_blob(
+      all.data(), {static_cast<int64_t>(all.size()) / chess::kFenTokens, chess::kFenTokens},
+      torch::kUInt8);
   std::vector<double> values;  // each successor's value for the side to move there
   for (int64_t i = 0; i < tokens.size(0); i += 1024) {
     const auto v =

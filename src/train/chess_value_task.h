@@ -4,10 +4,12 @@
 // (after Ruoss et al. 2024), sized for a CPU.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "data/chess/move_cache.h"
 #include "models/value_net.h"
 #include "train/task.h"
 #include "value/value_loss.h"
@@ -81,18 +83,14 @@ class ChessValueTask : public Task {
   torch::Tensor inputs(const torch::Tensor& tokens) const;
 
   // One held-out position prepared for the move metrics.
-  struct MovePosition {
-    std::vector<std::string> moves;     // legal moves
-    torch::Tensor successors;           // [moves, 77] tokens of the position after each
-    std::string reference;              // the best move of a reference_depth search
-    std::vector<double> engine_scores;  // each move's score for the mover (mates as +-1e5 -+ n)
-    int mate_in = 0;                    // 1 or 2: a puzzle whose only solution is `solution`
-    bool scored = true;                 // counts in action accuracy and tau (not a puzzle only)
-    std::string solution;
-  };
+  using MovePosition = chess::PreparedPosition;
 
  private:
   void prepare_move_positions(const std::string& engine_path);
+  // The positions from the cache file `cache` ("" for none) when it holds them for `key`.
+  bool read_cached_move_positions(const std::string& cache, const std::string& key,
+                                  std::chrono::steady_clock::time_point t0);
+  void write_move_cache(const std::string& cache, const std::string& key) const;
   Metrics move_metrics();
   uint64_t run_seed_;
   int64_t batch_size_;
