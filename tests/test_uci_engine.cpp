@@ -190,5 +190,41 @@ TEST(RestartingEngine, AnEngineThatStopsAnsweringTimesOutAndIsRestarted) {
   EXPECT_EQ(e.restarts(), 2);
 }
 
+// An engine that dies in its first search: the fresh one gets the options set before the crash,
+// and the search is answered.
+TEST(RestartingEngine, AFreshEngineGetsTheOptionsAgain) {
+  const std::string dir = test::temp_dir("uci");
+  const std::string fake = dir + "/crashing-engine";
+  std::string script = R"(#!/bin/sh
+while read line; do
+  echo "$line" >> DIR/heard
+  case "$line" in
+    uci) echo 'id name crashing'; echo uciok;;
+    isready) echo readyok;;
+    go*) if [ -e DIR/crashed ]; then
+           echo 'info depth 1 multipv 1 score cp 7 pv e2e4'; echo 'bestmove e2e4'
+         else touch DIR/crashed; exit 1; fi;;
+    quit) exit 0;;
+  esac
+done
+)";
+  for (size_t at; (at = script.find("DIR")) != std::string::npos;) script.replace(at, 3, dir);
+  test::write_text(fake, script);
+  test::fs::permissions(fake, test::fs::perms::owner_all);
+  RestartingEngine e(fake, /*retries=*/1, /*timeout_s=*/5);
+  EXPECT_EQ(e.name(), "crashing");
+  e.set_option("Threads", "1");
+  e.new_game();
+  const auto r = e.search(kStart, {}, SearchLimit{1, 0});
+  EXPECT_EQ(r.best_move, "e2e4");
+  EXPECT_EQ(e.restarts(), 1);
+  const auto heard = test::read_text(dir + "/heard");
+  size_t set = 0;
+  for (size_t at = heard.find("setoption name Threads value 1"); at != std::string::npos;
+       at = heard.find("setoption name Threads value 1", at + 1))
+    ++set;
+  EXPECT_EQ(set, 2u) << heard;  // once on the first engine, again on the fresh one
+}
+
 }  // namespace
 }  // namespace stoch

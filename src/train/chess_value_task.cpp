@@ -141,7 +141,7 @@ namespace {
 // position wanted only as a puzzle is not one; such positions skip the rest of the work,
 // the deep reference search above all. Every search starts from a cleared engine, so the order
 // of the searches does not change their results.
-std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& engine,
+std::optional<ChessValueTask::MovePosition> prepare_position(chess::RestartingEngine& engine,
                                                              const std::string& fen,
                                                              const std::string& where,
                                                              const ChessDataConfig& data,
@@ -187,7 +187,9 @@ std::optional<ChessValueTask::MovePosition> prepare_position(chess::UciEngine& e
 
 void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
   const auto t0 = std::chrono::steady_clock::now();
-  chess::UciEngine engine(engine_path);
+  // Restarted if it crashes or stalls: every search starts from a cleared engine, so a fresh one
+  // answers as the old would have.
+  chess::RestartingEngine engine(engine_path);
   engine.set_option("Threads", "1");
   const std::string key = chess::move_cache_key(
       data_.dir + "/val.bin", engine.name(),

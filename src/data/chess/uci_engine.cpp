@@ -291,13 +291,26 @@ std::string UciEngine::fen_after(const std::string& fen, const std::vector<std::
 RestartingEngine::RestartingEngine(std::string path, int retries, double timeout_s)
     : path_(std::move(path)), retries_(retries), timeout_s_(timeout_s) {
   engine_ = std::make_unique<UciEngine>(path_, timeout_s_);
+  name_ = engine_->name();
+}
+
+void RestartingEngine::set_option(const std::string& name, const std::string& value) {
+  options_.emplace_back(name, value);
+  with_retries([&](UciEngine& e) { e.set_option(name, value); });
+}
+
+void RestartingEngine::new_game() {
+  with_retries([](UciEngine& e) { e.new_game(); });
 }
 
 template <class F>
 auto RestartingEngine::with_retries(F&& f) -> decltype(f(std::declval<UciEngine&>())) {
   for (int attempt = 0;; ++attempt) {
     try {
-      if (!engine_) engine_ = std::make_unique<UciEngine>(path_, timeout_s_);
+      if (!engine_) {
+        engine_ = std::make_unique<UciEngine>(path_, timeout_s_);
+        for (const auto& [name, value] : options_) engine_->set_option(name, value);
+      }
       return f(*engine_);
     } catch (const EngineError& e) {
       engine_.reset();  // kills what is left of the process

@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stoch::chess {
@@ -95,10 +96,16 @@ class UciEngine {
 };
 
 // A UciEngine that survives its engine: a call that fails with EngineError kills the process,
-// starts a fresh one and retries, up to `retries` times, then rethrows.
+// starts a fresh one (with the options set so far) and retries, up to `retries` times, then
+// rethrows. Suited to callers that start each search from new_game(), as a fresh engine is in
+// that state.
 class RestartingEngine {
  public:
   RestartingEngine(std::string path, int retries = 3, double timeout_s = 10);
+
+  void set_option(const std::string& name, const std::string& value);
+  void new_game();
+  const std::string& name() const { return name_; }
 
   SearchResult search(const std::string& fen, const std::vector<std::string>& moves,
                       const SearchLimit& limit, int multipv = 1, double timeout_s = 60);
@@ -116,6 +123,8 @@ class RestartingEngine {
   int retries_;
   double timeout_s_;
   std::unique_ptr<UciEngine> engine_;
+  std::vector<std::pair<std::string, std::string>> options_;  // set again after a restart
+  std::string name_;
   int64_t restarts_ = 0;
 };
 
