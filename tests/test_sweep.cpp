@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "cli/sweep_command.h"
+#include "cli/sweep_status.h"
 #include "core/errors.h"
 #include "core/run_lock.h"
 #include "test_util.h"
@@ -85,6 +86,34 @@ TEST(Sweep, RunThreadsGivenWithSetWins) {
   EXPECT_NE(r.output.find("resuming seed=1"), std::string::npos) << r.output;
   const std::string resumed = test::read_text(dir + "/sw/seed=1/config.yaml");
   EXPECT_NE(resumed.find("\n  threads: 2 "), std::string::npos) << resumed;
+}
+
+// The time left: each run at its own pace, else its grid point's, else the sweep's, placed on
+// the first free of `jobs` slots after the running runs.
+TEST(Sweep, TimeLeftSchedulesTheRestAtThePaceSeenSoFar) {
+  using cli::Progress;
+  using cli::RunState;
+  Progress finished{RunState::kFinished, 100, 100, false, 100, 0.1};
+  Progress running{RunState::kInterrupted, 50, 100, true, 60, 0.1};  // 40 steps left: 4 s
+  Progress fresh{RunState::kFresh, 0, 100, false, 0, 0};
+  const std::vector<Progress> runs = {finished, running, fresh, fresh};
+  const std::vector<std::string> groups = {"a", "a", "a", "b"};
+  // Two slots: the first fresh run (its grid point's pace, 10 s) takes the free one at 0, the
+  // second (the sweep's pace) the running run's at 4 s.
+  EXPECT_NEAR(*cli::time_left(runs, groups, 2), 14, 1e-9);
+  EXPECT_NEAR(*cli::time_left(runs, groups, 1), 24, 1e-9);
+  EXPECT_NEAR(*cli::time_left(runs, groups, 8), 10, 1e-9);
+  // Not running, a run starts again from its checkpoint (50 steps, not 40).
+  auto stopped = runs;
+  stopped[1].running = false;
+  EXPECT_NEAR(*cli::time_left(stopped, groups, 3), 10, 1e-9);
+  EXPECT_NEAR(*cli::time_left(stopped, groups, 1), 25, 1e-9);
+  // A grid point's pace is the mean of its runs', and wins over the sweep's.
+  auto slow = runs;
+  slow[0].seconds_per_step = 0.3;  // grid point a: (0.3 + 0.1) / 2
+  EXPECT_NEAR(*cli::time_left({slow[0], slow[1], slow[2]}, {"a", "a", "a"}, 1), 4 + 20, 1e-9);
+  EXPECT_NEAR(*cli::time_left({finished}, {"a"}, 1), 0, 1e-9);
+  EXPECT_FALSE(cli::time_left({fresh, fresh}, {"a", "b"}, 2));
 }
 
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
@@ -192,11 +221,14 @@ class SweepStops : public ::testing::Test {
 TEST_F(SweepStops, SigtermCheckpointsTheRunningRunsAndStartsNoOther) {
   EXPECT_EQ(status(),
             "4 runs: 0 finished, 0 running, 0 interrupted, 4 not started; 0% of their steps "
-            "checkpointed\n");
+            "checkpointed\nno run has logged a training step yet, so no estimate of the time "
+            "left\n");
   EXPECT_FALSE(test::fs::exists(dir_ + "/sw"));  // --status starts nothing
   const pid_t pid = start();
-  EXPECT_NE(status().find("4 runs: 0 finished, 2 running, 0 interrupted, 2 not started"),
+  const std::string during = status();
+  EXPECT_NE(during.find("4 runs: 0 finished, 2 running, 0 interrupted, 2 not started"),
             std::string::npos);
+  EXPECT_NE(during.find("of training left, 2 at a time"), std::string::npos) << during;
   ::kill(pid, SIGTERM);
   EXPECT_EQ(test::wait_exit(pid), 143);
   // Every run has ended by the time the sweep returns.

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -12,6 +11,7 @@
 #include "cli/checks.h"
 #include "cli/children.h"
 #include "cli/command.h"
+#include "cli/sweep_status.h"
 #include "core/config_tree.h"
 #include "core/cpus.h"
 #include "core/errors.h"
@@ -19,7 +19,6 @@
 #include "core/output_dir.h"
 #include "core/run_lock.h"
 #include "core/strings.h"
-#include "core/torch/checkpoint.h"
 #include "train/experiment.h"
 
 namespace fs = std::filesystem;
@@ -36,60 +35,6 @@ std::string sanitize(const std::string& s) {
                ? c
                : '_';
   return out;
-}
-
-enum class RunState { kFresh, kInterrupted, kFinished };
-
-struct Progress {
-  RunState state = RunState::kFresh;
-  int64_t step = 0;   // the newest checkpoint's
-  int64_t steps = 0;  // train.steps
-};
-
-// `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
-Progress progress_of(const std::string& dir, int64_t steps) {
-  const auto saved = CheckpointStore(dir).steps();
-  if (saved.empty() || !fs::is_regular_file(dir + "/config.yaml"))
-    return {RunState::kFresh, 0, steps};
-  const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
-  return {saved.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted,
-          saved.back(), cfg.train.steps};
-}
-
-// `--status`: where each run stands, and the sweep's share of steps checkpointed.
-int print_status(const std::string& out, const std::vector<SweepRun>& runs,
-                 const std::vector<Progress>& progress) {
-  std::printf("| run | state | checkpointed step |\n| --- | --- | ---: |\n");
-  size_t counts[4] = {0, 0, 0, 0};  // finished, running, interrupted, not started
-  double done = 0, total = 0;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const Progress& p = progress[i];
-    const auto owner = run_lock_owner(out + "/" + runs[i].name);
-    std::string state;
-    if (p.state == RunState::kFinished) {
-      state = "finished";
-      ++counts[0];
-    } else if (owner) {
-      state = "running (" + *owner + ")";
-      ++counts[1];
-    } else if (p.state == RunState::kInterrupted) {
-      state = "interrupted";
-      ++counts[2];
-    } else {
-      state = "not started";
-      ++counts[3];
-    }
-    std::printf("| %s | %s | %s |\n", runs[i].name.c_str(), state.c_str(),
-                stoch::str(p.step, " of ", p.steps).c_str());
-    done += static_cast<double>(std::min(p.step, p.steps));
-    total += static_cast<double>(p.steps);
-  }
-  std::printf(
-      "\n%s: %zu runs: %zu finished, %zu running, %zu interrupted, %zu not started; %s%% "
-      "of their steps checkpointed\n",
-      out.c_str(), runs.size(), counts[0], counts[1], counts[2], counts[3],
-      format_number(total > 0 ? 100 * done / total : 0, 3).c_str());
-  return kExitOk;
 }
 
 }  // namespace
@@ -156,7 +101,7 @@ int sweep(const SweepArgs& a) {
     const int64_t steps = train::parse_experiment(point).train.steps;
     progress.push_back(progress_of(out + "/" + r.name, steps));
   }
-  if (a.status) return print_status(out, runs, progress);
+  if (a.status) return print_status(out, runs, progress, a.jobs);
   for (size_t i = 0; i < runs.size(); ++i) {
     const SweepRun& r = runs[i];
     std::vector<std::string> sets = a.sets;
@@ -258,8 +203,9 @@ const bool registered = register_command(
           ->check(integer_in(1));
       cmd.add_option("--out", a->out, "sweep folder (default runs/sweep-<config name>)");
       cmd.add_flag("--status", a->status,
-                   "print where each run stands (finished, running, interrupted, not started) "
-                   "and the share of steps checkpointed; start nothing");
+                   "print where each run stands (finished, running, interrupted, not started), "
+                   "its pace, the share of steps checkpointed and the time left at --jobs; "
+                   "start nothing");
       return [a] { return sweep(*a); };
     });
 

@@ -1,0 +1,168 @@
+#include "cli/sweep_status.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <queue>
+
+#include "core/errors.h"
+#include "core/run_lock.h"
+#include "core/strings.h"
+#include "core/torch/checkpoint.h"
+#include "train/experiment.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch::cli {
+namespace {
+
+// The last complete "train" line's step and elapsed_s, read from the file's tail only (metrics
+// files of long runs are large). A line still being written does not parse and is passed over.
+void read_pace(const std::string& metrics, Progress& p) {
+  std::ifstream in(metrics, std::ios::binary | std::ios::ate);
+  if (!in) return;
+  constexpr std::streamoff kTail = 64 * 1024;
+  const std::streamoff size = in.tellg();
+  in.seekg(std::max<std::streamoff>(0, size - kTail));
+  std::string tail(static_cast<size_t>(std::min(size, kTail)), '\0');
+  if (!in.read(tail.data(), static_cast<std::streamsize>(tail.size()))) return;
+  const auto lines = split(tail, '\n');
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    const auto j = nlohmann::json::parse(*it, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("split", "") != "train") continue;
+    const auto step = j.find("step");
+    const auto elapsed = j.find("elapsed_s");
+    if (step == j.end() || elapsed == j.end() || !step->is_number_integer() ||
+        !elapsed->is_number())
+      continue;
+    const int64_t s = step->get<int64_t>();
+    const double e = elapsed->get<double>();
+    if (s > 0 && e > 0) {
+      p.logged_step = s;
+      p.seconds_per_step = e / static_cast<double>(s);
+    }
+    return;
+  }
+}
+
+}  // namespace
+
+Progress progress_of(const std::string& dir, int64_t steps) {
+  Progress p;
+  p.steps = steps;
+  const auto saved = CheckpointStore(dir).steps();
+  if (saved.empty() || !fs::is_regular_file(dir + "/config.yaml")) {
+    read_pace(dir + "/metrics.jsonl", p);  // a first run not yet at its first checkpoint
+    return p;
+  }
+  const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
+  p.steps = cfg.train.steps;
+  p.step = saved.back();
+  p.state = saved.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted;
+  read_pace(dir + "/metrics.jsonl", p);
+  return p;
+}
+
+std::optional<double> time_left(const std::vector<Progress>& runs,
+                                const std::vector<std::string>& groups, int64_t jobs) {
+  std::map<std::string, std::pair<double, int>> by_group;  // sum of paces, count
+  double all = 0;
+  int measured = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (runs[i].seconds_per_step <= 0) continue;
+    auto& g = by_group[groups[i]];
+    g.first += runs[i].seconds_per_step;
+    g.second += 1;
+    all += runs[i].seconds_per_step;
+    ++measured;
+  }
+  std::vector<double> running, queued;  // seconds each still needs
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Progress& p = runs[i];
+    if (p.state == RunState::kFinished) continue;
+    double pace = p.seconds_per_step;
+    if (pace <= 0) {
+      const auto g = by_group.find(groups[i]);
+      if (g != by_group.end()) {
+        pace = g->second.first / g->second.second;
+      } else if (measured > 0) {
+        pace = all / measured;
+      } else {
+        return std::nullopt;
+      }
+    }
+    // A running run goes on from its last logged step; any other starts from its checkpoint.
+    const int64_t from = p.running ? std::max(p.step, p.logged_step) : p.step;
+    (p.running ? running : queued).push_back(pace * static_cast<double>(p.steps - from));
+  }
+  // Slots free at these times: the running runs' first, as many as there are.
+  std::priority_queue<double, std::vector<double>, std::greater<>> slots;
+  for (double r : running) slots.push(r);
+  while (static_cast<int64_t>(slots.size()) < jobs) slots.push(0);
+  double end = 0;
+  for (double r : running) end = std::max(end, r);
+  for (double q : queued) {
+    const double start = slots.top();
+    slots.pop();
+    slots.push(start + q);
+    end = std::max(end, start + q);
+  }
+  return end;
+}
+
+int print_status(const std::string& out, const std::vector<SweepRun>& runs,
+                 std::vector<Progress>& progress, int64_t jobs) {
+  std::printf("| run | state | checkpointed step | steps/s |\n| --- | --- | ---: | ---: |\n");
+  size_t counts[4] = {0, 0, 0, 0};  // finished, running, interrupted, not started
+  double done = 0, total = 0;
+  std::vector<std::string> groups;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Progress& p = progress[i];
+    const auto owner = run_lock_owner(out + "/" + runs[i].name);
+    p.running = p.state != RunState::kFinished && owner.has_value();
+    std::string state;
+    if (p.state == RunState::kFinished) {
+      state = "finished";
+      ++counts[0];
+    } else if (p.running) {
+      state = "running (" + *owner + ")";
+      ++counts[1];
+    } else if (p.state == RunState::kInterrupted) {
+      state = "interrupted";
+      ++counts[2];
+    } else {
+      state = "not started";
+      ++counts[3];
+    }
+    const std::string rate =
+        p.seconds_per_step > 0 ? format_number(1 / p.seconds_per_step, 3) : std::string("-");
+    std::printf("| %s | %s | %s | %s |\n", runs[i].name.c_str(), state.c_str(),
+                stoch::str(p.step, " of ", p.steps).c_str(), rate.c_str());
+    done += static_cast<double>(std::min(p.step, p.steps));
+    total += static_cast<double>(p.steps);
+    // The grid point: every override but the seed, which expand_sweep puts last.
+    const auto& sets = runs[i].sets;
+    groups.push_back(join(std::vector<std::string>(sets.begin(), sets.end() - 1), " "));
+  }
+  std::printf(
+      "\n%s: %zu runs: %zu finished, %zu running, %zu interrupted, %zu not started; %s%% "
+      "of their steps checkpointed\n",
+      out.c_str(), runs.size(), counts[0], counts[1], counts[2], counts[3],
+      format_number(total > 0 ? 100 * done / total : 0, 3).c_str());
+  if (counts[0] == runs.size()) return kExitOk;
+  if (const auto left = time_left(progress, groups, jobs)) {
+    std::printf(
+        "about %s of training left, %lld at a time, at the pace each run (else its grid point, "
+        "else the sweep) has shown; evaluations and checkpoints come on top\n",
+        format_duration(*left).c_str(), static_cast<long long>(jobs));
+  } else {
+    std::printf("no run has logged a training step yet, so no estimate of the time left\n");
+  }
+  return kExitOk;
+}
+
+}  // namespace stoch::cli

@@ -1,0 +1,41 @@
+// Where each run of a sweep stands (`stoch sweep --status`, and what the sweep itself decides to
+// skip, resume or start), and how long the rest may take at the pace the runs have shown.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/sweep_command.h"
+
+namespace stoch::cli {
+
+enum class RunState { kFresh, kInterrupted, kFinished };
+
+struct Progress {
+  RunState state = RunState::kFresh;
+  int64_t step = 0;             // the newest checkpoint's
+  int64_t steps = 0;            // train.steps
+  bool running = false;         // another process holds the run's lock
+  int64_t logged_step = 0;      // the last training step in metrics.jsonl (may pass `step`)
+  double seconds_per_step = 0;  // its training time per step so far; 0: none logged yet
+};
+
+// `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
+// Reads the last training line of metrics.jsonl for the run's pace.
+Progress progress_of(const std::string& dir, int64_t steps);
+
+// Seconds of training until every run has finished, `jobs` at a time: the running runs first,
+// then the others in sweep order, each taking the next free slot. A run's pace is its own, else
+// the mean of its grid point's (`groups[i]` names it), else the mean of all; nothing when no run
+// has a pace. Evaluation and checkpointing are not counted (the pace is training time).
+std::optional<double> time_left(const std::vector<Progress>& runs,
+                                const std::vector<std::string>& groups, int64_t jobs);
+
+// Prints each run's state, checkpointed step and pace, the share of steps checkpointed, and the
+// time left; fills in `running`.
+int print_status(const std::string& out, const std::vector<SweepRun>& runs,
+                 std::vector<Progress>& progress, int64_t jobs);
+
+}  // namespace stoch::cli
