@@ -42,6 +42,9 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
       "sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 2 --jobs 2 --out " + dir + "/sw";
   auto r = test::run_stoch(cmd);
   ASSERT_EQ(r.code, 0) << r.output;
+  // Each run that ends says how far the sweep is, with an estimate while runs are left.
+  EXPECT_NE(r.output.find(" runs finished; about "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" done; 4 of 4 runs finished\n"), std::string::npos) << r.output;
   const std::string one = dir + "/sw/optim.lr=0.01,seed=1";
   for (const char* name : {"optim.lr=0.01,seed=1", "optim.lr=0.01,seed=2", "optim.lr=0.02,seed=1",
                            "optim.lr=0.02,seed=2"})

@@ -155,7 +155,7 @@ int sweep(const SweepArgs& a) {
     const std::string name = running[exit->pid];
     running.erase(exit->pid);
     if (exit->code == 0) {
-      log::info(stoch::str("sweep: ", name, " done"));
+      log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(out, runs, progress, a.jobs)));
     } else if (children.signal() && exit->code == 128 + children.signal()) {
       ++stopped;
       log::info(stoch::str("sweep: ", name, " stopped"));

@@ -114,6 +114,34 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
   return end;
 }
 
+namespace {
+
+// The grid point of a run: every override but the seed, which expand_sweep puts last.
+std::string grid_point(const SweepRun& r) {
+  return join(std::vector<std::string>(r.sets.begin(), r.sets.end() - 1), " ");
+}
+
+}  // namespace
+
+std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
+                          const std::vector<Progress>& planned, int64_t jobs) {
+  std::vector<Progress> now;
+  std::vector<std::string> groups;
+  size_t finished = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string dir = out + "/" + runs[i].name;
+    now.push_back(progress_of(dir, planned[i].steps));
+    now.back().running = now.back().state != RunState::kFinished && run_lock_owner(dir).has_value();
+    finished += now.back().state == RunState::kFinished;
+    groups.push_back(grid_point(runs[i]));
+  }
+  std::string s = str(finished, " of ", runs.size(), " runs finished");
+  if (finished < runs.size())
+    if (const auto left = time_left(now, groups, jobs))
+      s += str("; about ", format_duration(*left), " of training left");
+  return s;
+}
+
 int print_status(const std::string& out, const std::vector<SweepRun>& runs,
                  std::vector<Progress>& progress, int64_t jobs) {
   std::printf("| run | state | checkpointed step | steps/s |\n| --- | --- | ---: | ---: |\n");
@@ -144,9 +172,7 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
                 stoch::str(p.step, " of ", p.steps).c_str(), rate.c_str());
     done += static_cast<double>(std::min(p.step, p.steps));
     total += static_cast<double>(p.steps);
-    // The grid point: every override but the seed, which expand_sweep puts last.
-    const auto& sets = runs[i].sets;
-    groups.push_back(join(std::vector<std::string>(sets.begin(), sets.end() - 1), " "));
+    groups.push_back(grid_point(runs[i]));
   }
   std::printf(
       "\n%s: %zu runs: %zu finished, %zu running, %zu interrupted, %zu not started; %s%% "

@@ -33,6 +33,11 @@ Progress progress_of(const std::string& dir, int64_t steps);
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs);
 
+// After a run ends: "K of N runs finished; about T of training left" (or without the estimate),
+// from the runs' folders as they are now; `planned` holds each run's train.steps.
+std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
+                          const std::vector<Progress>& planned, int64_t jobs);
+
 // Prints each run's state, checkpointed step and pace, the share of steps checkpointed, and the
 // time left; fills in `running`.
 int print_status(const std::string& out, const std::vector<SweepRun>& runs,
