@@ -124,20 +124,22 @@ std::string grid_point(const SweepRun& r) {
 }  // namespace
 
 std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
-                          const std::vector<Progress>& planned, int64_t jobs) {
-  std::vector<Progress> now;
+                          std::vector<Progress>& progress, int64_t jobs) {
   std::vector<std::string> groups;
   size_t finished = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
-    const std::string dir = out + "/" + runs[i].name;
-    now.push_back(progress_of(dir, planned[i].steps));
-    now.back().running = now.back().state != RunState::kFinished && run_lock_owner(dir).has_value();
-    finished += now.back().state == RunState::kFinished;
+    Progress& p = progress[i];
+    if (p.state != RunState::kFinished) {
+      const std::string dir = out + "/" + runs[i].name;
+      p = progress_of(dir, p.steps);
+      p.running = p.state != RunState::kFinished && run_lock_owner(dir).has_value();
+    }
+    finished += p.state == RunState::kFinished;
     groups.push_back(grid_point(runs[i]));
   }
   std::string s = str(finished, " of ", runs.size(), " runs finished");
   if (finished < runs.size())
-    if (const auto left = time_left(now, groups, jobs))
+    if (const auto left = time_left(progress, groups, jobs))
       s += str("; about ", format_duration(*left), " of training left");
   return s;
 }

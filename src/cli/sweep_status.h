@@ -33,10 +33,12 @@ Progress progress_of(const std::string& dir, int64_t steps);
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs);
 
-// After a run ends: "K of N runs finished; about T of training left" (or without the estimate),
-// from the runs' folders as they are now; `planned` holds each run's train.steps.
+// After a run ends: "K of N runs finished; about T of training left" (or without the estimate).
+// Brings `progress` up to date from the folders of the runs it does not yet know as finished
+// (a finished run stays so; the others are few or have no folder yet, so a large sweep stays
+// cheap).
 std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
-                          const std::vector<Progress>& planned, int64_t jobs);
+                          std::vector<Progress>& progress, int64_t jobs);
 
 // Prints each run's state, checkpointed step and pace, the share of steps checkpointed, and the
 // time left; fills in `running`.
