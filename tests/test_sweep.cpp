@@ -66,6 +66,8 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
   r = test::run_stoch(cmd);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("1 to do"), std::string::npos) << r.output;
+  // A sweep that goes on says at once how much is left, at the pace its runs have shown.
+  EXPECT_NE(r.output.find("sweep: 3 of 4 runs finished; about "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resuming optim.lr=0.01,seed=1"), std::string::npos) << r.output;
   EXPECT_EQ(train_losses(one), before);  // resumed bit for bit
 }

@@ -133,6 +133,7 @@ int sweep(const SweepArgs& a) {
                        a.jobs, " at a time, ",
                        sets_threads(a.sets) ? std::string("run.threads as set")
                                             : stoch::str(threads, " threads each")));
+  if (!commands.empty()) log::info("sweep: " + sweep_summary(out, runs, progress, a.jobs));
 
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;
