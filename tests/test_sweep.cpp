@@ -121,6 +121,27 @@ TEST(Sweep, TimeLeftSchedulesTheRestAtThePaceSeenSoFar) {
   EXPECT_FALSE(cli::time_left({fresh, fresh}, {"a", "b"}, 2));
 }
 
+// The runs are started from the sweep's own executable, even when the file it was started from
+// is replaced meanwhile (a rebuild during a long sweep): one sweep, one version of the code.
+TEST(Sweep, RunsUseTheSweepsOwnExecutableWhenItsFileIsReplaced) {
+  const std::string dir = test::temp_dir("sweep");
+  test::fs::copy_file(STOCH_BINARY, dir + "/stoch");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(400));
+  const pid_t pid =
+      test::spawn({dir + "/stoch", "sweep", dir + "/c.yaml", "--seeds", "2", "--jobs", "1", "--set",
+                   "train.ckpt_every=0", "--set", "train.eval_every=0", "--out", dir + "/sw"},
+                  dir + "/sweep.log");
+  ASSERT_TRUE(test::wait_for(
+      [&] { return test::count_lines(dir + "/sw/seed=1/metrics.jsonl", "\"train\"") >= 1; }, 60))
+      << test::read_text(dir + "/sweep.log");
+  // Replaced as a build replaces it: a new file renamed over the old one.
+  test::write_text(dir + "/stoch.new", "#!/bin/sh\nexit 3\n");
+  test::fs::permissions(dir + "/stoch.new", test::fs::perms::owner_all);
+  test::fs::rename(dir + "/stoch.new", dir + "/stoch");
+  EXPECT_EQ(test::wait_exit(pid), 0) << test::read_text(dir + "/sweep.log");
+  EXPECT_EQ(test::train_losses(dir + "/sw/seed=2").size(), 400u);
+}
+
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));

@@ -60,7 +60,7 @@ Children::~Children() {
 }
 
 pid_t Children::start(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                      const std::string& output) {
+                      const std::string& output, const std::string& program) {
   // Everything the child needs is built before fork: between fork and exec only
   // async-signal-safe calls are allowed in a process with threads.
   std::vector<std::string> argv_s = argv;
@@ -68,6 +68,7 @@ pid_t Children::start(const std::vector<std::string>& argv, const std::vector<st
   if (env_s.empty())
     for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
   auto args = pointers(argv_s), envp = pointers(env_s);
+  const std::string path = program.empty() ? argv_s.at(0) : program;
   int fd = -1;
   if (!output.empty()) {
     fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -91,7 +92,7 @@ pid_t Children::start(const std::vector<std::string>& argv, const std::vector<st
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    ::execve(args[0], args.data(), envp.data());
+    ::execve(path.c_str(), args.data(), envp.data());
     _exit(127);
   }
   // Also here, so the child is out of the terminal's group before anything else can happen.

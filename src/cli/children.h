@@ -15,8 +15,14 @@
 
 namespace stoch::cli {
 
-// The path of the running executable (/proc/self/exe's target).
+// The path of the running executable (/proc/self/exe's target), for a child's argv[0].
 std::string this_executable();
+
+// What a child runs to be another stoch: the kernel's link to this process's own executable,
+// which stays valid when the file it was started from is replaced or deleted. A rebuild during
+// a long sweep therefore does not change the code of the sweep's later runs, and a link in
+// progress cannot be caught half-written.
+inline constexpr const char* kThisExecutable = "/proc/self/exe";
 
 class Children {
  public:
@@ -26,11 +32,11 @@ class Children {
   Children(const Children&) = delete;
   Children& operator=(const Children&) = delete;
 
-  // Starts argv[0] (a path) with `argv` and `env` (this process's environment when empty), its
-  // output appended to `output` (inherited when empty). Throws std::runtime_error when the
-  // output file cannot be opened or fork fails.
+  // Starts `program` (argv[0] when empty) with `argv` and `env` (this process's environment when
+  // empty), its output appended to `output` (inherited when empty). Throws std::runtime_error
+  // when the output file cannot be opened or fork fails.
   pid_t start(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
-              const std::string& output = "");
+              const std::string& output = "", const std::string& program = "");
 
   // SIGINT or SIGTERM when one has arrived (the latest), 0 otherwise.
   int signal() const;

@@ -84,7 +84,7 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
   for (int64_t r = 0; r < nproc; ++r) {
     std::vector<std::string> argv = {self};
     argv.insert(argv.end(), args.begin(), args.end());
-    ranks.start(argv, rank_environment(r, nproc, port));
+    ranks.start(argv, rank_environment(r, nproc, port), "", kThisExecutable);
   }
 
   using Clock = std::chrono::steady_clock;

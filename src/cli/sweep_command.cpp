@@ -148,7 +148,7 @@ int sweep(const SweepArgs& a) {
       const std::string name = fs::path(dir).filename().string();
       log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
       cmd[0] = self;
-      running[children.start(cmd, {}, out + "/" + name + ".console.log")] = name;
+      running[children.start(cmd, {}, out + "/" + name + ".console.log", kThisExecutable)] = name;
     }
     if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));
