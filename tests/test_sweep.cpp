@@ -121,6 +121,32 @@ TEST(Sweep, TimeLeftSchedulesTheRestAtThePaceSeenSoFar) {
   EXPECT_FALSE(cli::time_left({fresh, fresh}, {"a", "b"}, 2));
 }
 
+// A run's pace is the median over the gaps between its train lines: one long gap (the run paused
+// by SIGSTOP for 1000 s) does not set it, and a line still being written is passed over.
+TEST(Sweep, PaceIsTheMedianGapSoAPauseDoesNotSetIt) {
+  const std::string dir = test::temp_dir("sweep");
+  std::string lines;
+  double elapsed = 0;
+  for (int step = 1000; step <= 6000; step += 1000) {
+    elapsed += step == 4000 ? 1000 : 1;
+    lines += "{\"step\":" + std::to_string(step) +
+             ",\"split\":\"train\",\"elapsed_s\":" + std::to_string(elapsed) + "}\n";
+    if (step == 3000) lines += "{\"step\":3000,\"split\":\"eval\",\"eval/x\":1}\n";
+  }
+  test::write_text(dir + "/metrics.jsonl", lines + "{\"step\":7000,\"split\":\"tr");
+  auto p = cli::progress_of(dir, 10000);
+  EXPECT_EQ(p.state, cli::RunState::kFresh);
+  EXPECT_EQ(p.logged_step, 6000);
+  EXPECT_DOUBLE_EQ(p.seconds_per_step, 0.001);
+  // Too few gaps for a median: the whole time over the steps.
+  test::write_text(dir + "/metrics.jsonl",
+                   "{\"step\":1000,\"split\":\"train\",\"elapsed_s\":2}\n"
+                   "{\"step\":2000,\"split\":\"train\",\"elapsed_s\":8}\n");
+  p = cli::progress_of(dir, 10000);
+  EXPECT_EQ(p.logged_step, 2000);
+  EXPECT_DOUBLE_EQ(p.seconds_per_step, 0.004);
+}
+
 // The runs are started from the sweep's own executable, even when the file it was started from
 // is replaced meanwhile (a rebuild during a long sweep): one sweep, one version of the code.
 TEST(Sweep, RunsUseTheSweepsOwnExecutableWhenItsFileIsReplaced) {

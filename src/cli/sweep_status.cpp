@@ -20,8 +20,11 @@ namespace fs = std::filesystem;
 namespace stoch::cli {
 namespace {
 
-// The last complete "train" line's step and elapsed_s, read from the file's tail only (metrics
-// files of long runs are large). A line still being written does not parse and is passed over.
+// The run's pace from the "train" lines in the file's tail (metrics files of long runs are
+// large): the median of seconds per step over the gaps between consecutive lines, so that one
+// long gap (a run paused with SIGSTOP, a machine asleep) does not set it; the last line's
+// elapsed_s / step when there are fewer than three gaps. A line still being written does not
+// parse and is passed over; a gap across a resume (the step goes back) is skipped.
 void read_pace(const std::string& metrics, Progress& p) {
   std::ifstream in(metrics, std::ios::binary | std::ios::ate);
   if (!in) return;
@@ -30,22 +33,30 @@ void read_pace(const std::string& metrics, Progress& p) {
   in.seekg(std::max<std::streamoff>(0, size - kTail));
   std::string tail(static_cast<size_t>(std::min(size, kTail)), '\0');
   if (!in.read(tail.data(), static_cast<std::streamsize>(tail.size()))) return;
-  const auto lines = split(tail, '\n');
-  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    const auto j = nlohmann::json::parse(*it, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::pair<int64_t, double>> points;  // (step, elapsed_s), in file order
+  for (const auto& line : split(tail, '\n')) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || j.value("split", "") != "train") continue;
     const auto step = j.find("step");
     const auto elapsed = j.find("elapsed_s");
     if (step == j.end() || elapsed == j.end() || !step->is_number_integer() ||
         !elapsed->is_number())
       continue;
-    const int64_t s = step->get<int64_t>();
-    const double e = elapsed->get<double>();
-    if (s > 0 && e > 0) {
-      p.logged_step = s;
-      p.seconds_per_step = e / static_cast<double>(s);
-    }
-    return;
+    points.emplace_back(step->get<int64_t>(), elapsed->get<double>());
+  }
+  if (points.empty() || points.back().first <= 0 || points.back().second <= 0) return;
+  p.logged_step = points.back().first;
+  std::vector<double> gaps;
+  for (size_t i = 1; i < points.size(); ++i) {
+    const int64_t ds = points[i].first - points[i - 1].first;
+    const double de = points[i].second - points[i - 1].second;
+    if (ds > 0 && de > 0) gaps.push_back(de / static_cast<double>(ds));
+  }
+  if (gaps.size() >= 3) {
+    std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+    p.seconds_per_step = gaps[gaps.size() / 2];
+  } else {
+    p.seconds_per_step = points.back().second / static_cast<double>(points.back().first);
   }
 }
 

@@ -19,7 +19,7 @@ struct Progress {
   int64_t steps = 0;            // train.steps
   bool running = false;         // another process holds the run's lock
   int64_t logged_step = 0;      // the last training step in metrics.jsonl (may pass `step`)
-  double seconds_per_step = 0;  // its training time per step so far; 0: none logged yet
+  double seconds_per_step = 0;  // its recent training time per step; 0: none logged yet
 };
 
 // `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
