@@ -113,6 +113,7 @@ int sweep(const SweepArgs& a) {
       continue;
     }
     if (const auto owner = run_lock_owner(dir)) {
+      progress[i].running = true;
       log::warn(stoch::str("sweep: ", r.name, " is being written by another process (", *owner,
                            "); skipping it"));
       ++busy;
@@ -133,7 +134,7 @@ int sweep(const SweepArgs& a) {
                        a.jobs, " at a time, ",
                        sets_threads(a.sets) ? std::string("run.threads as set")
                                             : stoch::str(threads, " threads each")));
-  if (!commands.empty()) log::info("sweep: " + sweep_summary(out, runs, progress, a.jobs));
+  if (!commands.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
 
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;
@@ -156,7 +157,8 @@ int sweep(const SweepArgs& a) {
     const std::string name = running[exit->pid];
     running.erase(exit->pid);
     if (exit->code == 0) {
-      log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(out, runs, progress, a.jobs)));
+      refresh_progress(out, runs, progress);
+      log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(runs, progress, a.jobs)));
     } else if (children.signal() && exit->code == 128 + children.signal()) {
       ++stopped;
       log::info(stoch::str("sweep: ", name, " stopped"));

@@ -125,32 +125,33 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
   return end;
 }
 
-namespace {
-
-// The grid point of a run: every override but the seed, which expand_sweep puts last.
-std::string grid_point(const SweepRun& r) {
-  return join(std::vector<std::string>(r.sets.begin(), r.sets.end() - 1), " ");
-}
-
-}  // namespace
-
-std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
-                          std::vector<Progress>& progress, int64_t jobs) {
-  std::vector<std::string> groups;
-  size_t finished = 0;
+void refresh_progress(const std::string& out, const std::vector<SweepRun>& runs,
+                      std::vector<Progress>& progress) {
   for (size_t i = 0; i < runs.size(); ++i) {
     Progress& p = progress[i];
-    if (p.state != RunState::kFinished) {
-      const std::string dir = out + "/" + runs[i].name;
-      p = progress_of(dir, p.steps);
-      p.running = p.state != RunState::kFinished && run_lock_owner(dir).has_value();
-    }
-    finished += p.state == RunState::kFinished;
-    groups.push_back(grid_point(runs[i]));
+    if (p.state == RunState::kFinished) continue;
+    const std::string dir = out + "/" + runs[i].name;
+    p = progress_of(dir, p.steps);
+    p.running = p.state != RunState::kFinished && run_lock_owner(dir).has_value();
   }
+}
+
+std::optional<double> sweep_time_left(const std::vector<SweepRun>& runs,
+                                      const std::vector<Progress>& progress, int64_t jobs) {
+  std::vector<std::string> groups;
+  for (const auto& r : runs)  // expand_sweep puts the seed last
+    groups.push_back(join(std::vector<std::string>(r.sets.begin(), r.sets.end() - 1), " "));
+  return time_left(progress, groups, jobs);
+}
+
+std::string sweep_summary(const std::vector<SweepRun>& runs, const std::vector<Progress>& progress,
+                          int64_t jobs) {
+  const auto finished = std::count_if(progress.begin(), progress.end(), [](const Progress& p) {
+    return p.state == RunState::kFinished;
+  });
   std::string s = str(finished, " of ", runs.size(), " runs finished");
-  if (finished < runs.size())
-    if (const auto left = time_left(progress, groups, jobs))
+  if (static_cast<size_t>(finished) < runs.size())
+    if (const auto left = sweep_time_left(runs, progress, jobs))
       s += str("; about ", format_duration(*left), " of training left");
   return s;
 }
@@ -160,7 +161,6 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
   std::printf("| run | state | checkpointed step | steps/s |\n| --- | --- | ---: | ---: |\n");
   size_t counts[4] = {0, 0, 0, 0};  // finished, running, interrupted, not started
   double done = 0, total = 0;
-  std::vector<std::string> groups;
   for (size_t i = 0; i < runs.size(); ++i) {
     Progress& p = progress[i];
     const auto owner = run_lock_owner(out + "/" + runs[i].name);
@@ -185,7 +185,6 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
                 stoch::str(p.step, " of ", p.steps).c_str(), rate.c_str());
     done += static_cast<double>(std::min(p.step, p.steps));
     total += static_cast<double>(p.steps);
-    groups.push_back(grid_point(runs[i]));
   }
   std::printf(
       "\n%s: %zu runs: %zu finished, %zu running, %zu interrupted, %zu not started; %s%% "
@@ -193,7 +192,7 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
       out.c_str(), runs.size(), counts[0], counts[1], counts[2], counts[3],
       format_number(total > 0 ? 100 * done / total : 0, 3).c_str());
   if (counts[0] == runs.size()) return kExitOk;
-  if (const auto left = time_left(progress, groups, jobs)) {
+  if (const auto left = sweep_time_left(runs, progress, jobs)) {
     std::printf(
         "about %s of training left, %lld at a time, at the pace each run (else its grid point, "
         "else the sweep) has shown; evaluations and checkpoints come on top\n",

@@ -33,12 +33,19 @@ Progress progress_of(const std::string& dir, int64_t steps);
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs);
 
-// After a run ends: "K of N runs finished; about T of training left" (or without the estimate).
-// Brings `progress` up to date from the folders of the runs it does not yet know as finished
-// (a finished run stays so; the others are few or have no folder yet, so a large sweep stays
-// cheap).
-std::string sweep_summary(const std::string& out, const std::vector<SweepRun>& runs,
-                          std::vector<Progress>& progress, int64_t jobs);
+// Re-reads the folders of the runs `progress` does not yet know as finished, and which of them
+// another process is writing. A finished run stays so; the others are few or have no folder
+// yet, so a large sweep stays cheap.
+void refresh_progress(const std::string& out, const std::vector<SweepRun>& runs,
+                      std::vector<Progress>& progress);
+
+// The training time left (time_left, each run's grid point its overrides but the seed).
+std::optional<double> sweep_time_left(const std::vector<SweepRun>& runs,
+                                      const std::vector<Progress>& progress, int64_t jobs);
+
+// "K of N runs finished; about T of training left" (or without the estimate).
+std::string sweep_summary(const std::vector<SweepRun>& runs, const std::vector<Progress>& progress,
+                          int64_t jobs);
 
 // Prints each run's state, checkpointed step and pace, the share of steps checkpointed, and the
 // time left; fills in `running`.
