@@ -33,8 +33,7 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
 
 void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir) {
   const std::string header = "# Resolved by stoch: every key with its value; the run's identity.\n";
-  write_file_durably(run_dir + "/config.yaml.tmp", header + train::to_yaml(cfg, true));
-  std::filesystem::rename(run_dir + "/config.yaml.tmp", run_dir + "/config.yaml");
+  replace_file_durably(run_dir + "/config.yaml", header + train::to_yaml(cfg, true));
 }
 
 }  // namespace stoch::cli

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -30,6 +31,18 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0)
     throw std::runtime_error(stoch::str(path, ": fsync/close failed: ", std::strerror(errno)));
+}
+
+void replace_file_durably(const std::string& path, const std::string& bytes) {
+  const std::string tmp = stoch::str(path, ".tmp.", ::getpid());
+  try {
+    write_file_durably(tmp, bytes);
+    std::filesystem::rename(tmp, path);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
 }
 
 std::optional<std::string> read_whole_file(const std::string& path) {

@@ -11,6 +11,12 @@ namespace stoch {
 // std::runtime_error naming the path and the system's reason when any step fails.
 void write_file_durably(const std::string& path, const std::string& bytes);
 
+// Replaces `path` with `bytes` so that a reader, or a crash, sees the old file or the new one
+// whole: written durably to `path`.tmp.PID (its own per process, so concurrent writers do not
+// share it), then renamed over `path`. On failure the temporary file is removed and the error
+// (std::runtime_error or std::filesystem::filesystem_error) rethrown.
+void replace_file_durably(const std::string& path, const std::string& bytes);
+
 // The whole content of `path`, or nothing when it cannot be opened or read to its end. Callers
 // say what a missing file means for them.
 std::optional<std::string> read_whole_file(const std::string& path);

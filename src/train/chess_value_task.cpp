@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -248,17 +246,12 @@ bool ChessValueTask::read_cached_move_positions(const std::string& cache, const 
 }
 
 // A cache that cannot be written costs the next run the preparation, nothing more: warn only.
-// Written beside and renamed into place, so a reader never sees half a file.
 void ChessValueTask::write_move_cache(const std::string& cache, const std::string& key) const {
   if (cache.empty()) return;
-  const std::string tmp = str(cache, ".tmp.", ::getpid());
   try {
     std::filesystem::create_directories(std::filesystem::path(cache).parent_path());
-    write_file_durably(tmp, chess::format_move_cache(key, move_positions_));
-    std::filesystem::rename(tmp, cache);
+    replace_file_durably(cache, chess::format_move_cache(key, move_positions_));
   } catch (const std::exception& e) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
     log::warn(str("chess move metrics: could not keep them in ", cache, " (", e.what(), ")"));
   }
 }

@@ -1,6 +1,5 @@
 #include "train/rollbacks.h"
 
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -48,9 +47,7 @@ void Rollbacks::write(const std::string& run_dir, int64_t step, const std::strin
   j["count"] = count;
   j["lr_scale"] = lr_scale;
   j["events"].push_back({{"step", step}, {"why", why}, {"lr_scale", lr_scale}});
-  const std::string tmp = path_in(run_dir) + ".tmp";
-  write_file_durably(tmp, j.dump(2) + "\n");
-  std::filesystem::rename(tmp, path_in(run_dir));
+  replace_file_durably(path_in(run_dir), j.dump(2) + "\n");
 }
 
 }  // namespace stoch::train

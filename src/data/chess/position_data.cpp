@@ -120,9 +120,7 @@ void write_meta(const fs::path& dir, const GenerateOptions& o, const std::string
                                {"games", games},
                                {"train", train},
                                {"val", val}};
-  const fs::path tmp = dir / "meta.json.tmp";
-  write_file_durably(tmp.string(), meta.dump(2) + "\n");
-  fs::rename(tmp, dir / "meta.json");
+  replace_file_durably((dir / "meta.json").string(), meta.dump(2) + "\n");
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd >= 0) {
     ::fsync(fd);
