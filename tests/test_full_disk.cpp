@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/whole_file.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -60,6 +61,16 @@ TEST_F(FullDisk, EndsCleanlyKeepsEveryCheckpointAndResumes) {
     ++complete;
   }
   EXPECT_GE(complete, 1) << r.output;
+
+  // Resumed while the disk is still full: the metrics are cut back to the checkpoint's step
+  // by writing a copy, which cannot fit. The run ends the same way and the file is untouched.
+  const auto metrics = read_whole_file(run + "/metrics.jsonl");
+  ASSERT_TRUE(metrics && !metrics->empty());
+  r = test::run_stoch("resume " + run);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("metrics.jsonl"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
+  EXPECT_EQ(read_whole_file(run + "/metrics.jsonl"), metrics);
 
   resize("4m");
   r = test::run_stoch("resume " + run);

@@ -1,8 +1,11 @@
 // End-to-end runs of the stoch binary: exact resume, preemption by SIGTERM, death by SIGKILL.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <map>
 
+#include "core/metrics.h"
+#include "core/whole_file.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -122,6 +125,33 @@ TEST_F(Resume, SigkillAtARandomMomentResumesFromTheLastCompleteCheckpoint) {
     for (const auto& [step, loss] : reference)
       EXPECT_EQ(loss, resumed.at(step)) << "trial " << trial << " step " << step;
   }
+}
+
+// What a resume keeps of metrics.jsonl: whole lines with an integer step up to the
+// checkpoint's, in order; torn or foreign lines go. A file with nothing to drop is not
+// rewritten, so a resume needs no free space for it.
+TEST(MetricsTruncation, KeepsLinesUpToTheStepAndRewritesOnlyWhenSomethingGoes) {
+  const std::string dir = test::temp_dir("metrics-truncation");
+  const std::string path = dir + "/metrics.jsonl";
+  const std::string keep =
+      "{\"step\":0,\"split\":\"data\"}\n{\"step\":3,\"split\":\"train\",\"loss\":1.5}\n";
+  test::write_text(path, keep + "{\"step\":4,\"split\":\"train\"}\n{\"step\":2.5}\nnot json\n" +
+                             "[1]\n{\"step\":3,\"split\":\"eval\"}\n{\"step\":3,\"spl");
+  truncate_metrics_after(path, 3);
+  EXPECT_EQ(read_whole_file(path), keep + "{\"step\":3,\"split\":\"eval\"}\n");
+
+  struct stat before {
+  }, after{};
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  truncate_metrics_after(path, 3);
+  ASSERT_EQ(::stat(path.c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino) << "a file with nothing to drop was rewritten";
+
+  // A complete last line that lost only its newline is still kept.
+  test::write_text(path, keep + "{\"step\":3,\"split\":\"eval\"}");
+  truncate_metrics_after(path, 3);
+  EXPECT_EQ(read_whole_file(path), keep + "{\"step\":3,\"split\":\"eval\"}\n");
+  test::fs::remove_all(dir);
 }
 
 }  // namespace

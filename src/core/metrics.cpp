@@ -1,17 +1,17 @@
 #include "core/metrics.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "core/disk_space.h"
-
-#include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "core/strings.h"
 #include "core/tensorboard.h"
+#include "core/whole_file.h"
 
 namespace stoch {
 
@@ -53,26 +53,33 @@ void MetricsWriter::restart_after(int64_t step) {
 }
 
 void truncate_metrics_after(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
+  const auto text = read_whole_file(path);
+  if (!text) return;
+  std::string kept;
+  size_t begin = 0;
+  while (begin < text->size()) {
+    const size_t end = std::min(text->find('\n', begin), text->size());
+    const std::string_view line(text->data() + begin, end - begin);
+    begin = end + 1;
     try {
       const auto j = nlohmann::json::parse(line);
       // A line without an integer step is not one stoch wrote: dropped like a torn one.
       const auto s = j.is_object() ? j.find("step") : j.end();
-      if (s != j.end() && s->is_number_integer() && s->get<int64_t>() <= step) kept += line + "\n";
+      if (s != j.end() && s->is_number_integer() && s->get<int64_t>() <= step) {
+        kept += line;
+        kept += '\n';
+      }
     } catch (const std::exception&) {
-      // A torn last line from a killed process: drop it.
+      // A torn line from a killed process: dropped.
     }
   }
-  in.close();
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kept;
+  if (kept == *text) return;  // nothing to drop: no copy, so no space needed
+  try {
+    // A copy replaces the file only once it is whole: a full disk keeps the old record.
+    replace_file_durably(path, kept);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(str(e.what(), " (", free_space_note(path), ")"));
   }
-  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace stoch

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/strings.h"
 #include "core/whole_file.h"
@@ -20,15 +20,13 @@ std::string read_text(const std::string& path) {
   return std::move(*text);
 }
 
+// Durable and whole, or not there: a tokenizer folder is read by every later run.
 void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(str(tmp, ": cannot write"));
-    out << text;
-    if (!out.flush()) throw InputError(str(tmp, ": write failed"));
+  try {
+    replace_file_durably(path, text);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(str(e.what(), " (", free_space_note(path), ")"));
   }
-  std::filesystem::rename(tmp, path);
 }
 
 std::string json_string(const std::string& s) {
