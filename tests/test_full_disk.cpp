@@ -7,11 +7,13 @@
 #include <sys/mount.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/whole_file.h"
+#include "data/token_formats.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -141,6 +143,78 @@ TEST_F(FullDisk, ACheckpointFolderTurnedReadOnlyEndsTheRunAndResumes) {
   const auto want = test::train_losses(straight), got = test::train_losses(run);
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;
+}
+
+// `stoch data prepare` onto a disk of every size from nearly nothing to enough: each try
+// either succeeds with a folder that reads back whole, or ends with exit 1 naming the free
+// space and leaves neither the folder nor its staging copy. The llmc shards are small files,
+// whose bytes a buffered writer would only try to write when it closes them.
+TEST_F(FullDisk, DataPrepareLeavesAWholeTokenFolderOrNone) {
+  std::string text;
+  for (int i = 0; text.size() < 20000; ++i) text += "the quick brown fox " + std::to_string(i);
+  const std::string in = dir_ + "/in.txt", out = mnt_ + "/tok";
+  test::write_text(in, text);
+  for (const std::string format : {"stoch", "llmc"}) {
+    int whole = 0, full = 0;
+    for (int kib = 8; kib <= 72; kib += 8) {
+      for (const auto& e : test::fs::directory_iterator(mnt_)) test::fs::remove_all(e.path());
+      resize(std::to_string(kib) + "k");
+      const auto r =
+          test::run_stoch("data prepare --input " + in + " --out " + out +
+                          " --val-fraction 0.1 --format " + format + " --shard-tokens 1500");
+      const std::string where = format + " on " + std::to_string(kib) + " KiB\n" + r.output;
+      if (r.code == 0) {
+        ++whole;
+        const auto folder = data::open_token_folder(out, format);
+        EXPECT_EQ(folder.train.size() + folder.val.size(), text.size()) << where;
+        continue;
+      }
+      ++full;
+      EXPECT_EQ(r.code, 1) << where;
+      EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << where;
+      for (const auto& e : test::fs::directory_iterator(mnt_))
+        ADD_FAILURE() << "left behind: " << e.path() << " by " << where;
+    }
+    EXPECT_GT(whole, 0) << format << ": the largest disk is too small";
+    EXPECT_GT(full, 0) << format << ": the smallest disk is large enough";
+  }
+}
+
+// `stoch compare` into a folder on a full disk: exit 1 naming the free space, and the report
+// an earlier compare wrote there stays whole and unchanged (no half-written table, no
+// temporary file left).
+TEST_F(FullDisk, CompareOnAFullDiskKeepsTheEarlierReport) {
+  const std::string sweep = dir_ + "/sweep", out = mnt_ + "/cmp";
+  for (int seed = 1; seed <= 3; ++seed) {
+    const std::string run = sweep + "/r" + std::to_string(seed);
+    test::fs::create_directories(run);
+    test::write_text(run + "/config.yaml", "run:\n  seed: " + std::to_string(seed) +
+                                               "\ntask: lm\nmodel:\n  d_model: 8\n");
+    test::write_text(
+        run + "/metrics.jsonl",
+        "{\"step\": 10, \"split\": \"eval\", \"val/loss\": 2." + std::to_string(seed) + "}\n");
+  }
+  const std::string cmd = "compare " + sweep + " --out " + out + " --python /bin/false";
+  resize("1m");
+  ASSERT_EQ(test::run_stoch(cmd).code, 0);
+  const auto before = read_whole_file(out + "/compare.md");
+  ASSERT_TRUE(before && !before->empty());
+
+  // Every free byte taken by a filler file, then the report asked for in the other direction.
+  {
+    std::FILE* f = std::fopen((mnt_ + "/filler").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    const std::string block(4096, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  const auto r = test::run_stoch(cmd + " --mode max");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
+  EXPECT_EQ(read_whole_file(out + "/compare.md"), before);
+  for (const auto& e : test::fs::directory_iterator(out))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
 }
 
 }  // namespace

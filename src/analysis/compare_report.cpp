@@ -3,15 +3,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
 
 #include "analysis/compare.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/output_dir.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace fs = std::filesystem;
 
@@ -52,10 +53,9 @@ std::string step_range(const TaskResult& t) {
                                               : str(t.final_step_min, "-", t.final_step_max);
 }
 
+// Replaced whole, so a failed write (a full disk) is reported and never leaves half a report.
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) throw std::runtime_error(str(path.string(), ": cannot write"));
+  noting_free_space(path.string(), [&] { replace_file_durably(path.string(), text); });
 }
 
 std::string shell_quote(const std::string& s) {

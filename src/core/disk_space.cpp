@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <system_error>
 
 namespace stoch {
@@ -27,6 +28,14 @@ std::string free_space_note(const std::string& path) {
   else
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return std::string(buf) + " free on its file system";
+}
+
+void noting_free_space(const std::string& path, const std::function<void()>& write) {
+  try {
+    write();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(e.what()) + " (" + free_space_note(path) + ")");
+  }
 }
 
 }  // namespace stoch

@@ -2,6 +2,7 @@
 // full). No LibTorch here.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace stoch {
@@ -9,5 +10,9 @@ namespace stoch {
 // "12.5 KiB free on its file system" for the file system holding `path` (or its nearest
 // existing parent); "free space unknown" when that cannot be read.
 std::string free_space_note(const std::string& path);
+
+// Runs `write`; whatever it throws comes back as std::runtime_error with the free space of
+// `path`'s file system added, so a failed write says whether the disk was full.
+void noting_free_space(const std::string& path, const std::function<void()>& write);
 
 }  // namespace stoch

@@ -74,12 +74,8 @@ void truncate_metrics_after(const std::string& path, int64_t step) {
     }
   }
   if (kept == *text) return;  // nothing to drop: no copy, so no space needed
-  try {
-    // A copy replaces the file only once it is whole: a full disk keeps the old record.
-    replace_file_durably(path, kept);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(str(e.what(), " (", free_space_note(path), ")"));
-  }
+  // A copy replaces the file only once it is whole: a full disk keeps the old record.
+  noting_free_space(path, [&] { replace_file_durably(path, kept); });
 }
 
 }  // namespace stoch

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "core/crc32c.h"
+#include "core/disk_space.h"
 
 namespace stoch {
 namespace {
@@ -167,17 +168,20 @@ void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double valu
   flush();
 }
 
+void TensorBoardWriter::write_failed() {
+  const int err = errno;
+  std::clearerr(file_);
+  throw std::runtime_error("cannot write TensorBoard event file " + path_ + ": " +
+                           std::strerror(err) + " (" + free_space_note(path_) + ")");
+}
+
 void TensorBoardWriter::flush() {
-  if (std::fflush(file_) != 0)
-    throw std::runtime_error("cannot write TensorBoard event file " + path_ + ": " +
-                             std::strerror(errno));
+  if (std::fflush(file_) != 0) write_failed();
 }
 
 void TensorBoardWriter::write_record(const std::string& data) {
   const std::string rec = tfrecord_frame(data);
-  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size())
-    throw std::runtime_error("cannot write TensorBoard event file " + path_ + ": " +
-                             std::strerror(errno));
+  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size()) write_failed();
 }
 
 }  // namespace stoch

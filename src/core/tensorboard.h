@@ -33,6 +33,7 @@ class TensorBoardWriter {
 
  private:
   void write_record(const std::string& data);
+  [[noreturn]] void write_failed();  // throws with the reason and the free space
 
   std::string path_;
   std::FILE* file_ = nullptr;

@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/strings.h"
@@ -62,7 +62,7 @@ SplitIds tokenize_and_split(const std::vector<std::string>& files, double val_fr
 void copy_file(const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) throw InputError(str(from, ": cannot copy to ", to, ": ", ec.message()));
+  if (ec) throw std::runtime_error(str(from, ": cannot copy to ", to, ": ", ec.message()));
 }
 
 }  // namespace
@@ -105,15 +105,16 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
                            {"val_files", val_files},
                            {"val_fraction", opt.val_fraction},
                            {"sources", opt.inputs}};
-    std::ofstream m(stage + "/meta.json");
-    m << meta.dump(2) << "\n";
-    if (!m) throw std::runtime_error(str(stage, "/meta.json: write failed"));
-    m.close();
+    write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
     if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
     fs::rename(stage, out);
-  } catch (...) {
+  } catch (const InputError&) {
     fs::remove_all(stage, ec);
     throw;
+  } catch (const std::exception& e) {
+    const std::string note = free_space_note(stage);  // before the staging folder frees its space
+    fs::remove_all(stage, ec);
+    throw std::runtime_error(str(e.what(), " (", note, ")"));
   }
   return {static_cast<int64_t>(ids.train.size()), static_cast<int64_t>(ids.val.size()),
           tok->vocab_size(), opt.inputs.size()};

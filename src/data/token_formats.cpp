@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 
 namespace fs = std::filesystem;
 
@@ -19,23 +20,23 @@ TokenDtype dtype_for_vocab(int64_t vocab) {
   return vocab <= 65536 ? TokenDtype::kU16 : TokenDtype::kU32;
 }
 
+// Header and ids in one durable write: the folder they go into is renamed into place as
+// complete, so a write that fails (a full disk) must say so here, not in a destructor.
 void write_file(const std::string& path, const void* header, size_t header_bytes,
                 const std::vector<int32_t>& ids, size_t first, size_t n, TokenDtype dtype) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw InputError(str(path, ": cannot write"));
-  if (header_bytes) out.write(static_cast<const char*>(header), header_bytes);
-  std::vector<unsigned char> buf(n * dtype_bytes(dtype));
+  std::string bytes(header_bytes + n * dtype_bytes(dtype), '\0');
+  if (header_bytes) std::memcpy(bytes.data(), header, header_bytes);
+  char* body = bytes.data() + header_bytes;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t v = static_cast<uint32_t>(ids[first + i]);
     if (dtype == TokenDtype::kU16) {
       const uint16_t w = static_cast<uint16_t>(v);
-      std::memcpy(buf.data() + 2 * i, &w, 2);
+      std::memcpy(body + 2 * i, &w, 2);
     } else {
-      std::memcpy(buf.data() + 4 * i, &v, 4);
+      std::memcpy(body + 4 * i, &v, 4);
     }
   }
-  out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-  if (!out) throw std::runtime_error(str(path, ": write failed"));
+  write_file_durably(path, bytes);
 }
 
 // The shard files of one split in an llm.c folder, in name order: llm.c names them

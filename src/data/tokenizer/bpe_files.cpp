@@ -22,11 +22,7 @@ std::string read_text(const std::string& path) {
 
 // Durable and whole, or not there: a tokenizer folder is read by every later run.
 void write_text(const std::string& path, const std::string& text) {
-  try {
-    replace_file_durably(path, text);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(str(e.what(), " (", free_space_note(path), ")"));
-  }
+  noting_free_space(path, [&] { replace_file_durably(path, text); });
 }
 
 std::string json_string(const std::string& s) {
