@@ -32,16 +32,6 @@ std::map<std::string, std::string> task_metrics() {
   return out;
 }
 
-std::string make_temp_dir(const std::string& tag) {
-  static int counter = 0;
-  const fs::path p =
-      fs::temp_directory_path() /
-      ("stoch-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
 void write(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path) << text;
@@ -79,7 +69,7 @@ void write_run(const fs::path& dir, int d_model, int seed, int keep_last,
 // Group A (d_model 64) ends near 2.1, group B (d_model 128, nested one level deeper) near 2.6.
 // A's runs differ in seed, threads, keep_last and log.every, none of which splits a group.
 std::string make_sweep() {
-  const fs::path sweep = make_temp_dir("compare");
+  const fs::path sweep = stoch::test::temp_dir("compare");
   write_run(sweep / "a-s1", 64, 1, 3, {3.0, 2.5, 2.0},
             R"({"step": 75, "split": "eval", "val/loss": 2.3})"
             "\n");  // a step the others lack
@@ -237,7 +227,7 @@ TEST(Compare, AtStepTakesEachRunsValueThere) {
 TEST(Compare, DefaultMetricIsTheTasks) {
   const std::string sweep = make_sweep();
   EXPECT_EQ(default_metric({sweep}, task_metrics()), "val/loss");
-  const std::string rl = make_temp_dir("compare");
+  const std::string rl = stoch::test::temp_dir("compare");
   for (const auto& [task, metric] : std::vector<std::pair<std::string, std::string>>{
            {"dqn", "eval/return_mean"}, {"value_regression", "fit/mse"}}) {
     write(fs::path(rl) / task / "config.yaml", "task: " + task + "\n");
@@ -345,7 +335,7 @@ void write_rl_run(const fs::path& dir, const std::string& env, const std::string
 }
 
 std::string make_rl_sweep() {
-  const fs::path sweep = make_temp_dir("compare-rl");
+  const fs::path sweep = stoch::test::temp_dir("compare-rl");
   const std::map<std::pair<std::string, std::string>, std::vector<double>> finals = {
       {{"breakout", "mse"}, {2, 4, 6}},
       {{"breakout", "hl_gauss"}, {8, 9, 10}},

@@ -155,7 +155,9 @@ TEST(Sweep, RunsUseTheSweepsOwnExecutableWhenItsFileIsReplaced) {
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(400));
   const pid_t pid =
       test::spawn({dir + "/stoch", "sweep", dir + "/c.yaml", "--seeds", "2", "--jobs", "1", "--set",
-                   "train.ckpt_every=0", "--set", "train.eval_every=0", "--out", dir + "/sw"},
+                   "train.ckpt_every=0", "--set", "train.eval_every=0",
+                   // One thread: two on a machine already busy made a run take minutes.
+                   "--set", "run.threads=1", "--out", dir + "/sw"},
                   dir + "/sweep.log");
   ASSERT_TRUE(test::wait_for(
       [&] { return test::count_lines(dir + "/sw/seed=1/metrics.jsonl", "\"train\"") >= 1; }, 60))

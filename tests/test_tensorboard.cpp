@@ -37,16 +37,6 @@ std::string hex(const std::string& s) {
   return h;
 }
 
-std::string temp_dir(const std::string& tag) {
-  static std::mt19937_64 rng(std::random_device{}());
-  const fs::path p =
-      fs::temp_directory_path() / ("stoch-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                                   std::to_string(rng() % 1000000));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -132,7 +122,7 @@ TEST(TensorBoard, ScalarEventVarintsAndLongTags) {
 }
 
 TEST(TensorBoard, WriterFileLayout) {
-  const std::string dir = temp_dir("tb") + "/nested/run";
+  const std::string dir = test::temp_dir("tb") + "/nested/run";
   std::string path;
   {
     TensorBoardWriter w(dir);
@@ -158,13 +148,13 @@ TEST(TensorBoard, WriterFileLayout) {
 }
 
 TEST(TensorBoard, TwoWritersInOneDirectoryGetSeparateFiles) {
-  const std::string dir = temp_dir("tb2");
+  const std::string dir = test::temp_dir("tb2");
   TensorBoardWriter a(dir), b(dir);
   EXPECT_NE(a.path(), b.path());
 }
 
 TEST(TensorBoard, UnwritableDirectoryThrowsNamingPath) {
-  const std::string dir = temp_dir("tb3");
+  const std::string dir = test::temp_dir("tb3");
   const std::string file = dir + "/not_a_dir";
   std::ofstream(file) << "x";
   try {
@@ -230,14 +220,14 @@ print("records", n)
 )";
 
 Output run_python(const std::string& script, const std::string& arg) {
-  const std::string file = temp_dir("tbpy") + "/read.py";
+  const std::string file = test::temp_dir("tbpy") + "/read.py";
   std::ofstream(file) << script;
   return run("'" + python() + "' '" + file + "' '" + arg + "'");
 }
 
 TEST(TensorBoard, TensorBoardReadsTheScalars) {
   STOCH_REQUIRE(test::python_missing("tensorboard"));
-  const std::string dir = temp_dir("tbread");
+  const std::string dir = test::temp_dir("tbread");
   {
     TensorBoardWriter w(dir);
     w.scalar("train/loss", 1, 2.5, 100.0);
@@ -266,7 +256,7 @@ TEST(TensorBoard, TensorBoardReadsTheScalars) {
 
 TEST(TensorBoard, SessionStartMakesTheReaderDropLaterSteps) {
   STOCH_REQUIRE(test::python_missing("tensorboard"));
-  const std::string dir = temp_dir("tbrestart");
+  const std::string dir = test::temp_dir("tbrestart");
   {
     TensorBoardWriter w(dir);
     for (int s = 1; s <= 4; ++s) w.scalar("loss", s, 1.0, 100.0 + s);
@@ -286,7 +276,7 @@ TEST(TensorBoard, SessionStartMakesTheReaderDropLaterSteps) {
 
 TEST(TensorBoard, ReaderChecksFrameCrcs) {
   STOCH_REQUIRE(test::python_missing("tensorboard"));
-  const std::string dir = temp_dir("tbcrc");
+  const std::string dir = test::temp_dir("tbcrc");
   std::string path;
   {
     TensorBoardWriter w(dir);

@@ -26,12 +26,32 @@ namespace stoch::test {
 
 namespace fs = std::filesystem;
 
+// The folders temp_dir made, removed when the test process ends having passed. A failed test
+// keeps them for a look (its messages name them), as does STOCH_KEEP_TEST_DIRS=1; a forked
+// child that exits never removes its parent's folders.
+struct TempDirs {
+  pid_t owner = ::getpid();
+  std::vector<fs::path> paths;
+  ~TempDirs() {
+    const char* keep = std::getenv("STOCH_KEEP_TEST_DIRS");
+    if (::getpid() != owner || (keep && *keep && std::string(keep) != "0") ||
+        !::testing::UnitTest::GetInstance()->Passed())
+      return;
+    for (const auto& p : paths) {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  }
+};
+
 inline std::string temp_dir(const std::string& tag) {
+  static TempDirs made;
   static std::mt19937_64 rng(std::random_device{}());
   fs::path p = fs::temp_directory_path() / ("stoch-test-" + tag + "-" + std::to_string(::getpid()) +
                                             "-" + std::to_string(rng() % 1000000));
   fs::remove_all(p);
   fs::create_directories(p);
+  made.paths.push_back(p);
   return p.string();
 }
 
