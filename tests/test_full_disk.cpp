@@ -3,9 +3,12 @@
 // checkpoint stays complete, no partial checkpoint folder is left, and once there is room again
 // `stoch resume` finishes the run with the losses of an uninterrupted one. The same for a
 // checkpoint folder whose file system turns read-only under the live run.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -37,6 +40,18 @@ class FullDisk : public ::testing::Test {
   void resize(const std::string& size) {
     ASSERT_EQ(::mount("tmpfs", mnt_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()), 0)
         << std::strerror(errno);
+  }
+  // Takes every free page of the tmpfs with a filler file but `leave_pages`.
+  void fill(int leave_pages) {
+    const std::string path = mnt_ + "/filler";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    const std::string page(4096, 'x');
+    off_t size = 0;
+    for (ssize_t n; (n = ::write(fd, page.data(), page.size())) > 0;) size += n;
+    ASSERT_EQ(errno, ENOSPC);
+    ASSERT_EQ(::ftruncate(fd, std::max<off_t>(0, size / 4096 * 4096 - leave_pages * 4096)), 0);
+    ::close(fd);
   }
   std::string dir_, mnt_;
   bool mounted_ = false;
@@ -200,19 +215,39 @@ TEST_F(FullDisk, CompareOnAFullDiskKeepsTheEarlierReport) {
   const auto before = read_whole_file(out + "/compare.md");
   ASSERT_TRUE(before && !before->empty());
 
-  // Every free byte taken by a filler file, then the report asked for in the other direction.
-  {
-    std::FILE* f = std::fopen((mnt_ + "/filler").c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    const std::string block(4096, 'x');
-    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
-    }
-    std::fclose(f);
-  }
+  fill(0);  // then the report asked for in the other direction
   const auto r = test::run_stoch(cmd + " --mode max");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
   EXPECT_EQ(read_whole_file(out + "/compare.md"), before);
+  for (const auto& e : test::fs::directory_iterator(out))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
+}
+
+// `stoch tokenizer train` into a folder that holds an earlier tokenizer, on a disk with room for
+// the new vocab.json but not for merges.txt after it: exit 1 naming the free space, and the
+// earlier pair stays as it was (a new vocabulary with old merges would tokenise wrongly).
+TEST_F(FullDisk, TokenizerTrainLeavesTheEarlierPairWhole) {
+  std::string text;
+  for (int i = 0; i < 400; ++i)
+    text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+  const std::string in = dir_ + "/in.txt", out = mnt_ + "/tok";
+  test::write_text(in, text);
+  const std::string cmd = "tokenizer train --input " + in + " --out " + out + " --vocab-size ";
+  resize("1m");
+  ASSERT_EQ(test::run_stoch(cmd + "300").code, 0);
+  const auto vocab = read_whole_file(out + "/vocab.json"),
+             merges = read_whole_file(out + "/merges.txt");
+  ASSERT_TRUE(vocab && merges);
+  ASSERT_LT(vocab->size() + 512, 4096u) << "the new vocab.json must fit in the one page left";
+
+  fill(1);
+  const auto r = test::run_stoch(cmd + "320");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("merges.txt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
+  EXPECT_EQ(read_whole_file(out + "/vocab.json"), vocab);
+  EXPECT_EQ(read_whole_file(out + "/merges.txt"), merges);
   for (const auto& e : test::fs::directory_iterator(out))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
 }

@@ -43,6 +43,15 @@ void replace_file_durably(const std::string& path, const std::string& bytes) {
     std::filesystem::remove(tmp, ignored);
     throw;
   }
+  fsync_dir(std::filesystem::path(path).parent_path().string());
+}
+
+void fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
 }
 
 std::optional<std::string> read_whole_file(const std::string& path) {

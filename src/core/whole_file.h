@@ -13,9 +13,14 @@ void write_file_durably(const std::string& path, const std::string& bytes);
 
 // Replaces `path` with `bytes` so that a reader, or a crash, sees the old file or the new one
 // whole: written durably to `path`.tmp.PID (its own per process, so concurrent writers do not
-// share it), then renamed over `path`. On failure the temporary file is removed and the error
-// (std::runtime_error or std::filesystem::filesystem_error) rethrown.
+// share it), renamed over `path`, and the folder fsynced so the rename survives power loss. On
+// failure the temporary file is removed and the error (std::runtime_error or
+// std::filesystem::filesystem_error) rethrown.
 void replace_file_durably(const std::string& path, const std::string& bytes);
+
+// Makes the entries of folder `dir` (files created, renamed or removed in it) durable. Best
+// effort: a folder that cannot be opened or synced is left as it is.
+void fsync_dir(const std::string& dir);
 
 // The whole content of `path`, or nothing when it cannot be opened or read to its end. Callers
 // say what a missing file means for them.

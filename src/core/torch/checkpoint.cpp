@@ -1,12 +1,9 @@
 #include "core/torch/checkpoint.h"
 
-#include <fcntl.h>
 #include <torch/version.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "core/checkpoint_manifest.h"
 #include "core/crc32c.h"
@@ -20,14 +17,6 @@ namespace fs = std::filesystem;
 
 namespace stoch {
 namespace {
-
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 std::string hex32(uint32_t v) {
   char buf[16];

@@ -121,11 +121,6 @@ void write_meta(const fs::path& dir, const GenerateOptions& o, const std::string
                                {"train", train},
                                {"val", val}};
   replace_file_durably((dir / "meta.json").string(), meta.dump(2) + "\n");
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 nlohmann::json read_meta(const fs::path& dir) {

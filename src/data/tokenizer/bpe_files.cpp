@@ -1,8 +1,12 @@
 #include "data/tokenizer/bpe_files.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "core/disk_space.h"
 #include "core/errors.h"
@@ -18,11 +22,6 @@ std::string read_text(const std::string& path) {
   auto text = read_whole_file(path);
   if (!text) throw InputError(str(path, ": cannot read"));
   return std::move(*text);
-}
-
-// Durable and whole, or not there: a tokenizer folder is read by every later run.
-void write_text(const std::string& path, const std::string& text) {
-  noting_free_space(path, [&] { replace_file_durably(path, text); });
 }
 
 std::string json_string(const std::string& s) {
@@ -92,8 +91,20 @@ void write_bpe_files(const std::string& dir, const BpeVocabulary& v) {
   vocab += "}";
   std::string merges = "#version: 0.2\n";
   for (const auto& [a, b] : v.merges) merges += a + " " + b + "\n";
-  write_text(dir + "/vocab.json", vocab);
-  write_text(dir + "/merges.txt", merges);
+  // Both written durably beside their final names before either replaces an older pair, so a
+  // full disk never leaves a new vocabulary with old merges (or one file without the other).
+  const std::string tag = str(".tmp.", ::getpid());
+  const std::vector<std::pair<std::string, const std::string*>> files = {
+      {dir + "/vocab.json", &vocab}, {dir + "/merges.txt", &merges}};
+  try {
+    for (const auto& [path, text] : files)
+      noting_free_space(path, [&] { write_file_durably(path + tag, *text); });
+    for (const auto& [path, text] : files) std::filesystem::rename(path + tag, path);
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& [path, text] : files) std::filesystem::remove(path + tag, ec);
+    throw;
+  }
 }
 
 }  // namespace stoch::data

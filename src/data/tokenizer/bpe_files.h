@@ -20,7 +20,8 @@ struct BpeFiles {
 // Reads DIR/vocab.json and DIR/merges.txt; throws InputError naming the file (and line).
 BpeFiles read_bpe_files(const std::string& dir);
 
-// Writes DIR/vocab.json and DIR/merges.txt (DIR must exist).
+// Writes DIR/vocab.json and DIR/merges.txt (DIR must exist), both or neither: a failed write
+// (a full disk) leaves an older pair as it was.
 void write_bpe_files(const std::string& dir, const BpeVocabulary& v);
 
 }  // namespace stoch::data
