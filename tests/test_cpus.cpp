@@ -62,6 +62,14 @@ TEST(OversubscriptionWarning, OnlyWhenThreadsAndOthersOutnumberTheCpus) {
             "on 2 CPUs, docs/benchmarks.md); set run.threads to 2");
   const std::string full = oversubscription_warning(2, 3, 2);
   EXPECT_EQ(full.substr(full.rfind(';')), "; set run.threads to 1");
+  // A sweep's runs at a time count together, and the advice is per run.
+  EXPECT_EQ(sweep_oversubscription_warning(4, 2, 0, 8), "");
+  EXPECT_EQ(sweep_oversubscription_warning(4, 2, 2, 8),
+            "other processes keep 2 threads busy on this machine's 8 CPUs: this sweep's 2 runs at "
+            "a time of 4 threads each may run slower than fewer would, as OpenMP's threads spin "
+            "while they wait (1.5-3x on 2 CPUs, docs/benchmarks.md); add --set run.threads=3");
+  const std::string sweep_full = sweep_oversubscription_warning(2, 2, 3, 4);
+  EXPECT_EQ(sweep_full.substr(sweep_full.rfind(';')), "; add --set run.threads=1");
 }
 
 // run.threads: 0 takes the CPUs the process may use, not every CPU of the host.
@@ -93,6 +101,32 @@ TEST(BusyMachine, ARunWithMoreThreadsThanFreeCpusIsWarned) {
   EXPECT_NE(r.output.find("this run's 2 threads may run slower than fewer would"),
             std::string::npos)
       << r.output;
+}
+
+// A sweep's runs log the warning where its user does not look: the sweep says it too, unless
+// run.threads was chosen.
+TEST(BusyMachine, ASweepWhoseRunsOutnumberTheFreeCpusIsWarned) {
+  if (usable_cpus() < 2) GTEST_SKIP() << "one CPU: a sweep's runs get one thread, never warned";
+  const std::string dir = test::temp_dir("cpus");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(1));
+  std::vector<pid_t> busy;
+  for (int i = 0; i < std::max(1, get_nprocs() - 1); ++i)
+    busy.push_back(test::spawn({"sh", "-c", "while :; do :; done"}, "/dev/null"));
+  const std::string sweep = "sweep " + dir + "/c.yaml --jobs 1 --out " + dir;
+  const auto shared = test::run_stoch(sweep + "/a");
+  const auto chosen = test::run_stoch(sweep + "/b --set run.threads=2");
+  for (const pid_t p : busy) {
+    ::kill(p, SIGKILL);
+    test::wait_exit(p);
+  }
+  ASSERT_EQ(shared.code, 0) << shared.output;
+  EXPECT_NE(shared.output.find("warning sweep: other processes keep "), std::string::npos)
+      << shared.output;
+  EXPECT_NE(shared.output.find("this sweep's 1 run at a time of "), std::string::npos)
+      << shared.output;
+  EXPECT_NE(shared.output.find("; add --set run.threads=1"), std::string::npos) << shared.output;
+  ASSERT_EQ(chosen.code, 0) << chosen.output;
+  EXPECT_EQ(chosen.output.find("warning sweep:"), std::string::npos) << chosen.output;
 }
 
 }  // namespace

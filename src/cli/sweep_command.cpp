@@ -135,6 +135,16 @@ int sweep(const SweepArgs& a) {
                        sets_threads(a.sets) ? std::string("run.threads as set")
                                             : stoch::str(threads, " threads each")));
   if (!commands.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
+  // Each run warns in its own log, which a sweep's user does not watch: the sweep says it too.
+  const bool threads_chosen =
+      sets_threads(a.sets) || std::any_of(runs.begin(), runs.end(),
+                                          [&](const SweepRun& r) { return sets_threads(r.sets); });
+  if (!threads_chosen && !commands.empty()) {
+    const int jobs = static_cast<int>(std::min<size_t>(a.jobs, commands.size()));
+    if (const auto busy = busy_machine_sweep_warning(static_cast<int>(threads), jobs);
+        !busy.empty())
+      log::warn("sweep: " + busy);
+  }
 
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;

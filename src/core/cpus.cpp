@@ -140,18 +140,40 @@ int others_running() {
   return samples[samples.size() / 2];
 }
 
+namespace {
+
+// `jobs` == 0: one run; otherwise a sweep's runs at a time.
+std::string warning(int threads, int others, int cpus, int jobs) {
+  const int processes = std::max(1, jobs);
+  if (threads <= 1 || others < 0 || threads * processes + others <= cpus) return "";
+  const int fits = std::min(threads, std::max(1, (cpus - others) / processes));
+  return stoch::str(
+      "other processes keep ", others, " thread", others == 1 ? "" : "s",
+      " busy on this machine's ", cpus, " CPU", cpus == 1 ? "" : "s", ": ",
+      jobs == 0 ? stoch::str("this run's ", threads, " threads")
+                : stoch::str("this sweep's ", jobs, " run", jobs == 1 ? "" : "s", " at a time of ",
+                             threads, " threads each"),
+      " may run slower than fewer would, as OpenMP's threads spin while they wait (1.5-3x on 2 "
+      "CPUs, docs/benchmarks.md); ",
+      jobs == 0 ? "set run.threads to " : "add --set run.threads=", fits);
+}
+
+}  // namespace
+
 std::string busy_machine_warning(int threads) {
-  return threads > 1 ? oversubscription_warning(threads, others_running(), get_nprocs()) : "";
+  return threads > 1 ? warning(threads, others_running(), get_nprocs(), 0) : "";
+}
+
+std::string busy_machine_sweep_warning(int threads, int jobs) {
+  return threads > 1 ? warning(threads, others_running(), get_nprocs(), jobs) : "";
 }
 
 std::string oversubscription_warning(int threads, int others, int cpus) {
-  if (threads <= 1 || others < 0 || threads + others <= cpus) return "";
-  return stoch::str("other processes keep ", others, " thread", others == 1 ? "" : "s",
-                    " busy on this machine's ", cpus, " CPU", cpus == 1 ? "" : "s", ": this run's ",
-                    threads,
-                    " threads may run slower than fewer would, as OpenMP's threads spin while "
-                    "they wait (1.5-3x on 2 CPUs, docs/benchmarks.md); set run.threads to ",
-                    std::max(1, cpus - others));
+  return warning(threads, others, cpus, 0);
+}
+
+std::string sweep_oversubscription_warning(int threads, int jobs, int others, int cpus) {
+  return warning(threads, others, cpus, std::max(1, jobs));
 }
 
 }  // namespace stoch

@@ -27,10 +27,18 @@ int others_running();
 // oversubscription_warning for `threads` threads, what runs elsewhere now and the host's CPUs.
 std::string busy_machine_warning(int threads);
 
+// sweep_oversubscription_warning for a sweep's `jobs` runs at a time of `threads` threads each,
+// what runs elsewhere now and the host's CPUs.
+std::string busy_machine_sweep_warning(int threads, int jobs);
+
 // A warning when `threads` threads of this run and `others` running threads of other processes
 // do not fit on `cpus` CPUs: OpenMP's waiting threads spin, and a run with more threads than
 // the CPUs it gets runs slower than with fewer (docs/benchmarks.md); "" when they fit or
 // threads is 1.
 std::string oversubscription_warning(int threads, int others, int cpus);
+
+// The same for a sweep's `jobs` runs at a time of `threads` threads each; it names the
+// run.threads to add to the sweep's command.
+std::string sweep_oversubscription_warning(int threads, int jobs, int others, int cpus);
 
 }  // namespace stoch
