@@ -53,7 +53,7 @@ rows+=("$(setup "2 threads, helper lane" --set run.threads=2)")
 [ -n "${ONLY_LANE:-}" ] || rows+=("$(setup "1 thread" --set run.threads=1)")
 [ -n "${ONLY_LANE:-}" ] || rows+=("$(setup "2 threads, module path" --set run.threads=2 --set model.fused=false)")
 # The CPU line comes from the runs' logs (the subshells above cannot set it here).
-cpu="$(sed -n 's/.* threads on \(.*\); .* per step.*/\1/p' "$tmp"/*-1.log | head -n 1)"
+cpu="$(sed -n 's/.* threads\? on \(.*\); .* per step.*/\1/p' "$tmp"/*-1.log | head -n 1)"
 echo "dqn_throughput: $config on $cpu, $updates updates x $repeats repeats, epsilon $epsilon," \
   "load at start $load"
 echo "| setup | steps/s (median) | range |"

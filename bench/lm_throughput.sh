@@ -100,7 +100,7 @@ run_config small "$steps_small" 8 --n-layer 6 --n-head 6 --n-embd 384 --block-si
   --batch-size 8 --vocab-size 256
 
 echo
-echo "$(sed -n 's/.* threads on \(.*\); .* per step.*/\1/p' "$tmp/tiny-default.log" | head -n 1)," \
+echo "$(sed -n 's/.* threads\? on \(.*\); .* per step.*/\1/p' "$tmp/tiny-default.log" | head -n 1)," \
   "$threads threads; nanoGPT's LibTorch: $("$py" -c 'import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())');" \
   "median over timed steps; load average at start $load_start, at end $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo

@@ -79,7 +79,7 @@ TEST(UsableCpus, TasksetLimitsRunThreadsZero) {
   const auto r = test::run_command("taskset -c 0 " + std::string(STOCH_BINARY) + " train " + dir +
                                    "/c.yaml --run-dir " + dir + "/run --set run.threads=0");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("device cpu (fp32), 1 threads on"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("device cpu (fp32), 1 thread on"), std::string::npos) << r.output;
   EXPECT_GE(usable_cpus(), 1);
   EXPECT_LE(usable_cpus(), get_nprocs());
 }

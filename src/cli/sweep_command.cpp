@@ -133,7 +133,7 @@ int sweep(const SweepArgs& a) {
   log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ",
                        a.jobs, " at a time, ",
                        sets_threads(a.sets) ? std::string("run.threads as set")
-                                            : stoch::str(threads, " threads each")));
+                                            : stoch::str(counted(threads, "thread"), " each")));
   if (!commands.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
   // Each run warns in its own log, which a sweep's user does not watch: the sweep says it too.
   const bool threads_chosen =

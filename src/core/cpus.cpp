@@ -148,11 +148,11 @@ std::string warning(int threads, int others, int cpus, int jobs) {
   if (threads <= 1 || others < 0 || threads * processes + others <= cpus) return "";
   const int fits = std::min(threads, std::max(1, (cpus - others) / processes));
   return stoch::str(
-      "other processes keep ", others, " thread", others == 1 ? "" : "s",
-      " busy on this machine's ", cpus, " CPU", cpus == 1 ? "" : "s", ": ",
+      "other processes keep ", counted(others, "thread"), " busy on this machine's ",
+      counted(cpus, "CPU"), ": ",
       jobs == 0 ? stoch::str("this run's ", threads, " threads")
-                : stoch::str("this sweep's ", jobs, " run", jobs == 1 ? "" : "s", " at a time of ",
-                             threads, " threads each"),
+                : stoch::str("this sweep's ", counted(jobs, "run"), " at a time of ", threads,
+                             " threads each"),
       " may run slower than fewer would, as OpenMP's threads spin while they wait (1.5-3x on 2 "
       "CPUs, docs/benchmarks.md); ",
       jobs == 0 ? "set run.threads to " : "add --set run.threads=", fits);

@@ -107,4 +107,8 @@ size_t first_invalid_utf8(const std::string& s) {
   return std::string::npos;
 }
 
+std::string counted(int64_t n, const std::string& noun) {
+  return str(n, " ", noun, n == 1 ? "" : "s");
+}
+
 }  // namespace stoch

@@ -216,7 +216,7 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
     if (!facts.empty()) write_metrics(0, "data", facts);
   }
   log::info(stoch::str("device ", device_.str(), bf16_ ? " (bf16 autocast)" : " (fp32)", ", ",
-                       at::get_num_threads(), " threads on ", cpu_isa_summary(), "; ",
+                       counted(at::get_num_threads(), "thread"), " on ", cpu_isa_summary(), "; ",
                        units_per_step_, " ", rate_name_.substr(0, rate_name_.find("_per_s")),
                        " per step; steps ", start_step, " -> ", total));
   if (!device_.is_cuda())
