@@ -97,8 +97,8 @@ void write_bpe_files(const std::string& dir, const BpeVocabulary& v) {
   const std::vector<std::pair<std::string, const std::string*>> files = {
       {dir + "/vocab.json", &vocab}, {dir + "/merges.txt", &merges}};
   try {
-    for (const auto& [path, text] : files)
-      noting_free_space(path, [&] { write_file_durably(path + tag, *text); });
+    for (const auto& file : files)  // not a structured binding: C++17 lambdas cannot capture one
+      noting_free_space(file.first, [&] { write_file_durably(file.first + tag, *file.second); });
     for (const auto& [path, text] : files) std::filesystem::rename(path + tag, path);
   } catch (...) {
     std::error_code ec;
