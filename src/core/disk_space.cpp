@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "core/errors.h"
+
 namespace stoch {
 
 std::string free_space_note(const std::string& path) {
@@ -33,6 +35,8 @@ std::string free_space_note(const std::string& path) {
 void noting_free_space(const std::string& path, const std::function<void()>& write) {
   try {
     write();
+  } catch (const InputError&) {
+    throw;  // bad input is not a full disk, and keeps its exit code
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(e.what()) + " (" + free_space_note(path) + ")");
   }

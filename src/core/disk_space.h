@@ -11,8 +11,9 @@ namespace stoch {
 // existing parent); "free space unknown" when that cannot be read.
 std::string free_space_note(const std::string& path);
 
-// Runs `write`; whatever it throws comes back as std::runtime_error with the free space of
-// `path`'s file system added, so a failed write says whether the disk was full.
+// Runs `write`; what it throws comes back as std::runtime_error with the free space of `path`'s
+// file system added, so a failed write says whether the disk was full. An InputError passes
+// through as it is.
 void noting_free_space(const std::string& path, const std::function<void()>& write);
 
 }  // namespace stoch

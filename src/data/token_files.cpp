@@ -84,37 +84,36 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
     throw InputError(str("--out ", opt.out, ": cannot create the folder (",
                          ec ? ec.message() : "not a directory", ")"));
   try {
-    const auto train_files =
-        write_token_split(stage, format, "train", ids.train, tok->vocab_size(), opt.shard_tokens);
-    const auto val_files =
-        write_token_split(stage, format, "val", ids.val, tok->vocab_size(), opt.shard_tokens);
-    const bool bpe = !tok->dir().empty();
-    if (bpe)
-      for (const char* f : {"vocab.json", "merges.txt"})
-        copy_file(tok->dir() + "/" + f, stage + "/" + f);
-    nlohmann::json meta = {{"format", format_name(format)},
-                           {"tokenizer", bpe ? "bpe" : "byte"},
-                           {"tokenizer_source", bpe ? tok->dir() : "bytes"},
-                           {"dtype", tok->vocab_size() <= 65536 ? "uint16" : "uint32"},
-                           {"vocab_size", tok->vocab_size()},
-                           {"train_tokens", ids.train.size()},
-                           {"val_tokens", ids.val.size()},
-                           {"train_bytes", ids.train_bytes},
-                           {"val_bytes", ids.val_bytes},
-                           {"train_files", train_files},
-                           {"val_files", val_files},
-                           {"val_fraction", opt.val_fraction},
-                           {"sources", opt.inputs}};
-    write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
-    if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
-    fs::rename(stage, out);
-  } catch (const InputError&) {
+    // The free space is read before the staging folder is removed and frees its share.
+    noting_free_space(stage, [&] {
+      const auto train_files =
+          write_token_split(stage, format, "train", ids.train, tok->vocab_size(), opt.shard_tokens);
+      const auto val_files =
+          write_token_split(stage, format, "val", ids.val, tok->vocab_size(), opt.shard_tokens);
+      const bool bpe = !tok->dir().empty();
+      if (bpe)
+        for (const char* f : {"vocab.json", "merges.txt"})
+          copy_file(tok->dir() + "/" + f, stage + "/" + f);
+      nlohmann::json meta = {{"format", format_name(format)},
+                             {"tokenizer", bpe ? "bpe" : "byte"},
+                             {"tokenizer_source", bpe ? tok->dir() : "bytes"},
+                             {"dtype", tok->vocab_size() <= 65536 ? "uint16" : "uint32"},
+                             {"vocab_size", tok->vocab_size()},
+                             {"train_tokens", ids.train.size()},
+                             {"val_tokens", ids.val.size()},
+                             {"train_bytes", ids.train_bytes},
+                             {"val_bytes", ids.val_bytes},
+                             {"train_files", train_files},
+                             {"val_files", val_files},
+                             {"val_fraction", opt.val_fraction},
+                             {"sources", opt.inputs}};
+      write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
+      if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
+      fs::rename(stage, out);
+    });
+  } catch (...) {
     fs::remove_all(stage, ec);
     throw;
-  } catch (const std::exception& e) {
-    const std::string note = free_space_note(stage);  // before the staging folder frees its space
-    fs::remove_all(stage, ec);
-    throw std::runtime_error(str(e.what(), " (", note, ")"));
   }
   return {static_cast<int64_t>(ids.train.size()), static_cast<int64_t>(ids.val.size()),
           tok->vocab_size(), opt.inputs.size()};
