@@ -14,7 +14,7 @@
 
 namespace stoch {
 
-void write_file_durably(const std::string& path, const std::string& bytes) {
+void write_file_durably(const std::string& path, std::string_view bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     throw std::runtime_error(stoch::str(path, ": cannot open for writing: ", std::strerror(errno)));
@@ -34,16 +34,21 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
 }
 
 void replace_file_durably(const std::string& path, const std::string& bytes) {
-  const std::string tmp = stoch::str(path, ".tmp.", ::getpid());
+  replace_files_durably({{path, bytes}});
+}
+
+void replace_files_durably(const std::vector<std::pair<std::string, std::string_view>>& files) {
+  const std::string tag = stoch::str(".tmp.", ::getpid());
   try {
-    write_file_durably(tmp, bytes);
-    std::filesystem::rename(tmp, path);
+    for (const auto& [path, bytes] : files) write_file_durably(path + tag, bytes);
+    for (const auto& [path, bytes] : files) std::filesystem::rename(path + tag, path);
   } catch (...) {
     std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
+    for (const auto& [path, bytes] : files) std::filesystem::remove(path + tag, ignored);
     throw;
   }
-  fsync_dir(std::filesystem::path(path).parent_path().string());
+  for (const auto& [path, bytes] : files)
+    fsync_dir(std::filesystem::path(path).parent_path().string());
 }
 
 void fsync_dir(const std::string& dir) {

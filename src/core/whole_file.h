@@ -4,12 +4,15 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace stoch {
 
 // Writes `bytes` to `path` (created or truncated), fsyncs and closes it. Throws
 // std::runtime_error naming the path and the system's reason when any step fails.
-void write_file_durably(const std::string& path, const std::string& bytes);
+void write_file_durably(const std::string& path, std::string_view bytes);
 
 // Replaces `path` with `bytes` so that a reader, or a crash, sees the old file or the new one
 // whole: written durably to `path`.tmp.PID (its own per process, so concurrent writers do not
@@ -17,6 +20,11 @@ void write_file_durably(const std::string& path, const std::string& bytes);
 // failure the temporary file is removed and the error (std::runtime_error or
 // std::filesystem::filesystem_error) rethrown.
 void replace_file_durably(const std::string& path, const std::string& bytes);
+
+// replace_file_durably for files that belong together (a tokenizer's vocab.json and
+// merges.txt): every one is written beside its name before any is renamed, so a failed write
+// (a full disk) replaces none of them.
+void replace_files_durably(const std::vector<std::pair<std::string, std::string_view>>& files);
 
 // Makes the entries of folder `dir` (files created, renamed or removed in it) durable. Best
 // effort: a folder that cannot be opened or synced is left as it is.

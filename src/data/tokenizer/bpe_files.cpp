@@ -1,12 +1,8 @@
 #include "data/tokenizer/bpe_files.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <utility>
-#include <vector>
 
 #include "core/disk_space.h"
 #include "core/errors.h"
@@ -91,20 +87,10 @@ void write_bpe_files(const std::string& dir, const BpeVocabulary& v) {
   vocab += "}";
   std::string merges = "#version: 0.2\n";
   for (const auto& [a, b] : v.merges) merges += a + " " + b + "\n";
-  // Both written durably beside their final names before either replaces an older pair, so a
-  // full disk never leaves a new vocabulary with old merges (or one file without the other).
-  const std::string tag = str(".tmp.", ::getpid());
-  const std::vector<std::pair<std::string, const std::string*>> files = {
-      {dir + "/vocab.json", &vocab}, {dir + "/merges.txt", &merges}};
-  try {
-    for (const auto& file : files)  // not a structured binding: C++17 lambdas cannot capture one
-      noting_free_space(file.first, [&] { write_file_durably(file.first + tag, *file.second); });
-    for (const auto& [path, text] : files) std::filesystem::rename(path + tag, path);
-  } catch (...) {
-    std::error_code ec;
-    for (const auto& [path, text] : files) std::filesystem::remove(path + tag, ec);
-    throw;
-  }
+  // Both or neither: a new vocabulary beside old merges would split text wrongly, silently.
+  noting_free_space(dir, [&] {
+    replace_files_durably({{dir + "/vocab.json", vocab}, {dir + "/merges.txt", merges}});
+  });
 }
 
 }  // namespace stoch::data
