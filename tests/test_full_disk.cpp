@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "chess/chess_test.h"
 #include "core/whole_file.h"
+#include "data/chess/position_data.h"
 #include "data/token_formats.h"
 #include "test_util.h"
 
@@ -250,6 +252,34 @@ TEST_F(FullDisk, TokenizerTrainLeavesTheEarlierPairWhole) {
   EXPECT_EQ(read_whole_file(out + "/merges.txt"), merges);
   for (const auto& e : test::fs::directory_iterator(out))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
+}
+
+// `stoch data chess` onto a disk that fills partway: exit 1 naming the file and the free space,
+// a folder whose meta.json still describes whole records, and once there is room the same
+// command continues it to the bytes a run on a large disk writes.
+TEST_F(FullDisk, ChessDataEndsCleanlyAndContinuesOnceThereIsRoom) {
+  STOCH_REQUIRE(test::stockfish_missing());
+  const auto generate = [](const std::string& out) {
+    return "data chess --out " + out + " --positions 600 --depth 4 --max-plies 60 --seed 5";
+  };
+  const std::string straight = dir_ + "/straight", out = mnt_ + "/chess";
+  ASSERT_EQ(test::run_stoch(generate(straight)).code, 0);
+
+  resize("40k");  // room for about half of the 600 records of 128 bytes
+  auto r = test::run_stoch(generate(out));
+  ASSERT_EQ(r.code, 1) << "the disk never filled; make the tmpfs smaller\n" << r.output;
+  EXPECT_NE(r.output.find("No space left on device"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
+  // meta.json, written before the first record, counts only whole records.
+  const auto train = chess::read_positions(out, "train"), val = chess::read_positions(out, "val");
+  EXPECT_LT(train.size() + val.size(), 600u);
+
+  resize("1m");
+  r = test::run_stoch(generate(out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(resumed)"), std::string::npos) << r.output;
+  for (const char* file : {"/train.bin", "/val.bin"})
+    EXPECT_EQ(read_whole_file(out + file), read_whole_file(straight + file)) << file;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "core/disk_space.h"
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -30,6 +31,10 @@ std::string free_space_note(const std::string& path) {
   else
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return std::string(buf) + " free on its file system";
+}
+
+std::string failed_write_message(const std::string& path, const char* what, int err) {
+  return path + ": " + what + " failed: " + std::strerror(err) + " (" + free_space_note(path) + ")";
 }
 
 void noting_free_space(const std::string& path, const std::function<void()>& write) {

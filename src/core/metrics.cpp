@@ -41,8 +41,7 @@ void MetricsWriter::write(int64_t step, const std::string& split,
   if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0) {
     const int err = errno;
     std::clearerr(f_);
-    throw std::runtime_error(
-        str(path_, ": write failed: ", std::strerror(err), " (", free_space_note(path_), ")"));
+    throw std::runtime_error(failed_write_message(path_, "write", err));
   }
   if (tb_)
     for (const auto& [k, v] : values) tb_->scalar(k, step, v);

@@ -171,8 +171,7 @@ void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double valu
 void TensorBoardWriter::write_failed() {
   const int err = errno;
   std::clearerr(file_);
-  throw std::runtime_error("cannot write TensorBoard event file " + path_ + ": " +
-                           std::strerror(err) + " (" + free_space_note(path_) + ")");
+  throw std::runtime_error(failed_write_message(path_, "write", err));
 }
 
 void TensorBoardWriter::flush() {

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "core/cpus.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -169,16 +170,19 @@ class RecordFile {
     while (done < sizeof r) {
       const ssize_t n = ::write(fd_, p + done, sizeof r - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw std::runtime_error(str(path_, ": write failed: ", std::strerror(errno)));
+      if (n <= 0) fail("write");
       done += static_cast<size_t>(n);
     }
   }
   void sync() {
-    if (::fsync(fd_) != 0)
-      throw std::runtime_error(str(path_, ": fsync failed: ", std::strerror(errno)));
+    if (::fsync(fd_) != 0) fail("fsync");
   }
 
  private:
+  [[noreturn]] void fail(const char* what) const {
+    throw std::runtime_error(failed_write_message(path_, what, errno));
+  }
+
   std::string path_;
   int fd_ = -1;
 };
@@ -242,14 +246,18 @@ GenerateReport generate_positions(const GenerateOptions& o) {
   if (report.resumed)
     for (const char* split : {"train", "val"})
       for (const auto& r : read_positions(o.out, split)) seen.insert(position_key(record_fen(r)));
-  RecordFile train(dir / "train.bin", report.train), val(dir / "val.bin", report.val);
-
   const int engines = o.engines > 0 ? o.engines : usable_cpus();
   std::string engine_name;
   {
     const auto probe = start_engine(path, o.engine_timeout);  // fails early, naming a bad path
     engine_name = probe->name();
   }
+  // A new folder gets its meta.json (no games yet) before any record, so a call stopped at any
+  // moment (killed, a full disk) leaves a folder that the same command continues.
+  if (!report.resumed)
+    noting_free_space((dir / "meta.json").string(),
+                      [&] { write_meta(dir, o, engine_name, 0, 0, 0); });
+  RecordFile train(dir / "train.bin", report.train), val(dir / "val.bin", report.val);
   if (report.train + report.val >= o.positions) {
     report.games = games;
     return report;
@@ -314,7 +322,8 @@ GenerateReport generate_positions(const GenerateOptions& o) {
   auto commit = [&] {
     train.sync();
     val.sync();
-    write_meta(dir, o, engine_name, written, report.train, report.val);
+    noting_free_space((dir / "meta.json").string(),
+                      [&] { write_meta(dir, o, engine_name, written, report.train, report.val); });
     last_commit = std::chrono::steady_clock::now();
   };
   std::exception_ptr failure;
@@ -370,6 +379,7 @@ GenerateReport generate_positions(const GenerateOptions& o) {
 std::vector<PositionRecord> read_positions(const std::string& dir, const std::string& split) {
   const auto meta = read_meta(dir);
   const int64_t count = meta[split].get<int64_t>();
+  if (count == 0) return {};  // a call stopped before its first record may not have made the file
   const std::string file = (fs::path(dir) / (split + ".bin")).string();
   const auto bytes = read_whole_file(file);
   if (!bytes) throw InputError(str(file, ": cannot read"));
