@@ -59,10 +59,11 @@ SplitIds tokenize_and_split(const std::vector<std::string>& files, double val_fr
   return s;
 }
 
+// Durably, like the token files beside it: the folder is renamed into place as complete.
 void copy_file(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) throw std::runtime_error(str(from, ": cannot copy to ", to, ": ", ec.message()));
+  const auto bytes = read_whole_file(from);
+  if (!bytes) throw std::runtime_error(str(from, ": cannot read to copy it to ", to));
+  write_file_durably(to, *bytes);
 }
 
 }  // namespace
@@ -108,8 +109,10 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
                              {"val_fraction", opt.val_fraction},
                              {"sources", opt.inputs}};
       write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
+      fsync_dir(stage);  // its entries before the rename that declares them complete
       if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
       fs::rename(stage, out);
+      fsync_dir(fs::path(out).parent_path().string());
     });
   } catch (...) {
     fs::remove_all(stage, ec);
