@@ -5,14 +5,7 @@
 #include <stdexcept>
 
 #include "core/registry.h"
-
-// Gymnasium's float64 arithmetic rounds every product and sum; a fused multiply-add (which
-// -march=native builds may emit) would change the trajectories' last bits.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "rl/envs/gymnasium_float64.h"  // last: it turns off contraction
 
 namespace stoch::rl {
 namespace {
