@@ -254,6 +254,27 @@ TEST_F(FullDisk, TokenizerTrainLeavesTheEarlierPairWhole) {
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
 }
 
+// `stoch export` onto a full disk: exit 1 naming the free space and no folder, whole or
+// staged, left under the mount; once there is room the same command writes the export.
+TEST_F(FullDisk, ExportLeavesNoHalfFolder) {
+  const std::string cfg = dir_ + "/c.yaml", run = dir_ + "/run", out = mnt_ + "/hf";
+  test::write_text(cfg, test::tiny_lm_config(5));
+  ASSERT_EQ(test::run_stoch("train " + cfg + " --run-dir " + run).code, 0);
+  const std::string cmd = "export " + run + " --format hf-gpt2 --out " + out;
+  fill(1);  // room for config.json, none for model.safetensors
+  auto r = test::run_stoch(cmd);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" free on its file system"), std::string::npos) << r.output;
+  for (const auto& e : test::fs::directory_iterator(mnt_))
+    EXPECT_EQ(e.path().filename(), "filler") << "left behind: " << e.path();
+
+  test::fs::remove(mnt_ + "/filler");
+  r = test::run_stoch(cmd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(test::fs::exists(out + "/model.safetensors"));
+}
+
 // `stoch data chess` onto a disk that fills partway: exit 1 naming the file and the free space,
 // a folder whose meta.json still describes whole records, and once there is room the same
 // command continues it to the bytes a run on a large disk writes.

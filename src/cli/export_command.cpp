@@ -1,20 +1,19 @@
 // export: a language model's checkpoint in another framework's format (Hugging Face GPT-2).
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "cli/run_dir.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
+#include "core/staged_folder.h"
 #include "core/strings.h"
 #include "core/torch/model_tensors.h"
 #include "core/torch/safetensors.h"
@@ -38,11 +37,9 @@ struct ExportArgs {
 const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
 
 std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(stoch::str(path, ": cannot read"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto bytes = read_whole_file(path);
+  if (!bytes) throw InputError(stoch::str(path, ": cannot read"));
+  return std::move(*bytes);
 }
 
 // The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes
@@ -56,16 +53,6 @@ models::Gpt checkpoint_gpt(models::LmConfig mc, const Checkpoint& ckpt) {
   gpt->eval();
   return gpt;
 }
-
-// Removes the staging folder unless the export completed.
-struct StagingDir {
-  std::string path;
-  bool done = false;
-  ~StagingDir() {
-    std::error_code ec;
-    if (!done) fs::remove_all(path, ec);
-  }
-};
 
 int export_model(const ExportArgs& a) {
   auto cfg = read_run_config(a.run_dir);
@@ -86,26 +73,21 @@ int export_model(const ExportArgs& a) {
   models::Gpt gpt = checkpoint_gpt(s.model, ckpt);
 
   // Written whole into a staging folder beside --out, then renamed: never half an export.
-  StagingDir staging{stoch::str(out, ".tmp-", ::getpid())};
-  std::error_code ec;
-  fs::remove_all(staging.path, ec);
-  if (!fs::create_directories(staging.path, ec) || ec)
-    throw InputError(stoch::str("--out ", a.out, ": cannot create the folder (",
-                                ec ? ec.message() : "not a directory", ")"));
-  write_file_durably(staging.path + "/config.json", models::gpt2_config_json(gpt->config()));
-  write_safetensors(staging.path + "/model.safetensors", models::gpt2_tensors(*gpt),
-                    {{"format", "pt"}});
+  StagedFolder staged(out, "--out " + a.out);
   std::vector<std::string> copied;
-  if (data::token_source_entry(s.data).prepared_folder)
-    for (const char* name : kTokenizerFiles) {
-      const std::string from = s.data.dir + "/" + name;
-      if (!fs::is_regular_file(from)) continue;
-      write_file_durably(staging.path + "/" + name, read_bytes(from));
-      copied.push_back(name);
-    }
-  fs::rename(staging.path, out, ec);  // replaces an empty folder, atomically
-  if (ec) throw InputError(stoch::str("--out ", a.out, ": cannot create (", ec.message(), ")"));
-  staging.done = true;
+  noting_free_space(staged.path(), [&] {
+    write_file_durably(staged.path() + "/config.json", models::gpt2_config_json(gpt->config()));
+    write_safetensors(staged.path() + "/model.safetensors", models::gpt2_tensors(*gpt),
+                      {{"format", "pt"}});
+    if (data::token_source_entry(s.data).prepared_folder)
+      for (const char* name : kTokenizerFiles) {
+        const std::string from = s.data.dir + "/" + name;
+        if (!fs::is_regular_file(from)) continue;
+        write_file_durably(staged.path() + "/" + name, read_bytes(from));
+        copied.push_back(name);
+      }
+    staged.commit();
+  });
   log::info(stoch::str("exported step ", ckpt.step, " of ", a.run_dir, " as GPT-2 to ", out,
                        " (config.json, model.safetensors",
                        copied.empty() ? "" : ", " + join(copied, ", "), ")"));

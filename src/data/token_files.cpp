@@ -1,13 +1,12 @@
 #include "data/token_files.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/rng.h"
+#include "core/staged_folder.h"
 #include "core/strings.h"
 #include "core/whole_file.h"
 #include "data/tokenizer/tokenizer.h"
@@ -77,47 +76,34 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
   SplitIds ids = tokenize_and_split(opt.inputs, opt.val_fraction, *tok);
 
   // Everything goes into a staging folder beside --out, renamed into place once complete.
-  const std::string out = fs::path(opt.out).lexically_normal().string();
-  const std::string stage = str(out, ".partial-", ::getpid());
-  fs::remove_all(stage, ec);
-  fs::create_directories(stage, ec);
-  if (ec || !fs::is_directory(stage))  // named by --out: the staging folder is stoch's business
-    throw InputError(str("--out ", opt.out, ": cannot create the folder (",
-                         ec ? ec.message() : "not a directory", ")"));
-  try {
-    // The free space is read before the staging folder is removed and frees its share.
-    noting_free_space(stage, [&] {
-      const auto train_files =
-          write_token_split(stage, format, "train", ids.train, tok->vocab_size(), opt.shard_tokens);
-      const auto val_files =
-          write_token_split(stage, format, "val", ids.val, tok->vocab_size(), opt.shard_tokens);
-      const bool bpe = !tok->dir().empty();
-      if (bpe)
-        for (const char* f : {"vocab.json", "merges.txt"})
-          copy_file(tok->dir() + "/" + f, stage + "/" + f);
-      nlohmann::json meta = {{"format", format_name(format)},
-                             {"tokenizer", bpe ? "bpe" : "byte"},
-                             {"tokenizer_source", bpe ? tok->dir() : "bytes"},
-                             {"dtype", tok->vocab_size() <= 65536 ? "uint16" : "uint32"},
-                             {"vocab_size", tok->vocab_size()},
-                             {"train_tokens", ids.train.size()},
-                             {"val_tokens", ids.val.size()},
-                             {"train_bytes", ids.train_bytes},
-                             {"val_bytes", ids.val_bytes},
-                             {"train_files", train_files},
-                             {"val_files", val_files},
-                             {"val_fraction", opt.val_fraction},
-                             {"sources", opt.inputs}};
-      write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
-      fsync_dir(stage);  // its entries before the rename that declares them complete
-      if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder the check allowed
-      fs::rename(stage, out);
-      fsync_dir(fs::path(out).parent_path().string());
-    });
-  } catch (...) {
-    fs::remove_all(stage, ec);
-    throw;
-  }
+  StagedFolder staged(fs::path(opt.out).lexically_normal().string(), "--out " + opt.out);
+  const std::string& stage = staged.path();
+  // The free space is read before the staging folder is removed and frees its share.
+  noting_free_space(stage, [&] {
+    const auto train_files =
+        write_token_split(stage, format, "train", ids.train, tok->vocab_size(), opt.shard_tokens);
+    const auto val_files =
+        write_token_split(stage, format, "val", ids.val, tok->vocab_size(), opt.shard_tokens);
+    const bool bpe = !tok->dir().empty();
+    if (bpe)
+      for (const char* f : {"vocab.json", "merges.txt"})
+        copy_file(tok->dir() + "/" + f, stage + "/" + f);
+    nlohmann::json meta = {{"format", format_name(format)},
+                           {"tokenizer", bpe ? "bpe" : "byte"},
+                           {"tokenizer_source", bpe ? tok->dir() : "bytes"},
+                           {"dtype", tok->vocab_size() <= 65536 ? "uint16" : "uint32"},
+                           {"vocab_size", tok->vocab_size()},
+                           {"train_tokens", ids.train.size()},
+                           {"val_tokens", ids.val.size()},
+                           {"train_bytes", ids.train_bytes},
+                           {"val_bytes", ids.val_bytes},
+                           {"train_files", train_files},
+                           {"val_files", val_files},
+                           {"val_fraction", opt.val_fraction},
+                           {"sources", opt.inputs}};
+    write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
+    staged.commit();
+  });
   return {static_cast<int64_t>(ids.train.size()), static_cast<int64_t>(ids.val.size()),
           tok->vocab_size(), opt.inputs.size()};
 }

@@ -1,0 +1,40 @@
+#include "core/staged_folder.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "core/errors.h"
+#include "core/strings.h"
+#include "core/whole_file.h"
+
+namespace fs = std::filesystem;
+
+namespace stoch {
+
+StagedFolder::StagedFolder(const std::string& out, const std::string& label)
+    : out_(out), label_(label), path_(str(out, ".tmp-", ::getpid())) {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+  fs::create_directories(path_, ec);
+  if (ec || !fs::is_directory(path_))
+    throw InputError(
+        str(label_, ": cannot create the folder (", ec ? ec.message() : "not a directory", ")"));
+}
+
+StagedFolder::~StagedFolder() {
+  std::error_code ec;
+  if (!committed_) fs::remove_all(path_, ec);
+}
+
+void StagedFolder::commit() {
+  fsync_dir(path_);
+  std::error_code ec;
+  fs::rename(path_, out_, ec);
+  if (ec) throw InputError(str(label_, ": cannot create the folder (", ec.message(), ")"));
+  committed_ = true;
+  fsync_dir(fs::path(out_).parent_path().string());
+}
+
+}  // namespace stoch
