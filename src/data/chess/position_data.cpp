@@ -121,7 +121,8 @@ void write_meta(const fs::path& dir, const GenerateOptions& o, const std::string
                                {"games", games},
                                {"train", train},
                                {"val", val}};
-  replace_file_durably((dir / "meta.json").string(), meta.dump(2) + "\n");
+  const std::string file = (dir / "meta.json").string();
+  noting_free_space(file, [&] { replace_file_durably(file, meta.dump(2) + "\n"); });
 }
 
 nlohmann::json read_meta(const fs::path& dir) {
@@ -254,9 +255,7 @@ GenerateReport generate_positions(const GenerateOptions& o) {
   }
   // A new folder gets its meta.json (no games yet) before any record, so a call stopped at any
   // moment (killed, a full disk) leaves a folder that the same command continues.
-  if (!report.resumed)
-    noting_free_space((dir / "meta.json").string(),
-                      [&] { write_meta(dir, o, engine_name, 0, 0, 0); });
+  if (!report.resumed) write_meta(dir, o, engine_name, 0, 0, 0);
   RecordFile train(dir / "train.bin", report.train), val(dir / "val.bin", report.val);
   if (report.train + report.val >= o.positions) {
     report.games = games;
@@ -322,8 +321,7 @@ GenerateReport generate_positions(const GenerateOptions& o) {
   auto commit = [&] {
     train.sync();
     val.sync();
-    noting_free_space((dir / "meta.json").string(),
-                      [&] { write_meta(dir, o, engine_name, written, report.train, report.val); });
+    write_meta(dir, o, engine_name, written, report.train, report.val);
     last_commit = std::chrono::steady_clock::now();
   };
   std::exception_ptr failure;
