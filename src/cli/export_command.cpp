@@ -65,8 +65,7 @@ int export_model(const ExportArgs& a) {
   fs::path out_path = fs::path(a.out).lexically_normal();
   if (!out_path.has_filename()) out_path = out_path.parent_path();  // "DIR/" is DIR
   const std::string out = out_path.string();
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
-    throw InputError(stoch::str("--out ", a.out, ": exists and is not an empty folder"));
+  StagedFolder::check_target(out, "--out " + a.out);
 
   const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);
   torch::NoGradGuard no_grad;

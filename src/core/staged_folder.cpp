@@ -13,6 +13,12 @@ namespace fs = std::filesystem;
 
 namespace stoch {
 
+void StagedFolder::check_target(const std::string& out, const std::string& label) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+    throw InputError(str(label, ": exists and is not an empty folder"));
+}
+
 StagedFolder::StagedFolder(const std::string& out, const std::string& label)
     : out_(out), label_(label), path_(str(out, ".tmp-", ::getpid())) {
   std::error_code ec;

@@ -9,8 +9,12 @@ namespace stoch {
 
 class StagedFolder {
  public:
-  // Creates the staging folder for `out` (which must be absent or an empty folder), replacing a
-  // leftover of this pid's. Throws InputError "`label`: cannot create the folder (...)".
+  // Throws InputError "`label`: exists and is not an empty folder" unless `out` is absent or an
+  // empty folder, the only kinds commit() can replace. For commands to call before their work.
+  static void check_target(const std::string& out, const std::string& label);
+
+  // Creates the staging folder for `out` (which must pass check_target), replacing a leftover of
+  // this pid's. Throws InputError "`label`: cannot create the folder (...)".
   StagedFolder(const std::string& out, const std::string& label);
   StagedFolder(const StagedFolder&) = delete;
   StagedFolder& operator=(const StagedFolder&) = delete;

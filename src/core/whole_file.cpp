@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <stdexcept>
 
 #include "core/strings.h"
@@ -47,8 +48,9 @@ void replace_files_durably(const std::vector<std::pair<std::string, std::string_
     for (const auto& [path, bytes] : files) std::filesystem::remove(path + tag, ignored);
     throw;
   }
-  for (const auto& [path, bytes] : files)
-    fsync_dir(std::filesystem::path(path).parent_path().string());
+  std::set<std::string> dirs;  // vocab.json and merges.txt share theirs: one fsync
+  for (const auto& [path, bytes] : files) dirs.insert(std::filesystem::path(path).parent_path());
+  for (const auto& dir : dirs) fsync_dir(dir);
 }
 
 void fsync_dir(const std::string& dir) {

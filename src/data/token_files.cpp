@@ -70,9 +70,7 @@ void copy_file(const std::string& from, const std::string& to) {
 PrepareReport prepare_token_files(const PrepareOptions& opt) {
   const TokenFormat format = parse_token_format(opt.format, "--format");
   const auto tok = load_tokenizer(opt.tokenizer);
-  std::error_code ec;
-  if (fs::exists(opt.out, ec) && !(fs::is_directory(opt.out, ec) && fs::is_empty(opt.out, ec)))
-    throw InputError(str("--out ", opt.out, ": exists and is not an empty folder"));
+  StagedFolder::check_target(opt.out, "--out " + opt.out);
   SplitIds ids = tokenize_and_split(opt.inputs, opt.val_fraction, *tok);
 
   // Everything goes into a staging folder beside --out, renamed into place once complete.
