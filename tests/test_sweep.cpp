@@ -72,6 +72,45 @@ TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {
   EXPECT_EQ(train_losses(one), before);  // resumed bit for bit
 }
 
+// A finished run kept as results only (its checkpoints dropped, say after copying config.yaml and
+// metrics.jsonl off a machine that is gone) still counts as finished; one whose metrics stop
+// short of its last step is trained again from the start.
+TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));
+  const std::string cmd =
+      "sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 1 --jobs 2 --out " + dir + "/sw";
+  auto r = test::run_stoch(cmd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string kept = dir + "/sw/optim.lr=0.01,seed=1";
+  const std::string cut = dir + "/sw/optim.lr=0.02,seed=1";
+  const std::string metrics = test::read_text(kept + "/metrics.jsonl");
+  test::fs::remove_all(kept + "/checkpoints");
+  test::fs::remove_all(cut + "/checkpoints");
+  const auto full = train_losses(cut);
+  ASSERT_EQ(full.size(), 10u);
+  std::string lines = test::read_text(cut + "/metrics.jsonl");
+  const size_t at = lines.find("{\"step\":6,");
+  ASSERT_NE(at, std::string::npos) << lines;
+  lines.resize(at);  // the run's lines up to step 5 only
+  test::write_text(cut + "/metrics.jsonl", lines);
+  ASSERT_EQ(train_losses(cut).size(), 5u);
+
+  r = test::run_stoch(cmd + " --status");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 runs: 1 finished, 0 running, 0 interrupted, 1 not started"),
+            std::string::npos)
+      << r.output;
+  r = test::run_stoch(cmd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("optim.lr=0.01,seed=1 finished; skipping"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("1 to do"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_text(kept + "/metrics.jsonl"), metrics);
+  EXPECT_FALSE(test::fs::exists(kept + "/checkpoints"));
+  EXPECT_EQ(train_losses(cut), full);  // trained again from the start, to the same losses
+}
+
 // The sweep shares the cores among its jobs unless run.threads is given, which then wins.
 TEST(Sweep, RunThreadsGivenWithSetWins) {
   const std::string dir = test::temp_dir("sweep");

@@ -66,11 +66,23 @@ Progress progress_of(const std::string& dir, int64_t steps) {
   Progress p;
   p.steps = steps;
   const auto saved = CheckpointStore(dir).steps();
-  if (saved.empty() || !fs::is_regular_file(dir + "/config.yaml")) {
+  if (!fs::is_regular_file(dir + "/config.yaml")) {
     read_pace(dir + "/metrics.jsonl", p);  // a first run not yet at its first checkpoint
     return p;
   }
   const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
+  if (saved.empty()) {
+    read_pace(dir + "/metrics.jsonl", p);
+    // A run kept as results only (config.yaml and metrics.jsonl copied off the machine, its
+    // checkpoints dropped) is finished when its metrics reach its last step, so a sweep
+    // continued elsewhere from those results skips it instead of training it again.
+    if (p.logged_step >= cfg.train.steps) {
+      p.steps = cfg.train.steps;
+      p.step = p.logged_step;
+      p.state = RunState::kFinished;
+    }
+    return p;
+  }
   p.steps = cfg.train.steps;
   p.step = saved.back();
   p.state = saved.back() >= cfg.train.steps ? RunState::kFinished : RunState::kInterrupted;
