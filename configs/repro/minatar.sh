@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Study 5 of docs/results/claims.md, from the start or from where it stands, on any machine:
+# puts the runs finished so far (committed under docs/results/claims/minatar/runs/) back into
+# runs/, runs the two sweeps (mse, hl_gauss and c51 on `auto` bins; hl_gauss on `running` bins),
+# and every few minutes copies each newly finished run's config.yaml and metrics.jsonl into
+# docs/results/claims/minatar/runs/ to be committed, so that no finished run is lost with its
+# machine. Stop it with Ctrl-C or SIGTERM (the runs stop at a checkpoint); run it again to go on.
+#   configs/repro/minatar.sh [STOCH]   (STOCH: the binary to run, default build/stoch)
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+stoch="${1:-build/stoch}"
+[ -x "$stoch" ] || { echo "minatar.sh: no stoch binary at $stoch (scripts/build stoch)" >&2; exit 2; }
+kept=docs/results/claims/minatar/runs
+# Games in the order their runs are still missing: the sweeps go down the grid in this order.
+games=MinAtar/SpaceInvaders,MinAtar/Asterix,MinAtar/Breakout,MinAtar/Freeway,MinAtar/Seaquest
+steps=495000
+
+keep_finished() {
+  local sweep dir name
+  for sweep in repro-minatar repro-minatar-running; do
+    for dir in runs/"$sweep"/*/; do
+      name="$(basename "$dir")"
+      [ -d "${dir}checkpoints/step-$(printf %08d "$steps")" ] || continue
+      [ -f "$kept/$sweep/$name/metrics.jsonl" ] && continue
+      # Staged beside runs/ and renamed in, so a copy cut short never looks kept.
+      rm -rf runs/.keeping && mkdir -p runs/.keeping "$kept/$sweep"
+      cp "${dir}config.yaml" "${dir}metrics.jsonl" runs/.keeping/ &&
+        mv runs/.keeping "$kept/$sweep/$name"
+    done
+  done
+}
+
+mkdir -p runs
+[ -d "$kept" ] && cp -rn "$kept"/. runs/
+(while sleep 120; do keep_finished; done) &
+keeper=$!
+trap 'kill "$keeper" 2>/dev/null; keep_finished' EXIT
+"$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" \
+  --grid value.loss=mse,hl_gauss,c51 --seeds 5 --jobs 2 --out runs/repro-minatar &&
+  "$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" --grid value.loss=hl_gauss \
+    --set value.support=running --seeds 5 --jobs 2 --out runs/repro-minatar-running
