@@ -111,6 +111,50 @@ TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
   EXPECT_EQ(train_losses(cut), full);  // trained again from the start, to the same losses
 }
 
+// Two sweeps of the same command over one folder split its runs: each looks at a run again just
+// before starting it and leaves one the other has taken or finished, and a run that loses the
+// race for the lock is left to the winner instead of counting as failed. Together they train
+// every run once; the one that ends first may have to say that runs were left to the other.
+TEST(Sweep, TwoSweepsOverOneFolderShareItsRuns) {
+  constexpr int kSteps = 40;
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(kSteps));
+  const std::vector<std::string> args = {"sweep",   dir + "/c.yaml",
+                                         "--grid",  "optim.lr=0.01,0.02,0.03",
+                                         "--seeds", "2",
+                                         "--jobs",  "1",
+                                         "--set",   "run.threads=1",
+                                         "--out",   dir + "/sw"};
+  const pid_t first = test::spawn_stoch(args, dir + "/first.log");
+  const pid_t second = test::spawn_stoch(args, dir + "/second.log");
+  const int codes[] = {test::wait_exit(first), test::wait_exit(second)};
+  const std::string logs[] = {test::read_text(dir + "/first.log"),
+                              test::read_text(dir + "/second.log")};
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(logs[k].find(" exited with "), std::string::npos) << logs[k];
+    EXPECT_EQ(logs[k].find("runs failed"), std::string::npos) << logs[k];
+    if (codes[k] != 0) {
+      EXPECT_EQ(codes[k], 1) << logs[k];
+      EXPECT_NE(logs[k].find("runs were left to the processes writing them"), std::string::npos)
+          << logs[k];
+    }
+  }
+  // Whichever ended last found every run finished.
+  EXPECT_TRUE(codes[0] == 0 || codes[1] == 0) << logs[0] << "\n----\n" << logs[1];
+  for (const char* lr : {"0.01", "0.02", "0.03"})
+    for (const char* seed : {"1", "2"}) {
+      const std::string run = dir + "/sw/optim.lr=" + lr + ",seed=" + seed;
+      const auto losses = train_losses(run);
+      EXPECT_EQ(losses.size(), static_cast<size_t>(kSteps)) << run;
+      EXPECT_EQ(test::count_lines(run + "/metrics.jsonl", "\"train\""), kSteps) << run;
+    }
+  std::string again;
+  for (const auto& a : args) again += " '" + a + "'";
+  const auto r = test::run_stoch(again);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("6 runs in " + dir + "/sw, 0 to do"), std::string::npos) << r.output;
+}
+
 // The sweep shares the cores among its jobs unless run.threads is given, which then wins.
 TEST(Sweep, RunThreadsGivenWithSetWins) {
   const std::string dir = test::temp_dir("sweep");

@@ -91,8 +91,9 @@ int sweep(const SweepArgs& a) {
       if (config::split_assignment(s).first == "run.threads") last = s;
     return last;
   };
-  std::vector<std::vector<std::string>> commands;
-  size_t busy = 0;  // runs another process is writing (another sweep, a train or a resume)
+  // Runs found being written by another process (another sweep, a train or a resume), left to
+  // it and looked at again at the end.
+  std::vector<size_t> left_to_others;
   const config::Node base = train::load_config(a.config, a.sets);
   std::vector<Progress> progress;
   for (const auto& r : runs) {
@@ -102,45 +103,49 @@ int sweep(const SweepArgs& a) {
     progress.push_back(progress_of(out + "/" + r.name, steps));
   }
   if (a.status) return print_status(out, runs, progress, a.jobs);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const SweepRun& r = runs[i];
+  const auto leave = [&](size_t i, const std::string& owner) {
+    progress[i].running = true;
+    log::warn(stoch::str("sweep: ", runs[i].name, " is being written by another process (", owner,
+                         "); skipping it"));
+    left_to_others.push_back(i);
+  };
+  // The command for run i as its folder stands now: resume from its checkpoint, else train.
+  const auto command_for = [&](size_t i) {
     std::vector<std::string> sets = a.sets;
-    sets.insert(sets.end(), r.sets.begin(), r.sets.end());
-    const std::string dir = out + "/" + r.name;
-    const RunState st = progress[i].state;
-    if (st == RunState::kFinished) {
-      log::info(stoch::str("sweep: ", r.name, " finished; skipping"));
-      continue;
-    }
-    if (const auto owner = run_lock_owner(dir)) {
-      progress[i].running = true;
-      log::warn(stoch::str("sweep: ", r.name, " is being written by another process (", *owner,
-                           "); skipping it"));
-      ++busy;
-      continue;
-    }
+    sets.insert(sets.end(), runs[i].sets.begin(), runs[i].sets.end());
+    const std::string dir = out + "/" + runs[i].name;
     std::vector<std::string> cmd = {"stoch"};
-    if (st == RunState::kInterrupted) {
+    if (progress[i].state == RunState::kInterrupted) {
       cmd.insert(cmd.end(), {"resume", dir});
     } else {
       cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
       for (const auto& s : sets) cmd.insert(cmd.end(), {"--set", s});
     }
     cmd.insert(cmd.end(), {"--set", threads_assignment(sets)});
-    commands.push_back(cmd);
+    return cmd;
+  };
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (progress[i].state == RunState::kFinished) {
+      log::info(stoch::str("sweep: ", runs[i].name, " finished; skipping"));
+    } else if (const auto owner = run_lock_owner(out + "/" + runs[i].name)) {
+      leave(i, *owner);
+    } else {
+      todo.push_back(i);
+    }
   }
   make_output_dir(out, "--out");
-  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", commands.size(), " to do, ",
+  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", todo.size(), " to do, ",
                        a.jobs, " at a time, ",
                        sets_threads(a.sets) ? std::string("run.threads as set")
                                             : stoch::str(counted(threads, "thread"), " each")));
-  if (!commands.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
+  if (!todo.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
   // Each run warns in its own log, which a sweep's user does not watch: the sweep says it too.
   const bool threads_chosen =
       sets_threads(a.sets) || std::any_of(runs.begin(), runs.end(),
                                           [&](const SweepRun& r) { return sets_threads(r.sets); });
-  if (!threads_chosen && !commands.empty()) {
-    const int jobs = static_cast<int>(std::min<size_t>(a.jobs, commands.size()));
+  if (!threads_chosen && !todo.empty()) {
+    const int jobs = static_cast<int>(std::min<size_t>(a.jobs, todo.size()));
     if (const auto busy = busy_machine_sweep_warning(static_cast<int>(threads), jobs);
         !busy.empty())
       log::warn("sweep: " + busy);
@@ -149,22 +154,55 @@ int sweep(const SweepArgs& a) {
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;
   const std::string self = this_executable();
-  std::map<pid_t, std::string> running;
+  // Whether a run that exited 2 lost a race with another process over its folder (the lock
+  // taken, or checkpoints written, between this sweep's look and the run's start); if so, the
+  // run is left to that process, or tried again from where it now stands.
+  const auto raced = [&](size_t i, RunState launched) {
+    const std::string dir = out + "/" + runs[i].name;
+    progress[i] = progress_of(dir, progress[i].steps);
+    if (const auto owner = run_lock_owner(dir)) {
+      leave(i, *owner);
+    } else if (progress[i].state == RunState::kFinished) {
+      log::info(stoch::str("sweep: ", runs[i].name, " was finished by another process"));
+    } else if (progress[i].state != launched) {
+      log::info(stoch::str("sweep: another process wrote ", runs[i].name,
+                           " meanwhile; trying it again from there"));
+      todo.push_back(i);
+    } else {
+      return false;
+    }
+    return true;
+  };
+  std::map<pid_t, std::pair<size_t, RunState>> running;  // child pid -> run, its state at launch
   size_t next = 0, failed = 0, stopped = 0;
   for (;;) {
-    while (!children.signal() && next < commands.size() &&
+    while (!children.signal() && next < todo.size() &&
            static_cast<int64_t>(running.size()) < a.jobs) {
-      auto cmd = commands[next++];
-      const std::string dir = cmd[1] == "resume" ? cmd[2] : cmd[4];
-      const std::string name = fs::path(dir).filename().string();
+      // Looked at again just before the launch, so that sweeps sharing a folder split it: a run
+      // another process has finished or taken since this sweep began is left to it.
+      const size_t i = todo[next++];
+      const std::string& name = runs[i].name;
+      const std::string dir = out + "/" + name;
+      progress[i] = progress_of(dir, progress[i].steps);
+      if (progress[i].state == RunState::kFinished) {
+        log::info(stoch::str("sweep: ", name, " was finished by another process; skipping"));
+        continue;
+      }
+      if (const auto owner = run_lock_owner(dir)) {
+        leave(i, *owner);
+        continue;
+      }
+      auto cmd = command_for(i);
       log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
       cmd[0] = self;
-      running[children.start(cmd, {}, out + "/" + name + ".console.log", kThisExecutable)] = name;
+      running[children.start(cmd, {}, out + "/" + name + ".console.log", kThisExecutable)] = {
+          i, progress[i].state};
     }
     if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));
     if (!exit) continue;
-    const std::string name = running[exit->pid];
+    const auto [i, launched] = running[exit->pid];
+    const std::string& name = runs[i].name;
     running.erase(exit->pid);
     if (exit->code == 0) {
       refresh_progress(out, runs, progress);
@@ -172,7 +210,7 @@ int sweep(const SweepArgs& a) {
     } else if (children.signal() && exit->code == 128 + children.signal()) {
       ++stopped;
       log::info(stoch::str("sweep: ", name, " stopped"));
-    } else {
+    } else if (exit->code != kExitBadInput || !raced(i, launched)) {
       ++failed;
       log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
                            ".console.log)"));
@@ -180,7 +218,7 @@ int sweep(const SweepArgs& a) {
   }
   if (const int sig = children.signal()) {
     log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", stopped,
-                          " runs stopped at a checkpoint, ", commands.size() - next,
+                          " runs stopped at a checkpoint, ", todo.size() - next,
                           " not started; re-run the same command to continue"));
     return 128 + sig;
   }
@@ -189,6 +227,11 @@ int sweep(const SweepArgs& a) {
         stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
     return kExitFailure;
   }
+  // Runs left to other processes that have finished meanwhile complete this sweep too.
+  refresh_progress(out, runs, progress);
+  const auto busy = static_cast<size_t>(
+      std::count_if(left_to_others.begin(), left_to_others.end(),
+                    [&](size_t i) { return progress[i].state != RunState::kFinished; }));
   if (busy) {
     log::error(stoch::str("sweep: ", busy,
                           " runs were left to the processes writing them; re-run the same "

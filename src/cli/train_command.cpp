@@ -62,6 +62,11 @@ int train(const TrainArgs& a) {
   return train::run_training(cfg, run_dir, /*resume=*/false, [&] {
     make_output_dir(run_dir, "--run-dir");
     lock.emplace(run_dir);  // before anything in the folder changes
+    // Again under the lock: another process (a second sweep over the same folder) may have
+    // trained this run to a checkpoint since the check above, and starting afresh would erase it.
+    if (!CheckpointStore(run_dir).steps().empty())
+      throw InputError(stoch::str(run_dir, ": another process wrote checkpoints here meanwhile; ",
+                                  "continue it with `stoch resume ", run_dir, "`"));
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     fs::remove(run_dir + "/rollbacks.json", ec);
