@@ -6,6 +6,7 @@
 # docs/results/claims/minatar/runs/ to be committed, so that no finished run is lost with its
 # machine. Stop it with Ctrl-C or SIGTERM (the runs stop at a checkpoint); run it again to go on.
 #   configs/repro/minatar.sh [STOCH]   (STOCH: the binary to run, default build/stoch)
+# Runs as many at a time as the machine has CPUs (each run uses one thread); JOBS=N overrides.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 stoch="${1:-build/stoch}"
@@ -14,6 +15,7 @@ kept=docs/results/claims/minatar/runs
 # Games in the order their runs are still missing: the sweeps go down the grid in this order.
 games=MinAtar/SpaceInvaders,MinAtar/Asterix,MinAtar/Breakout,MinAtar/Freeway,MinAtar/Seaquest
 steps=495000
+jobs="${JOBS:-$(nproc)}"
 
 keep_finished() {
   local sweep dir name
@@ -36,6 +38,6 @@ mkdir -p runs
 keeper=$!
 trap 'kill "$keeper" 2>/dev/null; keep_finished' EXIT
 "$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" \
-  --grid value.loss=mse,hl_gauss,c51 --seeds 5 --jobs 2 --out runs/repro-minatar &&
+  --grid value.loss=mse,hl_gauss,c51 --seeds 5 --jobs "$jobs" --out runs/repro-minatar &&
   "$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" --grid value.loss=hl_gauss \
-    --set value.support=running --seeds 5 --jobs 2 --out runs/repro-minatar-running
+    --set value.support=running --seeds 5 --jobs "$jobs" --out runs/repro-minatar-running
