@@ -1,9 +1,14 @@
 // One writer per run directory (core/run_lock.h): while a run is live, a second train or resume
 // into its folder exits 2 naming the owner and changes nothing; once the owner is killed, the
 // folder is free again without any clean-up.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "core/run_lock.h"
 #include "test_util.h"
@@ -60,6 +65,55 @@ TEST(RunLock, SecondWriterExitsTwoAndAKilledOwnersLockIsTakenOver) {
       << test::read_text(dir + "/next.log");
   ::kill(next, SIGTERM);
   EXPECT_EQ(test::wait_exit(next), 143) << test::read_text(dir + "/next.log");
+}
+
+// A process that holds a run's lock hands it to a child through RunLock::handover_env: the
+// child adopts it and trains, where without it (or with a descriptor of another file) the same
+// command exits 2 because the lock is held.
+TEST(RunLock, HandedOverLockIsAdoptedByTheChild) {
+  const std::string dir = test::temp_dir("lock-handover");
+  const std::string cfg = dir + "/c.yaml", run = dir + "/run";
+  test::write_text(cfg, test::tiny_lm_config(3));
+  test::fs::create_directories(run);
+  RunLock lock(run);
+  const std::string train = std::string(STOCH_BINARY) + " train " + cfg + " --run-dir " + run;
+  auto r = test::run_command(train);
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = test::run_command(std::string(RunLock::kHandoverEnv) + "=0 " + train);  // stdin: ignored
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_FALSE(test::fs::exists(run + "/metrics.jsonl"));
+  const std::string handover = lock.handover_env();
+  ASSERT_EQ(handover.rfind(std::string(RunLock::kHandoverEnv) + "=", 0), 0u) << handover;
+  r = test::run_command(handover + " " + train);
+  RunLock::close_handover(handover);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(test::train_losses(run).size(), 3u);
+  // The child wrote its own owner line, and the lock is still this process's own.
+  EXPECT_EQ(test::read_text(run + "/.lock").find("pid " + std::to_string(::getpid()) + " on "),
+            std::string::npos);
+  EXPECT_TRUE(run_lock_owner(run).has_value());
+}
+
+// run_lock_owner takes the lock for a moment to look; a run starting in that moment still gets
+// it, since RunLock tries again for a short while before calling the lock held.
+TEST(RunLock, AMomentaryHolderDoesNotStopARun) {
+  const std::string dir = test::temp_dir("lock-probe");
+  const int fd = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  std::thread release([fd] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    ::close(fd);
+  });
+  EXPECT_NO_THROW(RunLock lock(dir));
+  release.join();
+  // A holder that stays is still reported, with its owner line.
+  const int held = ::open((dir + "/.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_EQ(::flock(held, LOCK_EX | LOCK_NB), 0);
+  std::string owner = "unset";
+  EXPECT_EQ(RunLock::try_take(dir, owner), nullptr);
+  EXPECT_EQ(owner.rfind("pid " + std::to_string(::getpid()) + " on ", 0), 0u) << owner;
+  ::close(held);
 }
 
 // A sweep leaves a run that another process is writing to that process, says so, and exits 1

@@ -111,10 +111,10 @@ TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
   EXPECT_EQ(train_losses(cut), full);  // trained again from the start, to the same losses
 }
 
-// Two sweeps of the same command over one folder split its runs: each looks at a run again just
-// before starting it and leaves one the other has taken or finished, and a run that loses the
-// race for the lock is left to the winner instead of counting as failed. Together they train
-// every run once; the one that ends first may have to say that runs were left to the other.
+// Two sweeps of the same command over one folder split its runs: each claims a run's lock
+// before starting it, looks at the run again under the lock and hands the lock to the run's
+// process, so a run the other has taken or finished is left to it and no run is started twice.
+// The one that ends first may have to say that runs were left to the other.
 TEST(Sweep, TwoSweepsOverOneFolderShareItsRuns) {
   constexpr int kSteps = 40;
   const std::string dir = test::temp_dir("sweep");
@@ -139,6 +139,17 @@ TEST(Sweep, TwoSweepsOverOneFolderShareItsRuns) {
           << logs[k];
     }
   }
+  for (const char* lr : {"0.01", "0.02", "0.03"})
+    for (const char* seed : {"1", "2"}) {
+      const std::string name = std::string("optim.lr=") + lr + ",seed=" + seed + "\n";
+      size_t starts = 0;
+      for (const auto& log : logs)
+        for (const char* verb : {"starting ", "resuming "})
+          for (size_t at = log.find(verb + name); at != std::string::npos;
+               at = log.find(verb + name, at + 1))
+            ++starts;
+      EXPECT_EQ(starts, 1u) << name << logs[0] << "\n----\n" << logs[1];
+    }
   // Whichever ended last found every run finished.
   EXPECT_TRUE(codes[0] == 0 || codes[1] == 0) << logs[0] << "\n----\n" << logs[1];
   for (const char* lr : {"0.01", "0.02", "0.03"})

@@ -1,5 +1,7 @@
 #include "cli/sweep_command.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -35,6 +37,16 @@ std::string sanitize(const std::string& s) {
                ? c
                : '_';
   return out;
+}
+
+// This process's environment without NAME=...: runs get the sweep's environment, and the lock
+// handover variable only for their own run.
+std::vector<std::string> environment_without(const std::string& name) {
+  std::vector<std::string> env;
+  const std::string prefix = name + "=";
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::string(*e).rfind(prefix, 0) != 0) env.emplace_back(*e);
+  return env;
 }
 
 }  // namespace
@@ -154,54 +166,48 @@ int sweep(const SweepArgs& a) {
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;
   const std::string self = this_executable();
-  // Whether a run that exited 2 lost a race with another process over its folder (the lock
-  // taken, or checkpoints written, between this sweep's look and the run's start); if so, the
-  // run is left to that process, or tried again from where it now stands.
-  const auto raced = [&](size_t i, RunState launched) {
-    const std::string dir = out + "/" + runs[i].name;
-    progress[i] = progress_of(dir, progress[i].steps);
-    if (const auto owner = run_lock_owner(dir)) {
-      leave(i, *owner);
-    } else if (progress[i].state == RunState::kFinished) {
-      log::info(stoch::str("sweep: ", runs[i].name, " was finished by another process"));
-    } else if (progress[i].state != launched) {
-      log::info(stoch::str("sweep: another process wrote ", runs[i].name,
-                           " meanwhile; trying it again from there"));
-      todo.push_back(i);
-    } else {
-      return false;
-    }
-    return true;
-  };
-  std::map<pid_t, std::pair<size_t, RunState>> running;  // child pid -> run, its state at launch
+  std::map<pid_t, size_t> running;  // child pid -> run index
   size_t next = 0, failed = 0, stopped = 0;
   for (;;) {
     while (!children.signal() && next < todo.size() &&
            static_cast<int64_t>(running.size()) < a.jobs) {
-      // Looked at again just before the launch, so that sweeps sharing a folder split it: a run
-      // another process has finished or taken since this sweep began is left to it.
+      // Claimed before the launch: the sweep takes the run's lock, looks at the run again under
+      // it and hands the lock to the process it starts, so nothing else can take the run in
+      // between, and sweeps sharing a folder split it. A run another process has finished or is
+      // writing since this sweep began is left to it.
       const size_t i = todo[next++];
       const std::string& name = runs[i].name;
       const std::string dir = out + "/" + name;
+      make_output_dir(dir, "--out");
+      std::string owner;
+      const auto claim = RunLock::try_take(dir, owner);
+      if (!claim) {
+        leave(i, owner.empty() ? "owner unknown" : owner);
+        continue;
+      }
       progress[i] = progress_of(dir, progress[i].steps);
       if (progress[i].state == RunState::kFinished) {
         log::info(stoch::str("sweep: ", name, " was finished by another process; skipping"));
         continue;
       }
-      if (const auto owner = run_lock_owner(dir)) {
-        leave(i, *owner);
-        continue;
-      }
       auto cmd = command_for(i);
       log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
       cmd[0] = self;
-      running[children.start(cmd, {}, out + "/" + name + ".console.log", kThisExecutable)] = {
-          i, progress[i].state};
+      const std::string handover = claim->handover_env();
+      std::vector<std::string> env = environment_without(RunLock::kHandoverEnv);
+      if (!handover.empty()) env.push_back(handover);
+      try {
+        running[children.start(cmd, env, out + "/" + name + ".console.log", kThisExecutable)] = i;
+      } catch (...) {
+        RunLock::close_handover(handover);
+        throw;
+      }
+      RunLock::close_handover(handover);  // the child holds the lock now
     }
     if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));
     if (!exit) continue;
-    const auto [i, launched] = running[exit->pid];
+    const size_t i = running[exit->pid];
     const std::string& name = runs[i].name;
     running.erase(exit->pid);
     if (exit->code == 0) {
@@ -210,7 +216,7 @@ int sweep(const SweepArgs& a) {
     } else if (children.signal() && exit->code == 128 + children.signal()) {
       ++stopped;
       log::info(stoch::str("sweep: ", name, " stopped"));
-    } else if (exit->code != kExitBadInput || !raced(i, launched)) {
+    } else {
       ++failed;
       log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
                            ".console.log)"));

@@ -5,6 +5,7 @@
 // up. The file keeps the last owner's pid, host and start time for the message.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -14,14 +15,30 @@ class RunLock {
  public:
   // Takes the lock on dir/.lock (dir must exist). Throws InputError naming dir and the owner's
   // pid, host and start time when another process holds it. Where the file system has no
-  // advisory locks the run goes on unlocked, with a warning.
+  // advisory locks the run goes on unlocked, with a warning. A lock handed over by the process
+  // that started this one (kHandoverEnv) is adopted instead of taken.
   explicit RunLock(const std::string& dir);
+  // As the constructor, but returns nullptr and puts the owner line in `owner` (empty when
+  // unknown) instead of throwing when another process holds the lock.
+  static std::unique_ptr<RunLock> try_take(const std::string& dir, std::string& owner);
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
 
+  // "STOCH_RUN_LOCK_FD=N": N is a new descriptor of this lock that survives exec. Put it in the
+  // environment of a child that will take this folder's lock, start the child, then close N with
+  // close_handover(N): the lock passes to the child with no moment where it is free, so no other
+  // process can take the run in between (how `stoch sweep` hands a run it claimed to the process
+  // that trains it). Empty where the folder is unlocked (no advisory locks).
+  std::string handover_env() const;
+  static void close_handover(const std::string& env);
+
+  static constexpr const char* kHandoverEnv = "STOCH_RUN_LOCK_FD";
+
  private:
+  RunLock(const std::string& dir, std::string* owner);
   int fd_ = -1;
+  bool locked_ = false;  // false where the file system has no advisory locks
 };
 
 // The owner line ("pid 123 on host, since ...") when another open of dir/.lock holds the lock
