@@ -192,10 +192,16 @@ TEST(Compare, ModeMaxFlipsTheImprovement) {
   EXPECT_EQ(c.improvements[1].p, 1.0);
   EXPECT_NEAR(c.groups[0].tasks[0].best_mean, (3.0 + 3.1 + 3.2) / 3, 1e-12);  // max of each run
   // Profiles count runs above tau when maximising: A's finals are 2.0-2.2, B's 2.5-2.7.
-  for (const auto& p : c.profiles[0])
-    if (p.tau > 2.2) EXPECT_EQ(p.fraction.value, 0.0) << p.tau;
-  for (const auto& p : c.profiles[1])
-    if (p.tau < 2.5) EXPECT_EQ(p.fraction.value, 1.0) << p.tau;
+  for (const auto& p : c.profiles[0]) {
+    if (p.tau > 2.2) {
+      EXPECT_EQ(p.fraction.value, 0.0) << p.tau;
+    }
+  }
+  for (const auto& p : c.profiles[1]) {
+    if (p.tau < 2.5) {
+      EXPECT_EQ(p.fraction.value, 1.0) << p.tau;
+    }
+  }
   EXPECT_TRUE(minimize_metric("val/loss", "auto"));
   EXPECT_TRUE(minimize_metric("td_error", "auto"));
   EXPECT_FALSE(minimize_metric("episode_return", "auto"));
