@@ -102,7 +102,7 @@ TEST(RunLock, AMomentaryHolderDoesNotStopARun) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
   std::thread release([fd] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ::close(fd);
   });
   EXPECT_NO_THROW(RunLock lock(dir));

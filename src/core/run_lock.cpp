@@ -85,7 +85,7 @@ RunLock::RunLock(const std::string& dir, std::string* owner) {
   // run_lock_owner holds the lock for a moment while it looks: a few tries tell that apart from
   // an owner, which holds it for the whole run.
   int err = 0;
-  for (int attempt = 0; attempt < 10; ++attempt) {
+  for (int attempt = 0; attempt < 25; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     err = ::flock(fd_, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
     if (err != EWOULDBLOCK) break;
