@@ -67,7 +67,7 @@ TEST(RunLock, SecondWriterExitsTwoAndAKilledOwnersLockIsTakenOver) {
   EXPECT_EQ(test::wait_exit(next), 143) << test::read_text(dir + "/next.log");
 }
 
-// A process that holds a run's lock hands it to a child through RunLock::handover_env: the
+// A process that holds a run's lock hands it to a child through RunLock::hand_over: the
 // child adopts it and trains, where without it (or with a descriptor of another file) the same
 // command exits 2 because the lock is held.
 TEST(RunLock, HandedOverLockIsAdoptedByTheChild) {
@@ -82,10 +82,12 @@ TEST(RunLock, HandedOverLockIsAdoptedByTheChild) {
   r = test::run_command(std::string(RunLock::kHandoverEnv) + "=0 " + train);  // stdin: ignored
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_FALSE(test::fs::exists(run + "/metrics.jsonl"));
-  const std::string handover = lock.handover_env();
-  ASSERT_EQ(handover.rfind(std::string(RunLock::kHandoverEnv) + "=", 0), 0u) << handover;
-  r = test::run_command(handover + " " + train);
-  RunLock::close_handover(handover);
+  {
+    const RunLock::Handover handover = lock.hand_over();
+    ASSERT_EQ(handover.env().rfind(std::string(RunLock::kHandoverEnv) + "=", 0), 0u)
+        << handover.env();
+    r = test::run_command(handover.env() + " " + train);
+  }
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::train_losses(run).size(), 3u);
   // The child wrote its own owner line, and the lock is still this process's own.

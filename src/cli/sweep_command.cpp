@@ -193,16 +193,11 @@ int sweep(const SweepArgs& a) {
       auto cmd = command_for(i);
       log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
       cmd[0] = self;
-      const std::string handover = claim->handover_env();
+      // Kept until the child has started; from then on only the child holds the lock.
+      const RunLock::Handover handover = claim->hand_over();
       std::vector<std::string> env = environment_without(RunLock::kHandoverEnv);
-      if (!handover.empty()) env.push_back(handover);
-      try {
-        running[children.start(cmd, env, out + "/" + name + ".console.log", kThisExecutable)] = i;
-      } catch (...) {
-        RunLock::close_handover(handover);
-        throw;
-      }
-      RunLock::close_handover(handover);  // the child holds the lock now
+      if (!handover.env().empty()) env.push_back(handover.env());
+      running[children.start(cmd, env, out + "/" + name + ".console.log", kThisExecutable)] = i;
     }
     if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));

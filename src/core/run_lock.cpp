@@ -55,8 +55,8 @@ int handed_over(const std::string& path) {
   errno = 0;
   const long fd = std::strtol(value, &end, 10);
   if (errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX) return -1;
-  struct stat held {
-  }, file{};
+  struct stat held {};
+  struct stat file {};
   if (::fstat(static_cast<int>(fd), &held) != 0 || ::stat(path.c_str(), &file) != 0) return -1;
   return held.st_dev == file.st_dev && held.st_ino == file.st_ino ? static_cast<int>(fd) : -1;
 }
@@ -113,16 +113,18 @@ RunLock::RunLock(const std::string& dir, std::string* owner) {
     log::warn(path + ": cannot record the lock's owner (" + std::strerror(errno) + ")");
 }
 
-std::string RunLock::handover_env() const {
-  if (!locked_) return "";
-  const int fd = ::fcntl(fd_, F_DUPFD, 3);  // F_DUPFD leaves close-on-exec off
-  if (fd < 0) throw std::runtime_error(std::string("dup: ") + std::strerror(errno));
-  return std::string(kHandoverEnv) + "=" + std::to_string(fd);
+RunLock::Handover::Handover(int fd)
+    : fd_(fd), env_(fd < 0 ? "" : std::string(kHandoverEnv) + "=" + std::to_string(fd)) {}
+
+RunLock::Handover::~Handover() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-void RunLock::close_handover(const std::string& env) {
-  const auto eq = env.find('=');
-  if (eq != std::string::npos) ::close(std::atoi(env.c_str() + eq + 1));
+RunLock::Handover RunLock::hand_over() const {
+  if (!locked_) return Handover(-1);
+  const int fd = ::fcntl(fd_, F_DUPFD, 3);  // F_DUPFD leaves close-on-exec off
+  if (fd < 0) throw std::runtime_error(std::string("dup: ") + std::strerror(errno));
+  return Handover(fd);
 }
 
 std::optional<std::string> run_lock_owner(const std::string& dir) {

@@ -25,13 +25,25 @@ class RunLock {
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
 
-  // "STOCH_RUN_LOCK_FD=N": N is a new descriptor of this lock that survives exec. Put it in the
-  // environment of a child that will take this folder's lock, start the child, then close N with
-  // close_handover(N): the lock passes to the child with no moment where it is free, so no other
-  // process can take the run in between (how `stoch sweep` hands a run it claimed to the process
-  // that trains it). Empty where the folder is unlocked (no advisory locks).
-  std::string handover_env() const;
-  static void close_handover(const std::string& env);
+  // A new descriptor of this lock that survives exec, for a child that will take this folder's
+  // lock: put env() ("STOCH_RUN_LOCK_FD=N") in the child's environment and start the child while
+  // the Handover lives; it closes N when it goes. The lock passes to the child with no moment
+  // where it is free, so no other process can take the run in between (how `stoch sweep` hands a
+  // run it claimed to the process that trains it). env() is empty where the folder is unlocked
+  // (no advisory locks).
+  class Handover {
+   public:
+    explicit Handover(int fd);
+    ~Handover();
+    Handover(const Handover&) = delete;
+    Handover& operator=(const Handover&) = delete;
+    const std::string& env() const { return env_; }
+
+   private:
+    int fd_;
+    std::string env_;
+  };
+  Handover hand_over() const;
 
   static constexpr const char* kHandoverEnv = "STOCH_RUN_LOCK_FD";
 
