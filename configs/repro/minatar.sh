@@ -4,7 +4,9 @@
 # runs/, runs the two sweeps (mse, hl_gauss and c51 on `auto` bins; hl_gauss on `running` bins),
 # and every few minutes copies each newly finished run's config.yaml and metrics.jsonl into
 # docs/results/claims/minatar/runs/ to be committed, so that no finished run is lost with its
-# machine. Stop it with Ctrl-C or SIGTERM (the runs stop at a checkpoint); run it again to go on.
+# machine. When both sweeps are done it writes the aggregate comparison across the games into
+# docs/results/claims/minatar/ (from the kept copies, so anyone can rerun that step from the
+# repository). Stop it with Ctrl-C or SIGTERM (the runs stop at a checkpoint); run it again to go on.
 #   configs/repro/minatar.sh [STOCH]   (STOCH: the binary to run, default build/stoch)
 # Runs as many at a time as the machine has CPUs (each run uses one thread); JOBS=N overrides.
 set -uo pipefail
@@ -40,4 +42,9 @@ trap 'kill "$keeper" 2>/dev/null; keep_finished' EXIT
 "$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" \
   --grid value.loss=mse,hl_gauss,c51 --seeds 5 --jobs "$jobs" --out runs/repro-minatar &&
   "$stoch" sweep configs/repro/minatar.yaml --grid env.name="$games" --grid value.loss=hl_gauss \
-    --set value.support=running --seeds 5 --jobs "$jobs" --out runs/repro-minatar-running
+    --set value.support=running --seeds 5 --jobs "$jobs" --out runs/repro-minatar-running ||
+  exit
+keep_finished
+"$stoch" compare "$kept"/repro-minatar "$kept"/repro-minatar-running --metric eval/return_mean \
+  --mode max --task-key env.name --normalize docs/results/claims/minatar_scores.yaml \
+  --out docs/results/claims/minatar
