@@ -20,21 +20,24 @@ steps=495000
 jobs="${JOBS:-$(nproc)}"
 
 keep_finished() {
-  local sweep dir name
+  local sweep dir name stage
   for sweep in repro-minatar repro-minatar-running; do
     for dir in runs/"$sweep"/*/; do
       name="$(basename "$dir")"
       [ -d "${dir}checkpoints/step-$(printf %08d "$steps")" ] || continue
       [ -f "$kept/$sweep/$name/metrics.jsonl" ] && continue
-      # Staged beside runs/ and renamed in, so a copy cut short never looks kept.
-      rm -rf runs/.keeping && mkdir -p runs/.keeping "$kept/$sweep"
-      cp "${dir}config.yaml" "${dir}metrics.jsonl" runs/.keeping/ &&
-        mv runs/.keeping "$kept/$sweep/$name"
+      # Staged in a folder of this call's own and renamed in, so a copy cut short never looks
+      # kept, and the keeper and the last step (or a killed keeper's unfinished cp) never mix
+      # files; mv -T does not land on a run another call kept meanwhile.
+      mkdir -p "$kept/$sweep" && stage="$(mktemp -d runs/.keeping.XXXXXX)" || continue
+      cp "${dir}config.yaml" "${dir}metrics.jsonl" "$stage"/ &&
+        mv -T "$stage" "$kept/$sweep/$name" 2>/dev/null || rm -rf "$stage"
     done
   done
 }
 
 mkdir -p runs
+rm -rf runs/.keeping runs/.keeping.*  # staging left by a copy that was cut short
 [ -d "$kept" ] && cp -rn "$kept"/. runs/
 (while sleep 120; do keep_finished; done) &
 keeper=$!
