@@ -98,15 +98,25 @@ TEST(CommandLine, OutputFoldersThatCannotBeMadeExitTwo) {
 // attention kernel it runs; a value that names no clone stops the program before it writes.
 class CpuIsaVariable : public ::testing::Test {
  protected:
-  void TearDown() override { ::unsetenv("STOCH_CPU_ISA"); }
+  void TearDown() override {
+    ::unsetenv("STOCH_CPU_ISA");
+    ::unsetenv("ATEN_CPU_CAPABILITY");
+  }
+
+  // Trains the tiny language model into dir_/run with `variable=value` in its environment.
+  test::Result train_with(const char* variable, const char* value, const std::string& sets = "") {
+    dir_ = test::temp_dir("isa");
+    test::write_text(dir_ + "/c.yaml", test::tiny_lm_config(2));
+    ::setenv(variable, value, 1);
+    return test::run_stoch("train " + dir_ + "/c.yaml --run-dir " + dir_ + "/run" + sets);
+  }
+
+  std::string dir_;
 };
 
 TEST_F(CpuIsaVariable, PortableIsLoggedWithItsAttentionChoice) {
-  const std::string dir = test::temp_dir("isa");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
-  ::setenv("STOCH_CPU_ISA", "portable", 1);
-  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
-                                 "/run --set model.dropout=0 --set model.d_model=32");
+  const auto r =
+      train_with("STOCH_CPU_ISA", "portable", " --set model.dropout=0 --set model.d_model=32");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("(kernels: portable; CPU supports " +
                           std::string(cpu_isa_name(cpu_isa_supported())) + ")"),
@@ -118,16 +128,21 @@ TEST_F(CpuIsaVariable, PortableIsLoggedWithItsAttentionChoice) {
       << r.output;
 }
 
+// LibTorch's kernels choose their instruction set themselves and change a run's bits, so the
+// device line names the set they run: the one ATEN_CPU_CAPABILITY forces, here the baseline.
+TEST_F(CpuIsaVariable, LibTorchKernelsAreLogged) {
+  const auto r = train_with("ATEN_CPU_CAPABILITY", "default");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("), LibTorch kernels default; "), std::string::npos) << r.output;
+}
+
 TEST_F(CpuIsaVariable, UnknownCloneExitsTwoBeforeWriting) {
-  const std::string dir = test::temp_dir("isa");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
-  ::setenv("STOCH_CPU_ISA", "avx3", 1);
-  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  const auto r = train_with("STOCH_CPU_ISA", "avx3");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("STOCH_CPU_ISA=avx3: expected portable, avx2 or avx512"),
             std::string::npos)
       << r.output;
-  EXPECT_FALSE(std::filesystem::exists(dir + "/run"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/run"));
 }
 
 }  // namespace

@@ -1,5 +1,10 @@
 #include "train/training_loop.h"
 
+#include <ATen/Version.h>
+
+#include <algorithm>
+#include <cctype>
+
 #include "core/cpu_isa.h"
 #include "core/cpus.h"
 #include "core/errors.h"
@@ -24,6 +29,16 @@ std::map<std::string, std::vector<int64_t>> param_shapes(torch::nn::Module& m) {
   std::map<std::string, std::vector<int64_t>> out;
   for (const auto& [name, p] : named_params(m)) out[name] = p.sizes().vec();
   return out;
+}
+
+// LibTorch's own vectorised kernels (softmax, reductions, ...) pick their instruction set apart
+// from stoch's and round differently on each, so a run's bits depend on it: "avx2", "avx512",
+// "default" (the names ATEN_CPU_CAPABILITY takes).
+std::string libtorch_cpu_kernels() {
+  std::string name = at::get_cpu_capability();
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
 }
 
 }  // namespace
@@ -216,9 +231,10 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
     if (!facts.empty()) write_metrics(0, "data", facts);
   }
   log::info(stoch::str("device ", device_.str(), bf16_ ? " (bf16 autocast)" : " (fp32)", ", ",
-                       counted(at::get_num_threads(), "thread"), " on ", cpu_isa_summary(), "; ",
-                       units_per_step_, " ", rate_name_.substr(0, rate_name_.find("_per_s")),
-                       " per step; steps ", start_step, " -> ", total));
+                       counted(at::get_num_threads(), "thread"), " on ", cpu_isa_summary(),
+                       ", LibTorch kernels ", libtorch_cpu_kernels(), "; ", units_per_step_, " ",
+                       rate_name_.substr(0, rate_name_.find("_per_s")), " per step; steps ",
+                       start_step, " -> ", total));
   if (!device_.is_cuda())
     if (const auto busy = busy_machine_warning(at::get_num_threads()); !busy.empty())
       log::warn(busy);
