@@ -1,7 +1,6 @@
 #include "analysis/compare.h"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <numeric>
 
@@ -151,8 +150,7 @@ bool minimize_metric(const std::string& metric, const std::string& mode) {
   if (mode == "min") return true;
   if (mode == "max") return false;
   if (mode != "auto") throw InputError(str("--mode ", mode, ": expected one of min, max, auto"));
-  std::string lower = metric;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = lowercase(metric);
   for (const char* word : {"loss", "mse", "error", "bpb"})
     if (lower.find(word) != std::string::npos) return true;
   return false;

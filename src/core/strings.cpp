@@ -1,6 +1,7 @@
 #include "core/strings.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -105,6 +106,11 @@ size_t first_invalid_utf8(const std::string& s) {
     i += need + 1;
   }
   return std::string::npos;
+}
+
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
 std::string counted(int64_t n, const std::string& noun) {

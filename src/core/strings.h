@@ -39,6 +39,9 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
 // Fixed-point or scientific, whichever reads better, with `digits` significant digits.
 std::string format_number(double v, int digits = 4);
 
+// `s` in ASCII lower case.
+std::string lowercase(std::string s);
+
 // "1 thread", "2 threads": `n` and the noun, with an s unless n is 1.
 std::string counted(int64_t n, const std::string& noun);
 

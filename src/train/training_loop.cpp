@@ -2,9 +2,6 @@
 
 #include <ATen/Version.h>
 
-#include <algorithm>
-#include <cctype>
-
 #include "core/cpu_isa.h"
 #include "core/cpus.h"
 #include "core/errors.h"
@@ -35,10 +32,7 @@ std::map<std::string, std::vector<int64_t>> param_shapes(torch::nn::Module& m) {
 // from stoch's and round differently on each, so a run's bits depend on it: "avx2", "avx512",
 // "default" (the names ATEN_CPU_CAPABILITY takes).
 std::string libtorch_cpu_kernels() {
-  std::string name = at::get_cpu_capability();
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name;
+  return lowercase(at::get_cpu_capability());
 }
 
 }  // namespace
