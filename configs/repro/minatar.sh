@@ -9,6 +9,7 @@
 # repository). Stop it with Ctrl-C or SIGTERM (the runs stop at a checkpoint); run it again to go on.
 #   configs/repro/minatar.sh [STOCH]   (STOCH: the binary to run, default build/stoch)
 # Runs as many at a time as the machine has CPUs (each run uses one thread); JOBS=N overrides.
+# LibTorch's CPU kernels are pinned to AVX2 where the CPU has it; ATEN_CPU_CAPABILITY overrides.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 stoch="${1:-build/stoch}"
@@ -18,6 +19,13 @@ kept=docs/results/claims/minatar/runs
 games=MinAtar/SpaceInvaders,MinAtar/Asterix,MinAtar/Breakout,MinAtar/Freeway,MinAtar/Seaquest
 steps=495000
 jobs="${JOBS:-$(nproc)}"
+# LibTorch's softmax and inner sums round differently in its AVX-512 kernels than in its AVX2
+# ones, which moves the categorical heads' runs (not mse's); pinned to AVX2, a run gives the same
+# bits on both the Zen 1 and Zen 4 VMs (docs/results/claims.md, study 5). LibTorch does not check
+# the CPU for the kernel set it is told to use, so it is pinned only where the CPU has AVX2.
+if [ -z "${ATEN_CPU_CAPABILITY:-}" ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+  export ATEN_CPU_CAPABILITY=avx2
+fi
 
 keep_finished() {
   local sweep dir name stage
