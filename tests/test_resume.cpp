@@ -127,6 +127,21 @@ TEST_F(Resume, SigkillAtARandomMomentResumesFromTheLastCompleteCheckpoint) {
   }
 }
 
+// The log file is written line by line: a run killed without warning (SIGKILL, the OOM killer)
+// keeps every line it logged, and `tail -f log.txt` follows a live run.
+TEST_F(Resume, LogFileHoldsEveryLineOfARunKilledWithoutWarning) {
+  const std::string run = dir_ + "/logged";
+  const pid_t pid = test::spawn_stoch(
+      {"train", cfg_, "--run-dir", run, "--set", "train.steps=1000000"}, dir_ + "/logged.log");
+  ASSERT_TRUE(test::wait_for(
+      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 1; }, 60));
+  // The device line is logged before the first step, so it is on disk by now.
+  EXPECT_EQ(test::count_lines(run + "/log.txt", " info device "), 1);
+  ::kill(pid, SIGKILL);
+  test::wait_exit(pid);
+  EXPECT_EQ(test::count_lines(run + "/log.txt", " info device "), 1);
+}
+
 // What a resume keeps of metrics.jsonl: whole lines with an integer step up to the
 // checkpoint's, in order; torn or foreign lines go. A file with nothing to drop is not
 // rewritten, so a resume needs no free space for it.
