@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/torch/device.h"
 #include "timing.h"
 #include "value/targets.h"
 #include "value/value_loss.h"
@@ -52,10 +53,10 @@ int main(int argc, char** argv) {
   };
 
   std::printf(
-      "value losses, batch %lld x %lld bins, float32, %s, %d intra-op threads; "
-      "median of %d after %d warm-up\n\n",
+      "value losses, batch %lld x %lld bins, float32, %s (LibTorch kernels %s), %d intra-op "
+      "threads; median of %d after %d warm-up\n\n",
       static_cast<long long>(kBatch), static_cast<long long>(kBins), argc > 1 ? argv[1] : "cpu",
-      torch::get_num_threads(), kRepeats, kWarmup);
+      stoch::libtorch_cpu_kernels().c_str(), torch::get_num_threads(), kRepeats, kWarmup);
   std::printf("| loss | targets ms | loss+backward ms |\n| --- | ---: | ---: |\n");
   for (const auto& [name, targets] : losses) {
     ValueLossConfig cfg;

@@ -1,7 +1,5 @@
 #include "train/training_loop.h"
 
-#include <ATen/Version.h>
-
 #include "core/cpu_isa.h"
 #include "core/cpus.h"
 #include "core/errors.h"
@@ -26,13 +24,6 @@ std::map<std::string, std::vector<int64_t>> param_shapes(torch::nn::Module& m) {
   std::map<std::string, std::vector<int64_t>> out;
   for (const auto& [name, p] : named_params(m)) out[name] = p.sizes().vec();
   return out;
-}
-
-// LibTorch's own vectorised kernels (softmax, reductions, ...) pick their instruction set apart
-// from stoch's and round differently on each, so a run's bits depend on it: "avx2", "avx512",
-// "default" (the names ATEN_CPU_CAPABILITY takes).
-std::string libtorch_cpu_kernels() {
-  return lowercase(at::get_cpu_capability());
 }
 
 }  // namespace

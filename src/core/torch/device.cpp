@@ -1,11 +1,13 @@
 #include "core/torch/device.h"
 
 #include <ATen/DeviceAccelerator.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "core/cpus.h"
 #include "core/errors.h"
+#include "core/strings.h"
 
 namespace stoch {
 
@@ -24,6 +26,10 @@ bool use_bf16_autocast(const std::string& precision, const c10::Device& device) 
   if (precision == "bf16") return true;
   if (precision == "fp32") return false;
   return device.is_cuda();
+}
+
+std::string libtorch_cpu_kernels() {
+  return lowercase(at::get_cpu_capability());
 }
 
 void configure_threads(int64_t threads) {

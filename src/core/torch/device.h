@@ -13,6 +13,12 @@ c10::Device resolve_device(const std::string& name);
 // "auto" means bf16 autocast on CUDA and fp32 on the CPU.
 bool use_bf16_autocast(const std::string& precision, const c10::Device& device);
 
+// The instruction set LibTorch's own vectorised CPU kernels (softmax, reductions, ...) use,
+// chosen apart from stoch's: "avx512", "avx2" or "default" (the names ATEN_CPU_CAPABILITY takes).
+// They round differently on each, so a run's bits depend on it, and so do LibTorch's timings
+// that stoch's kernels are measured against.
+std::string libtorch_cpu_kernels();
+
 // Sets LibTorch's intra-op threads (0: every core) and one inter-op thread; on few cores,
 // oversubscription between the two pools costs more than it gives.
 void configure_threads(int64_t threads);
