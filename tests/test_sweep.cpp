@@ -108,6 +108,8 @@ TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
   EXPECT_NE(r.output.find("1 to do"), std::string::npos) << r.output;
   EXPECT_EQ(test::read_text(kept + "/metrics.jsonl"), metrics);
   EXPECT_FALSE(test::fs::exists(kept + "/checkpoints"));
+  EXPECT_TRUE(cli::progress_of(kept, 10).results_only);  // its pace was measured elsewhere
+  EXPECT_FALSE(cli::progress_of(cut, 10).results_only);
   EXPECT_EQ(train_losses(cut), full);  // trained again from the start, to the same losses
 }
 
@@ -213,6 +215,31 @@ TEST(Sweep, TimeLeftSchedulesTheRestAtThePaceSeenSoFar) {
   EXPECT_NEAR(*cli::time_left({slow[0], slow[1], slow[2]}, {"a", "a", "a"}, 1), 4 + 20, 1e-9);
   EXPECT_NEAR(*cli::time_left({finished}, {"a"}, 1), 0, 1e-9);
   EXPECT_FALSE(cli::time_left({fresh, fresh}, {"a", "b"}, 2));
+}
+
+// Runs kept as results only were trained elsewhere (a study that moved machines): their paces
+// are scaled by how the runs trained here compare with them on the same grid points.
+TEST(Sweep, TimeLeftScalesThePacesOfRunsTrainedElsewhere) {
+  using cli::Progress;
+  using cli::RunState;
+  Progress kept_a{RunState::kFinished, 100, 100, false, 100, 0.4};
+  kept_a.results_only = true;
+  Progress kept_b = kept_a;
+  kept_b.seconds_per_step = 0.8;
+  Progress here_a{RunState::kFinished, 100, 100, false, 100, 0.1};  // a quarter of kept_a's
+  Progress fresh{RunState::kFresh, 0, 100, false, 0, 0};
+  const std::vector<Progress> runs = {kept_a, kept_b, here_a, fresh};
+  const std::vector<std::string> groups = {"a", "b", "a", "b"};
+  EXPECT_NEAR(*cli::pace_here_over_kept(runs, groups), 0.25, 1e-12);
+  EXPECT_NEAR(*cli::time_left(runs, groups, 1), 0.8 * 0.25 * 100, 1e-9);  // not 80 s
+  // Two runs here: the geometric mean of their ratios (0.5 and 0.125).
+  Progress here_b{RunState::kFinished, 100, 100, false, 100, 0.1};
+  here_a.seconds_per_step = 0.2;
+  EXPECT_NEAR(*cli::pace_here_over_kept({kept_a, kept_b, here_a, here_b}, groups), 0.25, 1e-12);
+  // No grid point with runs of both kinds: nothing to scale by, the kept paces count as they are.
+  const std::vector<std::string> apart = {"a", "b", "c", "b"};
+  EXPECT_FALSE(cli::pace_here_over_kept(runs, apart));
+  EXPECT_NEAR(*cli::time_left(runs, apart, 1), 80, 1e-9);
 }
 
 // A run's pace is the median over the gaps between its train lines: one long gap (the run paused

@@ -1,6 +1,7 @@
 #include "cli/sweep_status.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -80,6 +81,7 @@ Progress progress_of(const std::string& dir, int64_t steps) {
       p.steps = cfg.train.steps;
       p.step = p.logged_step;
       p.state = RunState::kFinished;
+      p.results_only = true;
     }
     return p;
   }
@@ -90,17 +92,39 @@ Progress progress_of(const std::string& dir, int64_t steps) {
   return p;
 }
 
+std::optional<double> pace_here_over_kept(const std::vector<Progress>& runs,
+                                          const std::vector<std::string>& groups) {
+  std::map<std::string, std::pair<double, int>> kept;  // sum of paces, count
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (!runs[i].results_only || runs[i].seconds_per_step <= 0) continue;
+    kept[groups[i]].first += runs[i].seconds_per_step;
+    kept[groups[i]].second += 1;
+  }
+  double log_sum = 0;
+  int n = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto g = kept.find(groups[i]);
+    if (runs[i].results_only || runs[i].seconds_per_step <= 0 || g == kept.end()) continue;
+    log_sum += std::log(runs[i].seconds_per_step * g->second.second / g->second.first);
+    ++n;
+  }
+  if (n == 0) return std::nullopt;
+  return std::exp(log_sum / n);
+}
+
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs) {
+  const double kept_scale = pace_here_over_kept(runs, groups).value_or(1.0);
   std::map<std::string, std::pair<double, int>> by_group;  // sum of paces, count
   double all = 0;
   int measured = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     if (runs[i].seconds_per_step <= 0) continue;
+    const double pace = runs[i].seconds_per_step * (runs[i].results_only ? kept_scale : 1.0);
     auto& g = by_group[groups[i]];
-    g.first += runs[i].seconds_per_step;
+    g.first += pace;
     g.second += 1;
-    all += runs[i].seconds_per_step;
+    all += pace;
     ++measured;
   }
   std::vector<double> running, queued;  // seconds each still needs
@@ -148,12 +172,21 @@ void refresh_progress(const std::string& out, const std::vector<SweepRun>& runs,
   }
 }
 
+namespace {
+
+// Each run's grid point: its overrides but the seed (expand_sweep puts the seed last).
+std::vector<std::string> grid_points(const std::vector<SweepRun>& runs) {
+  std::vector<std::string> groups;
+  for (const auto& r : runs)
+    groups.push_back(join(std::vector<std::string>(r.sets.begin(), r.sets.end() - 1), " "));
+  return groups;
+}
+
+}  // namespace
+
 std::optional<double> sweep_time_left(const std::vector<SweepRun>& runs,
                                       const std::vector<Progress>& progress, int64_t jobs) {
-  std::vector<std::string> groups;
-  for (const auto& r : runs)  // expand_sweep puts the seed last
-    groups.push_back(join(std::vector<std::string>(r.sets.begin(), r.sets.end() - 1), " "));
-  return time_left(progress, groups, jobs);
+  return time_left(progress, grid_points(runs), jobs);
 }
 
 std::string sweep_summary(const std::vector<SweepRun>& runs, const std::vector<Progress>& progress,
@@ -209,6 +242,11 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
         "about %s of training left, %lld at a time, at the pace each run (else its grid point, "
         "else the sweep) has shown; evaluations and checkpoints come on top\n",
         format_duration(*left).c_str(), static_cast<long long>(jobs));
+    if (const auto scale = pace_here_over_kept(progress, grid_points(runs)))
+      std::printf(
+          "(runs kept as results only were trained elsewhere: their paces count %sx, the time per "
+          "step of this machine's runs over theirs on the same grid points)\n",
+          format_number(*scale, 3).c_str());
   } else {
     std::printf("no run has logged a training step yet, so no estimate of the time left\n");
   }

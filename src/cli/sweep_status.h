@@ -20,16 +20,26 @@ struct Progress {
   bool running = false;         // another process holds the run's lock
   int64_t logged_step = 0;      // the last training step in metrics.jsonl (may pass `step`)
   double seconds_per_step = 0;  // its recent training time per step; 0: none logged yet
+  bool results_only = false;    // kept as config.yaml and metrics.jsonl only: trained elsewhere
 };
 
 // `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
 // Reads the last training line of metrics.jsonl for the run's pace.
 Progress progress_of(const std::string& dir, int64_t steps);
 
+// How this machine's time per step compares with that of the runs kept as results only (trained
+// elsewhere, perhaps on another kind of CPU): the geometric mean, over the runs trained here, of
+// each one's pace over the mean pace of the results-only runs of its grid point (`groups[i]`
+// names it); nothing when no grid point has both.
+std::optional<double> pace_here_over_kept(const std::vector<Progress>& runs,
+                                          const std::vector<std::string>& groups);
+
 // Seconds of training until every run has finished, `jobs` at a time: the running runs first,
 // then the others in sweep order, each taking the next free slot. A run's pace is its own, else
-// the mean of its grid point's (`groups[i]` names it), else the mean of all; nothing when no run
-// has a pace. Evaluation and checkpointing are not counted (the pace is training time).
+// the mean of its grid point's, else the mean of all; nothing when no run has a pace. Paces of
+// runs kept as results only are first scaled by pace_here_over_kept, so a sweep continued on
+// another machine is timed at that machine's speed. Evaluation and checkpointing are not counted
+// (the pace is training time).
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs);
 
