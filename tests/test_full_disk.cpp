@@ -80,11 +80,17 @@ TEST_F(FullDisk, EndsCleanlyKeepsEveryCheckpointAndResumes) {
     ++complete;
   }
   EXPECT_GE(complete, 1) << r.output;
+  // The log went to disk line by line while there was room, so the full disk did not take it.
+  const auto log = read_whole_file(run + "/log.txt");
+  ASSERT_TRUE(log);
+  EXPECT_NE(log->find(" info device "), std::string::npos) << *log;
 
-  // Resumed while the disk is still full: the metrics are cut back to the checkpoint's step
-  // by writing a copy, which cannot fit. The run ends the same way and the file is untouched.
+  // Resumed while the disk is full (the failed checkpoint's space is freed when its folder goes,
+  // so it is filled again): the metrics are cut back to the checkpoint's step by writing a copy,
+  // which cannot fit. The run ends the same way and the file is untouched.
   const auto metrics = read_whole_file(run + "/metrics.jsonl");
   ASSERT_TRUE(metrics && !metrics->empty());
+  ASSERT_NO_FATAL_FAILURE(fill(0));
   r = test::run_stoch("resume " + run);
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("metrics.jsonl"), std::string::npos) << r.output;
