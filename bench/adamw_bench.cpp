@@ -11,8 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "core/cpu_isa.h"
-#include "core/torch/device.h"
+#include "cpu_line.h"
 #include "optim/adamw_host.h"
 #include "timing.h"
 
@@ -24,8 +23,7 @@ constexpr int kWarmup = 5, kRepeats = 50;
 
 int main(int argc, char** argv) {
   at::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
-  std::printf("%s, LibTorch kernels %s, %d threads\n\n", stoch::cpu_isa_summary().c_str(),
-              stoch::libtorch_cpu_kernels().c_str(), at::get_num_threads());
+  stoch::bench::print_cpu_line();
   std::printf("| parameters | LibTorch fused ms | stoch host ms |\n|---|---|---|\n");
   for (const int64_t n : {132566L, 826112L, 10844160L}) {
     torch::manual_seed(0);

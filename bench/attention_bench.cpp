@@ -14,8 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "core/cpu_isa.h"
-#include "core/torch/device.h"
+#include "cpu_line.h"
 #include "models/causal_attention.h"
 #include "timing.h"
 
@@ -54,8 +53,7 @@ int main(int argc, char** argv) {
                             const torch::Tensor& v) {
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   };
-  std::printf("%s, LibTorch kernels %s, %d threads\n\n", stoch::cpu_isa_summary().c_str(),
-              stoch::libtorch_cpu_kernels().c_str(), at::get_num_threads());
+  stoch::bench::print_cpu_line();
   std::printf(
       "| B x H x T x D | SDPA fwd ms | stoch fwd ms | SDPA fwd+bwd ms | stoch fwd+bwd ms |\n");
   std::printf("|---|---|---|---|---|\n");

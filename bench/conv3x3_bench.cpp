@@ -10,8 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/cpu_isa.h"
-#include "core/torch/device.h"
+#include "cpu_line.h"
 #include "models/kernels/conv3x3.h"
 #include "timing.h"
 
@@ -27,8 +26,7 @@ double us(const std::function<void()>& fn) {
 
 int main(int argc, char** argv) {
   at::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 1);
-  std::printf("%s, LibTorch kernels %s, %d threads\n\n", stoch::cpu_isa_summary().c_str(),
-              stoch::libtorch_cpu_kernels().c_str(), at::get_num_threads());
+  stoch::bench::print_cpu_line();
   std::printf(
       "| batch | conv2d fwd us | stoch fwd us | conv2d fwd + weight grad us | stoch fwd + weight "
       "grad us |\n|---|---|---|---|---|\n");

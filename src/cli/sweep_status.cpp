@@ -237,12 +237,13 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
       out.c_str(), runs.size(), counts[0], counts[1], counts[2], counts[3],
       format_number(total > 0 ? 100 * done / total : 0, 3).c_str());
   if (counts[0] == runs.size()) return kExitOk;
-  if (const auto left = sweep_time_left(runs, progress, jobs)) {
+  const auto groups = grid_points(runs);
+  if (const auto left = time_left(progress, groups, jobs)) {
     std::printf(
         "about %s of training left, %lld at a time, at the pace each run (else its grid point, "
         "else the sweep) has shown; evaluations and checkpoints come on top\n",
         format_duration(*left).c_str(), static_cast<long long>(jobs));
-    if (const auto scale = pace_here_over_kept(progress, grid_points(runs)))
+    if (const auto scale = pace_here_over_kept(progress, groups))
       std::printf(
           "(runs kept as results only were trained elsewhere: their paces count %sx, the time per "
           "step of this machine's runs over theirs on the same grid points)\n",
