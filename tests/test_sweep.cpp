@@ -240,6 +240,12 @@ TEST(Sweep, TimeLeftScalesThePacesOfRunsTrainedElsewhere) {
   const std::vector<std::string> apart = {"a", "b", "c", "b"};
   EXPECT_FALSE(cli::pace_here_over_kept(runs, apart));
   EXPECT_NEAR(*cli::time_left(runs, apart, 1), 80, 1e-9);
+  // A grid point not yet run anywhere goes at this machine's pace (here_a's 0.2, on grid point c),
+  // not at the mean of all (0.4, 0.8, 0.2) that the unscaled kept paces would drag up.
+  const std::vector<std::string> unrun = {"a", "b", "c", "d"};
+  EXPECT_NEAR(*cli::time_left({kept_a, kept_b, here_a, fresh}, unrun, 1), 0.2 * 100, 1e-9);
+  // With no run trained here, the kept runs' mean is all there is.
+  EXPECT_NEAR(*cli::time_left({kept_a, kept_b, fresh}, {"a", "b", "d"}, 1), 0.6 * 100, 1e-9);
 }
 
 // A run's pace is the median over the gaps between its train lines: one long gap (the run paused

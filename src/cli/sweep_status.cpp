@@ -116,16 +116,19 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs) {
   const double kept_scale = pace_here_over_kept(runs, groups).value_or(1.0);
   std::map<std::string, std::pair<double, int>> by_group;  // sum of paces, count
-  double all = 0;
-  int measured = 0;
+  // A grid point with no runs yet is timed at this machine's pace when it has one: the kept runs'
+  // paces may be unscaled (no grid point with runs of both kinds) or scaled by a rough ratio.
+  std::pair<double, int> all, here;
   for (size_t i = 0; i < runs.size(); ++i) {
     if (runs[i].seconds_per_step <= 0) continue;
     const double pace = runs[i].seconds_per_step * (runs[i].results_only ? kept_scale : 1.0);
-    auto& g = by_group[groups[i]];
-    g.first += pace;
-    g.second += 1;
-    all += pace;
-    ++measured;
+    const auto add = [pace](std::pair<double, int>& sum) {
+      sum.first += pace;
+      sum.second += 1;
+    };
+    add(by_group[groups[i]]);
+    add(all);
+    if (!runs[i].results_only) add(here);
   }
   std::vector<double> running, queued;  // seconds each still needs
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -134,10 +137,11 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
     double pace = p.seconds_per_step;
     if (pace <= 0) {
       const auto g = by_group.find(groups[i]);
+      const auto& sweep = here.second > 0 ? here : all;
       if (g != by_group.end()) {
         pace = g->second.first / g->second.second;
-      } else if (measured > 0) {
-        pace = all / measured;
+      } else if (sweep.second > 0) {
+        pace = sweep.first / sweep.second;
       } else {
         return std::nullopt;
       }
@@ -243,11 +247,18 @@ int print_status(const std::string& out, const std::vector<SweepRun>& runs,
         "about %s of training left, %lld at a time, at the pace each run (else its grid point, "
         "else the sweep) has shown; evaluations and checkpoints come on top\n",
         format_duration(*left).c_str(), static_cast<long long>(jobs));
-    if (const auto scale = pace_here_over_kept(progress, groups))
+    const bool kept = std::any_of(progress.begin(), progress.end(),
+                                  [](const Progress& p) { return p.results_only; });
+    if (const auto scale = pace_here_over_kept(progress, groups)) {
       std::printf(
           "(runs kept as results only were trained elsewhere: their paces count %sx, the time per "
           "step of this machine's runs over theirs on the same grid points)\n",
           format_number(*scale, 3).c_str());
+    } else if (kept) {
+      std::printf(
+          "(runs kept as results only were trained elsewhere, and no grid point has runs trained "
+          "here too, so their paces count as they are)\n");
+    }
   } else {
     std::printf("no run has logged a training step yet, so no estimate of the time left\n");
   }
