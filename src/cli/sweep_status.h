@@ -37,10 +37,9 @@ std::optional<double> pace_here_over_kept(const std::vector<Progress>& runs,
 // Seconds of training until every run has finished, `jobs` at a time: the running runs first,
 // then the others in sweep order, each taking the next free slot. A run's pace is its own, else
 // the mean of its grid point's, else the mean of the runs trained here, else the mean of all;
-// nothing when no run has a pace. Paces of
-// runs kept as results only are first scaled by pace_here_over_kept, so a sweep continued on
-// another machine is timed at that machine's speed. Evaluation and checkpointing are not counted
-// (the pace is training time).
+// nothing when no run has a pace. Paces of runs kept as results only are first scaled by
+// pace_here_over_kept, so a sweep continued on another machine is timed at that machine's speed.
+// Evaluation and checkpointing are not counted (the pace is training time).
 std::optional<double> time_left(const std::vector<Progress>& runs,
                                 const std::vector<std::string>& groups, int64_t jobs);
 
