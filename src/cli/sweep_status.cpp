@@ -130,6 +130,8 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
     add(all);
     if (!runs[i].results_only) add(here);
   }
+  // The pace of a grid point with no pace of its own.
+  const auto& sweep = here.second > 0 ? here : all;
   std::vector<double> running, queued;  // seconds each still needs
   for (size_t i = 0; i < runs.size(); ++i) {
     const Progress& p = runs[i];
@@ -137,7 +139,6 @@ std::optional<double> time_left(const std::vector<Progress>& runs,
     double pace = p.seconds_per_step;
     if (pace <= 0) {
       const auto g = by_group.find(groups[i]);
-      const auto& sweep = here.second > 0 ? here : all;
       if (g != by_group.end()) {
         pace = g->second.first / g->second.second;
       } else if (sweep.second > 0) {
