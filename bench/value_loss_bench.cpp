@@ -1,6 +1,8 @@
 // Times each value loss on a batch of 4096 targets x 101 bins: building the target distribution
 // alone, then a whole loss + backward through the head (which builds the targets again).
-// Median of 50 repeats after 5 warm-up runs, printed as a Markdown table.
+// Median of 50 repeats after 5 warm-up runs, printed as a Markdown table. On the CPU a second
+// table times a DQN update's categorical pieces at MinAtar's size (batch 32, 6 actions, 51 bins):
+// the host loops of value/categorical_ops.h against the LibTorch operators they replace.
 // usage: value_loss_bench [cpu|cuda]
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -12,8 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/torch/device.h"
 #include "timing.h"
+#include "value/categorical_ops.h"
 #include "value/targets.h"
 #include "value/value_loss.h"
 
@@ -27,6 +31,60 @@ double median_ms(const torch::Device& device, const std::function<void()>& fn) {
   return stoch::bench::median_ms(fn, kWarmup, kRepeats, [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   });
+}
+
+// A DQN update's categorical pieces at MinAtar's size, host loops against LibTorch operators.
+void dqn_sized() {
+  using namespace stoch::value;
+  constexpr int64_t B = 32, A = 6, m = 51;
+  constexpr int kRepeatsSmall = 2000;
+  // One thread, as a DQN run's update has (its helper lane is not LibTorch's pool).
+  torch::set_num_threads(1);
+  const auto us = [](const std::function<void()>& fn) {
+    return 1000.0 * stoch::bench::median_ms(fn, 50, kRepeatsSmall);
+  };
+  const auto support = torch::linspace(-10, 10, m);
+  const auto logits = 3 * torch::randn({B, A, m});
+  const auto actions = torch::randint(0, A, {B}, torch::kLong);
+  auto target = torch::rand({B, m});
+  target = target / target.sum(-1, true);
+  auto head = logits.clone().requires_grad_();
+  const auto row = torch::randn({A * m});
+  std::printf(
+      "\nDQN-sized categorical pieces, batch %lld x %lld actions x %lld bins, float32, CPU "
+      "(stoch kernels %s), median of %d after 50 warm-up, microseconds\n\n",
+      static_cast<long long>(B), static_cast<long long>(A), static_cast<long long>(m),
+      stoch::cpu_isa_name(stoch::cpu_isa()), kRepeatsSmall);
+  std::printf("| piece | host loops us | LibTorch operators us |\n| --- | ---: | ---: |\n");
+  const double ce_host = us([&] {
+    head.mutable_grad() = torch::Tensor();
+    chosen_cross_entropy(head, actions, target).backward();
+  });
+  const double ce_ops = us([&] {
+    head.mutable_grad() = torch::Tensor();
+    const auto chosen = head.gather(1, actions.view({B, 1, 1}).expand({B, 1, m})).squeeze(1);
+    (-(target * torch::log_softmax(chosen, -1)).sum(-1).mean()).backward();
+  });
+  std::printf("| chosen cross-entropy + backward | %.1f | %.1f |\n", ce_host, ce_ops);
+  torch::NoGradGuard no_grad;
+  std::printf("| expectation over [%lld, %lld, %lld] | %.1f | %.1f |\n", static_cast<long long>(B),
+              static_cast<long long>(A), static_cast<long long>(m),
+              us([&] { expectation(logits, support); }),
+              us([&] { torch::matmul(torch::softmax(logits, -1), support); }));
+  const auto rows = logits.select(1, 0).contiguous();
+  std::printf("| softmax over [%lld, %lld] | %.1f | %.1f |\n", static_cast<long long>(B),
+              static_cast<long long>(m), us([&] { softmax_bins(rows); }),
+              us([&] { torch::softmax(rows, -1); }));
+  ValueLossConfig cfg;
+  cfg.num_bins = m;
+  const auto loss = make_value_loss(cfg);
+  const auto support_f32 = loss->support().to(torch::kFloat);
+  std::printf("| greedy action from one row of heads | %.1f | %.1f |\n",
+              us([&] { loss->greedy_on_host(row.data_ptr<float>(), A); }), us([&] {
+                torch::matmul(torch::softmax(row.view({1, A, m}), -1), support_f32)
+                    .argmax(1)
+                    .item<int64_t>();
+              }));
 }
 
 }  // namespace
@@ -85,8 +143,11 @@ int main(int argc, char** argv) {
   const auto next_probs = torch::softmax(torch::randn({kBatch, kBins}, f32), -1);
   const auto rewards = torch::rand({kBatch}, f32) * 2 - 1;
   const auto discounts = (torch::rand({kBatch}, f32) > 0.05).to(torch::kFloat32) * 0.99;
-  torch::NoGradGuard no_grad;
-  std::printf("| c51_project (RL target) | %.3f | - |\n",
-              median_ms(device, [&] { c51_project(next_probs, rewards, discounts, atoms); }));
+  {
+    torch::NoGradGuard no_grad;
+    std::printf("| c51_project (RL target) | %.3f | - |\n",
+                median_ms(device, [&] { c51_project(next_probs, rewards, discounts, atoms); }));
+  }
+  if (device.is_cpu()) dqn_sized();
   return 0;
 }

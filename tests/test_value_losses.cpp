@@ -244,11 +244,13 @@ ValueLossConfig config_for(const std::string& loss) {
 }
 
 // chosen_loss is gathering each row's chosen head and taking the loss, for every loss; scalar
-// losses take their one-node path on the CPU (Huber's linear part and value_transform included).
+// losses and the categorical cross-entropies take their one-node paths on the CPU (Huber's linear
+// part and value_transform included).
 TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
   torch::manual_seed(4);
   const int64_t B = 9, A = 4;
-  for (const std::string name : {"mse", "huber", "two_hot", "hl_gauss", "mse_on_expectation"})
+  for (const std::string name :
+       {"mse", "huber", "two_hot", "hl_gauss", "one_hot", "c51", "mse_on_expectation"})
     for (const std::string transform : {"none", "muzero", "symlog"}) {
       auto cfg = config_for(name);
       cfg.value_transform = transform;
@@ -261,9 +263,11 @@ TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
       const auto fast = l->chosen_loss(head, actions, y);
       const auto slow =
           l->loss(reference.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1), y);
-      if (K == 1) {
+      if (name != "mse_on_expectation") {
         ASSERT_TRUE(fast.grad_fn()) << name;
-        EXPECT_NE(fast.grad_fn()->name().find("ChosenScalarLoss"), std::string::npos) << name;
+        EXPECT_NE(fast.grad_fn()->name().find(K == 1 ? "ChosenScalarLoss" : "ChosenCrossEntropy"),
+                  std::string::npos)
+            << name;
       }
       EXPECT_NEAR(fast.item<double>(), slow.item<double>(), 1e-5 * (1 + slow.abs().item<double>()))
           << name << " transform " << transform;
@@ -286,6 +290,12 @@ TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
   EXPECT_THROW(huber->chosen_loss(torch::zeros({2, 3, 1}), torch::tensor({0}, torch::kLong),
                                   torch::zeros({2})),
                c10::Error);
+  auto hl_gauss = value::make_value_loss(config_for("hl_gauss"));
+  for (const auto& [actions, y] : std::vector<std::pair<torch::Tensor, torch::Tensor>>{
+           {torch::tensor({0, 3}, torch::kLong), torch::zeros({2})},
+           {torch::tensor({0, 1}, torch::kLong), torch::zeros({1})},
+           {torch::tensor({0}, torch::kLong), torch::zeros({2})}})
+    EXPECT_THROW(hl_gauss->chosen_loss(torch::zeros({2, 3, 51}), actions, y), c10::Error);
 }
 
 TEST(ValueLoss, HeadOutputsAndCategorical) {

@@ -2,11 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
+#include "value/categorical_ops.h"
+#include "value/categorical_rows.h"
 #include "value/targets.h"
 
 namespace stoch::value {
@@ -139,6 +142,11 @@ class ScalarLoss : public ValueLoss {
                                      actions.contiguous(), y, huber_, delta_);
   }
 
+  int greedy_on_host(const float* heads, int64_t actions) const override {
+    // h^-1 keeps the order: the largest head is the largest value.
+    return static_cast<int>(std::max_element(heads, heads + actions) - heads);
+  }
+
   torch::Tensor value(const torch::Tensor& head_out) const override {
     check_head(head_out, 1);
     torch::NoGradGuard no_grad;
@@ -184,6 +192,9 @@ class CategoricalLoss : public ValueLoss {
     support_ =
         (kind_ == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64))
             .to(device_);
+    support_f32_ = support_.to(torch::kFloat);
+    const auto host = support_f32_.cpu().contiguous();
+    support_host_.assign(host.data_ptr<float>(), host.data_ptr<float>() + m_);
     sigma_ = sigma_ratio_ * (hi - lo) / static_cast<double>(m_);
   }
 
@@ -195,22 +206,40 @@ class CategoricalLoss : public ValueLoss {
     device_ = d;
     edges_ = edges_.to(d);
     support_ = support_.to(d);
+    support_f32_ = support_f32_.to(d);
   }
 
   torch::Tensor per_sample(const torch::Tensor& head_out,
                            const torch::Tensor& target) const override {
     check_shapes(head_out, target, m_);
     const auto logits = head_out.to(compute_type(head_out, target));
-    torch::Tensor y, p;
+    torch::Tensor y;
     {
       torch::NoGradGuard no_grad;
       y = squash_(target).to(logits.scalar_type());
-      if (kind_ == Target::kHlGauss) p = hl_gauss_targets(y, edges_, sigma_);
-      if (kind_ == Target::kOneHot) p = one_hot_targets(y, edges_);
-      if (kind_ == Target::kTwoHot || kind_ == Target::kC51) p = two_hot_targets(y, support_);
     }
     if (kind_ == Target::kExpectationMse) return (expectation(logits) - y).pow(2);
-    return -(p * torch::log_softmax(logits, -1)).sum(-1);
+    return -(distribution(y) * torch::log_softmax(logits, -1)).sum(-1);
+  }
+
+  torch::Tensor chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
+                            const torch::Tensor& target) const override {
+    if (kind_ == Target::kExpectationMse || head_out.dim() != 3)
+      return ValueLoss::chosen_loss(head_out, actions, target);
+    check_head(head_out, m_);
+    torch::Tensor p;
+    {
+      torch::NoGradGuard no_grad;
+      p = distribution(squash_(target).to(compute_type(head_out, target)));
+    }
+    return chosen_cross_entropy(head_out, actions, p);
+  }
+
+  int greedy_on_host(const float* heads, int64_t actions) const override {
+    // h^-1 keeps the order: the largest expectation is the largest value.
+    std::vector<float> values(static_cast<size_t>(actions));
+    expectation_rows(heads, actions, m_, support_host_.data(), values.data());
+    return static_cast<int>(std::max_element(values.begin(), values.end()) - values.begin());
   }
 
   torch::Tensor value(const torch::Tensor& head_out) const override {
@@ -223,7 +252,17 @@ class CategoricalLoss : public ValueLoss {
 
  private:
   torch::Tensor expectation(const torch::Tensor& logits) const {
-    return torch::matmul(torch::softmax(logits, -1), support_.to(logits.scalar_type()));
+    return value::expectation(logits, logits.scalar_type() == torch::kFloat
+                                          ? support_f32_
+                                          : support_.to(logits.scalar_type()));
+  }
+
+  // The target distribution [..., m] of targets y [...] (already squashed), under no-grad.
+  torch::Tensor distribution(const torch::Tensor& y) const {
+    torch::NoGradGuard no_grad;
+    if (kind_ == Target::kHlGauss) return hl_gauss_targets(y, edges_, sigma_);
+    if (kind_ == Target::kOneHot) return one_hot_targets(y, edges_);
+    return two_hot_targets(y, support_);
   }
 
   Target kind_;
@@ -232,8 +271,10 @@ class CategoricalLoss : public ValueLoss {
   double sigma_ratio_;
   double sigma_ = 0;
   torch::Device device_ = torch::kCPU;
-  torch::Tensor edges_;    // [m + 1], float64: hl_gauss integrates over these
-  torch::Tensor support_;  // [m], float64: bin centres, or c51's atoms
+  torch::Tensor edges_;              // [m + 1], float64: hl_gauss integrates over these
+  torch::Tensor support_;            // [m], float64: bin centres, or c51's atoms
+  torch::Tensor support_f32_;        // support_ in float32, for float32 heads
+  std::vector<float> support_host_;  // the same on the host, for greedy_on_host
 };
 
 std::unique_ptr<ValueLoss> make_categorical(const ValueLossConfig& c, Target kind) {

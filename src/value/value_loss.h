@@ -96,6 +96,10 @@ class ValueLoss {
   // sum softmax * support for categorical ones (then h^-1). For acting, bootstrapping and logging:
   // no gradient flows through it.
   virtual torch::Tensor value(const torch::Tensor& head_out) const = 0;
+  // The greedy action for one observation's heads on the host, `heads` [actions,
+  // head_outputs()]: the action of the largest value, the first on ties, as value's argmax
+  // (but for ties h^-1's rounding would make). What acting calls every environment step.
+  virtual int greedy_on_host(const float* heads, int64_t actions) const = 0;
   virtual bool categorical() const = 0;
   // The values the categorical head's bins stand for (bin centres; c51's atoms), in the
   // squashed space when value_transform is not none; undefined for scalar heads.

@@ -343,7 +343,7 @@ TEST(Dqn, QValuesHaveOneColumnPerAction) {
   EXPECT_LE(q.max().item<double>(), 120.0);
 }
 
-// Acting's greedy action (computed without operators for scalar heads) is the argmax of the
+// Acting's greedy action (computed on the host, without operators) is the argmax of the
 // Q-values, for an MLP on CartPole and the MinAtar CNN on binary frames, scalar and categorical.
 TEST(Dqn, GreedyActionIsTheArgmaxOfTheQValues) {
   const std::string minatar =

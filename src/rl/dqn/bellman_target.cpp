@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "value/categorical_ops.h"
 #include "value/targets.h"
 #include "value/value_loss.h"
 
@@ -24,7 +25,7 @@ BellmanTarget bellman_target(const value::ValueLoss& loss, const torch::Tensor& 
     // In the head's precision (float32 on the CPU): the projection's rounding is far below the
     // bootstrap noise, and float64 made c51 updates a third slower.
     out.distribution =
-        value::c51_project(torch::softmax(next_logits, -1), returns, discounts, loss.support());
+        value::c51_project(value::softmax_bins(next_logits), returns, discounts, loss.support());
   }
   return out;
 }

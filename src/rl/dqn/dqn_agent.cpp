@@ -13,6 +13,7 @@
 #include "core/torch/state_tensors.h"
 #include "rl/dqn/acting.h"
 #include "rl/dqn/bellman_target.h"
+#include "value/categorical_ops.h"
 
 namespace stoch::rl {
 
@@ -119,12 +120,10 @@ torch::Tensor DqnAgent::q_values(models::ValueNetImpl& net, const torch::Tensor&
 }
 
 bool DqnAgent::greedy_on_host(const float* obs, int& action) {
-  // A scalar head's value is the head itself (or h^-1 of it, which keeps the order): the
-  // greedy action is the largest output, the first one on ties, as argmax picks.
-  if (head_outputs_ != 1 || !device_.is_cpu()) return false;
-  q_row_.resize(static_cast<size_t>(num_actions_));
+  if (!device_.is_cpu()) return false;
+  q_row_.resize(static_cast<size_t>(num_actions_ * head_outputs_));
   if (!net_->forward_row(obs, q_row_.data())) return false;
-  action = static_cast<int>(std::max_element(q_row_.begin(), q_row_.end()) - q_row_.begin());
+  action = loss_->greedy_on_host(q_row_.data(), num_actions_);
   return true;
 }
 
@@ -224,26 +223,25 @@ torch::Tensor DqnAgent::update_loss() {
   run_side_by_side(lane_, bootstrap, [&] { out = heads(*net_, obs); });
   const torch::Tensor& y = target.scalar;
   record_targets(y);
-  if (!distributional_ && !dqn_.prioritized) return loss_->chosen_loss(out, actions, y);
-  // Left: c51's cross-entropy against its projected target, and prioritised replay, which
-  // needs each sample's TD error.
-  const auto chosen =
-      out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+  if (!dqn_.prioritized) {
+    return distributional_ ? value::chosen_cross_entropy(out, actions, target.distribution)
+                           : loss_->chosen_loss(out, actions, y);
+  }
+  // Prioritised replay weighs each sample's loss and needs its TD error (c51: its loss).
   torch::Tensor per_sample, td;
   if (distributional_) {
-    per_sample = -(target.distribution * torch::log_softmax(chosen, -1)).sum(-1);
+    per_sample = value::chosen_cross_entropy_rows(out, actions, target.distribution);
     td = per_sample.detach();
   } else {
+    const auto chosen =
+        out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
     per_sample = loss_->per_sample(chosen, y);
     td = (loss_->value(chosen).detach() - y).abs();
   }
-  if (dqn_.prioritized) {
-    const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
-    replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
-    const auto w = torch::from_blob(batch_->weights.data(), {B}, torch::kFloat).to(device_);
-    return (per_sample * w.to(per_sample.scalar_type())).mean();
-  }
-  return per_sample.mean();
+  const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
+  replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
+  const auto w = torch::from_blob(batch_->weights.data(), {B}, torch::kFloat).to(device_);
+  return (per_sample * w.to(per_sample.scalar_type())).mean();
 }
 
 void DqnAgent::record_targets(const torch::Tensor& y) {
