@@ -8,7 +8,8 @@
 #   2 threads with the helper lane (the default), 2 threads without it, 1 thread, and with
 #   model.fused=false (the module path) on 2 threads.
 # Env: CONFIG, UPDATES (6000), REPEATS (3), EPSILON (0.1), STOCH (build/stoch), ONLY_LANE=1
-# (the first setup only), STOCH_CPU_ISA=portable|avx2|avx512 (caps stoch's kernels at a lower
+# (the first setup only), SETS (space-separated key=value overrides for every setup, e.g.
+# SETS=value.loss=hl_gauss), STOCH_CPU_ISA=portable|avx2|avx512 (caps stoch's kernels at a lower
 # clone). About 2 minutes on 2 cores. The first line names the CPU and the clone that ran.
 # This VM has slow spells (a run at half speed now and then): the median of repeats hides them.
 set -euo pipefail
@@ -20,6 +21,8 @@ updates="${UPDATES:-6000}"
 repeats="${REPEATS:-3}"
 stoch="${STOCH:-build/stoch}"
 epsilon="${EPSILON:-0.1}"
+extra=()
+for kv in ${SETS:-}; do extra+=(--set "$kv"); done
 
 venv="$(scripts/setup | tail -n 1)"
 py="$venv/bin/python"
@@ -37,7 +40,7 @@ setup() {
     "$stoch" train "$config" --run-dir "$tmp/$label-$r" --set "train.steps=$updates" \
       --set dqn.learning_starts=1000 --set train.eval_every=0 --set train.ckpt_every=0 \
       --set log.every=500 --set "dqn.epsilon_start=$epsilon" --set "dqn.epsilon_end=$epsilon" \
-      "$@" >"$tmp/$label-$r.log" 2>&1 ||
+      "${extra[@]}" "$@" >"$tmp/$label-$r.log" 2>&1 ||
       { echo "dqn_throughput: $label failed; log in $tmp/$label-$r.log" >&2; exit 1; }
     rates+=("$(median_train_tps "$tmp/$label-$r/metrics.jsonl" 1000 steps_per_s)")
   done
@@ -54,8 +57,8 @@ rows+=("$(setup "2 threads, helper lane" --set run.threads=2)")
 [ -n "${ONLY_LANE:-}" ] || rows+=("$(setup "2 threads, module path" --set run.threads=2 --set model.fused=false)")
 # The CPU line comes from the runs' logs (the subshells above cannot set it here).
 cpu="$(sed -n 's/.* threads\? on \(.*\); .* per step.*/\1/p' "$tmp"/*-1.log | head -n 1)"
-echo "dqn_throughput: $config on $cpu, $updates updates x $repeats repeats, epsilon $epsilon," \
-  "load at start $load"
+echo "dqn_throughput: $config${SETS:+ ($SETS)} on $cpu, $updates updates x $repeats repeats," \
+  "epsilon $epsilon, load at start $load"
 echo "| setup | steps/s (median) | range |"
 echo "| --- | ---: | --- |"
 printf '%s\n' "${rows[@]}"

@@ -189,12 +189,12 @@ class CategoricalLoss : public ValueLoss {
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     edges_ = bin_edges(lo, hi, m_, f64).to(device_);
     // C51's atoms include both ends; every other loss reads back over the bin centres.
-    support_ =
-        (kind_ == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64))
-            .to(device_);
-    support_f32_ = support_.to(torch::kFloat);
-    const auto host = support_f32_.cpu().contiguous();
+    const auto support =
+        kind_ == Target::kC51 ? torch::linspace(lo, hi, m_, f64) : bin_centres(lo, hi, m_, f64);
+    const auto host = support.to(torch::kFloat).contiguous();
     support_host_.assign(host.data_ptr<float>(), host.data_ptr<float>() + m_);
+    support_ = support.to(device_);
+    support_f32_ = host.to(device_);
     sigma_ = sigma_ratio_ * (hi - lo) / static_cast<double>(m_);
   }
 
