@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -31,6 +32,18 @@ double median_ms(const torch::Device& device, const std::function<void()>& fn) {
   return stoch::bench::median_ms(fn, kWarmup, kRepeats, [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   });
+}
+
+// hl_gauss_targets written as LibTorch operators (what runs off the CPU), for comparison with
+// the CPU's loops.
+torch::Tensor hl_gauss_by_operators(const torch::Tensor& y, const torch::Tensor& edges,
+                                    double sigma) {
+  const int64_t m = edges.size(0) - 1;
+  const auto e = edges.to(y.scalar_type());
+  const auto yc = torch::clamp(y, e[0], e[m]).unsqueeze(-1);
+  const auto u = torch::erf((e - yc) / (sigma * std::sqrt(2.0)));
+  const auto p = (u.narrow(-1, 1, m) - u.narrow(-1, 0, m)).clamp_min(0);
+  return p / p.sum(-1, /*keepdim=*/true);
 }
 
 // A DQN update's categorical pieces at MinAtar's size, host loops against LibTorch operators.
@@ -67,6 +80,12 @@ void dqn_sized() {
   });
   std::printf("| chosen cross-entropy + backward | %.1f | %.1f |\n", ce_host, ce_ops);
   torch::NoGradGuard no_grad;
+  const auto edges = bin_edges(0, 100, m, torch::kFloat64);
+  const auto y = torch::rand({B}) * 100;
+  const double sigma = 0.75 * 100.0 / m;
+  std::printf("| hl_gauss targets for %lld | %.1f | %.1f |\n", static_cast<long long>(B),
+              us([&] { hl_gauss_targets(y, edges, sigma); }),
+              us([&] { hl_gauss_by_operators(y, edges, sigma); }));
   std::printf("| expectation over [%lld, %lld, %lld] | %.1f | %.1f |\n", static_cast<long long>(B),
               static_cast<long long>(A), static_cast<long long>(m),
               us([&] { expectation(logits, support); }),
@@ -147,6 +166,9 @@ int main(int argc, char** argv) {
     torch::NoGradGuard no_grad;
     std::printf("| c51_project (RL target) | %.3f | - |\n",
                 median_ms(device, [&] { c51_project(next_probs, rewards, discounts, atoms); }));
+    // What the CPU's hl_gauss loops replaced (and what runs on a GPU).
+    std::printf("| hl_gauss targets by LibTorch operators | %.3f | - |\n",
+                median_ms(device, [&] { hl_gauss_by_operators(y, edges, sigma); }));
   }
   if (device.is_cpu()) dqn_sized();
   return 0;

@@ -119,6 +119,32 @@ TEST(ValueLoss, HlGaussIsFiniteFarOutsideTheSupportInFloat32) {
   EXPECT_EQ(p[1].argmax().item<int64_t>(), 0);
 }
 
+// The CPU loops against the definition written with LibTorch's operators in float64: the
+// Gaussian's mass in each bin of the support, renormalised, y clamped onto the support; wide and
+// narrow sigmas, uneven edges, and targets on, between and beyond the edges.
+TEST(ValueLoss, HlGaussIsTheGaussianMassOfEachBin) {
+  torch::manual_seed(6);
+  const auto edges = torch::cat(
+      {torch::tensor({-3.0}), std::get<0>(torch::sort(torch::rand({30}, torch::kFloat64) * 8 - 3)),
+       torch::tensor({5.0})});
+  const auto y = torch::cat({torch::rand({200}, torch::kFloat64) * 12 - 5, edges.narrow(0, 0, 5),
+                             torch::tensor({-1e9, 1e9})});
+  for (double sigma : {0.01, 0.2, 3.0})
+    for (auto dt : kFloatTypes) {
+      // The definition on the inputs as the loss sees them (rounded to dt).
+      const auto e = edges.to(dt).to(torch::kFloat64);
+      const auto yc = torch::clamp(y.to(dt).to(torch::kFloat64), e[0], e[31]).unsqueeze(-1);
+      const auto cdf = torch::erf((e - yc) / (sigma * std::sqrt(2.0)));
+      const auto mass = (cdf.narrow(-1, 1, 31) - cdf.narrow(-1, 0, 31)).clamp_min(0);
+      const auto ref = mass / mass.sum(-1, true);
+      const auto p = value::hl_gauss_targets(y.to(dt), edges.to(dt), sigma);
+      ASSERT_EQ(p.scalar_type(), dt);
+      ASSERT_EQ(p.sizes(), ref.sizes());
+      EXPECT_LT(max_abs(p.to(torch::kFloat64) - ref), dt == torch::kFloat64 ? 1e-13 : 1e-6)
+          << dt << " sigma " << sigma;
+    }
+}
+
 // ---- C51 projection ----
 
 TEST(ValueLoss, C51ProjectionConservesMass) {

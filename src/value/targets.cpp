@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace stoch::value {
 namespace {
@@ -71,6 +72,30 @@ torch::Tensor project_linear(const torch::Tensor& x, const torch::Tensor& w,
   return out;
 }
 
+// hl_gauss_targets as plain loops over CPU rows, in float64 whatever the output type: its dozen
+// operators cost more than the arithmetic at DQN batch sizes. Rows of 64 targets are shared out
+// over the intra-op threads (large supervised batches); each row's numbers do not depend on how.
+// y [n], edges [m + 1] -> out [n, m].
+template <class T>
+void hl_gauss_rows(const T* y, int64_t n, const double* edges, int64_t m, double sigma, T* out) {
+  const double scale = sigma * std::sqrt(2.0);
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    std::vector<double> u(static_cast<size_t>(m + 1)), p(static_cast<size_t>(m));
+    for (int64_t i = begin; i < end; ++i) {
+      const double yc = std::min(std::max(static_cast<double>(y[i]), edges[0]), edges[m]);
+      for (int64_t j = 0; j <= m; ++j) {
+        // erf is exactly +-1 in float64 beyond 6 (its tail is below half an ulp of 1), so only
+        // the edges within about 6 sigma of y need it.
+        const double a = (edges[j] - yc) / scale;
+        u[j] = a <= -6.0 ? -1.0 : a >= 6.0 ? 1.0 : std::erf(a);
+      }
+      double total = 0.0;
+      for (int64_t j = 0; j < m; ++j) total += p[j] = std::max(u[j + 1] - u[j], 0.0);
+      for (int64_t j = 0; j < m; ++j) out[i * m + j] = static_cast<T>(p[j] / total);
+    }
+  });
+}
+
 torch::Tensor as_support(const torch::Tensor& s, const torch::Tensor& like, const char* what) {
   TORCH_CHECK(s.dim() == 1 && s.size(0) >= 2, what, " must be 1-D with at least 2 entries, got ",
               s.sizes());
@@ -102,9 +127,25 @@ torch::Tensor hl_gauss_targets(const torch::Tensor& y, const torch::Tensor& edge
               sigma);
   torch::NoGradGuard no_grad;
   const auto yf = y.to(compute_type(y));
+  // Far outside the support every erf saturates to the same +-1 and the normaliser is 0/0:
+  // y is clamped onto the support first.
+  if (yf.is_cpu() && edges.is_cpu()) {
+    TORCH_CHECK(edges.dim() == 1 && edges.size(0) >= 2,
+                "hl_gauss edges must be 1-D with at least 2 entries, got ", edges.sizes());
+    const int64_t m = edges.size(0) - 1;
+    const auto e64 = edges.to(torch::kFloat64).contiguous();
+    const auto yc = yf.contiguous();
+    auto sizes = yc.sizes().vec();
+    sizes.push_back(m);
+    auto out = torch::empty(sizes, yc.options());
+    AT_DISPATCH_FLOATING_TYPES(yc.scalar_type(), "hl_gauss_targets", [&] {
+      hl_gauss_rows<scalar_t>(yc.data_ptr<scalar_t>(), yc.numel(), e64.data_ptr<double>(), m, sigma,
+                              out.data_ptr<scalar_t>());
+    });
+    return out;
+  }
   const auto e = as_support(edges, yf, "hl_gauss edges");
   const int64_t m = e.size(0) - 1;
-  // Far outside the support every erf saturates to the same +-1 and the normaliser is 0/0.
   const auto yc = torch::clamp(yf, e[0], e[m]).unsqueeze(-1);
   const auto u = torch::erf((e - yc) / (sigma * std::sqrt(2.0)));
   // erf differences are >= 0 in exact arithmetic; the clamp guards against a rounding sign flip,
