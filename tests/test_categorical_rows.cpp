@@ -164,6 +164,12 @@ TEST(CategoricalOps, ChosenCrossEntropyIsGatherThenLogSoftmax) {
                c10::Error);
   EXPECT_THROW(value::chosen_cross_entropy(logits, actions, target.narrow(1, 0, m - 1)),
                c10::Error);
+  // No bins: nothing for the loops to read, and the operators' answer (an empty sum, 0).
+  EXPECT_EQ(value::chosen_cross_entropy(torch::zeros({B, A, 0}), actions, torch::zeros({B, 0}))
+                .item<double>(),
+            0.0);
+  EXPECT_THROW(value::expectation(torch::zeros({3, 0}), torch::zeros({0})), c10::Error);
+  EXPECT_EQ(value::softmax_bins(torch::zeros({3, 0})).numel(), 0);
 }
 
 TEST(CategoricalOps, ExpectationAndSoftmaxMatchLibTorchAndKeepTheGradientWhenAsked) {

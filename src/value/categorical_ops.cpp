@@ -76,8 +76,9 @@ bool host_node(const torch::Tensor& logits, const torch::Tensor& actions,
                   target.size(1) == logits.size(2),
               "chosen_cross_entropy: logits ", logits.sizes(), ", actions ", actions.sizes(),
               " and target ", target.sizes(), " do not fit [B, A, m], [B], [B, m]");
-  return host_float(logits) && host_float(target) && !target.requires_grad() && actions.is_cpu() &&
-         actions.scalar_type() == torch::kLong;
+  // The loops read at least one bin per row.
+  return logits.size(2) > 0 && host_float(logits) && host_float(target) &&
+         !target.requires_grad() && actions.is_cpu() && actions.scalar_type() == torch::kLong;
 }
 
 torch::Tensor rows_by_operators(const torch::Tensor& logits, const torch::Tensor& actions,
@@ -90,7 +91,8 @@ torch::Tensor rows_by_operators(const torch::Tensor& logits, const torch::Tensor
 }  // namespace
 
 torch::Tensor expectation(const torch::Tensor& logits, const torch::Tensor& support) {
-  TORCH_CHECK(logits.dim() >= 1 && support.dim() == 1 && logits.size(-1) == support.size(0),
+  TORCH_CHECK(logits.dim() >= 1 && support.dim() == 1 && support.size(0) > 0 &&
+                  logits.size(-1) == support.size(0),
               "expectation: logits ", logits.sizes(), " over a support of ", support.sizes());
   const bool differentiable = logits.requires_grad() && torch::GradMode::is_enabled();
   if (host_float(logits) && host_float(support) && !differentiable) {
@@ -107,7 +109,8 @@ torch::Tensor expectation(const torch::Tensor& logits, const torch::Tensor& supp
 
 torch::Tensor softmax_bins(const torch::Tensor& logits) {
   torch::NoGradGuard no_grad;
-  if (!host_float(logits) || logits.dim() < 1) return torch::softmax(logits, -1);
+  if (!host_float(logits) || logits.dim() < 1 || logits.size(-1) == 0)
+    return torch::softmax(logits, -1);
   const auto lc = logits.contiguous();
   const int64_t m = logits.size(-1);
   auto out = torch::empty_like(lc);
