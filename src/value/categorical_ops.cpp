@@ -114,7 +114,7 @@ torch::Tensor softmax_bins(const torch::Tensor& logits) {
   const auto lc = logits.contiguous();
   const int64_t m = logits.size(-1);
   auto out = torch::empty_like(lc);
-  softmax_rows(lc.data_ptr<float>(), m > 0 ? lc.numel() / m : 0, m, out.data_ptr<float>());
+  softmax_rows(lc.data_ptr<float>(), lc.numel() / m, m, out.data_ptr<float>());
   return out;
 }
 

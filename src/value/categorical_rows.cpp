@@ -47,6 +47,11 @@ STOCH_ALWAYS_INLINE float lane_max(Vec v) {
   return tree_reduce<true>(v);
 }
 
+// Whole 16-float chunks that hold a row of m.
+constexpr int64_t chunks_of(int64_t m) {
+  return (m + W - 1) / W;
+}
+
 // Lanes of chunk c inside a row of m, as a mask.
 STOCH_ALWAYS_INLINE auto inside(int64_t c, int64_t m) {
   return S::lane_index() + static_cast<int32_t>(c * W) < static_cast<int32_t>(m);
@@ -57,7 +62,7 @@ STOCH_ALWAYS_INLINE auto inside(int64_t c, int64_t m) {
 class PaddedRow {
  public:
   PaddedRow(int64_t m, float pad) : m_(m), buf_(static_cast<size_t>(chunks() * W), pad) {}
-  int64_t chunks() const { return (m_ + W - 1) / W; }
+  int64_t chunks() const { return chunks_of(m_); }
   const float* fill(const float* row) {
     std::copy(row, row + m_, buf_.begin());
     return buf_.data();
@@ -76,7 +81,7 @@ class PaddedRow {
 template <class Use>
 STOCH_ALWAYS_INLINE void softmax_numerators(const float* x, int64_t m, float& row_max, float& sum,
                                             Use use) {
-  const int64_t chunks = (m + W - 1) / W;
+  const int64_t chunks = chunks_of(m);
   Vec mx = S::load(x);
   for (int64_t c = 1; c < chunks; ++c) mx = S::vmax(mx, S::load(x + c * W));
   row_max = lane_max(mx);  // may pass over a NaN, whose own numerator is then NaN
