@@ -272,20 +272,32 @@ ValueLossConfig config_for(const std::string& loss) {
 // chosen_loss is gathering each row's chosen head and taking the loss, for every loss; scalar
 // losses and the categorical cross-entropies take their one-node paths on the CPU (Huber's linear
 // part and value_transform included).
+// A loss of one config, a batch of heads [B, A, K] twice (the path under test and the reference
+// path each get their own gradient), actions and targets.
+struct ChosenCase {
+  std::unique_ptr<value::ValueLoss> l;
+  int64_t K;
+  torch::Tensor head, reference, actions, y;
+  ChosenCase(const std::string& name, const std::string& transform, int64_t B, int64_t A) {
+    auto cfg = config_for(name);
+    cfg.value_transform = transform;
+    l = value::make_value_loss(cfg);
+    K = l->head_outputs();
+    head = (3 * torch::randn({B, A, K})).requires_grad_();
+    reference = head.detach().clone().requires_grad_();
+    actions = torch::randint(0, A, {B}, torch::kLong);
+    y = 4 * torch::randn({B});  // |q - y| > 1 on many rows: Huber's linear part
+  }
+};
+
 TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
   torch::manual_seed(4);
   const int64_t B = 9, A = 4;
   for (const std::string name :
        {"mse", "huber", "two_hot", "hl_gauss", "one_hot", "c51", "mse_on_expectation"})
     for (const std::string transform : {"none", "muzero", "symlog"}) {
-      auto cfg = config_for(name);
-      cfg.value_transform = transform;
-      auto l = value::make_value_loss(cfg);
-      const int64_t K = l->head_outputs();
-      const auto head = (3 * torch::randn({B, A, K})).requires_grad_();
-      const auto reference = head.detach().clone().requires_grad_();
-      const auto actions = torch::randint(0, A, {B}, torch::kLong);
-      const auto y = 4 * torch::randn({B});  // |q - y| > 1 on many rows: Huber's linear part
+      const ChosenCase t(name, transform, B, A);
+      const auto& [l, K, head, reference, actions, y] = t;
       const auto fast = l->chosen_loss(head, actions, y);
       const auto slow =
           l->loss(reference.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1), y);
@@ -322,6 +334,39 @@ TEST(ValueLoss, ChosenLossIsGatherThenLoss) {
            {torch::tensor({0, 1}, torch::kLong), torch::zeros({1})},
            {torch::tensor({0}, torch::kLong), torch::zeros({2})}})
     EXPECT_THROW(hl_gauss->chosen_loss(torch::zeros({2, 3, 51}), actions, y), c10::Error);
+}
+
+TEST(ValueLoss, ChosenRowsIsGatherThenPerSample) {
+  torch::manual_seed(5);
+  const int64_t B = 7, A = 3;
+  for (const std::string name :
+       {"mse", "huber", "two_hot", "hl_gauss", "one_hot", "c51", "mse_on_expectation"})
+    for (const std::string transform : {"none", "symlog"}) {
+      const ChosenCase t(name, transform, B, A);
+      const auto& [l, K, head, reference, actions, y] = t;
+      const auto rows = l->chosen_rows(head, actions, y);
+      const auto slow = l->per_sample(
+          reference.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1), y);
+      ASSERT_EQ(rows.sizes(), slow.sizes()) << name;
+      if (l->categorical() && name != "mse_on_expectation") {
+        ASSERT_TRUE(rows.grad_fn()) << name;
+        EXPECT_NE(rows.grad_fn()->name().find("ChosenCrossEntropy"), std::string::npos) << name;
+      }
+      EXPECT_TRUE(torch::allclose(rows, slow.to(rows.scalar_type()), 1e-5, 1e-6))
+          << name << " transform " << transform << "\n"
+          << rows << slow;
+      // Prioritised replay's weights: each row's gradient scaled by its own weight.
+      const auto w = torch::rand({B}) + 0.5;
+      (rows * w).mean().backward();
+      (slow * w).mean().backward();
+      EXPECT_TRUE(torch::allclose(head.grad(), reference.grad(), 1e-5, 1e-6))
+          << name << " transform " << transform;
+      EXPECT_GT(head.grad().abs().sum().item<double>(), 0.0) << name;
+    }
+  auto two_hot = value::make_value_loss(config_for("two_hot"));
+  EXPECT_THROW(two_hot->chosen_rows(torch::zeros({2, 3, 51}), torch::tensor({0, -1}, torch::kLong),
+                                    torch::zeros({2})),
+               c10::Error);
 }
 
 TEST(ValueLoss, HeadOutputsAndCategorical) {

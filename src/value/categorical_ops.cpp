@@ -2,9 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <vector>
-
 #include "value/categorical_rows.h"
+#include "value/chosen_heads.h"
 
 namespace stoch::value {
 namespace {
@@ -23,13 +22,7 @@ struct ChosenCrossEntropyFn : public torch::autograd::Function<ChosenCrossEntrop
     const auto lc = logits.contiguous();
     const auto tc = target.contiguous();
     const auto ac = actions.contiguous();
-    const int64_t* a = ac.data_ptr<int64_t>();
-    std::vector<int64_t> index(static_cast<size_t>(B));
-    for (int64_t i = 0; i < B; ++i) {
-      TORCH_CHECK(a[i] >= 0 && a[i] < A, "chosen_cross_entropy: action ", a[i], " outside [0, ", A,
-                  ")");
-      index[static_cast<size_t>(i)] = i * A + a[i];
-    }
+    const auto index = chosen_heads(ac.data_ptr<int64_t>(), B, A, "chosen_cross_entropy");
     auto loss = torch::empty({B}, lc.options());
     auto grad_rows = torch::empty({B, m}, lc.options());
     cross_entropy_rows(lc.data_ptr<float>(), index.data(), B, m, tc.data_ptr<float>(),
@@ -49,22 +42,15 @@ struct ChosenCrossEntropyFn : public torch::autograd::Function<ChosenCrossEntrop
     const auto saved = ctx->get_saved_variables();
     const auto& actions = saved[0];
     const auto& grad_rows = saved[1];
-    const int64_t B = grad_rows.size(0), m = grad_rows.size(1);
     const int64_t A = ctx->saved_data["A"].toInt();
-    const bool mean = ctx->saved_data["mean"].toBool();
     // The upstream gradient per row: one scalar over B for the mean.
     const auto up = grad_outputs[0].to(torch::kFloat).contiguous();
     const float* upp = up.data_ptr<float>();
-    const float inv_b = 1.0f / static_cast<float>(B);
-    auto grad = torch::zeros({B, A, m}, grad_rows.options());
-    float* gp = grad.data_ptr<float>();
-    const float* rp = grad_rows.data_ptr<float>();
-    const int64_t* ap = actions.data_ptr<int64_t>();
-    for (int64_t i = 0; i < B; ++i) {
-      const float scale = mean ? upp[0] * inv_b : upp[i];
-      for (int64_t j = 0; j < m; ++j) gp[(i * A + ap[i]) * m + j] = rp[i * m + j] * scale;
+    if (ctx->saved_data["mean"].toBool()) {
+      const float scale = upp[0] * (1.0f / static_cast<float>(grad_rows.size(0)));
+      return {scatter_to_chosen(actions, grad_rows, A, &scale, 0), {}, {}, {}};
     }
-    return {grad, {}, {}, {}};
+    return {scatter_to_chosen(actions, grad_rows, A, upp, 1), {}, {}, {}};
   }
 };
 

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
 #include "value/categorical_ops.h"
 #include "value/categorical_rows.h"
+#include "value/chosen_heads.h"
 #include "value/targets.h"
 
 namespace stoch::value {
@@ -63,15 +65,14 @@ struct ChosenScalarLossFn : public torch::autograd::Function<ChosenScalarLossFn>
                 actions.numel(), " actions and ", y.numel(), " targets");
     const auto qc = q.contiguous();
     const float* qp = qc.data_ptr<float>();
-    const int64_t* ap = actions.data_ptr<int64_t>();
+    const auto heads = chosen_heads(actions.data_ptr<int64_t>(), B, A, "chosen_loss");
     const float* yp = y.data_ptr<float>();
     auto slope = torch::empty({B}, q.options());  // dl/dq of each row's chosen head, over B
     float* sp = slope.data_ptr<float>();
     const float d = static_cast<float>(delta), inv_b = 1.0f / static_cast<float>(B);
     double total = 0.0;
     for (int64_t i = 0; i < B; ++i) {
-      TORCH_CHECK(ap[i] >= 0 && ap[i] < A, "chosen_loss: action ", ap[i], " outside [0, ", A, ")");
-      const float e = qp[i * A + ap[i]] - yp[i];
+      const float e = qp[heads[static_cast<size_t>(i)]] - yp[i];
       if (!huber) {
         total += static_cast<double>(e) * e;
         sp[i] = 2.0f * e * inv_b;
@@ -95,12 +96,7 @@ struct ChosenScalarLossFn : public torch::autograd::Function<ChosenScalarLossFn>
     const auto& slope = saved[1];
     const int64_t B = slope.size(0), A = ctx->saved_data["A"].toInt();
     const float up = grad_outputs[0].item<float>();
-    auto grad = torch::zeros({B, A}, slope.options());
-    float* gp = grad.data_ptr<float>();
-    const float* sp = slope.data_ptr<float>();
-    const int64_t* ap = actions.data_ptr<int64_t>();
-    for (int64_t i = 0; i < B; ++i) gp[i * A + ap[i]] = up * sp[i];
-    return {grad, {}, {}, {}, {}};
+    return {scatter_to_chosen(actions, slope.view({B, 1}), A, &up, 0).view({B, A}), {}, {}, {}, {}};
   }
 };
 
@@ -226,18 +222,21 @@ class CategoricalLoss : public ValueLoss {
                             const torch::Tensor& target) const override {
     if (kind_ == Target::kExpectationMse || head_out.dim() != 3)
       return ValueLoss::chosen_loss(head_out, actions, target);
-    check_head(head_out, m_);
-    torch::Tensor p;
-    {
-      torch::NoGradGuard no_grad;
-      p = distribution(squash_(target).to(compute_type(head_out, target)));
-    }
-    return chosen_cross_entropy(head_out, actions, p);
+    return chosen_cross_entropy(head_out, actions, chosen_distribution(head_out, target));
+  }
+
+  torch::Tensor chosen_rows(const torch::Tensor& head_out, const torch::Tensor& actions,
+                            const torch::Tensor& target) const override {
+    if (kind_ == Target::kExpectationMse || head_out.dim() != 3)
+      return ValueLoss::chosen_rows(head_out, actions, target);
+    return chosen_cross_entropy_rows(head_out, actions, chosen_distribution(head_out, target));
   }
 
   int greedy_on_host(const float* heads, int64_t actions) const override {
     // h^-1 keeps the order: the largest expectation is the largest value.
-    std::vector<float> values(static_cast<size_t>(actions));
+    // Once per environment step: the buffer outlives the call.
+    thread_local std::vector<float> values;
+    values.resize(static_cast<size_t>(actions));
     expectation_rows(heads, actions, m_, support_host_.data(), values.data());
     return static_cast<int>(std::max_element(values.begin(), values.end()) - values.begin());
   }
@@ -255,6 +254,14 @@ class CategoricalLoss : public ValueLoss {
     return value::expectation(logits, logits.scalar_type() == torch::kFloat
                                           ? support_f32_
                                           : support_.to(logits.scalar_type()));
+  }
+
+  // The target distribution [B, m] of chosen_loss's and chosen_rows's targets [B].
+  torch::Tensor chosen_distribution(const torch::Tensor& head_out,
+                                    const torch::Tensor& target) const {
+    check_head(head_out, m_);
+    torch::NoGradGuard no_grad;
+    return distribution(squash_(target).to(compute_type(head_out, target)));
   }
 
   // The target distribution [..., m] of targets y [...] (already squashed), under no-grad.
@@ -316,9 +323,14 @@ std::vector<std::string> value_loss_names() {
 
 torch::Tensor ValueLoss::chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
                                      const torch::Tensor& target) const {
+  return ValueLoss::chosen_rows(head_out, actions, target).mean();
+}
+
+torch::Tensor ValueLoss::chosen_rows(const torch::Tensor& head_out, const torch::Tensor& actions,
+                                     const torch::Tensor& target) const {
   const int64_t B = head_out.size(0), K = head_out.size(2);
   const auto chosen = head_out.gather(1, actions.view({B, 1, 1}).expand({B, 1, K})).squeeze(1);
-  return loss(chosen, target);
+  return per_sample(chosen, target);
 }
 
 std::unique_ptr<ValueLoss> make_value_loss(const ValueLossConfig& cfg) {

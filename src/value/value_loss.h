@@ -87,10 +87,14 @@ class ValueLoss {
     return per_sample(head_out, target).mean();
   }
   // The mean loss of each row's chosen head: head_out [B, A, head_outputs()], actions [B]
-  // (int64), target [B]. Equal to gathering the chosen heads and taking `loss`; scalar losses
-  // run it as one autograd node on the CPU, where a DQN update's gather, loss and mean nodes
-  // cost more than their arithmetic.
+  // (int64), target [B]. Equal to gathering the chosen heads and taking `loss`; on the CPU it
+  // runs as one autograd node (but for mse_on_expectation), where a DQN update's gather, loss
+  // and mean nodes cost more than their arithmetic.
   virtual torch::Tensor chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
+                                    const torch::Tensor& target) const;
+  // The same per row, [B]: gathering the chosen heads and taking `per_sample` (prioritised replay
+  // weighs the rows). One node on the CPU for the cross-entropy losses.
+  virtual torch::Tensor chosen_rows(const torch::Tensor& head_out, const torch::Tensor& actions,
                                     const torch::Tensor& target) const;
   // head_out [..., head_outputs()] -> [...]: the head itself for scalar losses, the expectation
   // sum softmax * support for categorical ones (then h^-1). For acting, bootstrapping and logging:

@@ -95,8 +95,9 @@ TEST(DqnResume, PrioritisedNStepDoubleC51IsBitExact) {
       tiny_dqn_config("c51", 60, ", prioritized: true, n_step: 3, double_dqn: true, tau: 0.5"));
 }
 
-TEST(DqnResume, TwoEnvsHlGaussIsBitExact) {
-  expect_exact_resume(tiny_dqn_config("hl_gauss", 60, "", 2));
+TEST(DqnResume, TwoEnvsPrioritisedHlGaussIsBitExact) {
+  // Prioritised replay with a categorical head other than c51: value.chosen_rows' one node.
+  expect_exact_resume(tiny_dqn_config("hl_gauss", 60, ", prioritized: true", 2));
 }
 
 // value.support running: the bins follow the targets between updates, and a resumed run moves

@@ -233,10 +233,11 @@ torch::Tensor DqnAgent::update_loss() {
     per_sample = value::chosen_cross_entropy_rows(out, actions, target.distribution);
     td = per_sample.detach();
   } else {
+    per_sample = loss_->chosen_rows(out, actions, y);
+    torch::NoGradGuard no_grad;
     const auto chosen =
-        out.gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
-    per_sample = loss_->per_sample(chosen, y);
-    td = (loss_->value(chosen).detach() - y).abs();
+        out.detach().gather(1, actions.view({B, 1, 1}).expand({B, 1, head_outputs_})).squeeze(1);
+    td = (loss_->value(chosen) - y).abs();
   }
   const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
   replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
