@@ -14,47 +14,131 @@
 namespace stoch::value {
 namespace {
 
-// Sixteen lanes in every clone (one AVX-512 register, two AVX2 ones, four SSE2 ones): the lane
-// a value lands in, and so the order of every sum, does not depend on the CPU.
+// Sixteen lanes in every clone: the lane a value lands in, and so the order of every sum, does
+// not depend on the CPU.
 constexpr int64_t W = 16;
-using S = simd::Simd<W>;
-using Vec = S::Vec;
 
-// Sums (or the max) of a vector's lanes as a tree of halves: four dependent steps instead of
-// fifteen, in one order whatever registers the clone holds the vector in.
-template <int H, size_t... L>
-constexpr S::IVec rotated(std::index_sequence<L...>) {
-  return S::IVec{static_cast<int32_t>((L + H) % W)...};
-}
-template <bool kMax>
-STOCH_ALWAYS_INLINE Vec combine(Vec a, Vec b) {
-  if constexpr (kMax) return S::vmax(a, b);
-  return a + b;
-}
-template <bool kMax>
-STOCH_ALWAYS_INLINE float tree_reduce(Vec v) {
-  constexpr auto lanes = std::make_index_sequence<W>();
-  v = combine<kMax>(v, __builtin_shuffle(v, rotated<8>(lanes)));
-  v = combine<kMax>(v, __builtin_shuffle(v, rotated<4>(lanes)));
-  v = combine<kMax>(v, __builtin_shuffle(v, rotated<2>(lanes)));
-  v = combine<kMax>(v, __builtin_shuffle(v, rotated<1>(lanes)));
-  return v[0];
-}
-STOCH_ALWAYS_INLINE float lane_sum(Vec v) {
-  return tree_reduce<false>(v);
-}
-STOCH_ALWAYS_INLINE float lane_max(Vec v) {
-  return tree_reduce<true>(v);
-}
+// Sixteen lanes held as P native vectors of N lanes (one AVX-512 register, two AVX2 ones, four
+// SSE2 ones). Narrower clones get no 16-lane generic vectors: GCC lowers their shuffles and
+// masks lane by lane through the stack, which made the AVX2 clone five times slower than the
+// AVX-512 one.
+template <class Isa>
+struct Lanes {
+  static constexpr int N = Isa::kIsa == CpuIsa::kAvx512 ? 16 : Isa::kIsa == CpuIsa::kAvx2 ? 8 : 4;
+  static constexpr int P = static_cast<int>(W) / N;
+  using S = simd::Simd<N>;
+  using V = typename S::Vec;
+
+  V part[P];
+
+  STOCH_ALWAYS_INLINE static Lanes load(const float* p) {
+    Lanes r;
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) r.part[k] = S::load(p + k * N);
+    return r;
+  }
+  STOCH_ALWAYS_INLINE void store(float* p) const {
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) S::store(p + k * N, part[k]);
+  }
+  STOCH_ALWAYS_INLINE static Lanes splat(float x) {
+    Lanes r;
+    const V v = S::splat(x);
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) r.part[k] = v;
+    return r;
+  }
+  STOCH_ALWAYS_INLINE static Lanes zero() {
+    return splat(0.0f);
+  }
+
+  template <class F>
+  STOCH_ALWAYS_INLINE static Lanes map(const Lanes& a, const Lanes& b, F f) {
+    Lanes r;
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) r.part[k] = f(a.part[k], b.part[k]);
+    return r;
+  }
+  STOCH_ALWAYS_INLINE friend Lanes operator+(const Lanes& a, const Lanes& b) {
+    return map(a, b, [](V x, V y) { return x + y; });
+  }
+  STOCH_ALWAYS_INLINE friend Lanes operator-(const Lanes& a, const Lanes& b) {
+    return map(a, b, [](V x, V y) { return x - y; });
+  }
+  STOCH_ALWAYS_INLINE friend Lanes operator*(const Lanes& a, const Lanes& b) {
+    return map(a, b, [](V x, V y) { return x * y; });
+  }
+  STOCH_ALWAYS_INLINE friend Lanes operator/(const Lanes& a, const Lanes& b) {
+    return map(a, b, [](V x, V y) { return x / y; });
+  }
+  STOCH_ALWAYS_INLINE Lanes& operator+=(const Lanes& b) {
+    return *this = *this + b;
+  }
+  // a > b ? a : b lane by lane (the first operand's NaN gives way to the second).
+  STOCH_ALWAYS_INLINE static Lanes vmax(const Lanes& a, const Lanes& b) {
+    return map(a, b, [](V x, V y) { return S::vmax(x, y); });
+  }
+  STOCH_ALWAYS_INLINE static Lanes exp_nonpositive(const Lanes& a) {
+    Lanes r;
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) r.part[k] = S::exp_nonpositive(a.part[k]);
+    return r;
+  }
+  // The lanes of chunk c that lie inside a row of m; 0 in the others.
+  STOCH_ALWAYS_INLINE Lanes inside(int64_t c, int64_t m) const {
+    Lanes r;
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k)
+      r.part[k] = S::lane_index() + static_cast<int32_t>(c * W + k * N) < static_cast<int32_t>(m)
+                      ? part[k]
+                      : V{};
+    return r;
+  }
+
+  // Lane 0 of a tree of halves over the 16 lanes: lane l combines with lane l + h for h = 8, 4,
+  // 2, 1, the first operand the lower lane. Across native vectors while h >= N, then inside one
+  // by shuffles: the same operations in the same order in every clone.
+  template <bool kMax>
+  STOCH_ALWAYS_INLINE float tree() const {
+    auto combine = [](V a, V b) {
+      if constexpr (kMax) return S::vmax(a, b);
+      return a + b;
+    };
+    V p[P];
+#pragma GCC unroll 4
+    for (int k = 0; k < P; ++k) p[k] = part[k];
+#pragma GCC unroll 4
+    for (int h = P / 2; h >= 1; h /= 2)
+#pragma GCC unroll 4
+      for (int k = 0; k < h; ++k) p[k] = combine(p[k], p[k + h]);
+    V v = p[0];
+    if constexpr (N >= 16) v = combine(v, __builtin_shuffle(v, rotated<8>()));
+    if constexpr (N >= 8) v = combine(v, __builtin_shuffle(v, rotated<4>()));
+    v = combine(v, __builtin_shuffle(v, rotated<2>()));
+    v = combine(v, __builtin_shuffle(v, rotated<1>()));
+    return v[0];
+  }
+  STOCH_ALWAYS_INLINE float sum() const {
+    return tree<false>();
+  }
+  STOCH_ALWAYS_INLINE float max() const {
+    return tree<true>();
+  }
+
+ private:
+  template <int H, size_t... L>
+  static constexpr typename S::IVec rotated(std::index_sequence<L...>) {
+    return typename S::IVec{static_cast<int32_t>((L + H) % N)...};
+  }
+  template <int H>
+  static constexpr typename S::IVec rotated() {
+    return rotated<H>(std::make_index_sequence<N>());
+  }
+};
 
 // Whole 16-float chunks that hold a row of m.
 constexpr int64_t chunks_of(int64_t m) {
   return (m + W - 1) / W;
-}
-
-// Lanes of chunk c inside a row of m, as a mask.
-STOCH_ALWAYS_INLINE auto inside(int64_t c, int64_t m) {
-  return S::lane_index() + static_cast<int32_t>(c * W) < static_cast<int32_t>(m);
 }
 
 // A row of m floats copied into whole chunks whose lanes past the row's end hold `pad`, so that
@@ -78,21 +162,21 @@ class PaddedRow {
 // The softmax numerators exp(x - max) of a padded row x (pad -inf), chunk by chunk, lanes past
 // the row's end 0, handed to `use(c, e)`; sets the row's max and the numerators' sum (NaN where a
 // logit is NaN or +inf).
-template <class Use>
+template <class L, class Use>
 STOCH_ALWAYS_INLINE void softmax_numerators(const float* x, int64_t m, float& row_max, float& sum,
                                             Use use) {
   const int64_t chunks = chunks_of(m);
-  Vec mx = S::load(x);
-  for (int64_t c = 1; c < chunks; ++c) mx = S::vmax(mx, S::load(x + c * W));
-  row_max = lane_max(mx);  // may pass over a NaN, whose own numerator is then NaN
-  Vec total{};
+  L mx = L::load(x);
+  for (int64_t c = 1; c < chunks; ++c) mx = L::vmax(mx, L::load(x + c * W));
+  row_max = mx.max();  // may pass over a NaN, whose own numerator is then NaN
+  const L shift = L::splat(row_max);
+  L total = L::zero();
   for (int64_t c = 0; c < chunks; ++c) {
-    Vec e = S::exp_nonpositive(S::load(x + c * W) - row_max);
-    e = inside(c, m) ? e : Vec{};
+    const L e = L::exp_nonpositive(L::load(x + c * W) - shift).inside(c, m);
     total += e;
     use(c, e);
   }
-  sum = lane_sum(total);
+  sum = total.sum();
 }
 
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
@@ -101,14 +185,15 @@ struct ExpectationKernel {
   template <class Isa>
   STOCH_ALWAYS_INLINE static void run(const float* logits, int64_t rows, int64_t m,
                                       const float* support, float* out) {
+    using L = Lanes<Isa>;
     PaddedRow x(m, kMinusInf), z(m, 0.0f);
     const float* zp = z.fill(support);
     for (int64_t r = 0; r < rows; ++r) {
-      Vec weighted{};
+      L weighted = L::zero();
       float row_max = 0, sum = 0;
-      softmax_numerators(x.fill(logits + r * m), m, row_max, sum,
-                         [&](int64_t c, Vec e) { weighted += e * S::load(zp + c * W); });
-      out[r] = lane_sum(weighted) / sum;
+      softmax_numerators<L>(x.fill(logits + r * m), m, row_max, sum,
+                            [&](int64_t c, const L& e) { weighted += e * L::load(zp + c * W); });
+      out[r] = weighted.sum() / sum;
     }
   }
 };
@@ -116,14 +201,15 @@ struct ExpectationKernel {
 struct SoftmaxKernel {
   template <class Isa>
   STOCH_ALWAYS_INLINE static void run(const float* logits, int64_t rows, int64_t m, float* out) {
+    using L = Lanes<Isa>;
     PaddedRow x(m, kMinusInf), e(m, 0.0f);
     float* ep = e.data();
     for (int64_t r = 0; r < rows; ++r) {
       float row_max = 0, sum = 0;
-      softmax_numerators(x.fill(logits + r * m), m, row_max, sum,
-                         [&](int64_t c, Vec v) { S::store(ep + c * W, v); });
-      const Vec total = S::splat(sum);
-      for (int64_t c = 0; c < e.chunks(); ++c) S::store(ep + c * W, S::load(ep + c * W) / total);
+      softmax_numerators<L>(x.fill(logits + r * m), m, row_max, sum,
+                            [&](int64_t c, const L& v) { v.store(ep + c * W); });
+      const L total = L::splat(sum);
+      for (int64_t c = 0; c < e.chunks(); ++c) (L::load(ep + c * W) / total).store(ep + c * W);
       e.copy_out(out + r * m);
     }
   }
@@ -133,26 +219,28 @@ struct CrossEntropyKernel {
   template <class Isa>
   STOCH_ALWAYS_INLINE static void run(const float* logits, const int64_t* index, int64_t rows,
                                       int64_t m, const float* target, float* loss, float* grad) {
+    using L = Lanes<Isa>;
     PaddedRow x(m, kMinusInf), p(m, 0.0f), g(m, 0.0f);
     float* gp = g.data();
     for (int64_t r = 0; r < rows; ++r) {
       const float* xp = x.fill(logits + index[r] * m);
       const float* pp = p.fill(target + r * m);
       float row_max = 0, sum = 0;
-      softmax_numerators(xp, m, row_max, sum, [&](int64_t c, Vec e) { S::store(gp + c * W, e); });
+      softmax_numerators<L>(xp, m, row_max, sum,
+                            [&](int64_t c, const L& e) { e.store(gp + c * W); });
       // -sum_j p_j log softmax_j = sum_j p_j (max - x_j) + (sum_j p_j) log(sum): every term >= 0.
-      Vec mass{}, gap{};
+      L mass = L::zero(), gap = L::zero();
+      const L top = L::splat(row_max);
       for (int64_t c = 0; c < x.chunks(); ++c) {
-        const Vec pc = S::load(pp + c * W);
-        const Vec term = pc * (S::splat(row_max) - S::load(xp + c * W));
+        const L pc = L::load(pp + c * W);
         mass += pc;
-        gap += inside(c, m) ? term : Vec{};  // 0 * inf past the row's end
+        gap += (pc * (top - L::load(xp + c * W))).inside(c, m);  // 0 * inf past the row's end
       }
-      const float p_sum = lane_sum(mass);
-      loss[r] = lane_sum(gap) + p_sum * std::log(sum);
-      const Vec scale = S::splat(p_sum / sum);
+      const float p_sum = mass.sum();
+      loss[r] = gap.sum() + p_sum * std::log(sum);
+      const L scale = L::splat(p_sum / sum);
       for (int64_t c = 0; c < x.chunks(); ++c)
-        S::store(gp + c * W, S::load(gp + c * W) * scale - S::load(pp + c * W));
+        (L::load(gp + c * W) * scale - L::load(pp + c * W)).store(gp + c * W);
       g.copy_out(grad + r * m);
     }
   }
