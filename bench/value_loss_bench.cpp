@@ -2,7 +2,8 @@
 // alone, then a whole loss + backward through the head (which builds the targets again).
 // Median of 50 repeats after 5 warm-up runs, printed as a Markdown table. On the CPU a second
 // table times a DQN update's categorical pieces at MinAtar's size (batch 32, 6 actions, 51 bins):
-// the host loops of value/categorical_ops.h against the LibTorch operators they replace.
+// the host loops of value/categorical_ops.h against the LibTorch operators they replace, in the
+// clone its header names; STOCH_CPU_ISA=portable|avx2|avx512 times a lower one.
 // usage: value_loss_bench [cpu|cuda]
 #include <torch/cuda.h>
 #include <torch/torch.h>
