@@ -37,7 +37,7 @@ keep_finished() {
       # Staged in a folder of this call's own and renamed in, so a copy cut short never looks
       # kept, and the keeper and the last step (or a killed keeper's unfinished cp) never mix
       # files; mv -T does not land on a run another call kept meanwhile.
-      mkdir -p "$kept/$sweep" && stage="$(mktemp -d runs/.keeping.XXXXXX)" || continue
+      mkdir -p "$kept/$sweep" && stage="$(mktemp -d "runs/.keeping.$$.XXXXXX")" || continue
       cp "${dir}config.yaml" "${dir}metrics.jsonl" "$stage"/ &&
         mv -T "$stage" "$kept/$sweep/$name" 2>/dev/null || rm -rf "$stage"
     done
@@ -45,7 +45,14 @@ keep_finished() {
 }
 
 mkdir -p runs
-rm -rf runs/.keeping runs/.keeping.*  # staging left by a copy that was cut short
+# Staging left by a copy that was cut short: each call's names its pid ($$, the keeper's too),
+# so the staging of another call still running beside this one stays.
+for stage in runs/.keeping runs/.keeping.*; do
+  [ -e "$stage" ] || continue
+  owner="${stage#runs/.keeping.}" && owner="${owner%%.*}"
+  case "$owner" in '' | *[!0-9]*) ;; *) kill -0 "$owner" 2>/dev/null && continue ;; esac
+  rm -rf "$stage"
+done
 [ -d "$kept" ] && cp -rn "$kept"/. runs/
 (while sleep 120; do keep_finished; done) &
 keeper=$!
