@@ -101,6 +101,12 @@ TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
   EXPECT_NE(r.output.find("2 runs: 1 finished, 0 running, 0 interrupted, 1 not started"),
             std::string::npos)
       << r.output;
+  // The cut run's pace is this machine's, but on another grid point than the kept run's: nothing
+  // to scale the kept pace by, and the status says so.
+  EXPECT_NE(r.output.find("no grid point has runs trained here too, so their paces count as they "
+                          "are"),
+            std::string::npos)
+      << r.output;
   r = test::run_stoch(cmd);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("optim.lr=0.01,seed=1 finished; skipping"), std::string::npos)
