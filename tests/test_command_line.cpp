@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "cli/checks.h"
 #include "core/cpu_isa.h"
@@ -134,6 +138,49 @@ TEST_F(CpuIsaVariable, LibTorchKernelsAreLogged) {
   const auto r = train_with("ATEN_CPU_CAPABILITY", "default");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("), LibTorch kernels default; "), std::string::npos) << r.output;
+}
+
+// run.libtorch_kernels pins that set from the config (over the variable, with a warning); a set
+// this CPU lacks stops the run before it writes (LibTorch would die of an illegal instruction).
+TEST_F(CpuIsaVariable, TheConfigKeyPinsLibTorchKernelsTheCpuHas) {
+  std::string flags;
+  {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("flags", 0) == 0) {
+        flags = line + " ";
+        break;
+      }
+  }
+  const auto has = [&](const std::vector<std::string>& names) {
+    for (const auto& n : names)
+      if (flags.find(" " + n + " ") == std::string::npos) return false;
+    return true;
+  };
+  const std::vector<std::pair<std::string, bool>> sets = {
+      {"default", true},
+      {"avx2", has({"avx2", "fma"})},
+      {"avx512", has({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"})}};
+  for (const auto& [set, runs] : sets) {
+    const auto r = train_with("ATEN_CPU_CAPABILITY", set == "default" ? "avx2" : "default",
+                              " --set run.libtorch_kernels=" + set);
+    if (runs) {
+      ASSERT_EQ(r.code, 0) << r.output;
+      EXPECT_NE(r.output.find("), LibTorch kernels " + set + "; "), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find("run.libtorch_kernels=" + set + " overrides ATEN_CPU_CAPABILITY="),
+                std::string::npos)
+          << r.output;
+      EXPECT_NE(test::read_text(dir_ + "/run/config.yaml").find("libtorch_kernels: " + set),
+                std::string::npos);
+    } else {
+      EXPECT_EQ(r.code, 2) << r.output;
+      EXPECT_NE(r.output.find("run.libtorch_kernels: this CPU ("), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find(") has no " + set + "; expected auto, default or a set it has"),
+                std::string::npos)
+          << r.output;
+      EXPECT_FALSE(std::filesystem::exists(dir_ + "/run"));
+    }
+  }
 }
 
 TEST_F(CpuIsaVariable, UnknownCloneExitsTwoBeforeWriting) {

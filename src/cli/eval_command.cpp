@@ -28,6 +28,7 @@ struct EvalArgs {
 
 int eval(const EvalArgs& a) {
   auto cfg = read_run_config(a.run_dir, a.sets);
+  pin_libtorch_cpu_kernels(cfg.run.libtorch_kernels, "run.libtorch_kernels");  // before tensors
   const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);
   configure_threads(cfg.run.threads);
   auto task =

@@ -55,6 +55,7 @@ LoadedLm load_lm(const std::string& run_dir, int64_t step) {
   if (!task || !task->language_model)
     throw InputError(stoch::str(run_dir, "/config.yaml: task is ", out.cfg.task,
                                 ", this command needs an lm run"));
+  pin_libtorch_cpu_kernels(out.cfg.run.libtorch_kernels, "run.libtorch_kernels");
   const Checkpoint ckpt = load_run_checkpoint(run_dir, step);
   configure_threads(out.cfg.run.threads);
   out.task = std::make_unique<train::LmTask>(out.cfg, resolve_device(out.cfg.run.device));

@@ -22,6 +22,7 @@ struct RunConfig {
   std::string device = "auto";
   std::string precision = "auto";
   int64_t threads = 0;
+  std::string libtorch_kernels = "auto";
   double peak_tflops = 0;
 
   template <class V>
@@ -37,6 +38,11 @@ struct RunConfig {
       "CPU threads for LibTorch; 0 uses every CPU this process may run on (its affinity "
       "mask, capped by a cgroup CPU quota)",
       Spec().at_least(0).on_resume());
+    v("libtorch_kernels", libtorch_kernels,
+      "instruction set of LibTorch's own CPU kernels, whose softmax and sums round differently "
+      "on each (ATEN_CPU_CAPABILITY); auto: LibTorch's choice, or that variable's; pin avx2 to "
+      "repeat a run's bits on another x86-64 CPU",
+      Spec().one_of({"auto", "default", "avx2", "avx512"}).on_resume());
     v("peak_tflops", peak_tflops,
       "dense peak TFLOP/s of one rank's GPU (H100 SXM, H200: 989 bf16) or of the whole CPU, "
       "for the mfu metric; 0: no mfu",

@@ -44,6 +44,8 @@ void TrainingLoop::set_up() {
   // say only what goes wrong.
   main_rank_ = world_.rank == 0;
   if (!main_rank_) log::init("", log::Level::kWarn);
+  // Before any tensor work: LibTorch picks its kernel set at its first dispatched kernel.
+  pin_libtorch_cpu_kernels(cfg_.run.libtorch_kernels, "run.libtorch_kernels");
   // Parallel micro-batch workers share the cores: each runs its kernels single-threaded.
   configure_threads(cfg_.train.cpu_workers > 1 ? 1 : threads_per_rank(cfg_.run.threads, world_));
   // The same seed on every rank: the model starts identical everywhere.

@@ -5,8 +5,12 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+
+#include "core/cpu_isa.h"
 #include "core/cpus.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/strings.h"
 
 namespace stoch {
@@ -30,6 +34,40 @@ bool use_bf16_autocast(const std::string& precision, const c10::Device& device) 
 
 std::string libtorch_cpu_kernels() {
   return lowercase(at::get_cpu_capability());
+}
+
+namespace {
+
+// Whether this CPU runs LibTorch's kernels of `set`: its AVX2 ones need FMA too, its AVX-512
+// ones the F, BW, VL and DQ subsets.
+bool cpu_runs_kernels(const std::string& set) {
+  if (set == "default") return true;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (set == "avx2") return avx2;
+  if (set == "avx512")
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#endif
+  return false;
+}
+
+}  // namespace
+
+void pin_libtorch_cpu_kernels(const std::string& set, const std::string& key) {
+  if (set == "auto") return;
+  if (!cpu_runs_kernels(set))
+    throw InputError(stoch::str(key, ": this CPU (", cpu_model_name(), ") has no ", set,
+                                "; expected auto, default or a set it has"));
+  const char* env = std::getenv("ATEN_CPU_CAPABILITY");
+  if (env && *env && lowercase(env) != set)
+    log::warn(stoch::str(key, "=", set, " overrides ATEN_CPU_CAPABILITY=", env));
+  ::setenv("ATEN_CPU_CAPABILITY", set.c_str(), 1);
+  const std::string chosen = libtorch_cpu_kernels();
+  if (chosen != set)
+    throw std::runtime_error(stoch::str(key, "=", set, ": LibTorch had already chosen its ", chosen,
+                                        " kernels in this process"));
 }
 
 void configure_threads(int64_t threads) {

@@ -19,6 +19,13 @@ bool use_bf16_autocast(const std::string& precision, const c10::Device& device);
 // that stoch's kernels are measured against.
 std::string libtorch_cpu_kernels();
 
+// Makes LibTorch's CPU kernels use `set` ("default", "avx2", "avx512"; "auto" changes nothing)
+// by setting ATEN_CPU_CAPABILITY, which LibTorch reads once, at its first dispatched kernel; so
+// call it before any tensor work. Throws InputError naming `key` when this CPU lacks the set (on
+// one, LibTorch would die of an illegal instruction), and runtime_error when LibTorch has already
+// chosen another set in this process.
+void pin_libtorch_cpu_kernels(const std::string& set, const std::string& key);
+
 // Sets LibTorch's intra-op threads (0: every core) and one inter-op thread; on few cores,
 // oversubscription between the two pools costs more than it gives.
 void configure_threads(int64_t threads);
