@@ -53,15 +53,19 @@ std::string cpu_isa_summary();
 
 namespace stoch {
 
-// Tags naming a clone at compile time; kernels specialise their tiles on them.
+// Tags naming a clone at compile time; kernels specialise their tiles on them. kFloatLanes: the
+// floats in one of the clone's vector registers (SSE2's 4, AVX2's 8, AVX-512's 16).
 struct IsaPortable {
   static constexpr CpuIsa kIsa = CpuIsa::kPortable;
+  static constexpr int kFloatLanes = 4;
 };
 struct IsaAvx2 {
   static constexpr CpuIsa kIsa = CpuIsa::kAvx2;
+  static constexpr int kFloatLanes = 8;
 };
 struct IsaAvx512 {
   static constexpr CpuIsa kIsa = CpuIsa::kAvx512;
+  static constexpr int kFloatLanes = 16;
 };
 
 namespace detail {

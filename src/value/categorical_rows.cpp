@@ -24,7 +24,7 @@ constexpr int64_t W = 16;
 // AVX-512 one.
 template <class Isa>
 struct Lanes {
-  static constexpr int N = Isa::kIsa == CpuIsa::kAvx512 ? 16 : Isa::kIsa == CpuIsa::kAvx2 ? 8 : 4;
+  static constexpr int N = Isa::kFloatLanes;
   static constexpr int P = static_cast<int>(W) / N;
   using S = simd::Simd<N>;
   using V = typename S::Vec;

@@ -32,7 +32,6 @@ template <class Isa>
 struct Tiles;
 template <>
 struct Tiles<IsaAvx512> {
-  static constexpr int kLanes = 16;
   static constexpr int kScoreRows = 4, kScoreCols = 4;
   static constexpr int mix_rows(int nd) { return nd <= 2 ? 8 : nd <= 4 ? 4 : 2; }
   static constexpr int mix_cols(int nd) { return nd; }
@@ -40,15 +39,12 @@ struct Tiles<IsaAvx512> {
 // 6 x 2 and 4 x 3 tiles leave 3 registers for the operands: what the AVX2 sgemm kernels use.
 template <>
 struct Tiles<IsaAvx2> {
-  static constexpr int kLanes = 8;
   static constexpr int kScoreRows = 4, kScoreCols = 3;
   static constexpr int mix_rows(int) { return 6; }
   static constexpr int mix_cols(int) { return 2; }
 };
 template <>
-struct Tiles<IsaPortable> : Tiles<IsaAvx2> {
-  static constexpr int kLanes = 4;
-};
+struct Tiles<IsaPortable> : Tiles<IsaAvx2> {};
 
 // One head's operands and outputs (causal_attention_kernels.h), forward and backward.
 struct ForwardArgs {
@@ -75,7 +71,7 @@ struct BackwardArgs {
 template <class Isa>
 struct Kernels {
   using Tile = Tiles<Isa>;
-  static constexpr int W = Tile::kLanes;
+  static constexpr int W = Isa::kFloatLanes;
   using S = simd::Simd<W>;
   using Vec = typename S::Vec;
 
