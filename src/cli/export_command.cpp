@@ -36,12 +36,6 @@ struct ExportArgs {
 // The files a BPE-prepared token folder keeps next to train.bin, which GPT-2's tokenizer reads.
 const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
 
-std::string read_bytes(const std::string& path) {
-  auto bytes = read_whole_file(path);
-  if (!bytes) throw InputError(stoch::str(path, ": cannot read"));
-  return std::move(*bytes);
-}
-
 // The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes
 // the data's, which export need not open).
 models::Gpt checkpoint_gpt(models::LmConfig mc, const Checkpoint& ckpt) {
@@ -82,7 +76,7 @@ int export_model(const ExportArgs& a) {
       for (const char* name : kTokenizerFiles) {
         const std::string from = s.data.dir + "/" + name;
         if (!fs::is_regular_file(from)) continue;
-        write_file_durably(staged.path() + "/" + name, read_bytes(from));
+        copy_file_durably(from, staged.path() + "/" + name);
         copied.push_back(name);
       }
     staged.commit();

@@ -69,4 +69,10 @@ std::optional<std::string> read_whole_file(const std::string& path) {
   return out;
 }
 
+void copy_file_durably(const std::string& from, const std::string& to) {
+  const auto bytes = read_whole_file(from);
+  if (!bytes) throw std::runtime_error(from + ": cannot read to copy it to " + to);
+  write_file_durably(to, *bytes);
+}
+
 }  // namespace stoch

@@ -21,6 +21,10 @@ void write_file_durably(const std::string& path, std::string_view bytes);
 // std::filesystem::filesystem_error) rethrown.
 void replace_file_durably(const std::string& path, const std::string& bytes);
 
+// Copies `from` to `to` with write_file_durably. Throws std::runtime_error naming both when
+// `from` cannot be read.
+void copy_file_durably(const std::string& from, const std::string& to);
+
 // replace_file_durably for files that belong together (a tokenizer's vocab.json and
 // merges.txt): every one is written beside its name before any is renamed, so a failed write
 // (a full disk) replaces none of them.

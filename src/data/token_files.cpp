@@ -58,13 +58,6 @@ SplitIds tokenize_and_split(const std::vector<std::string>& files, double val_fr
   return s;
 }
 
-// Durably, like the token files beside it: the folder is renamed into place as complete.
-void copy_file(const std::string& from, const std::string& to) {
-  const auto bytes = read_whole_file(from);
-  if (!bytes) throw std::runtime_error(str(from, ": cannot read to copy it to ", to));
-  write_file_durably(to, *bytes);
-}
-
 }  // namespace
 
 PrepareReport prepare_token_files(const PrepareOptions& opt) {
@@ -85,7 +78,7 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
     const bool bpe = !tok->dir().empty();
     if (bpe)
       for (const char* f : {"vocab.json", "merges.txt"})
-        copy_file(tok->dir() + "/" + f, stage + "/" + f);
+        copy_file_durably(tok->dir() + "/" + f, stage + "/" + f);
     nlohmann::json meta = {{"format", format_name(format)},
                            {"tokenizer", bpe ? "bpe" : "byte"},
                            {"tokenizer_source", bpe ? tok->dir() : "bytes"},
