@@ -114,5 +114,28 @@ TEST(SurplusHook, StateResumesExactly) {
   }
 }
 
+// After a resume the probe is rebuilt at the hook's next call; a checkpoint written before that
+// call must still carry the probe's state, or resuming from it restarts the probe from scratch.
+TEST(SurplusHook, StateSurvivesCheckpointsBeforeItsFirstCallAfterResume) {
+  const std::string dir = test::temp_dir("surplus-gap");
+  const std::string cfg = test::tiny_lm_config(20) +
+                          "hooks:\n  - {name: surplus, every: 5, train_windows: 8, horizon: 3}\n";
+  test::write_text(dir + "/c.yaml", cfg);
+  ASSERT_NO_FATAL_FAILURE(test::train_straight_and_split(dir + "/c.yaml", dir, 10, 15, "",
+                                                         " --set train.ckpt_every=1"));
+  // As if killed before step 15's checkpoint: step 14's, written before the hook ran again,
+  // is the newest.
+  const std::string split = dir + "/split";
+  ASSERT_TRUE(std::filesystem::is_regular_file(test::checkpoint_dir(split, 14) + "/manifest.json"));
+  std::filesystem::remove_all(test::checkpoint_dir(split, 15));
+  const auto r = test::run_stoch("resume " + split + " --set train.steps=20");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const std::string m : {"diag/ce_probe", "diag/probe_train_ce", "diag/surplus_k3"}) {
+    const auto a = test::metric_by_step(dir + "/straight", "diag", m);
+    ASSERT_EQ(a.size(), 5u) << m;  // steps 0, 5, 10, 15, 20
+    EXPECT_EQ(a, test::metric_by_step(split, "diag", m)) << m;
+  }
+}
+
 }  // namespace
 }  // namespace stoch

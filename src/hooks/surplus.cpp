@@ -134,8 +134,9 @@ class SurplusHook : public Hook {
   }
 
   TensorList state() const override {
+    // Not yet rebuilt since a resume: the loaded state is still the hook's state.
+    if (!probe_) return saved_;
     TensorList out;
-    if (!probe_) return out;
     for (auto& t : generate::probe_tensors(*probe_))
       out.emplace_back(t.first, t.second.detach().cpu().clone());
     for (auto& t : adam_->state())
