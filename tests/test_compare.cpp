@@ -156,10 +156,14 @@ TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
   EXPECT_EQ(table[1][0], "model.d_model=64");
   EXPECT_EQ(table[1][1], "");  // one task, unnamed
   EXPECT_EQ(table[1][2], "3");
+  EXPECT_EQ(table[0][3], "final_step_min");
+  EXPECT_EQ(table[0][4], "final_step");
+  EXPECT_EQ(table[1][3], "100");
+  EXPECT_EQ(table[1][4], "100");
   // IQM CI of three finals resampled: within their range, and the range's ends reachable.
-  EXPECT_EQ(table[0][7], "iqm_ci_lo");
-  EXPECT_NEAR(std::stod(table[1][7]), 2.0, 1e-9);
-  EXPECT_NEAR(std::stod(table[1][8]), 2.2, 1e-9);
+  EXPECT_EQ(table[0][8], "iqm_ci_lo");
+  EXPECT_NEAR(std::stod(table[1][8]), 2.0, 1e-9);
+  EXPECT_NEAR(std::stod(table[1][9]), 2.2, 1e-9);
 
   const auto curves = read_csv(dir / "curves.csv");
   ASSERT_EQ(curves.size(), 7u);  // header + 3 steps per group; A's step 75 is in one run only
@@ -176,6 +180,16 @@ TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
   EXPECT_EQ(curves[4][1], "0");
   EXPECT_NEAR(std::stod(curves[4][3]), 3.0, 1e-9);
   EXPECT_NEAR(std::stod(curves[4][5]), 3.0, 1e-9);
+
+  // --python none: the tables without plots, and no warning about them.
+  o.python = "none";
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_compare(o), 0);
+  testing::internal::GetCapturedStdout();
+  const std::string quiet = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(quiet.find("plot"), std::string::npos) << quiet;
+  EXPECT_NE(quiet.find("wrote compare.md"), std::string::npos) << quiet;
   fs::remove_all(sweep);
 }
 
@@ -298,6 +312,63 @@ TEST(Compare, RunsStillBeingWrittenAreNamed) {
   EXPECT_THROW(run_compare(o), stoch::InputError);
   testing::internal::GetCapturedStderr();
   fs::remove_all(sweep);
+
+  // Every run just started: nothing to compare yet, said as such.
+  const fs::path fresh = stoch::test::temp_dir("compare-fresh");
+  write_run(fresh / "r1", 64, 1, 3, {});
+  write_run(fresh / "r2", 64, 2, 3, {});
+  stoch::RunLock w1((fresh / "r1").string()), w2((fresh / "r2").string());
+  o.paths = {fresh.string()};
+  try {
+    run_compare(o);
+    ADD_FAILURE() << "no error";
+  } catch (const stoch::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no run has logged val/loss yet (2 runs still being "
+                                         "written)"),
+              std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(fresh);
+}
+
+// A run that stopped before its train.steps, or whose metric went non-finite, is scored by its
+// last finite value: each is named, as are groups whose runs end at other steps than others'.
+TEST(Compare, RunsEndingEarlyOrNotFiniteAreNamed) {
+  const std::string sweep = make_sweep();
+  CompareOptions o;
+  o.paths = {sweep};
+  o.task_metrics = task_metrics();
+  o.reps = 100;
+  auto warnings = [&] {
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(run_compare(o), 0);
+    testing::internal::GetCapturedStdout();
+    return testing::internal::GetCapturedStderr();
+  };
+  const std::string clean = warnings();
+  EXPECT_EQ(clean.find("stopped early"), std::string::npos) << clean;
+  EXPECT_EQ(clean.find("not finite"), std::string::npos) << clean;
+  EXPECT_EQ(clean.find("groups end at different steps"), std::string::npos) << clean;
+
+  // b-s2's val/loss became NaN at step 100 (written as null); b-s1 stopped at step 50 of 100.
+  write_run(fs::path(sweep) / "more" / "b-s2", 128, 2, 3, {3.0, 2.9},
+            R"({"step": 100, "split": "eval", "val/loss": null})"
+            "\n");
+  write_run(fs::path(sweep) / "more" / "b-s1", 128, 1, 3, {3.0, 2.8});
+  const std::string err = warnings();
+  EXPECT_NE(err.find("b-s2: val/loss is not finite (null) at step 100; its last finite value, "
+                     "of step 50, stands for it"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("b-s1: its last val/loss is of step 50 of 100 (the run stopped early"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("groups end at different steps (model.d_model=64: 100, "
+                     "model.d_model=128: 50-100); --step N compares them at one step"),
+            std::string::npos)
+      << err;
+  fs::remove_all(sweep);
 }
 
 TEST(Compare, BadInputNamesThePath) {
@@ -377,6 +448,26 @@ TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
   EXPECT_EQ(set.groups[0].runs.size(), 6u);
   // Without the task key, every game x head is a group of its own.
   EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {}).groups.size(), 4u);
+  EXPECT_TRUE(set.absent_task_keys.empty());
+
+  // A task key no run has puts every run on one task: an error when the user named it (a typo),
+  // not when it is the default (env.name for runs without environments).
+  EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {"env.nam"}).absent_task_keys,
+            (std::vector<std::string>{"env.nam"}));
+  CompareOptions o;
+  o.paths = {sweep};
+  o.task_metrics = task_metrics();
+  o.task_keys = {"env.nam"};
+  o.task_keys_given = true;
+  o.reps = 10;
+  try {
+    run_compare(o);
+    ADD_FAILURE() << "no error";
+  } catch (const stoch::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--task-key env.nam: no run's config.yaml has this key"),
+              std::string::npos)
+        << e.what();
+  }
 
   // A group that lacks a task is refused, naming both.
   fs::remove_all(sweep + "/pong-mse-s0");
@@ -455,7 +546,8 @@ TEST(Compare, AggregatesNormalisedScoresOverTasksAndSeeds) {
   ASSERT_EQ(table.size(), 5u);
   EXPECT_EQ(table[2][0], "value.loss=hl_gauss");
   EXPECT_EQ(table[2][1], "pong");
-  EXPECT_NEAR(std::stod(table[2][6]), 40.0 / 3, 1e-9);  // 12 digits in the CSV
+  EXPECT_EQ(table[0][7], "iqm");
+  EXPECT_NEAR(std::stod(table[2][7]), 40.0 / 3, 1e-9);  // 12 digits in the CSV
   fs::remove_all(sweep);
 }
 
@@ -515,6 +607,9 @@ TEST(Compare, BadNormalisationNamesTheFileAndTask) {
   EXPECT_NE(mixed.find(file + ":2: pong: mixes"), std::string::npos) << mixed;
   const std::string equal = message("breakout: {min: 3, max: 3}\n", {"env.name"});
   EXPECT_NE(equal.find("min equals max"), std::string::npos) << equal;
+  const std::string turned =
+      message("breakout: {min: 10, max: 0}\npong: {min: -20, max: 20}\n", {"env.name"});
+  EXPECT_NE(turned.find(file + ":1: breakout: min is above max"), std::string::npos) << turned;
   const std::string text = message("breakout: {random: zero, reference: 1}\n", {"env.name"});
   EXPECT_NE(text.find("breakout.random: expected a finite number"), std::string::npos) << text;
   const std::string form = message("breakout: 10\n", {"env.name"});

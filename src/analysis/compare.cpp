@@ -245,7 +245,6 @@ Comparison compare_groups(const RunSet& set, const CompareSettings& s) {
     for (auto& t : turned_taus) t = -t;
   auto profile = [&turned_taus](const TaskScores& x) { return score_distribution(x, turned_taus); };
   for (size_t gi = 0; gi < c.groups.size(); ++gi) {
-    const auto& g = c.groups[gi];
     const TaskScores& turned = turned_scores[gi];
     const auto values = profile(turned);
     const auto cis = bootstrap_cis(turned, profile, s.reps, 0.95,

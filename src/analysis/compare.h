@@ -31,9 +31,10 @@ struct CompareOptions {
   // Each task's primary metric (TaskEntry::primary_metric), filled in by the cli layer.
   std::map<std::string, std::string> task_metrics;
   std::vector<std::string> task_keys = {"env.name"};  // config keys naming a run's task
-  std::string normalize;        // per-task normalisation file; empty: raw scores
-  bool task_bootstrap = false;  // resample tasks too (rliable's task_bootstrap)
-  int64_t at_step = -1;         // compare values at this step (each run's last at or before)
+  bool task_keys_given = false;  // by the user: a key no run has is then an error
+  std::string normalize;         // per-task normalisation file; empty: raw scores
+  bool task_bootstrap = false;   // resample tasks too (rliable's task_bootstrap)
+  int64_t at_step = -1;          // compare values at this step (each run's last at or before)
   std::string out_dir;
   std::string mode = "auto";  // min | max | auto: min when the name says loss/mse/error/bpb
   int reps = 2000;            // bootstrap resamples

@@ -87,6 +87,7 @@ void plot(const CompareOptions& o, const Comparison& c, const fs::path& out_dir)
   std::string python = o.python;
   if (python.empty())
     if (const char* env = std::getenv("STOCH_PYTHON")) python = env;
+  if (python == "none") return;
   if (python.empty()) {
     warn("no Python given (set STOCH_PYTHON); skipping the plots");
     return;
@@ -210,14 +211,15 @@ void write_compare_files(const Comparison& c, const std::string& out_dir) {
   write_text(dir / "compare.md", markdown_report(c));
 
   std::ostringstream table;
-  table << "group,task,runs,final_step,final_mean,best_mean,iqm,iqm_ci_lo,iqm_ci_hi\n";
+  table << "group,task,runs,final_step_min,final_step,final_mean,best_mean,iqm,iqm_ci_lo,"
+           "iqm_ci_hi\n";
   for (const auto& g : c.groups)
     for (size_t t = 0; t < c.tasks.size(); ++t) {
       const auto& r = g.tasks[t];
       table << csv_field(g.label) << "," << csv_field(c.tasks[t]) << "," << r.finals.size() << ","
-            << r.final_step_max << "," << csv_number(r.final_mean) << "," << csv_number(r.best_mean)
-            << "," << csv_number(r.iqm.value) << "," << csv_number(r.iqm.ci.lo) << ","
-            << csv_number(r.iqm.ci.hi) << "\n";
+            << r.final_step_min << "," << r.final_step_max << "," << csv_number(r.final_mean) << ","
+            << csv_number(r.best_mean) << "," << csv_number(r.iqm.value) << ","
+            << csv_number(r.iqm.ci.lo) << "," << csv_number(r.iqm.ci.hi) << "\n";
     }
   write_text(dir / "compare.csv", table.str());
 
@@ -270,6 +272,10 @@ int run_compare(const CompareOptions& o) {
   const std::string metric = o.metric.empty() ? default_metric(o.paths, o.task_metrics) : o.metric;
   const bool minimize = minimize_metric(metric, o.mode);
   const RunSet set = load_run_set(o.paths, metric, o.task_keys);
+  if (o.task_keys_given && !set.absent_task_keys.empty())
+    throw InputError(str("--task-key ", set.absent_task_keys[0],
+                         ": no run's config.yaml has this key (runs differing in it are on "
+                         "different tasks; 'none' puts every run on one task)"));
   if (norm && set.tasks == std::vector<std::string>{""})
     throw InputError(str("--normalize ", o.normalize, ": the runs have no task key (",
                          join(o.task_keys, ", "), "); pass --task-key"));
@@ -289,6 +295,19 @@ int run_compare(const CompareOptions& o) {
     warn(str(set.not_yet.size(), set.not_yet.size() == 1 ? " run" : " runs",
              " still being written and without ", metric, " yet (", first(set.not_yet),
              "): left out"));
+  // Runs that ended early (a failure, a stop not resumed) or whose metric went non-finite: their
+  // last finite value stands for a final one, which only its step and a look can tell.
+  for (const auto& g : set.groups)
+    for (const auto& run : g.runs) {
+      const std::string name = fs::path(run.dir).filename().string();
+      const int64_t last = run.curve.rbegin()->first;
+      if (run.last_null_step > last)
+        warn(str(name, ": ", metric, " is not finite (null) at step ", run.last_null_step,
+                 "; its last finite value, of step ", last, ", stands for it"));
+      else if (!run.being_written && run.steps > 0 && last < run.steps)
+        warn(str(name, ": its last ", metric, " is of step ", last, " of ", run.steps,
+                 " (the run stopped early and was not resumed)"));
+    }
 
   // Mixing splits (eval in some runs, train in others) would compare unlike numbers: say so.
   std::set<std::string> splits;
@@ -316,6 +335,19 @@ int run_compare(const CompareOptions& o) {
         warn(str(g.label, c.tasks[t].empty() ? "" : str(" on ", c.tasks[t]),
                  ": runs end at different steps (", g.tasks[t].final_step_min, " to ",
                  g.tasks[t].final_step_max, "); final values mix them"));
+  // Groups whose runs end at different steps compare values of different training lengths.
+  for (size_t t = 0; t < c.tasks.size() && c.groups.size() > 1; ++t) {
+    std::string ends;
+    std::set<std::pair<int64_t, int64_t>> ranges;
+    for (const auto& g : c.groups) {
+      const auto& r = g.tasks[t];
+      ranges.insert({r.final_step_min, r.final_step_max});
+      ends += str(ends.empty() ? "" : ", ", g.label, ": ", step_range(r));
+    }
+    if (ranges.size() > 1)
+      warn(str("groups end at different steps", c.tasks[t].empty() ? "" : " on " + c.tasks[t], " (",
+               ends, "); --step N compares them at one step"));
+  }
   for (size_t g = 0; g < c.groups.size(); ++g)
     if (c.curves[g].empty())
       warn(str(c.groups[g].label, ": no step that every run logged; no curve"));

@@ -62,6 +62,11 @@ Normalization read_normalization(const std::string& path) {
                            number(*one, str(where, ".", one_key))};
     if (r.zero == r.one)
       throw InputError(str(where, ": ", zero_key, " equals ", one_key, "; nothing to scale by"));
+    // The min/max form keeps the metric's direction, which max below min would turn round.
+    if (!reference && r.zero > r.one)
+      throw InputError(str(where,
+                           ": min is above max; expected min < max (random/reference "
+                           "maps a worse random score to 0 whatever the direction)"));
     n.by_task[task] = r;
   }
   return n;

@@ -30,7 +30,7 @@ struct Normalization {
 };
 
 // Throws InputError naming the file (and line) for a missing file, malformed YAML, an entry
-// of neither form, forms mixed, a non-finite number, or zero equal to one.
+// of neither form, forms mixed, a non-finite number, zero equal to one, or min above max.
 Normalization read_normalization(const std::string& path);
 
 }  // namespace stoch::analysis

@@ -1,6 +1,8 @@
 #include "analysis/run_groups.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -84,6 +86,14 @@ std::vector<std::string> keys_following_task(const std::vector<Run>& runs,
   return out;
 }
 
+// train.steps as written, -1 when it is not a whole number (compare does not validate configs).
+int64_t parse_steps(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  return text.empty() || *end != '\0' || errno != 0 || v < 0 ? -1 : static_cast<int64_t>(v);
+}
+
 std::string run_name(const config::Node& config, const fs::path& dir) {
   if (const auto* run = config.find("run"))
     if (const auto* name = run->find("name"))
@@ -126,7 +136,8 @@ std::vector<std::string> find_run_dirs(const std::vector<std::string>& paths) {
 }
 
 Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
-                        const std::string& split, std::string* split_used) {
+                        const std::string& split, std::string* split_used,
+                        int64_t* last_null_step) {
   const std::string file = (fs::path(run_dir) / "metrics.jsonl").string();
   std::ifstream in(file);
   if (!in) throw InputError(str(file, ": not found"));
@@ -137,6 +148,7 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
 
   // Curves per split in order of first appearance, so the fallback is deterministic.
   std::vector<std::pair<std::string, Curve>> by_split;
+  std::map<std::string, int64_t> null_steps;  // per split, the last step logging a null
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string where = str(file, ":", i + 1);
     if (lines[i].find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -146,23 +158,36 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
       throw InputError(str(where, ": expected a JSON object"));
     }
     const auto value = j.find(metric);
-    if (value == j.end() || value->is_null()) continue;
-    if (!value->is_number()) throw InputError(str(where, ": ", metric, ": expected a number"));
+    if (value == j.end()) continue;
+    if (!value->is_null() && !value->is_number())
+      throw InputError(str(where, ": ", metric, ": expected a number"));
     const auto step = j.find("step");
     if (step == j.end() || !step->is_number_integer())
       throw InputError(str(where, ": expected an integer \"step\""));
     const auto s = j.find("split");
     const std::string line_split = s != j.end() && s->is_string() ? s->get<std::string>() : "";
+    if (value->is_null()) {
+      auto& last = null_steps.emplace(line_split, step->get<int64_t>()).first->second;
+      last = std::max(last, step->get<int64_t>());
+      continue;
+    }
     auto it = std::find_if(by_split.begin(), by_split.end(),
                            [&](const auto& e) { return e.first == line_split; });
     if (it == by_split.end()) it = by_split.insert(by_split.end(), {line_split, Curve{}});
     it->second[step->get<int64_t>()] = value->get<double>();  // a re-logged step: last one wins
   }
-  if (by_split.empty()) throw InputError(str(file, ": no values of metric ", metric));
+  if (by_split.empty())
+    throw InputError(null_steps.empty()
+                         ? str(file, ": no values of metric ", metric)
+                         : str(file, ": ", metric, " is never finite (null on every line)"));
   auto chosen = std::find_if(by_split.begin(), by_split.end(),
                              [&](const auto& e) { return e.first == split; });
   if (chosen == by_split.end()) chosen = by_split.begin();
   if (split_used) *split_used = chosen->first;
+  if (last_null_step) {
+    const auto n = null_steps.find(chosen->first);
+    *last_null_step = n == null_steps.end() ? -1 : n->second;
+  }
   return chosen->second;
 }
 
@@ -225,6 +250,12 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
     tasks.insert(run.task);
   }
   set.tasks.assign(tasks.begin(), tasks.end());
+  for (const auto& key : task_keys)
+    if (std::none_of(runs.begin(), runs.end(), [&](const Run& run) {
+          const auto leaves = config::leaves(run.config);
+          return leaves.count(key) > 0;
+        }))
+      set.absent_task_keys.push_back(key);
   set.following_keys = keys_following_task(runs, task_keys);
   std::vector<std::string> ignored = task_keys;
   ignored.insert(ignored.end(), set.following_keys.begin(), set.following_keys.end());
@@ -253,8 +284,11 @@ RunSet load_run_set(const std::vector<std::string>& paths, const std::string& me
     run.config = config::load_file((fs::path(dir) / "config.yaml").string());
     run.name = run_name(run.config, dir);
     run.being_written = run_lock_owner(dir).has_value();
+    if (const auto* train = run.config.find("train"))
+      if (const auto* steps = train->find("steps"))
+        if (steps->kind == config::Node::Kind::kScalar) run.steps = parse_steps(steps->scalar);
     try {
-      run.curve = read_metric_curve(dir, metric, split, &run.split);
+      run.curve = read_metric_curve(dir, metric, split, &run.split, &run.last_null_step);
     } catch (const InputError&) {
       // A run that has only just started has logged nothing yet: leave it out, and say so.
       if (!run.being_written) throw;
@@ -263,6 +297,10 @@ RunSet load_run_set(const std::vector<std::string>& paths, const std::string& me
     }
     runs.push_back(std::move(run));
   }
+  if (runs.empty())
+    throw InputError(str(join(paths, ", "), ": no run has logged ", metric, " yet (",
+                         not_yet.size(), not_yet.size() == 1 ? " run" : " runs",
+                         " still being written)"));
   RunSet set = make_run_set(std::move(runs), task_keys);
   set.not_yet = std::move(not_yet);
   return set;

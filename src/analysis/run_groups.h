@@ -20,8 +20,10 @@ struct Run {
   config::Node config;  // config.yaml as written
   std::string split;    // the metrics.jsonl split the curve came from
   Curve curve;
-  std::string task;            // the values of the task keys ("breakout"); "" when no run has one
-  bool being_written = false;  // a train or resume held its lock when it was read
+  std::string task;             // the values of the task keys ("breakout"); "" when no run has one
+  bool being_written = false;   // a train or resume held its lock when it was read
+  int64_t steps = -1;           // train.steps from config.yaml; -1 when absent
+  int64_t last_null_step = -1;  // the last step of the curve's split logging the metric as null
 };
 
 struct RunGroup {
@@ -40,11 +42,14 @@ const std::vector<std::string>& seed_only_keys();
 std::vector<std::string> find_run_dirs(const std::vector<std::string>& paths);
 
 // The curve of `metric` in RUN_DIR/metrics.jsonl from lines of `split`, or, when no such line
-// has it, from the first split (in file order) that does. Null values are skipped; a step
-// logged twice (a resumed run re-logs steps) keeps its last value. `split_used` receives the
-// split. Throws InputError naming the file when it is missing, malformed, or lacks the metric.
+// has it, from the first split (in file order) that does. Null values (a non-finite value, as
+// the metrics writer writes it) are skipped, and the last step that logged one in the chosen
+// split goes to `last_null_step` (-1: none); a step logged twice (a resumed run re-logs steps)
+// keeps its last value. `split_used` receives the split. Throws InputError naming the file when
+// it is missing, malformed, or has no finite value of the metric.
 Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
-                        const std::string& split = "eval", std::string* split_used = nullptr);
+                        const std::string& split = "eval", std::string* split_used = nullptr,
+                        int64_t* last_null_step = nullptr);
 
 // The config leaves as "a.b.c" -> scalar ("a.list.0" for list elements), without
 // seed_only_keys(). Runs with equal fingerprints belong to one group.
@@ -64,6 +69,7 @@ struct RunSet {
   std::vector<RunGroup> groups;             // each holding runs on every task
   // Runs still being written that have no value of the metric yet, left out (folder names).
   std::vector<std::string> not_yet;
+  std::vector<std::string> absent_task_keys;  // task keys no run's config has
 };
 
 // Names each run's task ("a" for one key, "a, b" for two; "(unset)" for a key some runs lack),
@@ -72,7 +78,8 @@ struct RunSet {
 // is reported. Throws InputError naming a group that has no run on some task.
 RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys);
 
-// find_run_dirs + read_metric_curve + config.yaml + make_run_set.
+// find_run_dirs + read_metric_curve + config.yaml + make_run_set. Throws InputError when no
+// run has a value of `metric` (every run still being written, none having logged it yet).
 RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
                     const std::vector<std::string>& task_keys, const std::string& split = "eval");
 

@@ -27,6 +27,7 @@ struct CompareArgs {
   std::vector<std::string> paths;
   std::string metric;  // empty: the runs' task's own (analysis::default_metric)
   std::vector<std::string> task_keys = {"env.name"};
+  bool task_keys_given = false;
   std::string normalize;
   bool task_bootstrap = false;
   int64_t step = -1;
@@ -58,6 +59,7 @@ int compare(const CompareArgs& args) {
   o.metric = args.metric;
   o.task_keys = args.task_keys;
   if (o.task_keys == std::vector<std::string>{"none"}) o.task_keys.clear();
+  o.task_keys_given = args.task_keys_given;
   o.normalize = args.normalize;
   o.task_bootstrap = args.task_bootstrap;
   o.at_step = args.step;
@@ -86,11 +88,12 @@ const bool registered = register_command(
           "--metric", a->metric,
           "metric name in metrics.jsonl, eval split preferred (default: the task's own: " +
               default_metrics_help() + ")");
-      cmd.add_option("--task-key", a->task_keys,
-                     "config keys naming a run's task, comma-separated; runs differing in them "
-                     "are on different tasks ('none': one task)")
-          ->delimiter(',')
-          ->capture_default_str();
+      auto* task_key =
+          cmd.add_option("--task-key", a->task_keys,
+                         "config keys naming a run's task, comma-separated; runs differing in them "
+                         "are on different tasks ('none': one task)")
+              ->delimiter(',')
+              ->capture_default_str();
       cmd.add_option("--normalize", a->normalize,
                      "YAML file of per-task scores mapped to 0 and 1: "
                      "'TASK: {random: R, reference: S}' or 'TASK: {min: A, max: B}'");
@@ -111,8 +114,12 @@ const bool registered = register_command(
           ->check(integer_in(1, std::numeric_limits<int>::max()));
       cmd.add_option("--seed", a->seed, "bootstrap seed")->check(integer_in(0));
       cmd.add_option("--python", a->python,
-                     "Python with matplotlib for the plots (default: $STOCH_PYTHON)");
-      return [a] { return compare(*a); };
+                     "Python with matplotlib for the plots (default: $STOCH_PYTHON; "
+                     "'none': no plots)");
+      return [a, task_key] {
+        a->task_keys_given = task_key->count() > 0;
+        return compare(*a);
+      };
     });
 
 }  // namespace
