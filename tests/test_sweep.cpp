@@ -117,6 +117,19 @@ TEST(Sweep, RunKeptAsResultsOnlyCountsAsFinished) {
   EXPECT_TRUE(cli::progress_of(kept, 10).results_only);  // its pace was measured elsewhere
   EXPECT_FALSE(cli::progress_of(cut, 10).results_only);
   EXPECT_EQ(train_losses(cut), full);  // trained again from the start, to the same losses
+
+  // A run killed in its final evaluation, before its first checkpoint, has logged its last train
+  // line but not that evaluation: not finished.
+  const std::string killed = dir + "/killed";
+  test::fs::create_directories(killed);
+  test::fs::copy_file(kept + "/config.yaml", killed + "/config.yaml");
+  const size_t final_eval = metrics.find("{\"step\":10,\"split\":\"eval\"");
+  ASSERT_NE(final_eval, std::string::npos) << metrics;
+  test::write_text(killed + "/metrics.jsonl", metrics.substr(0, final_eval));
+  const auto p = cli::progress_of(killed, 10);
+  EXPECT_EQ(p.logged_step, 10);
+  EXPECT_FALSE(p.results_only);
+  EXPECT_NE(p.state, cli::RunState::kFinished);
 }
 
 // Two sweeps of the same command over one folder split its runs: each claims a run's lock

@@ -25,7 +25,8 @@ namespace {
 // large): the median of seconds per step over the gaps between consecutive lines, so that one
 // long gap (a run paused with SIGSTOP, a machine asleep) does not set it; the last line's
 // elapsed_s / step when there are fewer than three gaps. A line still being written does not
-// parse and is passed over; a gap across a resume (the step goes back) is skipped.
+// parse and is passed over; a gap across a resume (the step goes back) is skipped. Also notes
+// the last step the tail's "eval" lines name.
 void read_pace(const std::string& metrics, Progress& p) {
   std::ifstream in(metrics, std::ios::binary | std::ios::ate);
   if (!in) return;
@@ -37,7 +38,14 @@ void read_pace(const std::string& metrics, Progress& p) {
   std::vector<std::pair<int64_t, double>> points;  // (step, elapsed_s), in file order
   for (const auto& line : split(tail, '\n')) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || j.value("split", "") != "train") continue;
+    if (!j.is_object()) continue;
+    if (j.value("split", "") == "eval") {
+      const auto step = j.find("step");
+      if (step != j.end() && step->is_number_integer())
+        p.evaluated_step = std::max(p.evaluated_step, step->get<int64_t>());
+      continue;
+    }
+    if (j.value("split", "") != "train") continue;
     const auto step = j.find("step");
     const auto elapsed = j.find("elapsed_s");
     if (step == j.end() || elapsed == j.end() || !step->is_number_integer() ||
@@ -75,9 +83,10 @@ Progress progress_of(const std::string& dir, int64_t steps) {
   if (saved.empty()) {
     read_pace(dir + "/metrics.jsonl", p);
     // A run kept as results only (config.yaml and metrics.jsonl copied off the machine, its
-    // checkpoints dropped) is finished when its metrics reach its last step, so a sweep
-    // continued elsewhere from those results skips it instead of training it again.
-    if (p.logged_step >= cfg.train.steps) {
+    // checkpoints dropped) is finished when its metrics reach its last step's evaluation, so a
+    // sweep continued elsewhere from those results skips it instead of training it again. (A run
+    // killed in that evaluation, before its first checkpoint, has only the train line.)
+    if (p.logged_step >= cfg.train.steps && p.evaluated_step >= cfg.train.steps) {
       p.steps = cfg.train.steps;
       p.step = p.logged_step;
       p.state = RunState::kFinished;

@@ -21,6 +21,7 @@ struct Progress {
   int64_t logged_step = 0;      // the last training step in metrics.jsonl (may pass `step`)
   double seconds_per_step = 0;  // its recent training time per step; 0: none logged yet
   bool results_only = false;    // kept as config.yaml and metrics.jsonl only: trained elsewhere
+  int64_t evaluated_step = -1;  // the last step with an evaluation line in metrics.jsonl
 };
 
 // `steps` is the run's train.steps as the sweep would start it, for runs with no config yet.
