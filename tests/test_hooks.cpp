@@ -7,6 +7,7 @@
 #include "hooks/rank.h"
 #include "hooks/spectral.h"
 #include "models/gpt.h"
+#include "models/value_net.h"
 #include "test_util.h"
 #include "train/experiment.h"
 
@@ -19,54 +20,74 @@ std::unique_ptr<hooks::Hook> make_hook(const std::string& yaml) {
   return registry<hooks::HookEntry>().get(spec.name, "hooks.name").make(*spec.params);
 }
 
-TEST(EntropyHook, ExactKlAndEntropiesMatchBruteForce) {
-  torch::manual_seed(0);
-  data::MarkovSource source(5, 1, 0.5, 3);
-  models::LmConfig c;
-  c.vocab_size = 5;
-  c.context = 8;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.d_model = 16;
-  models::Gpt gpt(c);
-  gpt->eval();
-  const int64_t N = 6, L = 9;
-  auto windows = torch::empty({N, L}, torch::kInt);
-  for (int64_t n = 0; n < N; ++n)
-    source.window(data::Split::kVal, n, L, windows[n].data_ptr<int32_t>());
-  hooks::LmView view{gpt.get(), &source, windows.to(torch::kLong)};
-  torch::NoGradGuard no_grad;
-  const auto m = make_hook("  - {name: entropy, every: 1}\n")->run({0, gpt.get(), &view});
+std::unique_ptr<hooks::Hook> make_value_hook(const std::string& yaml) {
+  auto cfg =
+      train::parse_experiment(config::parse_text("task: value_regression\nhooks:\n" + yaml, "t"));
+  const auto& spec = cfg.hooks.at(0);
+  return registry<hooks::HookEntry>().get(spec.name, "hooks.name").make(*spec.params);
+}
 
-  // Brute force, one position at a time.
-  const auto logits = gpt->forward(windows.to(torch::kLong).slice(1, 0, L - 1)).to(torch::kDouble);
-  double kl = 0, true_h = 0, h = 0, nll = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    const auto q = source.exact_conditionals(windows[n].data_ptr<int32_t>(), L);
-    for (int64_t t = 0; t < L - 1; ++t) {
-      std::vector<double> p(5);
-      double zmax = -1e300, sum = 0;
-      for (int v = 0; v < 5; ++v) zmax = std::max(zmax, logits[n][t][v].item<double>());
-      for (int v = 0; v < 5; ++v) sum += p[v] = std::exp(logits[n][t][v].item<double>() - zmax);
-      for (int v = 0; v < 5; ++v) {
-        p[v] /= sum;
-        const double qv = q[(t + 1) * 5 + v];
-        kl += qv * std::log(qv / p[v]);
-        true_h -= qv * std::log(qv);
-        h -= p[v] * std::log(p[v]);
+// With the model's vocabulary equal to the data's (5) and padded past it (8): p is the softmax
+// over every output, as val/loss takes it, and the KL is to it on the data's tokens.
+TEST(EntropyHook, ExactKlAndEntropiesMatchBruteForce) {
+  for (const int64_t M : {5, 8}) {
+    SCOPED_TRACE(M);
+    torch::manual_seed(0);
+    data::MarkovSource source(5, 1, 0.5, 3);
+    models::LmConfig c;
+    c.vocab_size = M;
+    c.context = 8;
+    c.n_layer = 1;
+    c.n_head = 2;
+    c.d_model = 16;
+    models::Gpt gpt(c);
+    gpt->eval();
+    const int64_t N = 6, L = 9;
+    auto windows = torch::empty({N, L}, torch::kInt);
+    for (int64_t n = 0; n < N; ++n)
+      source.window(data::Split::kVal, n, L, windows[n].data_ptr<int32_t>());
+    hooks::LmView view{gpt.get(), &source, windows.to(torch::kLong)};
+    torch::NoGradGuard no_grad;
+    const auto m = make_hook("  - {name: entropy, every: 1}\n")->run({0, gpt.get(), &view});
+
+    // Brute force, one position at a time.
+    const auto x = windows.to(torch::kLong).slice(1, 0, L - 1);
+    const auto logits = gpt->forward(x).to(torch::kDouble);
+    double kl = 0, true_h = 0, h = 0, nll = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const auto q = source.exact_conditionals(windows[n].data_ptr<int32_t>(), L);
+      for (int64_t t = 0; t < L - 1; ++t) {
+        std::vector<double> p(M);
+        double zmax = -1e300, sum = 0;
+        for (int64_t v = 0; v < M; ++v) zmax = std::max(zmax, logits[n][t][v].item<double>());
+        for (int64_t v = 0; v < M; ++v)
+          sum += p[v] = std::exp(logits[n][t][v].item<double>() - zmax);
+        for (int64_t v = 0; v < M; ++v) {
+          p[v] /= sum;
+          h -= p[v] * std::log(p[v]);
+        }
+        for (int v = 0; v < 5; ++v) {
+          const double qv = q[(t + 1) * 5 + v];
+          kl += qv * std::log(qv / p[v]);
+          true_h -= qv * std::log(qv);
+        }
+        nll -= std::log(p[windows[n][t + 1].item<int32_t>()]);
       }
-      nll -= std::log(p[windows[n][t + 1].item<int32_t>()]);
     }
+    const double positions = N * (L - 1);
+    EXPECT_NEAR(m.at("diag/kl"), kl / positions, 1e-9);
+    EXPECT_NEAR(m.at("diag/true_entropy"), true_h / positions, 1e-9);
+    EXPECT_NEAR(m.at("diag/entropy"), h / positions, 1e-9);
+    EXPECT_NEAR(m.at("diag/nll"), nll / positions, 1e-9);
+    // The same number as the model's loss on these windows.
+    const auto loss = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, M}), windows.to(torch::kLong).slice(1, 1, L).reshape({-1}));
+    EXPECT_NEAR(m.at("diag/nll"), loss.item<double>(), 1e-9);
+    EXPECT_NEAR(m.at("diag/calibration_gap"), (nll - h) / positions, 1e-9);
+    EXPECT_NEAR(m.at("diag/align") + m.at("diag/uniformity"), m.at("diag/nll"), 1e-9);
+    EXPECT_TRUE(m.count("diag/nll_pos3"));
+    EXPECT_TRUE(m.count("diag/nll_freq0"));
   }
-  const double positions = N * (L - 1);
-  EXPECT_NEAR(m.at("diag/kl"), kl / positions, 1e-9);
-  EXPECT_NEAR(m.at("diag/true_entropy"), true_h / positions, 1e-9);
-  EXPECT_NEAR(m.at("diag/entropy"), h / positions, 1e-9);
-  EXPECT_NEAR(m.at("diag/nll"), nll / positions, 1e-9);
-  EXPECT_NEAR(m.at("diag/calibration_gap"), (nll - h) / positions, 1e-9);
-  EXPECT_NEAR(m.at("diag/align") + m.at("diag/uniformity"), m.at("diag/nll"), 1e-9);
-  EXPECT_TRUE(m.count("diag/nll_pos3"));
-  EXPECT_TRUE(m.count("diag/nll_freq0"));
 }
 
 TEST(SpectralAlignment, OneForTheTopEigenspaceNearTheNullForRandom) {
@@ -94,6 +115,28 @@ TEST(SpectralAlignment, OneForTheTopEigenspaceNearTheNullForRandom) {
   EXPECT_LT(r.at("cka"), 0.2);
   EXPECT_GT(m.at("cka"), r.at("cka"));
   EXPECT_GT(m.at("k_effective_rank"), 1.0);
+}
+
+// Exact prototypes of an HMM with 8 states span 7 directions of 64: a representation holding
+// that span has every canonical correlation and overlap 1, at every r, rather than the round-off
+// directions past the rank diluting them.
+TEST(SpectralAlignment, RankDeficientPrototypesUseOnlyTheirSpan) {
+  torch::manual_seed(5);
+  const int64_t N = 600, d = 64, k = 7;
+  auto G =
+      torch::matmul(torch::randn({N, k}, torch::kDouble), torch::randn({k, d}, torch::kDouble));
+  G = G - G.mean(0, true);
+  const auto UG = std::get<0>(torch::linalg_svd(G, false)).slice(1, 0, k);
+  // The span of G, strongest, then 57 weaker random directions.
+  const auto H = torch::cat({UG * 10.0, torch::randn({N, d - k}, torch::kDouble) * 0.01}, 1);
+  const auto m = hooks::spectral_alignment(H, G, 1e-12, "");
+  EXPECT_EQ(m.at("g_rank"), 7.0);
+  for (const char* key : {"cca_r8", "cca_r16", "cca_r64", "overlap_r8", "overlap_r64"})
+    EXPECT_NEAR(m.at(key), 1.0, 1e-6) << key;
+  // A random representation correlates weakly with those seven directions, at every r.
+  const auto r = hooks::spectral_alignment(torch::randn({N, d}, torch::kDouble), G, 1e-12, "");
+  EXPECT_LT(r.at("cca_r64"), 0.7);
+  EXPECT_NEAR(r.at("cca_r8"), r.at("cca_r64"), 1e-12);  // the same seven correlations
 }
 
 TEST(Hooks, ConfigErrorsNameTheEntry) {
@@ -160,6 +203,29 @@ TEST(RepresentationHealth, RanksOfConstructedFeatures) {
   EXPECT_EQ(hooks::srank(make({95, 4, 0.4, 0.3, 0.2, 0.1}), 0.0005), 6);
   EXPECT_EQ(hooks::srank(make({95, 4, 0.4, 0.3, 0.2, 0.1}), 0.005), 4);
   EXPECT_NEAR(hooks::effective_rank(make({1, 1, 0, 0, 0, 0})), 2.0, 1e-6);
+}
+
+// The ranks are of the head's input: a CNN torso's flattened feature map (75 numbers here), not
+// its channels (3) that the dormant-unit count looks at.
+TEST(RepresentationHealth, RanksAreOfTheHeadsInput) {
+  torch::manual_seed(2);
+  models::ValueNetConfig c;
+  c.torso = "cnn";
+  c.channels = {3};
+  c.activation = "tanh";
+  models::ValueNetImpl net(c, {4, 5, 5}, 1);
+  net.eval();
+  const auto x = torch::randn({64, 4, 5, 5});
+  hooks::ValueView view{&net, nullptr, x, {}};
+  torch::NoGradGuard no_grad;
+  const auto m =
+      make_value_hook("  - {name: representation, every: 1}\n")->run({0, &net, nullptr, &view});
+  const auto features = net.features(x);
+  ASSERT_EQ(features.size(1), 75);
+  EXPECT_EQ(m.at("diag/srank"), static_cast<double>(hooks::srank(features)));
+  EXPECT_GT(m.at("diag/srank"), 3.0);
+  EXPECT_NEAR(m.at("diag/effective_rank"), hooks::effective_rank(features), 1e-9);
+  EXPECT_TRUE(m.count("diag/dormant_layer0"));
 }
 
 TEST(RepresentationHealth, DormantShareCountsSilentUnits) {

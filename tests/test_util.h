@@ -188,7 +188,8 @@ inline std::map<int64_t, double> metric_by_step(const std::string& run_dir,
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
-    if (j["split"] != split || !j.contains(metric)) continue;
+    // A null is a non-finite value (the metrics writer writes NaN so): not a point.
+    if (j["split"] != split || !j.contains(metric) || j[metric].is_null()) continue;
     const int64_t step = j["step"];
     if (out.count(step)) ADD_FAILURE() << "step " << step << " logged twice in " << run_dir;
     out[step] = j[metric].get<double>();

@@ -1,5 +1,6 @@
 // Hook "entropy": how the model's predictive distributions compare with what they predict.
-// On the held-out windows, from logits z and p = softmax(z):
+// On the held-out windows, from logits z and p = softmax(z) over the model's whole output (a
+// vocabulary padded past the data's included, as in val/loss, so diag/nll is val/loss there):
 //   diag/nll          mean -log p(x_{t+1})
 //   diag/entropy      mean H(p) = logsumexp(z) - sum p z
 //   diag/calibration_gap  nll - entropy (positive: over-confident on average)
@@ -50,13 +51,12 @@ class EntropyHook : public Hook {
     // Per-position values, [N, T], in float64 so means over many positions stay exact.
     const auto z = lm.model->forward(x).to(torch::kDouble);
     const int64_t V = lm.source ? lm.source->vocab_size() : z.size(-1);
-    const auto zs = z.slice(-1, 0, V);  // padded vocabulary entries the data never uses are ignored
-    const auto lse = torch::logsumexp(zs, -1);
-    const auto logp = zs - lse.unsqueeze(-1);
+    const auto lse = torch::logsumexp(z, -1);
+    const auto logp = z - lse.unsqueeze(-1);
     const auto p = logp.exp();
-    const auto zy = zs.gather(-1, y.unsqueeze(-1)).squeeze(-1);
+    const auto zy = z.gather(-1, y.unsqueeze(-1)).squeeze(-1);
     const auto nll = lse - zy;
-    const auto entropy = lse - (p * zs).sum(-1);
+    const auto entropy = lse - (p * z).sum(-1);
 
     Metrics m;
     m["diag/nll"] = nll.mean().item<double>();
@@ -86,7 +86,7 @@ class EntropyHook : public Hook {
       m[stoch::str("diag/nll_freq", b)] = flat_nll.masked_select(mask).mean().item<double>();
     }
 
-    add_exact(lm, windows, logp, m);
+    add_exact(lm, windows, logp.slice(-1, 0, V), m);
     return m;
   }
 
@@ -98,6 +98,8 @@ class EntropyHook : public Hook {
     q = q.to(logp.device());
     const auto logq = torch::log(q.clamp_min(1e-300));
     m["diag/true_entropy"] = (-(q * logq).sum(-1)).mean().item<double>();
+    // p's mass on padded entries makes it sum to less than 1 over the data's tokens; the sum stays
+    // >= 0 and nll = true_entropy + kl still holds in expectation.
     m["diag/kl"] = (q * (logq - logp)).sum(-1).mean().item<double>();
   }
 

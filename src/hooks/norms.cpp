@@ -1,6 +1,8 @@
 // Hook "norms": L2 norms of the weights and of the last step's gradients, per layer group (a
 // parameter's name without its last component: "torso.layers.0", "blocks.1.attn.qkv"), as
-// diag/weight_norm/<group> and diag/grad_norm/<group>. Works on any model.
+// diag/weight_norm/<group> and diag/grad_norm/<group>. The gradients are those the optimiser
+// used: after train.grad_clip scaled them, where the train line's grad_norm is before. Works on
+// any model.
 #include <torch/torch.h>
 
 #include <cmath>

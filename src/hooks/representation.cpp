@@ -33,10 +33,12 @@ class RepresentationHook : public Hook {
   Metrics run(const HookContext& ctx) override {
     const ValueView& v = *ctx.value;
     const auto x = v.eval_inputs.slice(0, 0, std::min(p_.max_inputs, v.eval_inputs.size(0)));
-    const auto layers = v.net->hidden_units(x);
+    // Ranks of what the head reads (a CNN's whole flattened map, signed); dormancy per unit.
+    const auto features = v.net->features(x);
     Metrics m;
-    m["diag/srank"] = static_cast<double>(srank(layers.back(), p_.delta));
-    m["diag/effective_rank"] = effective_rank(layers.back());
+    m["diag/srank"] = static_cast<double>(srank(features, p_.delta));
+    m["diag/effective_rank"] = effective_rank(features);
+    const auto layers = v.net->hidden_units(x);
     double dormant = 0, units = 0;
     for (size_t k = 0; k < layers.size(); ++k) {
       const double share = dormant_share(layers[k], p_.tau);

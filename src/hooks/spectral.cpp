@@ -7,11 +7,15 @@
 //   K = Gbar Gbar^T (never formed: its spectrum comes from the SVD of Gbar).
 // Logged (r in {8, 16, 32, 64} up to d), each also against a permutation null (rows of Gbar
 // shuffled) as .../null:
-//   diag/spectral/k_effective_rank      exp entropy of K's normalised eigenvalues
-//   diag/spectral/kyfan_r<r>            top-r eigenvalues of Hw^T K Hw / N over K's top r, in [0,
-//   1] diag/spectral/overlap_r<r>          ||U_H,r^T U_G,r||_F^2 / r for the top-r singular
-//   subspaces diag/spectral/cca_r<r>              mean of the top r canonical correlations of H and
-//   Gbar diag/spectral/cka                   linear CKA(H, Gbar)
+//   diag/spectral/k_effective_rank   exp entropy of K's normalised eigenvalues
+//   diag/spectral/g_rank             the numerical rank k of Gbar (an HMM's exact prototypes:
+//                                    at most states - 1)
+//   diag/spectral/kyfan_r<r>         top-r eigenvalues of Hw^T K Hw / N over K's top r, in [0, 1]
+//   diag/spectral/overlap_r<r>       ||U_H,r'^T U_G,r'||_F^2 / r' for the top-r' singular
+//                                    subspaces, r' = min(r, rank)
+//   diag/spectral/cca_r<r>           mean of the top min(r, ranks) canonical correlations of H
+//                                    and Gbar (principal angles between their spans)
+//   diag/spectral/cka                linear CKA(H, Gbar)
 // Costs O(N d^2): no N x N matrix is formed.
 #include <torch/torch.h>
 

@@ -9,8 +9,9 @@
 
 namespace stoch::hooks {
 
-// Keys (under `prefix`): k_effective_rank, kyfan_r<r>, overlap_r<r>, cca_r<r> for r in
-// {8, 16, 32, 64} no larger than min(d, k), and cka. Inputs are centred here.
+// Keys (under `prefix`): k_effective_rank, g_rank (Gbar's numerical rank), kyfan_r<r>,
+// overlap_r<r>, cca_r<r> for r in {8, 16, 32, 64} no larger than min(d, k), and cka. The subspace
+// metrics use only the directions within each matrix's numerical rank. Inputs are centred here.
 std::map<std::string, double> spectral_alignment(const at::Tensor& H, const at::Tensor& Gbar,
                                                  double eps, const std::string& prefix);
 

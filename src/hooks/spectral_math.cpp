@@ -1,9 +1,24 @@
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "core/strings.h"
 #include "hooks/spectral.h"
 
 namespace stoch::hooks {
+namespace {
+
+// How many singular values (descending) stand above round-off: numpy's matrix_rank rule,
+// s > s_max * max(rows, cols) * machine epsilon.
+int64_t numerical_rank(const at::Tensor& s, double rows, int64_t cols) {
+  if (s.numel() == 0) return 0;
+  const double tol = s[0].item<double>() * std::max(rows, static_cast<double>(cols)) *
+                     std::numeric_limits<double>::epsilon();
+  return (s > tol).sum().item<int64_t>();
+}
+
+}  // namespace
 
 std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const at::Tensor& G_in,
                                                  double eps, const std::string& prefix) {
@@ -16,6 +31,14 @@ std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const a
   const auto svd_g = torch::linalg_svd(Gb, /*full_matrices=*/false);
   const auto UG = std::get<0>(svd_g);
   const auto lam = std::get<1>(svd_g).pow(2);
+  const auto svd_h = torch::linalg_svd(H, /*full_matrices=*/false);
+  const auto UH = std::get<0>(svd_h);
+  // Exact prototypes of a hidden Markov model span at most states - 1 directions, one-hot ones
+  // at most V - 1: singular vectors past a matrix's numerical rank are round-off, so the
+  // subspace metrics use only the first rank of them.
+  const int64_t kG = numerical_rank(std::get<1>(svd_g), N, Gb.size(1));
+  const int64_t kH = numerical_rank(std::get<1>(svd_h), N, H.size(1));
+  m[prefix + "g_rank"] = static_cast<double>(kG);
   const double lam_sum = lam.sum().item<double>();
   if (lam_sum > 0) {
     const auto p = (lam / lam_sum).clamp_min(1e-300);
@@ -32,11 +55,10 @@ std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const a
   // Top eigenvalues of Hw^T K Hw / N = singular values of Hw^T Gb / sqrt(N), squared.
   const auto mu = torch::linalg_svdvals(torch::matmul(Hw.t(), Gb) / std::sqrt(N)).pow(2);
 
-  // Orthonormal bases for the canonical correlations; top singular subspaces for the overlap.
-  const auto QH = std::get<0>(torch::linalg_qr(H));
-  const auto QG = std::get<0>(torch::linalg_qr(Gb));
-  const auto cca = torch::linalg_svdvals(torch::matmul(QH.t(), QG)).clamp(0, 1);
-  const auto UH = std::get<0>(torch::linalg_svd(H, false));
+  // Canonical correlations: the cosines of the principal angles between span(H) and span(Gb),
+  // from orthonormal bases of the two spans.
+  const auto cca =
+      torch::linalg_svdvals(torch::matmul(UH.slice(1, 0, kH).t(), UG.slice(1, 0, kG))).clamp(0, 1);
 
   const int64_t rmax = std::min<int64_t>({d, Gb.size(1), lam.size(0), mu.size(0)});
   for (int64_t r : {8, 16, 32, 64}) {
@@ -44,11 +66,16 @@ std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const a
     const double top_lam = lam.slice(0, 0, r).sum().item<double>();
     if (top_lam > 0)
       m[prefix + stoch::str("kyfan_r", r)] = mu.slice(0, 0, r).sum().item<double>() / top_lam;
-    const auto ov = torch::matmul(UH.slice(1, 0, r).t(), UG.slice(1, 0, r));
-    m[prefix + stoch::str("overlap_r", r)] =
-        ov.pow(2).sum().item<double>() / static_cast<double>(r);
-    m[prefix + stoch::str("cca_r", r)] =
-        cca.slice(0, 0, std::min<int64_t>(r, cca.size(0))).mean().item<double>();
+    // Past a rank, the span itself: the top-r subspaces hold min(r, rank) real directions.
+    const int64_t rh = std::min(r, kH), rg = std::min(r, kG);
+    if (rh > 0 && rg > 0) {
+      const auto ov = torch::matmul(UH.slice(1, 0, rh).t(), UG.slice(1, 0, rg));
+      m[prefix + stoch::str("overlap_r", r)] =
+          ov.pow(2).sum().item<double>() / static_cast<double>(std::min(rh, rg));
+    }
+    if (cca.size(0) > 0)
+      m[prefix + stoch::str("cca_r", r)] =
+          cca.slice(0, 0, std::min<int64_t>(r, cca.size(0))).mean().item<double>();
   }
 
   const double hg = torch::matmul(H.t(), Gb).pow(2).sum().item<double>();

@@ -6,7 +6,7 @@
 //   diag/ce_probe     CE of the probe q(x_{i+2} | h_i, x_{i+1}) (generate/surplus_probe.h)
 //   diag/surplus      ce_bigram - ce_probe
 //   diag/surplus_ceiling   U_2 = ce_bigram - NLL_model(x_{i+2} | x_<=i+1), and
-//   diag/surplus_efficiency  surplus / U_2
+//   diag/surplus_efficiency  surplus / U_2 (NaN, logged as null, while U_2 <= 0)
 //   diag/accept_proxy  mean sum_w min(q(w), p_model(w)) (1 - total variation), and
 //   diag/greedy_agreement  share of positions where argmax q == argmax p_model
 // With a source that knows its conditionals, the Bayes-optimal surplus on the same positions
@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <unordered_map>
 
 #include "core/rng.h"
@@ -310,7 +311,11 @@ class SurplusHook : public Hook {
         m["diag/ce_bigram"] = ce_base;
         m["diag/surplus"] = ce_base - ce_probe;
         m["diag/surplus_ceiling"] = ce_base - nll_model;
-        m["diag/surplus_efficiency"] = (ce_base - ce_probe) / (ce_base - nll_model);
+        // A share of the ceiling only when there is one: at a ceiling <= 0 (an untrained model
+        // predicts worse than the bigram) the ratio of two negatives would read as a share.
+        const double ceiling = ce_base - nll_model;
+        m["diag/surplus_efficiency"] =
+            ceiling > 0 ? (ce_base - ce_probe) / ceiling : std::numeric_limits<double>::quiet_NaN();
         const auto q = logq.exp(), p = model_rows.exp();
         m["diag/accept_proxy"] = torch::minimum(q, p).sum(-1).mean().item<double>();
         m["diag/greedy_agreement"] =
