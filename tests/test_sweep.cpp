@@ -33,6 +33,48 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
   }
   a.grid = {"optim.lr=0.1,,0.2"};
   EXPECT_THROW(cli::expand_sweep(a), InputError);
+  // Two grid points in one folder would run one and skip the other as finished.
+  const auto message = [&](const std::vector<std::string>& grid) {
+    a.grid = grid;
+    try {
+      cli::expand_sweep(a);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({"run.name=a/b,a_b"})
+                .find("two grid points share the folder name "
+                      "run.name=a_b,seed=1"),
+            std::string::npos);
+  EXPECT_NE(message({"optim.lr=0.1,0.1"}).find("share the folder name"), std::string::npos);
+  EXPECT_NE(
+      message({"run.name=" + std::string(260, 'x')}).find("over the 255 a file name may hold"),
+      std::string::npos);
+}
+
+// Runs to resume or skip keep their own config.yaml: a call whose config or --set would start
+// them otherwise is refused, naming the key, rather than mixing two settings in one sweep.
+TEST(Sweep, RefusesToMixSettingsWithRunsBegunOtherwise) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));
+  const std::string cmd =
+      "sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 1 --out " + dir + "/sw";
+  auto r = test::run_stoch(cmd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch(cmd + " --set train.batch_size=8");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("optim.lr=0.01,seed=1/config.yaml: train.batch_size is 4 where this "
+                          "sweep's config and --set give 8 (2 runs begun with other settings"),
+            std::string::npos)
+      << r.output;
+  r = test::run_stoch(cmd + " --set train.batch_size=8 --status");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("train.batch_size is 4 where"), std::string::npos) << r.output;
+  // run.threads is each call's own, and the same settings go on as before.
+  r = test::run_stoch(cmd + " --set run.threads=1");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("0 to do"), std::string::npos) << r.output;
 }
 
 TEST(Sweep, SkipsFinishedRunsAndResumesInterruptedOnes) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "cli/checks.h"
 #include "cli/children.h"
@@ -49,6 +50,33 @@ std::vector<std::string> environment_without(const std::string& name) {
   return env;
 }
 
+// The longest name most file systems allow (NAME_MAX).
+constexpr size_t kMaxFolderName = 255;
+
+// The first key (but run.threads, which each call of the sweep passes on) whose value in the
+// run's config.yaml differs from the one this sweep would start the run with, said as a line;
+// "" when there is none.
+std::string first_difference(train::ExperimentConfig& want, const std::string& dir) {
+  const std::string file = dir + "/config.yaml";
+  auto have = train::parse_experiment(train::load_config(file, {}));
+  auto ours = config::leaves(config::parse_text(train::to_yaml(want, false), "the sweep"));
+  auto theirs = config::leaves(config::parse_text(train::to_yaml(have, false), file));
+  ours.erase("run.threads");
+  theirs.erase("run.threads");
+  std::set<std::string> keys;
+  for (const auto& m : {ours, theirs})
+    for (const auto& [k, v] : m) keys.insert(k);
+  for (const auto& k : keys) {
+    const auto a = ours.find(k), b = theirs.find(k);
+    const std::string want_v = a == ours.end() ? "(unset)" : a->second;
+    const std::string have_v = b == theirs.end() ? "(unset)" : b->second;
+    if (want_v != have_v)
+      return stoch::str(file, ": ", k, " is ", have_v, " where this sweep's config and --set give ",
+                        want_v);
+  }
+  return "";
+}
+
 }  // namespace
 
 std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
@@ -73,11 +101,20 @@ std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
     combos = next;
   }
   std::vector<SweepRun> runs;
+  std::set<std::string> names;
   for (const auto& c : combos)
     for (int64_t s = a.first_seed; s < a.first_seed + a.seeds; ++s) {
       SweepRun r = c;
       r.name += stoch::str(r.name.empty() ? "" : ",", "seed=", s);
       r.sets.push_back(stoch::str("run.seed=", s));
+      if (r.name.size() > kMaxFolderName)
+        throw InputError(stoch::str("--grid: the folder name ", r.name.substr(0, 40), "... is ",
+                                    r.name.size(), " bytes, over the ", kMaxFolderName,
+                                    " a file name may hold; use shorter values"));
+      if (!names.insert(r.name).second)
+        throw InputError(stoch::str("--grid: two grid points share the folder name ", r.name,
+                                    " (a repeated value, or values that differ only in characters "
+                                    "a folder name replaces with _)"));
       runs.push_back(r);
     }
   return runs;
@@ -108,13 +145,26 @@ int sweep(const SweepArgs& a) {
   std::vector<size_t> left_to_others;
   const config::Node base = train::load_config(a.config, a.sets);
   std::vector<Progress> progress;
+  std::vector<std::string> differing;  // runs begun with other settings than this call's
   for (const auto& r : runs) {
     config::Node point = base;
     for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
-    const int64_t steps = train::parse_experiment(point).train.steps;
-    progress.push_back(progress_of(out + "/" + r.name, steps));
+    auto cfg = train::parse_experiment(point);
+    const std::string dir = out + "/" + r.name;
+    progress.push_back(progress_of(dir, cfg.train.steps));
+    // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
+    if (progress.back().state != RunState::kFresh)
+      if (auto d = first_difference(cfg, dir); !d.empty()) differing.push_back(std::move(d));
   }
-  if (a.status) return print_status(out, runs, progress, a.jobs);
+  if (a.status) {
+    for (const auto& d : differing) log::warn("sweep: " + d);
+    return print_status(out, runs, progress, a.jobs);
+  }
+  if (!differing.empty())
+    throw InputError(stoch::str(
+        differing[0], " (", counted(static_cast<int64_t>(differing.size()), "run"),
+        " begun with other settings; the sweep would mix them: give its first config and --set, "
+        "or another --out)"));
   const auto leave = [&](size_t i, const std::string& owner) {
     progress[i].running = true;
     log::warn(stoch::str("sweep: ", runs[i].name, " is being written by another process (", owner,
