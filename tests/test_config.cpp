@@ -103,11 +103,15 @@ TEST(Config, PrintedConfigReadsBackIdentically) {
 }
 
 TEST(Config, ResumableKeysAreDeclared) {
-  auto cfg = train::parse_experiment(config::parse_text("task: lm\n", "t"));
+  auto cfg = train::parse_experiment(
+      config::parse_text("task: lm\nhooks: [{name: entropy, every: 10}]\n", "t"));
   const auto keys = train::list_keys(cfg);
   EXPECT_TRUE(keys.resumable.count("train.steps"));
   EXPECT_FALSE(keys.resumable.count("optim.lr"));
   EXPECT_TRUE(keys.all.count("model.n_layer"));
+  // Keys inside list entries too: a hook's interval, as `stoch config` says.
+  EXPECT_TRUE(keys.resumable.count("hooks.0.every"));
+  EXPECT_FALSE(keys.resumable.count("hooks.0.name"));
 }
 
 TEST(Config, EveryShippedConfigIsValid) {

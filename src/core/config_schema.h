@@ -201,6 +201,7 @@ class KeyLister {
       KeyLister child(prefix_ + key + "." + std::to_string(i) + ".");
       items[i].visit(child);
       all.insert(child.all.begin(), child.all.end());
+      resumable.insert(child.resumable.begin(), child.resumable.end());
     }
   }
 
