@@ -90,6 +90,17 @@ TEST(CheckpointStore, KeepsNewestAndLoadsThem) {
     EXPECT_EQ(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
 }
 
+// Past 10^8 steps the folder name has more than eight digits; it is still a checkpoint.
+TEST(CheckpointStore, StepsPastEightDigitsAreListed) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  for (int64_t s : {99999999, 100000000, 1234567890}) store.save(make(s), 0);
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{99999999, 100000000, 1234567890}));
+  EXPECT_EQ(store.load_latest()->step, 1234567890);
+  test::fs::create_directories(dir + "/checkpoints/step-0000001x");  // not a step
+  EXPECT_EQ(store.steps().size(), 3u);
+}
+
 TEST(CheckpointStore, KeepEverySparesMultiplesFromKeepLast) {
   const std::string dir = test::temp_dir("ck");
   CheckpointStore store(dir);

@@ -2,6 +2,7 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -102,7 +103,11 @@ std::vector<int64_t> CheckpointStore::steps() const {
   if (!fs::is_directory(dir_, ec)) return out;
   for (const auto& e : fs::directory_iterator(dir_)) {
     const std::string name = e.path().filename().string();
-    if (name.size() != 13 || name.rfind("step-", 0) != 0 || !e.is_directory()) continue;
+    // step-%08lld: eight digits, more past 10^8 steps.
+    if (name.size() < 13 || name.size() > 24 || name.rfind("step-", 0) != 0 ||
+        !std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !e.is_directory())
+      continue;
     try {
       out.push_back(std::stoll(name.substr(5)));
     } catch (const std::exception&) {
