@@ -277,6 +277,23 @@ TEST(BpeCommand, TrainEncodeDecodeRoundTrip) {
                       "/in.txt");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("missing/vocab.json: file not found"), std::string::npos) << r.output;
+  // A folder as --input is refused, not read as an empty file.
+  r = test::run_stoch("tokenizer encode --tokenizer " + dir + "/tok --input " + dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find(dir + ": is a folder; expected the --input file"), std::string::npos)
+      << r.output;
+  // A bad command line is refused before --out is made.
+  r = test::run_stoch("tokenizer train --input " + dir + "/nope.txt --vocab-size 300 --out " + dir +
+                      "/never");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--input " + dir + "/nope.txt: expected a readable file"),
+            std::string::npos)
+      << r.output;
+  r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 300 --out " + dir +
+                      "/never --special \"$(printf '\\377')\"");  // one byte 0xFF
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find(": expected valid UTF-8"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/never"));
 }
 
 }  // namespace

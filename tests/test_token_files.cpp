@@ -55,6 +55,37 @@ TEST(TokenFiles, BadInputsAreInputErrors) {
   EXPECT_THROW(data::open_token_dir(dir + "/ok", "auto", 0, 0), InputError);
 }
 
+// A train split shorter than one window is refused before the run folder is written.
+TEST(TokenFiles, TrainSplitShorterThanAWindowIsRefusedBeforeTheRunStarts) {
+  const std::string dir = test::temp_dir("tok");
+  test::write_text(dir + "/t.txt", std::string(100, 'x'));
+  data::prepare_token_files({{dir + "/t.txt"}, dir + "/tok", 0.9});  // train 10, val 90 tokens
+  test::write_text(dir + "/c.yaml",
+                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
+                       "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
+                       "train: {steps: 3, batch_size: 2, eval_batches: 1}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("data: the train split has 10 tokens, fewer than one window of 17"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
+// "DIR/" names DIR: the staging folder goes beside it, not inside, whether DIR is new or an
+// empty folder already there.
+TEST(TokenFiles, OutWithATrailingSlashIsTheFolder) {
+  const std::string dir = test::temp_dir("tok");
+  test::write_text(dir + "/t.txt", std::string(100, 'x'));
+  data::prepare_token_files({{dir + "/t.txt"}, dir + "/new/", 0.1});
+  EXPECT_TRUE(test::fs::is_regular_file(dir + "/new/meta.json"));
+  test::fs::create_directories(dir + "/empty");
+  data::prepare_token_files({{dir + "/t.txt"}, dir + "/empty//", 0.1});
+  EXPECT_TRUE(test::fs::is_regular_file(dir + "/empty/meta.json"));
+  for (const auto& e : test::fs::directory_iterator(dir))  // no staging folder left
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
 TEST(TokenFiles, CliPrepareThenTrainOnTokens) {
   const std::string dir = test::temp_dir("tokcli");
   std::string text;

@@ -1,8 +1,11 @@
 // tokenizer train | encode | decode: byte-level BPE vocabularies in the GPT-2 / Hugging Face
 // format, and text to ids and back one line at a time.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -45,6 +48,9 @@ std::string read_input(const std::string& path) {
     text << std::cin.rdbuf();
     return text.str();
   }
+  // A folder opens as a stream that reads nothing: it would pass for an empty file.
+  if (std::filesystem::is_directory(path))
+    throw InputError(str(path, ": is a folder; expected the --input file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(str(path, ": cannot read the --input file"));
   text << in.rdbuf();
@@ -72,8 +78,15 @@ int tokenizer_train(const TokenizerTrainArgs& a) {
   if (a.vocab_size < 256 + static_cast<int64_t>(a.specials.size()))
     throw InputError(str("--vocab-size: expected at least 256 (the bytes) + ", a.specials.size(),
                          " (special tokens), got ", a.vocab_size));
-  for (const auto& s : a.specials)
+  for (const auto& s : a.specials) {
     if (s.empty()) throw InputError("--special: expected a non-empty token");
+    if (first_invalid_utf8(s) != std::string::npos)
+      throw InputError(str("--special ", s, ": expected valid UTF-8"));
+  }
+  // Checked before --out is made, so a bad command line leaves nothing behind.
+  for (const auto& f : a.inputs)
+    if (!std::filesystem::is_regular_file(f) || ::access(f.c_str(), R_OK) != 0)
+      throw InputError(str("--input ", f, ": expected a readable file"));
   make_output_dir(a.out, "--out");
   const data::BpeVocabulary v = data::train_bpe(a.inputs, o);
   data::write_bpe_files(a.out, v);

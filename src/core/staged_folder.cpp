@@ -12,6 +12,16 @@
 namespace fs = std::filesystem;
 
 namespace stoch {
+namespace {
+
+// "DIR/" and "DIR/." name DIR, so that the staging folder goes beside it, not inside.
+std::string folder_name(const std::string& out) {
+  fs::path p = fs::path(out).lexically_normal();
+  while (!p.has_filename() && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+  return p.string();
+}
+
+}  // namespace
 
 void StagedFolder::check_target(const std::string& out, const std::string& label) {
   std::error_code ec;
@@ -20,7 +30,7 @@ void StagedFolder::check_target(const std::string& out, const std::string& label
 }
 
 StagedFolder::StagedFolder(const std::string& out, const std::string& label)
-    : out_(out), label_(label), path_(str(out, ".tmp-", ::getpid())) {
+    : out_(folder_name(out)), label_(label), path_(str(out_, ".tmp-", ::getpid())) {
   std::error_code ec;
   fs::remove_all(path_, ec);
   fs::create_directories(path_, ec);

@@ -13,8 +13,8 @@ class StagedFolder {
   // empty folder, the only kinds commit() can replace. For commands to call before their work.
   static void check_target(const std::string& out, const std::string& label);
 
-  // Creates the staging folder for `out` (which must pass check_target), replacing a leftover of
-  // this pid's. Throws InputError "`label`: cannot create the folder (...)".
+  // Creates the staging folder for `out` ("DIR/" names DIR; it must pass check_target), replacing a
+  // leftover of this pid's. Throws InputError "`label`: cannot create the folder (...)".
   StagedFolder(const std::string& out, const std::string& label);
   StagedFolder(const StagedFolder&) = delete;
   StagedFolder& operator=(const StagedFolder&) = delete;
