@@ -2,6 +2,7 @@
 
 #include "core/config_tree.h"
 #include "core/errors.h"
+#include "core/torch/device.h"
 #include "test_util.h"
 #include "train/experiment.h"
 #include "train/lm_task.h"
@@ -161,6 +162,18 @@ TEST(Cli, ConfigPrintsResolvedDefaults) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("steps: 7"), std::string::npos);
   EXPECT_NE(r.output.find("keep_last: 2"), std::string::npos);  // a default the file never names
+}
+
+// run.precision: auto is bf16 for a language model on CUDA only; a value network's Q-values stay
+// fp32 there, since bf16 would round them to 0.25 near 50. The explicit choices are kept.
+TEST(Precision, AutoIsBf16OnlyForALanguageModelOnCuda) {
+  const c10::Device cuda(c10::kCUDA, 0), cpu(c10::kCPU);
+  EXPECT_TRUE(use_bf16_autocast("auto", cuda, /*language_model=*/true));
+  EXPECT_FALSE(use_bf16_autocast("auto", cuda, false));
+  EXPECT_FALSE(use_bf16_autocast("auto", cpu, true));
+  EXPECT_TRUE(use_bf16_autocast("bf16", cuda, false));
+  EXPECT_TRUE(use_bf16_autocast("bf16", cpu, false));
+  EXPECT_FALSE(use_bf16_autocast("fp32", cuda, true));
 }
 
 }  // namespace

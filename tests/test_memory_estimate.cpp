@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
+#include <fstream>
 #include <string>
 #include <tuple>
 
@@ -57,6 +59,35 @@ TEST(MemoryEstimate, ARunThatCannotFitExitsTwoAtOnceWithTheEstimate) {
                                   " --run-dir " + dir + "/small --set train.steps=2");
   EXPECT_EQ(ok.code, 0) << ok.output;
   EXPECT_NE(ok.output.find("memory: at least "), std::string::npos) << ok.output;
+}
+
+// A token folder without meta.json sizes the vocabulary by its largest id, which the start's
+// estimate cannot read: one stray id of 2 billion (damage) would ask for a 2-billion-row
+// embedding. Refused once the data is read, before the model is allocated.
+TEST(MemoryEstimate, AVocabularyReadFromTheDataIsCheckedToo) {
+  const std::string dir = test::temp_dir("memory-vocab");
+  test::fs::create_directories(dir + "/tok");
+  for (const std::string split : {"train", "val"}) {
+    std::vector<uint32_t> ids(200, 7);
+    ids[100] = 2000000000u;
+    int32_t header[256] = {};
+    header[0] = 20240801;  // llm.c, uint32 ids
+    header[1] = 7;
+    header[2] = static_cast<int32_t>(ids.size());
+    std::ofstream out(dir + "/tok/x_" + split + "_000000.bin", std::ios::binary);
+    out.write(reinterpret_cast<const char*>(header), sizeof header);
+    out.write(reinterpret_cast<const char*>(ids.data()),
+              static_cast<std::streamsize>(ids.size() * sizeof(uint32_t)));
+  }
+  test::write_text(dir + "/c.yaml",
+                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
+                       "/tok}\nmodel: {context: 8, n_layer: 1, n_head: 2, d_model: 16}\n"
+                       "train: {steps: 2, batch_size: 2, eval_batches: 1}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("the run needs at least "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parameters"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run")) << r.output;
 }
 
 TEST(MemoryEstimate, PartsAddUpAndShardingDividesTheOptimizerState) {

@@ -32,7 +32,7 @@ struct RunConfig {
     v("seed", seed, "seed for initialisation, dropout and data order", Spec().at_least(0));
     v("device", device, "where to train: cuda when available (auto), or forced",
       Spec().one_of({"auto", "cpu", "cuda"}));
-    v("precision", precision, "auto: bf16 autocast on CUDA, fp32 on CPU",
+    v("precision", precision, "auto: bf16 autocast for language models on CUDA, else fp32",
       Spec().one_of({"auto", "fp32", "bf16"}));
     v("threads", threads,
       "CPU threads for LibTorch; 0 uses every CPU this process may run on (its affinity "

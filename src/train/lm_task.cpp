@@ -13,6 +13,7 @@
 #include "models/chunked_ce.h"
 #include "models/hf_gpt2.h"
 #include "train/experiment.h"
+#include "train/memory_estimate.h"
 
 namespace stoch::train {
 
@@ -33,6 +34,15 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
     throw InputError(stoch::str("model.vocab_size: ", mc.vocab_size,
                                 " is smaller than the data's vocabulary (", source_->vocab_size(),
                                 ")"));
+  if (vocab_from_data_) {
+    // The start's memory estimate could not read this vocabulary (a stray huge id in a folder
+    // without meta.json sets it): weights and gradients alone, for any sharding, must fit.
+    const double parameters = static_cast<double>(mc.parameter_count());
+    MemoryEstimate e;
+    e.add("parameters", 4 * parameters);
+    e.add("gradients", 4 * parameters);
+    check_memory_fits(e, 1, device_);
+  }
   context_ = mc.context;
   if (!init_from_.empty() &&
       !registry<models::LmArchEntry>().get(mc.arch, "model.arch").gpt2_format)
@@ -43,11 +53,15 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
   model_->to(device_);
   log::info(stoch::str("data ", source_->describe(), "; model ", mc.arch, ", ",
                        model_->num_parameters() / 1e6, "M parameters (", model_->describe(), ")"));
-  const bool cpu_float32 = device_.is_cpu() && !use_bf16_autocast(cfg.run.precision, device_);
+  const bool cpu_float32 = device_.is_cpu() && !use_bf16_autocast(cfg.run.precision, device_, true);
   if (dynamic_cast<models::GptImpl*>(model_.get()))
     log::info(models::describe_attention(mc.attention, cpu_float32, mc.dropout > 0, mc.context,
                                          mc.d_model / mc.n_head));
 
+  // A split too short for one window is refused here, before the run folder is written: the
+  // val split by the Bayes loss's windows, the train split by its first window.
+  std::vector<int32_t> first(static_cast<size_t>(context_ + 1));
+  source_->window(data::Split::kTrain, 0, context_ + 1, first.data());
   bayes_val_loss_ = bayes_loss(data::Split::kVal, eval_batches_ * batch_size_);
 }
 

@@ -54,13 +54,13 @@ void TrainingLoop::set_up() {
   // One GPU per rank of this machine (NCCL).
   if (W_ > 1 && device_.is_cuda())
     device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(world_.local_rank));
-  bf16_ = use_bf16_autocast(cfg_.run.precision, device_);
+  const auto& entry = registry<TaskEntry>().get(cfg_.task, "task");
+  bf16_ = use_bf16_autocast(cfg_.run.precision, device_, entry.language_model);
   if (cfg_.train.cpu_workers > 1 && !device_.is_cpu())
     throw InputError(stoch::str("train.cpu_workers: ", cfg_.train.cpu_workers,
                                 " workers need run.device cpu, not ", device_.str()));
 
   if (W_ > 1) data_parallel_backend(device_, cfg_.dist.backend);
-  const auto& entry = registry<TaskEntry>().get(cfg_.task, "task");
   // Before anything large is allocated: a run that cannot fit is refused, not killed later.
   if (entry.estimate_memory) {
     const MemoryEstimate need = entry.estimate_memory(cfg_, W_);

@@ -26,10 +26,11 @@ c10::Device resolve_device(const std::string& name) {
   return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
 }
 
-bool use_bf16_autocast(const std::string& precision, const c10::Device& device) {
+bool use_bf16_autocast(const std::string& precision, const c10::Device& device,
+                       bool language_model) {
   if (precision == "bf16") return true;
   if (precision == "fp32") return false;
-  return device.is_cuda();
+  return device.is_cuda() && language_model;
 }
 
 std::string libtorch_cpu_kernels() {

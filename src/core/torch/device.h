@@ -10,8 +10,11 @@ namespace stoch {
 // "auto" picks CUDA when a GPU is visible; "cuda" without one is an input error.
 c10::Device resolve_device(const std::string& name);
 
-// "auto" means bf16 autocast on CUDA and fp32 on the CPU.
-bool use_bf16_autocast(const std::string& precision, const c10::Device& device);
+// "auto" means bf16 autocast for a language model on CUDA, fp32 on the CPU and for value networks
+// (their outputs are values, whose bf16 rounding, 0.25 near 50, would decide greedy actions and
+// bootstrap targets); "bf16" and "fp32" are taken as they are.
+bool use_bf16_autocast(const std::string& precision, const c10::Device& device,
+                       bool language_model);
 
 // The instruction set LibTorch's own vectorised CPU kernels (softmax, reductions, ...) use,
 // chosen apart from stoch's: "avx512", "avx2" or "default" (the names ATEN_CPU_CAPABILITY takes).
