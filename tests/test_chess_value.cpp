@@ -114,7 +114,9 @@ TEST_P(ChessValue, EveryHeadTrainsAndIsEvaluated) {
   EXPECT_GE(puzzles, 1);
   EXPECT_LE(puzzles, 4);
   // stoch eval RUN_DIR prepares the same positions and prints the same metrics.
-  if (GetParam() == "hl_gauss") ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(run, 40));
+  if (GetParam() == "hl_gauss") {
+    ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(run, 40));
+  }
   const auto entropy = test::metric_by_step(run, "data", "data/label_entropy");
   ASSERT_EQ(entropy.size(), 1u);
   EXPECT_LE(entropy.begin()->second, log_loss.at(40) + 1e-9);  // the labels' entropy is the floor

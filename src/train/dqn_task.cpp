@@ -18,7 +18,8 @@ DqnTask::DqnTask(const ExperimentConfig& cfg, const torch::Device& device) {
     throw InputError("train.grad_accum: dqn takes one batch per update; expected 1");
   const auto& s = cfg.task_sections<DqnSections>();
   dqn_ = s.dqn;
-  eval_ = {s.env, static_cast<uint64_t>(cfg.run.seed), s.dqn.eval_episodes, s.dqn.epsilon_eval};
+  eval_ = {s.env, static_cast<uint64_t>(cfg.run.seed), s.dqn.eval_episodes, s.dqn.epsilon_eval,
+           s.dqn.eval_max_steps};
   agent_ = std::make_unique<rl::DqnAgent>(
       rl::DqnAgent::Options{s.dqn, s.env, s.model, s.value, static_cast<uint64_t>(cfg.run.seed),
                             cfg.train.batch_size, cfg.train.steps},

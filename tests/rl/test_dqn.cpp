@@ -8,6 +8,7 @@
 
 #include "core/config_tree.h"
 #include "core/errors.h"
+#include "rl/dqn/evaluation.h"
 #include "test_util.h"
 #include "train/dqn_task.h"
 #include "train/experiment.h"
@@ -320,6 +321,30 @@ TEST(DqnLearns, CartPoleClearsAReturnNoBrokenAgentReaches) {
   EXPECT_GE(ret.at(10000), 100.0) << r.output;
 }
 
+// A policy that never ends an episode (Seaquest's no-op stays at the surface, where oxygen does
+// not run out) is evaluated in bounded time: MinAtar has no time limit, so the evaluation's own
+// cap cuts each episode and counts it. An environment with its own limit keeps it.
+TEST(Dqn, EvaluationCapsEpisodesWithoutATimeLimit) {
+  rl::EvalProtocol seaquest;
+  seaquest.env.name = "MinAtar/Seaquest";
+  seaquest.seed = 1;
+  seaquest.episodes = 3;
+  seaquest.epsilon = 0;
+  seaquest.max_steps = 500;
+  const auto noop = [](const float*) { return 0; };
+  auto m = rl::evaluate_policy(seaquest, 0, noop);
+  EXPECT_EQ(m.at("eval/truncated"), 3.0);
+  EXPECT_EQ(m.at("eval/length_mean"), 500.0);
+  EXPECT_EQ(m.at("eval/episodes"), 3.0);
+
+  rl::EvalProtocol cartpole = seaquest;
+  cartpole.env.name = "CartPole-v1";
+  cartpole.max_steps = 5;  // not applied: CartPole's own limit (500) stands
+  m = rl::evaluate_policy(cartpole, 0, noop);
+  EXPECT_EQ(m.at("eval/truncated"), 0.0);
+  EXPECT_GT(m.at("eval/length_mean"), 5.0);
+}
+
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
   std::string text = tiny_dqn_config(
       "mse", 100, ", epsilon_start: 1.0, epsilon_end: 0.1, exploration_fraction: 0.5");
@@ -409,6 +434,15 @@ TEST(Dqn, BadConfigsFailWithOneLine) {
   EXPECT_NE(error_of(tiny_dqn_config("mse", 60, "", 3)).find("dqn.train_every"), std::string::npos);
   EXPECT_NE(error_of(tiny_dqn_config("mse", 60, ", gamma: 1.5")).find("dqn.gamma"),
             std::string::npos);
+  // The first update must find a whole n-step window to sample.
+  std::string early = tiny_dqn_config("mse", 60, ", n_step: 4");
+  early.replace(early.find("learning_starts: 200"), 20, "learning_starts: 1");
+  EXPECT_NE(error_of(early).find("dqn.learning_starts: the first update would sample from 3 steps "
+                                 "per env"),
+            std::string::npos);
+  std::string small = tiny_dqn_config("mse", 60, ", n_step: 3");
+  small.replace(small.find("replay_capacity: 500"), 20, "replay_capacity: 2");
+  EXPECT_NE(error_of(small).find("dqn.replay_capacity: 2 over 1 envs"), std::string::npos);
 }
 
 }  // namespace

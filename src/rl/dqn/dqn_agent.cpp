@@ -34,6 +34,18 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   if (dqn_.train_every % E != 0)
     throw InputError(stoch::str("dqn.train_every: ", dqn_.train_every,
                                 " must be a multiple of env.num_envs = ", E));
+  // Each env's rows in the replay: a whole n-step window needs n of them, by the first update.
+  if (dqn_.replay_capacity / E < dqn_.n_step)
+    throw InputError(stoch::str("dqn.replay_capacity: ", dqn_.replay_capacity, " over ", E,
+                                " envs holds fewer steps per env than dqn.n_step = ", dqn_.n_step));
+  const int64_t first_rows = (dqn_.learning_starts + E - 1) / E + dqn_.train_every / E;
+  if (first_rows < dqn_.n_step)
+    throw InputError(stoch::str(
+        "dqn.learning_starts: the first update would sample from ", first_rows,
+        " steps per env (learning_starts + train_every over env.num_envs), fewer than one "
+        "whole window of dqn.n_step = ",
+        dqn_.n_step, "; expected learning_starts of at least ",
+        (dqn_.n_step * E) - dqn_.train_every));
   envs_ = std::make_unique<VectorEnv>(env_cfg_.name, env_cfg_.options(), E,
                                       mix_seed(seed_, kEnvStream));
   obs_shape_ = envs_->observation_shape();

@@ -57,6 +57,7 @@ struct DqnConfig {
   double priority_beta = 0.4;
   double epsilon_eval = 0.05;
   int64_t eval_episodes = 10;
+  int64_t eval_max_steps = 100000;
   bool helper_lane = true;
 
   template <class V>
@@ -98,6 +99,10 @@ struct DqnConfig {
     v("epsilon_eval", epsilon_eval, "exploration rate of the evaluation policy (0: greedy)",
       Spec().at_least(0).at_most(1));
     v("eval_episodes", eval_episodes, "whole episodes per evaluation", Spec().at_least(1));
+    v("eval_max_steps", eval_max_steps,
+      "evaluation: steps after which an episode of an environment without a time limit "
+      "(MinAtar) is cut short and counted as truncated (eval/truncated); 0: never",
+      Spec().at_least(0));
     v("helper_lane", helper_lane,
       "CPU with run.threads >= 2: a second thread computes the bootstrap target, weight "
       "gradients and half the optimiser update beside the main one (each gets half the "

@@ -16,10 +16,14 @@ struct EvalProtocol {
   uint64_t seed = 0;      // the run's
   int64_t episodes = 10;  // whole episodes
   double epsilon = 0.05;  // exploration of the evaluated policy (0: greedy)
+  // Per episode, in an environment without a time limit of its own (MinAtar's): a policy that
+  // never ends an episode (Seaquest's, staying at the surface) would evaluate for ever.
+  int64_t max_steps = 100000;
 };
 
-// eval/return_mean, eval/return_std, eval/length_mean and eval/episodes of the policy whose
-// greedy action for one observation is `greedy(obs)`, evaluated at training step `step`.
+// eval/return_mean, eval/return_std, eval/length_mean, eval/episodes and eval/truncated (the
+// episodes max_steps cut short, their returns so far counted) of the policy whose greedy action
+// for one observation is `greedy(obs)`, evaluated at training step `step`.
 Metrics evaluate_policy(const EvalProtocol& protocol, int64_t step,
                         const std::function<int(const float* obs)>& greedy);
 
