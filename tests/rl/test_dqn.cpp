@@ -356,6 +356,18 @@ TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
   EXPECT_DOUBLE_EQ(task.agent().epsilon_at(100), 0.55);
   EXPECT_DOUBLE_EQ(task.agent().epsilon_at(200), 0.1);
   EXPECT_DOUBLE_EQ(task.agent().epsilon_at(400), 0.1);
+
+  // MinAtar's reference starts the decay after its random steps: exploration_start.
+  std::string later =
+      tiny_dqn_config("mse", 100,
+                      ", epsilon_start: 1.0, epsilon_end: 0.1, exploration_steps: 100, "
+                      "exploration_start: 200");
+  auto cfg2 = train::parse_experiment(config::parse_text(later, "t"));
+  train::DqnTask task2(cfg2, torch::kCPU);
+  EXPECT_DOUBLE_EQ(task2.agent().epsilon_at(0), 1.0);
+  EXPECT_DOUBLE_EQ(task2.agent().epsilon_at(200), 1.0);
+  EXPECT_DOUBLE_EQ(task2.agent().epsilon_at(250), 0.55);
+  EXPECT_DOUBLE_EQ(task2.agent().epsilon_at(300), 0.1);
 }
 
 TEST(Dqn, QValuesHaveOneColumnPerAction) {

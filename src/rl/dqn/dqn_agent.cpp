@@ -153,7 +153,8 @@ double DqnAgent::schedule_env_steps() const {
 double DqnAgent::epsilon_at(int64_t env_steps) const {
   const double span = dqn_.exploration_steps > 0 ? static_cast<double>(dqn_.exploration_steps)
                                                  : dqn_.exploration_fraction * schedule_env_steps();
-  const double frac = std::min(1.0, static_cast<double>(env_steps) / span);
+  const int64_t into = std::max<int64_t>(0, env_steps - dqn_.exploration_start);
+  const double frac = std::min(1.0, static_cast<double>(into) / span);
   return dqn_.epsilon_start + frac * (dqn_.epsilon_end - dqn_.epsilon_start);
 }
 

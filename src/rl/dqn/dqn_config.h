@@ -51,6 +51,7 @@ struct DqnConfig {
   double exploration_fraction = 0.5;
   int64_t total_env_steps = 0;
   int64_t exploration_steps = 0;
+  int64_t exploration_start = 0;
   int64_t replay_capacity = 10000;
   bool prioritized = false;
   double priority_alpha = 0.6;
@@ -83,6 +84,10 @@ struct DqnConfig {
       Spec().above(0).at_most(1));
     v("exploration_steps", exploration_steps,
       "environment steps over which epsilon decays; 0 uses exploration_fraction of the run",
+      Spec().at_least(0));
+    v("exploration_start", exploration_start,
+      "environment steps at epsilon_start before the decay begins (MinAtar's reference DQN: "
+      "its 5000 random steps)",
       Spec().at_least(0));
     v("total_env_steps", total_env_steps,
       "the run length the schedules are fractions of (pin it to stop and resume with another "
