@@ -78,6 +78,38 @@ TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
   EXPECT_NE(r.output.find("optim.lr cannot change on resume"), std::string::npos) << r.output;
 }
 
+// A config.yaml cut short would be read with defaults for the keys it lost: resume, eval and the
+// sweep refuse it, naming the file, and leave the run as it was. Files written before the last
+// line existed (their first line does not promise it) are still read.
+TEST_F(Resume, AConfigCutShortIsRefused) {
+  const std::string run = dir_ + "/r";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=5").code,
+            0);
+  const std::string path = run + "/config.yaml";
+  const std::string whole = test::read_text(path);
+  ASSERT_EQ(whole.substr(whole.size() - 6), "# end\n");
+  test::write_text(path, whole.substr(0, whole.size() / 2));
+  for (const std::string& cmd : {"resume " + run + " --set train.steps=10", "eval " + run}) {
+    const auto r = test::run_stoch(cmd);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find(path + ": cut short (it lacks its last line, '# end')"),
+              std::string::npos)
+        << r.output;
+  }
+  EXPECT_EQ(train_losses(run).size(), 5u);  // nothing was trained
+  test::write_text(path, "\n");
+  const auto empty = test::run_stoch("resume " + run + " --set train.steps=10");
+  EXPECT_EQ(empty.code, 2) << empty.output;
+  EXPECT_NE(empty.output.find(path + ": empty"), std::string::npos) << empty.output;
+  // An older file: the former first line, no last line.
+  const size_t body = whole.find('\n') + 1;
+  test::write_text(path, "# Resolved by stoch: every key with its value; the run's identity.\n" +
+                             whole.substr(body, whole.size() - body - 6));
+  const auto old = test::run_stoch("resume " + run + " --set train.steps=10");
+  EXPECT_EQ(old.code, 0) << old.output;
+  EXPECT_EQ(train_losses(run).size(), 10u);
+}
+
 TEST_F(Resume, SigtermCheckpointsTheCurrentStepAndExits143) {
   const std::string run = dir_ + "/term";
   int64_t last = 0;

@@ -8,12 +8,36 @@
 #include "core/whole_file.h"
 
 namespace stoch::cli {
+namespace {
+
+// The first line promises the last, so a file cut short can be told from one written before
+// the last line existed.
+const char* const kHeader =
+    "# Resolved by stoch: every key with its value; the run's identity; whole when it ends with "
+    "'# end'.\n";
+const char* const kLastLine = "# end\n";
+
+}  // namespace
+
+void check_run_config_whole(const std::string& path) {
+  const auto text = read_whole_file(path);
+  if (!text) throw InputError(stoch::str(path, ": cannot read"));
+  if (text->find_first_not_of(" \t\r\n") == std::string::npos)
+    throw InputError(stoch::str(path, ": empty; a run's config.yaml holds every key"));
+  const std::string last = kLastLine;
+  if (text->rfind(kHeader, 0) == 0 &&
+      (text->size() < last.size() || text->compare(text->size() - last.size(), last.size(), last)))
+    throw InputError(stoch::str(path,
+                                ": cut short (it lacks its last line, '# end'); restore it "
+                                "from a copy: read with defaults, it would change the run"));
+}
 
 train::ExperimentConfig read_run_config(const std::string& run_dir,
                                         const std::vector<std::string>& sets) {
   const std::string path = run_dir + "/config.yaml";
   if (!std::filesystem::is_regular_file(path))
     throw InputError(stoch::str(path, ": not found (is ", run_dir, " a run directory?)"));
+  check_run_config_whole(path);
   return train::parse_experiment(train::load_config(path, sets));
 }
 
@@ -32,8 +56,7 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
 }
 
 void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir) {
-  const std::string header = "# Resolved by stoch: every key with its value; the run's identity.\n";
-  replace_file_durably(run_dir + "/config.yaml", header + train::to_yaml(cfg, true));
+  replace_file_durably(run_dir + "/config.yaml", kHeader + train::to_yaml(cfg, true) + kLastLine);
 }
 
 }  // namespace stoch::cli

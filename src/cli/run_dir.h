@@ -11,9 +11,15 @@
 
 namespace stoch::cli {
 
-// The run's resolved config.yaml with `sets` applied; InputError when run_dir holds none.
+// The run's resolved config.yaml with `sets` applied; InputError when run_dir holds none, or
+// one cut short (check_run_config_whole).
 train::ExperimentConfig read_run_config(const std::string& run_dir,
                                         const std::vector<std::string>& sets = {});
+
+// A run's config.yaml is read with defaults for the keys it lacks (older versions knew fewer),
+// so a file cut short would resume with defaults. Throws InputError naming `path` when it is
+// empty, or says it ends with a last line it lacks (every config.yaml written since 2026-12-07).
+void check_run_config_whole(const std::string& path);
 
 // The checkpoint of `step`, or the newest complete one when step < 0; InputError naming the
 // steps the run has when there is no such checkpoint.

@@ -14,6 +14,7 @@
 #include "cli/checks.h"
 #include "cli/children.h"
 #include "cli/command.h"
+#include "cli/run_dir.h"
 #include "cli/sweep_status.h"
 #include "core/config_tree.h"
 #include "core/cpus.h"
@@ -58,6 +59,7 @@ constexpr size_t kMaxFolderName = 255;
 // "" when there is none.
 std::string first_difference(train::ExperimentConfig& want, const std::string& dir) {
   const std::string file = dir + "/config.yaml";
+  check_run_config_whole(file);
   auto have = train::parse_experiment(train::load_config(file, {}));
   auto ours = config::leaves(config::parse_text(train::to_yaml(want, false), "the sweep"));
   auto theirs = config::leaves(config::parse_text(train::to_yaml(have, false), file));

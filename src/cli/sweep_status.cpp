@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
+#include "cli/run_dir.h"
 #include "core/errors.h"
 #include "core/run_lock.h"
 #include "core/strings.h"
@@ -79,6 +80,7 @@ Progress progress_of(const std::string& dir, int64_t steps) {
     read_pace(dir + "/metrics.jsonl", p);  // a first run not yet at its first checkpoint
     return p;
   }
+  check_run_config_whole(dir + "/config.yaml");
   const auto cfg = train::parse_experiment(train::load_config(dir + "/config.yaml", {}));
   if (saved.empty()) {
     read_pace(dir + "/metrics.jsonl", p);
