@@ -276,19 +276,28 @@ TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
   fs::remove_all(sweep);
 }
 
-TEST(Compare, RunsStillBeingWrittenAreNamed) {
-  const std::string sweep = make_sweep();
+// Options comparing `paths` by their task's metric, with few resamples.
+CompareOptions quick_options(const std::vector<std::string>& paths) {
   CompareOptions o;
-  o.paths = {sweep};
+  o.paths = paths;
   o.task_metrics = task_metrics();
   o.reps = 100;
-  auto warnings = [&] {
-    testing::internal::CaptureStdout();
-    testing::internal::CaptureStderr();
-    EXPECT_EQ(run_compare(o), 0);
-    testing::internal::GetCapturedStdout();
-    return testing::internal::GetCapturedStderr();
-  };
+  return o;
+}
+
+// What run_compare(o) warns (it must succeed).
+std::string warnings_of(const CompareOptions& o) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_compare(o), 0);
+  testing::internal::GetCapturedStdout();
+  return testing::internal::GetCapturedStderr();
+}
+
+TEST(Compare, RunsStillBeingWrittenAreNamed) {
+  const std::string sweep = make_sweep();
+  CompareOptions o = quick_options({sweep});
+  auto warnings = [&] { return warnings_of(o); };
   EXPECT_EQ(warnings().find("still being written"), std::string::npos);
   {
     stoch::RunLock writer(sweep + "/a-s2");  // as a train or resume holds it
@@ -335,17 +344,8 @@ TEST(Compare, RunsStillBeingWrittenAreNamed) {
 // last finite value: each is named, as are groups whose runs end at other steps than others'.
 TEST(Compare, RunsEndingEarlyOrNotFiniteAreNamed) {
   const std::string sweep = make_sweep();
-  CompareOptions o;
-  o.paths = {sweep};
-  o.task_metrics = task_metrics();
-  o.reps = 100;
-  auto warnings = [&] {
-    testing::internal::CaptureStdout();
-    testing::internal::CaptureStderr();
-    EXPECT_EQ(run_compare(o), 0);
-    testing::internal::GetCapturedStdout();
-    return testing::internal::GetCapturedStderr();
-  };
+  const CompareOptions o = quick_options({sweep});
+  auto warnings = [&] { return warnings_of(o); };
   const std::string clean = warnings();
   EXPECT_EQ(clean.find("stopped early"), std::string::npos) << clean;
   EXPECT_EQ(clean.find("not finite"), std::string::npos) << clean;

@@ -14,15 +14,10 @@
 namespace stoch {
 namespace {
 
-std::unique_ptr<hooks::Hook> make_hook(const std::string& yaml) {
-  auto cfg = train::parse_experiment(config::parse_text("task: lm\nhooks:\n" + yaml, "t"));
-  const auto& spec = cfg.hooks.at(0);
-  return registry<hooks::HookEntry>().get(spec.name, "hooks.name").make(*spec.params);
-}
-
-std::unique_ptr<hooks::Hook> make_value_hook(const std::string& yaml) {
+// The hook `yaml` (one entry of `hooks:`) declares, as a config of `task` makes it.
+std::unique_ptr<hooks::Hook> make_hook(const std::string& yaml, const std::string& task = "lm") {
   auto cfg =
-      train::parse_experiment(config::parse_text("task: value_regression\nhooks:\n" + yaml, "t"));
+      train::parse_experiment(config::parse_text("task: " + task + "\nhooks:\n" + yaml, "t"));
   const auto& spec = cfg.hooks.at(0);
   return registry<hooks::HookEntry>().get(spec.name, "hooks.name").make(*spec.params);
 }
@@ -218,8 +213,8 @@ TEST(RepresentationHealth, RanksAreOfTheHeadsInput) {
   const auto x = torch::randn({64, 4, 5, 5});
   hooks::ValueView view{&net, nullptr, x, {}};
   torch::NoGradGuard no_grad;
-  const auto m =
-      make_value_hook("  - {name: representation, every: 1}\n")->run({0, &net, nullptr, &view});
+  const auto m = make_hook("  - {name: representation, every: 1}\n", "value_regression")
+                     ->run({0, &net, nullptr, &view});
   const auto features = net.features(x);
   ASSERT_EQ(features.size(1), 75);
   EXPECT_EQ(m.at("diag/srank"), static_cast<double>(hooks::srank(features)));
