@@ -2,28 +2,36 @@
 # Plain against speculative sampling (`stoch sample --speculative`) from a run trained with the
 # surplus hook: tokens/s, model calls per token, acceptance rate, speed-up.
 # usage: bench/speculative.sh [RUN_DIR]   (default: trains configs/lm/quickstart_diagnostics.yaml
-#        into runs/bench-speculative first); TOKENS=N sets the tokens per sample (default 1000).
+#        into runs/bench-speculative first). Speculative decoding only drafts while the text and
+#        its drafts fit the model's context (past it, each token takes one call, which keeps the
+#        output exact), so each sample is TOKENS tokens (default: the context less the prompt)
+#        and SAMPLES samples (default 50, seeds 1..SAMPLES) are summed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stoch="$root/scripts/stoch"
 run="${1:-$root/runs/bench-speculative}"
-tokens="${TOKENS:-1000}"
+samples="${SAMPLES:-50}"
 if [ ! -d "$run/checkpoints" ]; then
   "$stoch" train "$root/configs/lm/quickstart_diagnostics.yaml" --run-dir "$run" >/dev/null
 fi
-# One sampling line: "sampled N tokens in S s (R tokens/s), C model calls[; drafted D, accepted A ...]".
+context="$(grep -A12 '^model:' "$run/config.yaml" | grep -m1 '^  context:' | awk '{print $2}')"
+tokens="${TOKENS:-$((context - 1))}"
+# Sums over the samples of "sampled N tokens in S s (R tokens/s), C model calls[; drafted D,
+# accepted A ...]": tokens/s, calls, drafted, accepted.
 measure() {
-  "$stoch" sample "$run" --prompt "0" --max-tokens "$tokens" --seed 1 "$@" 2>&1 | grep "sampled" |
-    sed -E 's/.*\(([0-9.e+]+) tokens\/s\), ([0-9]+) model calls(; drafted ([0-9]+), accepted ([0-9]+))?.*/\1 \2 \4 \5/'
+  for seed in $(seq 1 "$samples"); do
+    "$stoch" sample "$run" --prompt "0" --max-tokens "$tokens" --seed "$seed" "$@" 2>&1 | grep "sampled"
+  done | sed -E 's/.*sampled ([0-9]+) tokens in ([0-9.e+-]+) s.*\), ([0-9]+) model calls(; drafted ([0-9]+), accepted ([0-9]+))?.*/\1 \2 \3 \5 \6/' |
+    awk '{ n += $1; s += $2; c += $3; d += $4; a += $5 } END { printf "%f %d %d %d %d\n", n / s, c, d, a, n }'
 }
 printf "| temperature | mode | tokens/s | model calls | tokens per call | acceptance | speed-up |\n"
 printf "| --- | --- | --- | --- | --- | --- | --- |\n"
 for temp in 1.0 0; do
-  read -r base_rate base_calls _ _ <<<"$(measure --temperature "$temp")"
+  read -r base_rate base_calls _ _ _ <<<"$(measure --temperature "$temp")"
   printf "| %s | plain | %.0f | %s | 1.00 | - | 1.00x |\n" "$temp" "$base_rate" "$base_calls"
   for draft in 1 2 3 4 6; do
-    read -r rate calls drafted accepted <<<"$(measure --temperature "$temp" --speculative --draft "$draft")"
+    read -r rate calls drafted accepted n <<<"$(measure --temperature "$temp" --speculative --draft "$draft")"
     awk -v t="$temp" -v d="$draft" -v r="$rate" -v c="$calls" -v dr="$drafted" -v a="$accepted" \
-      -v b="$base_rate" -v n="$tokens" 'BEGIN { printf "| %s | speculative, draft %d | %.0f | %d | %.2f | %.1f%% | %.2fx |\n", t, d, r, c, n / c, 100 * a / dr, r / b }'
+      -v b="$base_rate" -v n="$n" 'BEGIN { printf "| %s | speculative, draft %d | %.0f | %d | %.2f | %.1f%% | %.2fx |\n", t, d, r, c, n / c, 100 * a / dr, r / b }'
   done
 done

@@ -51,16 +51,43 @@ TEST(SpeculativeSampling, GreedyEqualsPlainGreedy) {
   }
 }
 
+// A verifying call sees the last `context` tokens of the text and its drafts, so a draft is
+// checked against the model's own distribution only while the whole text and drafts fit: past
+// that, each token takes one model call, as plain sampling does, and nothing is drafted.
+TEST(SpeculativeSampling, DraftsOnlyWhileTheTextFitsTheContext) {
+  auto lm = tiny_lm(6, 12.0);
+  const generate::SamplingParams sp{1.0, 0, 1.0, 6};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  generate::SamplingStats full;
+  const std::vector<int64_t> twelve(12, 1);  // the whole context
+  generate::sample_speculative(*lm.gpt, *lm.probe, twelve, 5, 3, sp, gen, &full);
+  EXPECT_EQ(full.drafted, 0);
+  EXPECT_EQ(full.model_calls, 5);
+  // From 8 tokens (9 after the first draw), each round drafts at most the places left: 3, then
+  // at most 2, then 1, then none.
+  generate::SamplingStats eight;
+  const auto out = generate::sample_speculative(*lm.gpt, *lm.probe, std::vector<int64_t>(8, 1), 20,
+                                                3, sp, gen, &eight);
+  EXPECT_EQ(out.size(), 28u);
+  EXPECT_GE(eight.drafted, 1);
+  EXPECT_LE(eight.drafted, 3 + 2 + 1);
+  EXPECT_EQ(eight.model_calls, 20 - eight.accepted);
+}
+
 // The exact probability of each 3-token continuation under the filtered model, against the
 // frequencies of speculative samples: a chi-square test over the cells.
-void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft) {
+void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft,
+                               const std::vector<int64_t>& prompt = {2, 0, 1}) {
   auto lm = tiny_lm(sp.vocab, 12.0);
-  const std::vector<int64_t> prompt = {2, 0, 1};
+  const size_t P = prompt.size();
   const int64_t V = sp.vocab;
   std::map<std::vector<int64_t>, double> exact;
   {
     torch::NoGradGuard no_grad;
-    const auto probs_after = [&](const std::vector<int64_t>& ids) {
+    // As the samplers read it: the last `context` tokens.
+    const auto probs_after = [&](std::vector<int64_t> ids) {
+      const size_t ctx = static_cast<size_t>(lm.gpt->config().context);
+      if (ids.size() > ctx) ids.erase(ids.begin(), ids.end() - static_cast<int64_t>(ctx));
       return generate::sampling_probs(
           lm.gpt->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0][-1], sp);
     };
@@ -85,7 +112,7 @@ void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft
   for (int i = 0; i < n; ++i) {
     const auto out =
         generate::sample_speculative(*lm.gpt, *lm.probe, prompt, 3, draft, sp, gen, &stats);
-    seen[{out[3], out[4], out[5]}] += 1;
+    seen[{out[P], out[P + 1], out[P + 2]}] += 1;
   }
   double chi2 = 0;
   int cells = 0;
@@ -110,6 +137,8 @@ void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft
 
 TEST(SpeculativeSampling, SamplesFollowTheModelsDistribution) {
   expect_model_distribution({1.0, 0, 1.0, 4}, 2);
+  // From 10 tokens the three cross the 12-token context.
+  expect_model_distribution({1.0, 0, 1.0, 4}, 2, {2, 0, 1, 3, 3, 0, 2, 1, 0, 2});
 }
 
 TEST(SamplingProbs, FiltersKeepTheMostLikelyTokens) {

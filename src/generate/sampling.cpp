@@ -85,7 +85,11 @@ std::vector<int64_t> sample_speculative(models::LanguageModelImpl& model, Surplu
   int64_t made = 1;
 
   while (made < n) {
-    const int64_t k_max = std::min(draft, n - made - 1);
+    // Row j of the verifying call must see everything before its token, as plain sampling's
+    // window does: drafts only fill the context's free places (none once the text fills it,
+    // where each token then takes one call).
+    const int64_t room = std::max<int64_t>(0, ctx - static_cast<int64_t>(ids.size()));
+    const int64_t k_max = std::min({draft, n - made - 1, room});
     // Draft: f_k = probe(f_{k-1}, e(token)), q_k = softmax(f_k U^T) under the same filtering.
     std::vector<int64_t> drafts;
     std::vector<torch::Tensor> q;
