@@ -84,9 +84,12 @@ TEST_F(Sharding, ElasticResumeReshardsAndKeepsTheDataExact) {
                       " --nproc 3 --set dist.shard=gradients --set train.steps=20");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("world size 2 -> 3: grad_accum 3 -> 2"), std::string::npos) << r.output;
-  r = test::run_stoch("resume " + run + " --set dist.shard=none --set train.steps=30");
+  r = test::run_stoch("resume " + run + " --set dist.shard=none --set train.steps=25");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("world size 3 -> 1: grad_accum 2 -> 6"), std::string::npos) << r.output;
+  // Again on one process: its checkpoint's six micro-batches per step stand, not the config's 3.
+  r = test::run_stoch("resume " + run + " --set train.steps=30");
+  EXPECT_EQ(r.code, 0) << r.output;
   ::unsetenv("STOCH_TRACE_MICRO_BATCHES");
 
   expect_close(test::train_losses(dir_ + "/straight"), test::train_losses(run), "losses");
@@ -111,6 +114,25 @@ TEST_F(Sharding, ElasticResumeReshardsAndKeepsTheDataExact) {
   ASSERT_EQ(seen.size(), 180u);
   int64_t expect = 0;
   for (const int64_t m : seen) EXPECT_EQ(m, expect++);
+}
+
+// A checkpoint inside a logging interval holds the losses summed so far over its ranks; a resume
+// on another number of ranks logs that interval's mean as the uninterrupted run does.
+TEST_F(Sharding, AnIntervalSplitByAnElasticResumeLogsItsMean) {
+  const std::string run = dir_ + "/split";
+  auto r =
+      test::run_stoch(train("split", 2, "optimizer",
+                            " --set train.steps=10 --set train.ckpt_every=5 --set log.every=10"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto whole = test::train_losses(run);
+  ASSERT_EQ(whole.size(), 1u);  // step 10 only
+  // As if stopped after step 5's checkpoint, then resumed on one process and on three.
+  for (const int64_t ranks : {1, 3}) {
+    test::fs::remove_all(test::checkpoint_dir(run, 10));
+    r = test::run_stoch("resume " + run + (ranks > 1 ? " --nproc " + std::to_string(ranks) : ""));
+    ASSERT_EQ(r.code, 0) << r.output;
+    expect_close(whole, test::train_losses(run), "resumed on " + std::to_string(ranks));
+  }
 }
 
 TEST_F(Sharding, AMissingShardIsNamedAndRefused) {

@@ -1,5 +1,7 @@
 #include "train/distributed.h"
 
+#include <c10/util/Logging.h>
+
 // The torch wheel ships ProcessGroupGloo.hpp but not the <gloo/...> headers it includes;
 // Debian's libgloo-dev provides them (scripts/setup installs it). They only have to satisfy
 // declarations: this file creates the backend through LibTorch's out-of-line functions
@@ -337,10 +339,14 @@ Distributed::~Distributed() {
   // Rank 0 serves the store and closes it once every rank is done. A rank that meets the others
   // again at once (after a rollback) must not reach the old store while it is closing: wait
   // for it to go (the call fails then), at most the timeout.
+  // The closing store makes c10d warn, with a stack trace, on a run that ended well: quieted.
+  const int level = FLAGS_caffe2_log_level;
+  FLAGS_caffe2_log_level = 2;  // errors only
   try {
     impl_->store->wait({"never-set"}, impl_->timeout);
   } catch (const std::exception&) {
   }
+  FLAGS_caffe2_log_level = level;
 }
 
 Distributed::Pending Distributed::all_reduce_sum_async(const at::Tensor& t) {

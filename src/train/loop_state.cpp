@@ -63,7 +63,12 @@ void LoopState::restore(const nlohmann::json& saved, bool holds_interval_loss) {
   interval.train_s = number(saved, "interval_train_s");
   interval.steps = saved.value("interval_steps", int64_t{0});
   interval.skipped = saved.value("interval_skipped", int64_t{0});
-  interval.loss.fill_(holds_interval_loss ? number(saved, "interval_loss") : 0.0);
+  // Saved as the sum over the saving run's ranks of each one's losses; the log divides by this
+  // run's number of ranks, so a resume on another number rescales it.
+  const double saved_world = static_cast<double>(saved.value("world_size", int64_t{1}));
+  interval.loss.fill_(holds_interval_loss ? number(saved, "interval_loss") *
+                                                static_cast<double>(world_size) / saved_world
+                                          : 0.0);
 }
 
 }  // namespace stoch::train

@@ -60,9 +60,11 @@ void restore_rng(const TensorList& saved, const c10::Device& device, int64_t ran
 int64_t resume_grad_accum(const std::string& dir, const nlohmann::json& state, int64_t world_size,
                           int64_t configured_accum) {
   const int64_t saved = state.value("world_size", int64_t{1});
-  if (saved == world_size) return configured_accum;
-  // Without micro_batches_per_step the count is world size x grad_accum: grad_accum cannot
+  // The micro-batches per step stay what the run began with through every resume: an elastic
+  // resume's grad_accum is not the config's, so the checkpoint's count decides, on any number of
+  // ranks. Without it (older checkpoints) the count is world size x grad_accum, which cannot
   // change on resume, so the configured value is the saved one.
+  if (!state.contains("micro_batches_per_step") && saved == world_size) return configured_accum;
   const int64_t per_step = state.value("micro_batches_per_step", saved * configured_accum);
   if (per_step % world_size != 0)
     throw InputError(stoch::str(dir, ": written by a run of world size ", saved, " with ", per_step,
