@@ -113,6 +113,10 @@ TEST(AdamW, DecayOnlyOnMatrices) {
   EXPECT_FALSE(optim::decays("blocks.0.fc.bias", torch::zeros({2})));
   EXPECT_FALSE(optim::decays("blocks.0.ln1.weight", torch::zeros({2})));
   EXPECT_FALSE(optim::decays("wte.weight", torch::zeros({2, 2})));
+  EXPECT_FALSE(optim::decays("wpe.weight", torch::zeros({2, 2})));
+  // The transformer torso: its input projection is a matrix, its position table an embedding.
+  EXPECT_TRUE(optim::decays("torso.embed.weight", torch::zeros({2, 2})));
+  EXPECT_FALSE(optim::decays("torso.pos", torch::zeros({2, 2})));
 }
 
 TEST(Schedule, WarmupThenCosineToFloor) {

@@ -10,12 +10,12 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
+  // grads: whether a backward can follow (decided by the caller, where grad mode is known).
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& w,
-                               const torch::Tensor& targets, int64_t chunk_rows) {
+                               const torch::Tensor& targets, int64_t chunk_rows, bool grads) {
     const auto type = h.device().type();
     const auto dt = at::autocast::is_autocast_enabled(type) ? at::autocast::get_autocast_dtype(type)
                                                             : h.scalar_type();
-    const bool grads = h.requires_grad() || w.requires_grad();
     const int64_t N = h.size(0);
     const auto wc = w.to(dt);
     // float32 for softmax and sums (float64 inputs stay float64).
@@ -50,9 +50,9 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const auto& g = grad_outputs[0];
-    // h, w, then the two non-differentiable arguments.
+    // h, w, then the three non-differentiable arguments.
     return {saved[0] * g.to(saved[0].scalar_type()), (saved[1] * g).to(saved[1].scalar_type()),
-            torch::Tensor(), torch::Tensor()};
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -64,7 +64,9 @@ torch::Tensor chunked_cross_entropy(const torch::Tensor& h, const torch::Tensor&
               "chunked_cross_entropy: h [N, d] and w [V, d], got ", h.sizes(), " and ", w.sizes());
   TORCH_CHECK(targets.dim() == 1 && targets.size(0) == h.size(0) && chunk_rows > 0,
               "chunked_cross_entropy: targets [", h.size(0), "] and chunk_rows > 0");
-  return ChunkedCrossEntropy::apply(h, w, targets, chunk_rows);
+  // Under no-grad (evaluation) the unembedding still requires grad: no gradients then.
+  const bool grads = torch::GradMode::is_enabled() && (h.requires_grad() || w.requires_grad());
+  return ChunkedCrossEntropy::apply(h, w, targets, chunk_rows, grads);
 }
 
 }  // namespace stoch::models

@@ -12,8 +12,13 @@
 namespace stoch::optim {
 
 bool decays(const std::string& name, const torch::Tensor& p) {
-  return p.dim() >= 2 && name.find("emb") == std::string::npos &&
-         name.find("wte") == std::string::npos && name.find("wpe") == std::string::npos;
+  if (p.dim() < 2) return false;  // biases, norms' scales
+  // Embedding tables: GPT's token and position tables (wte, wpe) and the transformer torso's
+  // position table (pos). The torso's input projection ("embed") is a matrix like any other.
+  const auto parts = split(name, '.');
+  for (const auto& part : parts)
+    if (part == "wte" || part == "wpe") return false;
+  return parts.back() != "pos";
 }
 
 namespace {

@@ -20,7 +20,9 @@ struct ScheduleConfig {
     v("kind", kind, "shape after warm-up", Spec().one_of({"cosine", "linear", "constant"}));
     v("warmup_steps", warmup_steps, "linear warm-up from 0 over this many steps",
       Spec().at_least(0));
-    v("min_lr_ratio", min_lr_ratio, "final learning rate as a fraction of optim.lr",
+    v("min_lr_ratio", min_lr_ratio,
+      "learning rate from schedule.decay_steps on, as a fraction of optim.lr (nanoGPT's formula: "
+      "with decay_steps = train.steps the last step trains a hair above it)",
       Spec().at_least(0).at_most(1));
     v("decay_steps", decay_steps, "step where decay ends; 0 means train.steps", Spec().at_least(0));
   }
