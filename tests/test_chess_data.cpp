@@ -110,6 +110,8 @@ TEST(ChessData, BadInputExitsTwoNamingIt) {
   expect("data chess --out " + dir + "/a --depth 0", "--depth");
   expect("data chess --out " + dir + "/a --depth 41", "--depth");
   expect("data chess --out " + dir + "/a --depth 8 --nodes 1000", "--depth, --nodes");
+  // A game that long could pass the halfmove clock of 999 the records hold.
+  expect("data chess --out " + dir + "/a --max-plies 1000", "--max-plies 1000: expected 1 to 999");
   expect("data chess --out " + dir + "/a --engine /bin/cat --positions 5 --engine-timeout 0.5",
          "/bin/cat: not a UCI engine");
   expect("data chess --show " + dir + "/nothing", dir + "/nothing/meta.json: not found");

@@ -200,8 +200,12 @@ void check_options(const GenerateOptions& o) {
     throw InputError(str("--multipv ", o.multipv, ": expected 1 to 64"));
   if (o.sample_depth < 1 || o.sample_depth > 40)
     throw InputError(str("--sample-depth ", o.sample_depth, ": expected 1 to 40"));
-  if (o.random_plies < 0 || o.max_plies < 1)
-    throw InputError("--random-plies >= 0 and --max-plies >= 1 expected");
+  if (o.random_plies < 0)
+    throw InputError(str("--random-plies ", o.random_plies, ": expected >= 0"));
+  // The records' FEN holds clocks up to 999, and a game's halfmove clock grows with its plies.
+  if (o.max_plies < 1 || o.max_plies > 999)
+    throw InputError(
+        str("--max-plies ", o.max_plies, ": expected 1 to 999 (a record's clocks hold up to 999)"));
   if (!(o.engine_timeout > 0 && o.engine_timeout <= 3600))
     throw InputError(str("--engine-timeout ", o.engine_timeout, ": expected (0, 3600] seconds"));
   if (!(o.val_fraction >= 0 && o.val_fraction < 1))
