@@ -122,6 +122,26 @@ class RanksDiverging : public test::DataParallelTest {
   RanksDiverging() : DataParallelTest("rollback2") {}
 };
 
+// A spike at a checkpoint's step: that checkpoint holds the broken weights (the loss goes
+// non-finite one step later), so the rollback goes back to the one before it instead of
+// restoring it again until no rollbacks are left.
+TEST(Divergence, ARollbackSkipsTheCheckpointThatHoldsTheBrokenUpdate) {
+  const std::string dir = test::temp_dir("rollback");
+  const std::string cfg = dir + "/tiny.yaml";
+  test::write_text(cfg, test::tiny_lm_config(30));
+  const std::string run = dir + "/r";
+  const auto r = test::run_stoch("train " + cfg + " --run-dir " + run +
+                                 " --set train.fault_lr_spike_step=20 --set "
+                                 "train.on_nonfinite=rollback");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 15)), std::string::npos)
+      << r.output;
+  EXPECT_EQ(nlohmann::json::parse(test::read_text(run + "/rollbacks.json"))["count"], 1);
+  const auto losses = test::train_losses(run);
+  ASSERT_EQ(losses.size(), 30u);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << "step " << step;
+}
+
 TEST_F(RanksDiverging, RollBackTogether) {
   const std::string run = dir_ + "/run";
   const auto r = test::run_stoch("train " + cfg_ + " --run-dir " + run +

@@ -1,14 +1,24 @@
 #include "train/trainer.h"
 
+#include <memory>
+
 #include "train/training_loop.h"
 
 namespace stoch::train {
 
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready) {
-  int code = TrainingLoop(cfg, run_dir, resume).run(on_ready);
+  auto loop = std::make_unique<TrainingLoop>(cfg, run_dir, resume);
+  int code = loop->run(on_ready);
   // The run directory, its lock and its log file are set up already.
-  while (code == kRolledBack) code = TrainingLoop(cfg, run_dir, /*resume=*/true).run({});
+  while (code == kRolledBack) {
+    // Weights that give a non-finite loss at step F came from update F - 1, which the
+    // checkpoint of step F - 1 (when there is one) holds: go back further than it.
+    const int64_t before = loop->failed_step() - 1;
+    loop = std::make_unique<TrainingLoop>(cfg, run_dir, /*resume=*/true);
+    loop->restore_before(before);
+    code = loop->run({});
+  }
   return code;
 }
 

@@ -1,5 +1,7 @@
 #include "train/training_loop.h"
 
+#include <limits>
+
 #include "core/cpu_isa.h"
 #include "core/cpus.h"
 #include "core/errors.h"
@@ -109,7 +111,8 @@ void TrainingLoop::open_helper_lane() {
 }
 
 void TrainingLoop::restore() {
-  auto ckpt = store_.load_latest();
+  auto ckpt = store_.load_latest(restore_before_ >= 0 ? restore_before_
+                                                      : std::numeric_limits<int64_t>::max());
   if (!ckpt) {
     if (main_rank_) log::warn("no complete checkpoint found: starting from step 0");
     task_->start_fresh();

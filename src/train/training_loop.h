@@ -43,6 +43,11 @@ class TrainingLoop {
   // Trains to train.steps; `on_ready` runs first (the caller creates the run directory).
   // Returns the exit code, or kRolledBack.
   int run(const std::function<void()>& on_ready);
+  // When run() returned kRolledBack: the step whose loss or gradient norm was not finite.
+  int64_t failed_step() const { return failed_step_; }
+  // A rollback's restart restores the newest checkpoint of a step before `step`, not the newest:
+  // the checkpoint of the step before the failure holds the update that broke the weights.
+  void restore_before(int64_t step) { restore_before_ = step; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -69,6 +74,7 @@ class TrainingLoop {
   ExperimentConfig& cfg_;
   const std::string run_dir_;
   const bool resume_;
+  int64_t failed_step_ = -1, restore_before_ = -1;
   WorldEnv world_;
   int64_t W_ = 1;
   bool main_rank_ = true;

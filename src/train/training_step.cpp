@@ -116,6 +116,7 @@ std::optional<int> TrainingLoop::judge_update(const torch::Tensor& step_loss,
                            "rate times ",
                            format_number(next.lr_scale, 4), " (rollback ", next.count, " of ",
                            cfg_.train.max_rollbacks, ")"));
+    failed_step_ = step + 1;
     return kRolledBack;
   }
   std::string why;

@@ -152,9 +152,10 @@ Checkpoint CheckpointStore::load(int64_t step) const {
   return c;
 }
 
-std::optional<Checkpoint> CheckpointStore::load_latest() const {
+std::optional<Checkpoint> CheckpointStore::load_latest(int64_t before) const {
   auto all = steps();
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (*it >= before) continue;
     try {
       return load(*it);
     } catch (const InputError& e) {

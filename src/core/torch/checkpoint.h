@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -47,8 +48,9 @@ class CheckpointStore {
   // Loads and verifies one step; throws InputError describing the damage.
   Checkpoint load(int64_t step) const;
 
-  // Newest checkpoint that verifies; damaged ones are reported (log::warn) and skipped.
-  std::optional<Checkpoint> load_latest() const;
+  // Newest checkpoint that verifies, of a step before `before`; damaged ones are reported
+  // (log::warn) and skipped. Nothing when there is none.
+  std::optional<Checkpoint> load_latest(int64_t before = std::numeric_limits<int64_t>::max()) const;
 
   std::string folder(int64_t step) const;
   const std::string& dir() const { return dir_; }
