@@ -70,6 +70,19 @@ TEST_F(Resume, TrainRefusesARunDirWithCheckpoints) {
   EXPECT_NE(r.output.find("stoch resume"), std::string::npos) << r.output;
 }
 
+// A folder without checkpoints (a run killed before its first) starts afresh: its old metrics,
+// TensorBoard events included, go, so neither view mixes the dead run's curves in.
+TEST_F(Resume, TrainAfreshDropsTheDeadRunsMetricsAndEvents) {
+  const std::string run = dir_ + "/dead";
+  test::fs::create_directories(run + "/tb");
+  test::write_text(run + "/tb/events.out.tfevents.1.dead", "old events");
+  test::write_text(run + "/metrics.jsonl", "{\"step\": 900, \"split\": \"train\", \"loss\": 1}\n");
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=3").code,
+            0);
+  EXPECT_FALSE(exists(run + "/tb/events.out.tfevents.1.dead"));
+  EXPECT_EQ(train_losses(run).size(), 3u);
+}
+
 TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
   ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code,
             0);

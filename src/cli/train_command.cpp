@@ -70,6 +70,7 @@ int train(const TrainArgs& a) {
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     fs::remove(run_dir + "/rollbacks.json", ec);
+    fs::remove_all(run_dir + "/tb", ec);  // TensorBoard would show the dead run's curves too
     log::set_file(run_dir + "/log.txt");
     write_run_config(cfg, run_dir);
     log::info(stoch::str("run dir ", run_dir));
