@@ -83,6 +83,19 @@ TEST_F(Resume, TrainAfreshDropsTheDeadRunsMetricsAndEvents) {
   EXPECT_EQ(train_losses(run).size(), 3u);
 }
 
+// A resume that finds no checkpoint starts over: step 0's lines (the data line) are written
+// once, not kept and written again.
+TEST_F(Resume, AResumeWithoutCheckpointsStartsTheMetricsOver) {
+  const std::string run = dir_ + "/lost";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=3").code,
+            0);
+  test::fs::remove_all(run + "/checkpoints");
+  const auto r = test::run_stoch("resume " + run + " --set train.steps=5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(test::count_lines(run + "/metrics.jsonl", "\"split\":\"data\""), 1);
+  EXPECT_EQ(train_losses(run).size(), 5u);  // fails on a step logged twice
+}
+
 TEST_F(Resume, OnlyKeysThatCannotChangeThePastMayBeOverridden) {
   ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/r --set train.steps=5").code,
             0);

@@ -134,6 +134,7 @@ void TrainingLoop::restore() {
     if (it != ckpt->tensors.end()) hooks_[i]->load_state(it->second);
   }
   state_->restore(ckpt->state, main_rank_);
+  from_checkpoint_ = true;
   if (guard_ && ckpt->state.contains("update_guard")) guard_->load(ckpt->state["update_guard"]);
   log::info(stoch::str("resumed from ", ckpt->dir, " (step ", state_->step, ")"));
 }
@@ -176,7 +177,7 @@ void TrainingLoop::open_metrics() {
   if (!main_rank_) return;
   metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl",
                                              cfg_.log.tensorboard ? run_dir_ + "/tb" : "");
-  if (resume_) metrics_->restart_after(state_->step);
+  if (resume_) metrics_->restart_after(from_checkpoint_ ? state_->step : -1);
 }
 
 void TrainingLoop::write_metrics(int64_t step, const std::string& split, const Metrics& m) {
@@ -189,7 +190,9 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
   rollbacks_ = Rollbacks::read(run_dir_);
   if (resume_) {
     restore();
-    if (main_rank_) truncate_metrics_after(run_dir_ + "/metrics.jsonl", state_->step);
+    // Without a checkpoint the run starts over, step 0's lines included: they are written again.
+    if (main_rank_)
+      truncate_metrics_after(run_dir_ + "/metrics.jsonl", from_checkpoint_ ? state_->step : -1);
   }
   // Joined only now, after every check that can refuse the run: a rank that fails before
   // this point cannot leave the others waiting for it inside a collective.

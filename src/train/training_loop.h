@@ -75,6 +75,7 @@ class TrainingLoop {
   const std::string run_dir_;
   const bool resume_;
   int64_t failed_step_ = -1, restore_before_ = -1;
+  bool from_checkpoint_ = false;  // a resume found a checkpoint (else it starts over)
   WorldEnv world_;
   int64_t W_ = 1;
   bool main_rank_ = true;
