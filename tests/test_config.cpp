@@ -164,6 +164,21 @@ TEST(Cli, ConfigPrintsResolvedDefaults) {
   EXPECT_NE(r.output.find("keep_last: 2"), std::string::npos);  // a default the file never names
 }
 
+TEST(Config, FirstDifferingKeyIsTheSmallestKeyWhereTheLeavesPart) {
+  const std::map<std::string, std::string> a = {{"a.x", "1"}, {"b.y", "2"}, {"c.z", "3"}};
+  EXPECT_FALSE(config::first_differing_key(a, a));
+  auto b = a;
+  b["b.y"] = "5";
+  EXPECT_EQ(config::first_differing_key(a, b), "b.y");
+  b = a;
+  b["a.w"] = "0";  // a key on one side only
+  EXPECT_EQ(config::first_differing_key(a, b), "a.w");
+  EXPECT_EQ(config::first_differing_key(b, a), "a.w");
+  b = a;
+  b.erase("c.z");
+  EXPECT_EQ(config::first_differing_key(a, b), "c.z");
+}
+
 // run.precision: auto is bf16 for a language model on CUDA only; a value network's Q-values stay
 // fp32 there, since bf16 would round them to 0.25 near 50. The explicit choices are kept.
 TEST(Precision, AutoIsBf16OnlyForALanguageModelOnCuda) {

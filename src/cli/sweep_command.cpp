@@ -65,18 +65,14 @@ std::string first_difference(train::ExperimentConfig& want, const std::string& d
   auto theirs = config::leaves(config::parse_text(train::to_yaml(have, false), file));
   ours.erase("run.threads");
   theirs.erase("run.threads");
-  std::set<std::string> keys;
-  for (const auto& m : {ours, theirs})
-    for (const auto& [k, v] : m) keys.insert(k);
-  for (const auto& k : keys) {
-    const auto a = ours.find(k), b = theirs.find(k);
-    const std::string want_v = a == ours.end() ? "(unset)" : a->second;
-    const std::string have_v = b == theirs.end() ? "(unset)" : b->second;
-    if (want_v != have_v)
-      return stoch::str(file, ": ", k, " is ", have_v, " where this sweep's config and --set give ",
-                        want_v);
-  }
-  return "";
+  const auto key = config::first_differing_key(ours, theirs);
+  if (!key) return "";
+  const auto value = [&](const std::map<std::string, std::string>& m) {
+    const auto it = m.find(*key);
+    return it == m.end() ? std::string("(unset)") : it->second;
+  };
+  return stoch::str(file, ": ", *key, " is ", value(theirs),
+                    " where this sweep's config and --set give ", value(ours));
 }
 
 }  // namespace

@@ -348,4 +348,15 @@ std::map<std::string, std::string> leaves(const Node& node) {
   return out;
 }
 
+std::optional<std::string> first_differing_key(const std::map<std::string, std::string>& a,
+                                               const std::map<std::string, std::string>& b) {
+  auto x = a.begin();
+  auto y = b.begin();
+  while (x != a.end() && y != b.end() && *x == *y) ++x, ++y;
+  if (x == a.end() && y == b.end()) return std::nullopt;
+  // The smaller of the two keys where they part is absent from the other side, or differs.
+  const bool from_a = y == b.end() || (x != a.end() && x->first <= y->first);
+  return from_a ? x->first : y->first;
+}
+
 }  // namespace stoch::config

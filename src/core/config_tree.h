@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +49,11 @@ std::pair<std::string, std::string> split_assignment(const std::string& assignme
 // The leaves as "a.b.c" -> scalar ("a.list.0" for list elements; "null", "{}" and "[]" for
 // empty values).
 std::map<std::string, std::string> leaves(const Node& node);
+
+// The first key, in sorted order, whose value differs between two sets of leaves (a key on one
+// side only differs); nothing when they are equal.
+std::optional<std::string> first_differing_key(const std::map<std::string, std::string>& a,
+                                               const std::map<std::string, std::string>& b);
 
 // Writes a node as YAML (scalars quoted when YAML would misread them).
 std::string to_yaml(const Node& node, int indent = 0);

@@ -110,12 +110,9 @@ void check_configs_agree(const std::vector<std::string>& configs,
   for (size_t r = 1; r < configs.size(); ++r) {
     if (configs[r] == configs[0]) continue;
     const auto other = leaves_of(r);
-    auto a = base.begin();
-    auto b = other.begin();
-    while (a != base.end() && b != other.end() && *a == *b) ++a, ++b;
-    // The smaller of the two keys where they part is absent from the other side, or differs.
-    const bool from_base = b == other.end() || (a != base.end() && a->first <= b->first);
-    const std::string key = from_base ? a->first : b->first;
+    const auto differing = config::first_differing_key(base, other);
+    if (!differing) continue;  // the same leaves, written otherwise
+    const std::string& key = *differing;
     const auto value = [&](const std::map<std::string, std::string>& m) {
       const auto it = m.find(key);
       return it == m.end() ? std::string("(absent)") : it->second;
