@@ -200,6 +200,22 @@ TEST_F(Resume, LogFileHoldsEveryLineOfARunKilledWithoutWarning) {
   EXPECT_EQ(test::count_lines(run + "/log.txt", " info device "), 1);
 }
 
+// log.txt holds every line the console showed, also those logged before the run folder existed
+// (the memory estimate, the data and model line), and a resume appends its own the same way.
+TEST_F(Resume, LogFileHoldsTheLinesLoggedBeforeTheRunFolderExisted) {
+  const std::string run = dir_ + "/early";
+  auto r = test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + run + " --set train.steps=4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string log = test::read_text(run + "/log.txt");
+  for (const char* line : {" info memory: ", " info data ", " info attention: "})
+    EXPECT_EQ(test::count_lines(run + "/log.txt", line), 2) << line << " in\n" << log;
+  EXPECT_LT(log.find(" info memory: "), log.find(" info run dir ")) << log;
+  EXPECT_LT(log.find(" info run dir "), log.rfind(" info memory: ")) << log;
+  EXPECT_LT(log.rfind(" info memory: "), log.find(" info resuming ")) << log;
+}
+
 // What a resume keeps of metrics.jsonl: whole lines with an integer step up to the
 // checkpoint's, in order; torn or foreign lines go. A file with nothing to drop is not
 // rewritten, so a resume needs no free space for it.

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <limits>
 
 #include "cli/sweep_command.h"
 #include "cli/sweep_status.h"
@@ -51,6 +52,14 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
   EXPECT_NE(
       message({"run.name=" + std::string(260, 'x')}).find("over the 255 a file name may hold"),
       std::string::npos);
+  // Seeds that would pass the largest int64 are refused by the options that gave them.
+  a.seeds = 3;
+  a.first_seed = std::numeric_limits<int64_t>::max() - 1;
+  EXPECT_NE(message({}).find("--first-seed 9223372036854775806 with --seeds 3: the last seed"),
+            std::string::npos)
+      << message({});
+  a.seeds = 2;
+  ASSERT_EQ(message({}), "no error");
 }
 
 // Runs to resume or skip keep their own config.yaml: a call whose config or --set would start

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -98,10 +99,15 @@ std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
       }
     combos = next;
   }
+  if (a.seeds > 0 && a.first_seed > std::numeric_limits<int64_t>::max() - (a.seeds - 1))
+    throw InputError(stoch::str("--first-seed ", a.first_seed, " with --seeds ", a.seeds,
+                                ": the last seed would pass ",
+                                std::numeric_limits<int64_t>::max()));
   std::vector<SweepRun> runs;
   std::set<std::string> names;
   for (const auto& c : combos)
-    for (int64_t s = a.first_seed; s < a.first_seed + a.seeds; ++s) {
+    for (int64_t i = 0; i < a.seeds; ++i) {
+      const int64_t s = a.first_seed + i;
       SweepRun r = c;
       r.name += stoch::str(r.name.empty() ? "" : ",", "seed=", s);
       r.sets.push_back(stoch::str("run.seed=", s));

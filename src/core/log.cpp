@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace stoch::log {
 namespace {
@@ -17,6 +18,17 @@ std::recursive_mutex g_mu;  // logger() may call init() while emit() holds it
 std::shared_ptr<spdlog::logger> g_logger;
 std::shared_ptr<spdlog::sinks::basic_file_sink_mt> g_file;
 bool g_progress_shown = false;
+
+// Lines logged before the run's log file exists (the memory estimate, the data and model lines:
+// a run folder is written only once those checks pass). set_file() writes them first, with their
+// own times, so log.txt holds the whole run. Bounded for commands that never open a file.
+struct Pending {
+  spdlog::log_clock::time_point time;
+  spdlog::level::level_enum level;
+  std::string msg;
+};
+std::vector<Pending> g_pending;
+constexpr std::size_t kMaxPending = 256;
 
 spdlog::logger& logger() {
   if (!g_logger) init();
@@ -34,6 +46,8 @@ void emit(spdlog::level::level_enum lvl, const std::string& msg) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   clear_progress();
   logger().log(lvl, msg);
+  if (!g_file && g_pending.size() < kMaxPending)
+    g_pending.push_back({spdlog::log_clock::now(), lvl, msg});
   // Every line reaches the log file as it is written: a run killed without warning (SIGKILL, the
   // OOM killer) keeps all it logged, and `tail -f log.txt` follows a live run. The write costs a
   // few microseconds a line.
@@ -76,6 +90,11 @@ void set_file(const std::string& file) {
   if (g_file) sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
   g_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
   g_file->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  for (const Pending& p : g_pending)
+    g_file->log(
+        spdlog::details::log_msg(p.time, spdlog::source_loc{}, logger().name(), p.level, p.msg));
+  g_pending.clear();
+  g_file->flush();
   sinks.push_back(g_file);
 }
 
@@ -86,6 +105,7 @@ void close_file() {
   auto& sinks = logger().sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
   g_file.reset();
+  g_pending.clear();  // lines after this belong to whatever file comes next
 }
 
 void debug(const std::string& msg) {
