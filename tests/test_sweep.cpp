@@ -7,6 +7,7 @@
 #include "cli/sweep_status.h"
 #include "core/errors.h"
 #include "core/run_lock.h"
+#include "core/strings.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -493,6 +494,31 @@ TEST_F(SweepStops, SigtermCheckpointsTheRunningRunsAndStartsNoOther) {
   EXPECT_NE(status().find("4 runs: 0 finished, 0 running, 2 interrupted, 2 not started"),
             std::string::npos);
   expect_rerun_finishes();
+}
+
+// Runs signalled while still setting up end before their first checkpoint; the sweep's last line
+// counts them apart from those it stopped at one, as the run folders show.
+TEST_F(SweepStops, RunsStoppedBeforeTheirFirstCheckpointAreCountedApart) {
+  const pid_t pid = test::spawn_stoch(args_, dir_ + "/sweep.log");
+  ASSERT_TRUE(test::wait_for(
+      [&] {
+        return test::read_text(dir_ + "/sweep.log").find("starting " + std::string(kSecond)) !=
+               std::string::npos;
+      },
+      60));
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(test::wait_exit(pid), 143);
+  int kept = 0;
+  for (const char* name : {kFirst, kSecond})
+    kept += test::fs::exists(run(name) + "/checkpoints") &&
+            !test::fs::is_empty(run(name) + "/checkpoints");
+  const std::string log = test::read_text(dir_ + "/sweep.log");
+  const std::string lost =
+      kept == 2 ? "" : std::to_string(2 - kept) + " stopped before their first one, ";
+  EXPECT_NE(log.find(stoch::str("sweep: stopped by SIGTERM; ", kept,
+                                " runs stopped at a checkpoint, ", lost, "2 not started")),
+            std::string::npos)
+      << log;
 }
 
 // Killed outright, the sweep cannot pass anything on: its runs get SIGTERM from the kernel.

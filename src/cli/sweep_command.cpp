@@ -221,7 +221,8 @@ int sweep(const SweepArgs& a) {
   Children children;
   const std::string self = this_executable();
   std::map<pid_t, size_t> running;  // child pid -> run index
-  size_t next = 0, failed = 0, stopped = 0;
+  size_t next = 0, failed = 0;
+  std::vector<size_t> stopped;  // runs that ended on the sweep's signal
   for (;;) {
     while (!children.signal() && next < todo.size() &&
            static_cast<int64_t>(running.size()) < a.jobs) {
@@ -263,7 +264,7 @@ int sweep(const SweepArgs& a) {
       refresh_progress(out, runs, progress);
       log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(runs, progress, a.jobs)));
     } else if (children.signal() && exit->code == 128 + children.signal()) {
-      ++stopped;
+      stopped.push_back(i);
       log::info(stoch::str("sweep: ", name, " stopped"));
     } else {
       ++failed;
@@ -272,9 +273,16 @@ int sweep(const SweepArgs& a) {
     }
   }
   if (const int sig = children.signal()) {
-    log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", stopped,
-                          " runs stopped at a checkpoint, ", todo.size() - next,
-                          " not started; re-run the same command to continue"));
+    // A run signalled while still setting up ends before its first checkpoint: say so, rather
+    // than count it as kept.
+    refresh_progress(out, runs, progress);
+    const auto kept = std::count_if(stopped.begin(), stopped.end(),
+                                    [&](size_t i) { return progress[i].step > 0; });
+    const auto lost = static_cast<std::ptrdiff_t>(stopped.size()) - kept;
+    log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", kept,
+                          " runs stopped at a checkpoint, ",
+                          lost ? stoch::str(lost, " stopped before their first one, ") : "",
+                          todo.size() - next, " not started; re-run the same command to continue"));
     return 128 + sig;
   }
   if (failed) {
