@@ -209,8 +209,26 @@ TEST(AttentionChoice, AutoRunsTheKernelTheTableNames) {
   EXPECT_TRUE(models::host_attention_preferred(CpuIsa::kAvx512, 1024));
   EXPECT_EQ(models::describe_attention("stoch", false, false, 20, 16),
             "attention: sdpa (stoch kernels take float32 on the CPU only)");
-  EXPECT_EQ(models::describe_attention("auto", true, true, 20, 16),
-            "attention: sdpa (stoch kernels have no attention dropout)");
+  EXPECT_EQ(models::describe_attention("stoch", true, true, 20, 16),
+            stoch::str("attention: sdpa in training steps (stoch kernels have no attention "
+                       "dropout), stoch kernels (",
+                       cpu_isa_name(cpu_isa()), ") in evaluation and sampling"));
+  // As that line says: out of training, a model with dropout computes what the kernels do.
+  c.dropout = 0.3;
+  const auto with_dropout = [&](const std::string& attention) {
+    c.attention = attention;
+    torch::manual_seed(9);
+    models::Gpt gpt(c);
+    gpt->eval();
+    torch::manual_seed(10);
+    return gpt->forward(torch::randint(0, 11, {2, 20}, torch::kLong)).detach();
+  };
+  EXPECT_TRUE(torch::equal(with_dropout("stoch"), [&] {
+    c.dropout = 0;
+    return loss_with("stoch");
+  }()));
+  c.dropout = 0.3;
+  EXPECT_FALSE(torch::equal(with_dropout("stoch"), with_dropout("sdpa")));
   EXPECT_EQ(models::describe_attention("stoch", true, false, 20, 24),
             "attention: sdpa (stoch kernels take head widths 16, 32, ..., 128 and contexts up to "
             "1024)");

@@ -74,6 +74,24 @@ TEST(SpeculativeSampling, DraftsOnlyWhileTheTextFitsTheContext) {
   EXPECT_EQ(eight.model_calls, 20 - eight.accepted);
 }
 
+// A draft length at or past the context drafts what context - 1 drafts (the free places bound
+// every round), and no tokens asked is no tokens made, as with plain sampling.
+TEST(SpeculativeSampling, DraftsPastTheContextAreBoundByItsFreePlaces) {
+  auto lm = tiny_lm(6, 12.0);
+  const generate::SamplingParams sp{1.0, 0, 1.0, 6};
+  std::vector<std::vector<int64_t>> outs;
+  for (int64_t draft : {11, 12, 40}) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+    outs.push_back(generate::sample_speculative(*lm.gpt, *lm.probe, {1, 4}, 20, draft, sp, gen));
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+  EXPECT_EQ(outs[0].size(), 22u);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  EXPECT_EQ(generate::sample_speculative(*lm.gpt, *lm.probe, {1, 4}, 0, 3, sp, gen),
+            (std::vector<int64_t>{1, 4}));
+}
+
 // The exact probability of each 3-token continuation under the filtered model, against the
 // frequencies of speculative samples: a chi-square test over the cells.
 void expect_model_distribution(const generate::SamplingParams& sp, int64_t draft,

@@ -160,7 +160,9 @@ const bool registered = register_command(
       cmd.add_flag("--speculative", a->speculative,
                    "draft with the run's surplus probe and verify with the model (same "
                    "distribution)");
-      cmd.add_option("--draft", a->draft, "tokens drafted per model call with --speculative")
+      cmd.add_option(
+             "--draft", a->draft,
+             "tokens drafted per model call with --speculative (at most the context's free places)")
           ->check(integer_in(1, 64));
       return [a] { return sample(*a); };
     });

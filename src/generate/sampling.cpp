@@ -66,7 +66,10 @@ std::vector<int64_t> sample_speculative(models::LanguageModelImpl& model, Surplu
                                         SamplingStats* stats) {
   torch::NoGradGuard no_grad;
   const int64_t ctx = model.config().context;
-  TORCH_CHECK(draft >= 1 && draft < ctx, "draft length must be in [1, context)");
+  // No round drafts more than the context's free places, so a draft at or past the context is
+  // the same as context - 1.
+  TORCH_CHECK(draft >= 1, "draft length must be at least 1");
+  if (n <= 0) return ids;
   const auto device = model.device();
   const int64_t V = sp.vocab > 0 ? sp.vocab : model.unembedding().size(0);
   const auto U = model.unembedding().slice(0, 0, V);

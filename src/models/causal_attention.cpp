@@ -113,14 +113,17 @@ std::string describe_attention(const std::string& setting, bool cpu_float32, boo
   std::string why;
   if (!cpu_float32)
     why = "stoch kernels take float32 on the CPU only";
-  else if (dropout)
-    why = "stoch kernels have no attention dropout";
   else if (context > kHostAttentionMaxContext || !causal_attention_head_dim_supported(head_dim))
     why = "stoch kernels take head widths 16, 32, ..., 128 and contexts up to 1024";
   else if (!host_attention_selected(setting, context))
     why =
         "stoch kernels slower on this CPU: " + clone + " clone, context " + std::to_string(context);
   if (!why.empty()) return "attention: sdpa (" + why + ")";
+  // Dropout applies in training steps only: evaluation and sampling still take the kernels.
+  if (dropout)
+    return "attention: sdpa in training steps (stoch kernels have no attention dropout), stoch "
+           "kernels (" +
+           clone + ") in evaluation and sampling";
   return "attention: stoch kernels (" + clone + ")";
 }
 
