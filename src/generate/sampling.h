@@ -21,7 +21,8 @@ struct SamplingParams {
 };
 
 // The distribution the sampler draws from: softmax(logits / T) restricted to the top-k tokens
-// and the smallest top-p set, renormalised; one-hot on the argmax when greedy. logits [V].
+// (and any tied with the k-th, as Hugging Face's TopKLogitsWarper keeps them) and the smallest
+// top-p set, renormalised; one-hot on the argmax when greedy. logits [V].
 torch::Tensor sampling_probs(const torch::Tensor& logits, const SamplingParams& sp);
 
 struct SamplingStats {
