@@ -76,17 +76,26 @@ TEST(Divergence, ANonFiniteLossRollsBackToTheLastCheckpointWithALowerRate) {
   // The rate still decays at step 30, so that halving it shows.
   const std::string spike = " --set schedule.decay_steps=40 --set train.fault_lr_spike_step=22";
 
-  // Stopping, the default: exit 1 at the first logged non-finite loss.
-  auto r = test::run_stoch("train " + cfg + " --run-dir " + dir + "/stop" + spike);
+  // Stopping, the default: exit 1 at the first non-finite loss, checked every step before its
+  // update, so no checkpoint after it is written (the spike's own step still holds the blown-up
+  // weights; only a rollback steps over it).
+  auto r = test::run_stoch("train " + cfg + " --run-dir " + dir + "/stop" + spike +
+                           " --set train.ckpt_every=1 --set train.keep_last=0");
   EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_NE(r.output.find("train.on_nonfinite: rollback"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 23: loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("; stopping before its update, with the checkpoints written so far "
+                          "(lower optim.lr, or set train.on_nonfinite: rollback)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(test::fs::exists(test::checkpoint_dir(dir + "/stop", 22)));
+  EXPECT_FALSE(test::fs::exists(test::checkpoint_dir(dir + "/stop", 23)));
 
   const std::string run = dir + "/rollback";
   r = test::run_stoch("train " + cfg + " --run-dir " + run + spike +
                       " --set train.on_nonfinite=rollback");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("rolling back to the newest complete checkpoint with the learning rate "
-                          "times 0.5 (rollback 1 of 3)"),
+  EXPECT_NE(r.output.find("rolling back to the newest complete checkpoint before step 22 with the "
+                          "learning rate times 0.5 (rollback 1 of 3)"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 20)), std::string::npos)
@@ -115,6 +124,35 @@ TEST(Divergence, ANonFiniteLossRollsBackToTheLastCheckpointWithALowerRate) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("no rollbacks left (0 of train.max_rollbacks = 0)"), std::string::npos)
       << r.output;
+}
+
+// Infinite gradients under a finite loss: with clipping, the norm stops the step before its
+// update; without, the update makes the weights non-finite, and they are never checkpointed.
+TEST(Divergence, InfiniteGradientsNeverReachACheckpoint) {
+  const std::string dir = test::temp_dir("inf-grad");
+  const std::string cfg = dir + "/tiny.yaml";
+  test::write_text(cfg, test::tiny_lm_config(20));
+  const std::string fault = " --set train.fault_grad_inf_step=5 --set train.ckpt_every=1";
+  auto r = test::run_stoch("train " + cfg + " --run-dir " + dir + "/clipped" + fault);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("step 5: loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", gradient norm inf; stopping before its update"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(test::fs::exists(test::checkpoint_dir(dir + "/clipped", 4)));
+  EXPECT_FALSE(test::fs::exists(test::checkpoint_dir(dir + "/clipped", 5)));
+
+  r = test::run_stoch("train " + cfg + " --run-dir " + dir + "/unclipped" + fault +
+                      " --set train.grad_clip=0");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("step 5: the weights are not finite (a non-finite gradient under a "
+                          "finite loss); stopping without writing their checkpoint"),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(test::fs::exists(test::checkpoint_dir(dir + "/unclipped", 4)));
+  EXPECT_FALSE(test::fs::exists(test::checkpoint_dir(dir + "/unclipped", 5)));
+  // What was kept resumes, and without the fault it finishes.
+  r = test::run_stoch("resume " + dir + "/unclipped --set train.fault_grad_inf_step=0");
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 class RanksDiverging : public test::DataParallelTest {

@@ -68,6 +68,7 @@ struct TrainConfig {
   double rollback_lr_factor = 0.5;
   int64_t fault_grad_spike_step = 0;
   int64_t fault_lr_spike_step = 0;
+  int64_t fault_grad_inf_step = 0;
 
   template <class V>
   void visit(V& v) {
@@ -101,8 +102,9 @@ struct TrainConfig {
       "the last 128 steps' (llm.c's guard; logged as `skipped`); 0: off",
       Spec().at_least(0).on_resume());
     v("on_nonfinite", on_nonfinite,
-      "a non-finite loss or gradient norm: stop (exit 1), or rollback to the newest complete "
-      "checkpoint with the learning rate times rollback_lr_factor (checked every step)",
+      "a non-finite loss or gradient norm, checked every step before its update: stop (exit 1), "
+      "or rollback to the newest complete checkpoint before the step preceding it, with the "
+      "learning rate times rollback_lr_factor",
       Spec().one_of({"stop", "rollback"}).on_resume());
     v("max_rollbacks", max_rollbacks, "rollbacks allowed in the whole run before it stops",
       Spec().at_least(0).on_resume());
@@ -115,6 +117,10 @@ struct TrainConfig {
     v("fault_lr_spike_step", fault_lr_spike_step,
       "fault injection for tests: multiply this step's learning rate by 1e30, in a run that has "
       "not rolled back yet; 0: off",
+      Spec().at_least(0).on_resume());
+    v("fault_grad_inf_step", fault_grad_inf_step,
+      "fault injection for tests: make this step's gradients infinite, its loss staying finite; "
+      "0: off",
       Spec().at_least(0).on_resume());
   }
 };

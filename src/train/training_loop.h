@@ -60,10 +60,13 @@ class TrainingLoop {
   // One optimiser step; an exit code when the run must stop (signal, non-finite loss,
   // rollback), nothing to go on.
   std::optional<int> train_step(MicroBatchRunner& micro_batches);
-  // Decides on the step's update from its loss and gradient norm: the update guard may skip
-  // it; a non-finite step may roll the run back. An exit code when the run must stop.
+  // Decides on the step's update from its loss and gradient norm (when computed): the update
+  // guard may skip it; a non-finite step stops the run or rolls it back. An exit code when the
+  // run must stop.
   std::optional<int> judge_update(const torch::Tensor& step_loss, const torch::Tensor& grad_norm,
                                   bool* skipped);
+  int stop_or_roll_back(const std::string& why);  // after a non-finite step
+  bool weights_finite();
   std::optional<int> log_interval(double lr, const torch::Tensor& grad_norm);
   void evaluate(int64_t step);
   void run_hook(size_t i, int64_t step);

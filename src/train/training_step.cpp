@@ -47,18 +47,23 @@ std::optional<int> TrainingLoop::train_step(MicroBatchRunner& micro_batches) {
     for (auto& p : model_->parameters())
       if (p.grad().defined()) p.mutable_grad().mul_(1e6);
   }
+  if (step + 1 == cfg_.train.fault_grad_inf_step) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters())
+      if (p.grad().defined()) p.mutable_grad().fill_(std::numeric_limits<float>::infinity());
+  }
   if (zero_) zero_->reduce_gradients();
   const double max_norm =
       cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
-  const bool judged = guard_ || cfg_.train.on_nonfinite == "rollback";
-  // The guards judge the norm before clipping; without clipping it is computed for them.
+  // The guards judge the norm before clipping; without clipping it is computed for them. The
+  // default `stop` reads only the loss, so a run without clipping pays no extra pass over the
+  // gradients; its checkpoints check the weights instead (weights_finite).
   torch::Tensor grad_norm;
-  if (cfg_.train.grad_clip > 0 || judged)
+  if (cfg_.train.grad_clip > 0 || guard_ || cfg_.train.on_nonfinite == "rollback")
     grad_norm =
         zero_ ? zero_->clip(max_norm) : optim::clip_grad_norm(model_->parameters(), max_norm);
   bool skipped = false;
-  if (judged)
-    if (const auto code = judge_update(step_loss, grad_norm, &skipped)) return code;
+  if (const auto code = judge_update(step_loss, grad_norm, &skipped)) return code;
   if (!skipped) zero_ ? zero_->step(lr) : optim_->step(lr);
   const double dt = seconds_since(t0);
   state_->finish_step(step_loss, dt, units_per_step_, skipped);
@@ -78,6 +83,17 @@ std::optional<int> TrainingLoop::train_step(MicroBatchRunner& micro_batches) {
     stop_pending.wait();
     sig = stop_vote.item<int>();
   }
+  const bool saving = sig || every(done, cfg_.train.ckpt_every, total);
+  // Unclipped gradients can be non-finite under a finite loss; such weights never reach a
+  // checkpoint, where a resume would start from them.
+  if (saving && !grad_norm.defined() && !weights_finite()) {
+    log::error(stoch::str("step ", done,
+                          ": the weights are not finite (a non-finite gradient "
+                          "under a finite loss); stopping without writing their checkpoint "
+                          "(lower optim.lr, set train.grad_clip, or set train.on_nonfinite: "
+                          "rollback)"));
+    return kExitFailure;
+  }
   if (sig) {
     if (main_rank_)
       log::warn(stoch::str("received signal ", sig, ": writing a checkpoint of step ", done,
@@ -85,8 +101,15 @@ std::optional<int> TrainingLoop::train_step(MicroBatchRunner& micro_batches) {
     save(done);
     return exit_code_for_signal(sig);
   }
-  if (every(done, cfg_.train.ckpt_every, total)) save(done);
+  if (saving) save(done);
   return std::nullopt;
+}
+
+bool TrainingLoop::weights_finite() {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model_->parameters())
+    if (!torch::isfinite(p).all().item<bool>()) return false;
+  return true;
 }
 
 std::optional<int> TrainingLoop::judge_update(const torch::Tensor& step_loss,
@@ -96,35 +119,46 @@ std::optional<int> TrainingLoop::judge_update(const torch::Tensor& step_loss,
       (step_loss / static_cast<double>(state_->grad_accum)).to(torch::kDouble).reshape({1});
   if (dist_) dist_->all_reduce_sum(mean_loss);  // every rank decides alike
   const double loss_now = mean_loss.item<double>() / static_cast<double>(W_);
-  const double norm_now = grad_norm.item<double>();
-  if (cfg_.train.on_nonfinite == "rollback" &&
-      !(std::isfinite(loss_now) && std::isfinite(norm_now))) {
-    const std::string why = stoch::str("loss ", loss_now, ", gradient norm ", norm_now);
-    if (rollbacks_.count >= cfg_.train.max_rollbacks) {
-      log::error(stoch::str("step ", step + 1, ": ", why, "; no rollbacks left (", rollbacks_.count,
-                            " of train.max_rollbacks = ", cfg_.train.max_rollbacks, "); stopping"));
-      return kExitFailure;
-    }
-    Rollbacks next = rollbacks_;
-    ++next.count;
-    next.lr_scale *= cfg_.train.rollback_lr_factor;
-    if (main_rank_) next.write(run_dir_, step + 1, why);
-    if (dist_) dist_->barrier();
-    if (main_rank_)
-      log::warn(stoch::str("step ", step + 1, ": ", why,
-                           "; rolling back to the newest complete checkpoint with the learning "
-                           "rate times ",
-                           format_number(next.lr_scale, 4), " (rollback ", next.count, " of ",
-                           cfg_.train.max_rollbacks, ")"));
-    failed_step_ = step + 1;
-    return kRolledBack;
-  }
+  const double norm_now = grad_norm.defined() ? grad_norm.item<double>() : 0.0;
+  // Checked every step, before the update: no update from a non-finite step reaches the weights.
+  if (!(std::isfinite(loss_now) && std::isfinite(norm_now)))
+    return stop_or_roll_back(grad_norm.defined()
+                                 ? stoch::str("loss ", loss_now, ", gradient norm ", norm_now)
+                                 : stoch::str("loss ", loss_now));
   std::string why;
   if (guard_ && guard_->skip(loss_now, norm_now, &why)) {
     *skipped = true;
     if (main_rank_) log::warn(stoch::str("step ", step + 1, ": update skipped (", why, ")"));
   }
   return std::nullopt;
+}
+
+int TrainingLoop::stop_or_roll_back(const std::string& why) {
+  const int64_t failed = state_->step + 1;
+  if (cfg_.train.on_nonfinite == "stop") {
+    log::error(stoch::str("step ", failed, ": ", why,
+                          "; stopping before its update, with the checkpoints written so far "
+                          "(lower optim.lr, or set train.on_nonfinite: rollback)"));
+    return kExitFailure;
+  }
+  if (rollbacks_.count >= cfg_.train.max_rollbacks) {
+    log::error(stoch::str("step ", failed, ": ", why, "; no rollbacks left (", rollbacks_.count,
+                          " of train.max_rollbacks = ", cfg_.train.max_rollbacks, "); stopping"));
+    return kExitFailure;
+  }
+  Rollbacks next = rollbacks_;
+  ++next.count;
+  next.lr_scale *= cfg_.train.rollback_lr_factor;
+  if (main_rank_) next.write(run_dir_, failed, why);
+  if (dist_) dist_->barrier();
+  // The checkpoint of the step before may hold the update that broke the weights (trainer.cpp).
+  if (main_rank_)
+    log::warn(stoch::str(
+        "step ", failed, ": ", why, "; rolling back to the newest complete checkpoint before step ",
+        failed - 1, " with the learning rate times ", format_number(next.lr_scale, 4),
+        " (rollback ", next.count, " of ", cfg_.train.max_rollbacks, ")"));
+  failed_step_ = failed;
+  return kRolledBack;
 }
 
 std::optional<int> TrainingLoop::log_interval(double lr, const torch::Tensor& grad_norm) {
