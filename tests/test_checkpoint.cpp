@@ -135,6 +135,49 @@ TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
   EXPECT_EQ(c->step, 1);
 }
 
+// A run resumed below newer folders (damaged ones its resume skipped, or those a rollback went
+// back before) keeps the checkpoint it writes: the newer folders go, and keep_last counts the
+// new one among the older.
+TEST(CheckpointStore, FoldersPastTheStepJustWrittenGoAndKeepLastKeepsIt) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  for (int64_t s : {50, 100, 300}) store.save(make(s), 0);
+  store.save(make(150), 1);
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{150}));
+  for (int64_t s : {200, 250}) store.save(make(s), 0);
+  store.save(make(160), 2);
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{150, 160}));
+  store.save(make(160), 2);  // the same step again, as a resume re-saving its start does
+  EXPECT_EQ(store.steps(), (std::vector<int64_t>{150, 160}));
+  EXPECT_EQ(store.load_latest()->step, 160);
+}
+
+// The run the audit found: keep_last 1, the newest checkpoint damaged, a resume killed part way.
+TEST(CheckpointStore, AResumeBelowADamagedCheckpointKeepsWhatItWrites) {
+  const std::string dir = test::temp_dir("ck");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
+  const std::string run = dir + "/run";
+  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + run +
+                           " --set train.ckpt_every=5 --set train.keep_last=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  {
+    std::fstream f(test::checkpoint_dir(run, 20) + "/model.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    f.put('\x7f');
+  }
+  // Stopped at step 10 of its second course (train.steps 10, as a kill there would).
+  r = test::run_stoch("resume " + run + " --set train.steps=10");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("removing " + test::checkpoint_dir(run, 20)), std::string::npos)
+      << r.output;
+  EXPECT_EQ(CheckpointStore(run).steps(), (std::vector<int64_t>{10}));
+  r = test::run_stoch("resume " + run + " --set train.steps=20");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 10)), std::string::npos)
+      << r.output;
+}
+
 TEST(CheckpointStore, FolderWithoutManifestIsIncomplete) {
   const std::string dir = test::temp_dir("ck");
   CheckpointStore store(dir);

@@ -89,11 +89,20 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
         stoch::str(e.what(), " (", free_space_note(dir_), "; earlier checkpoints are intact)"));
   }
 
-  if (keep_last > 0) {
-    auto all = steps();
-    for (size_t i = 0; i + keep_last < all.size(); ++i)
-      if (keep_every == 0 || all[i] % keep_every != 0) fs::remove_all(folder(all[i]));
+  // Folders past this step belong to a course the run left: damaged ones its resume skipped, or
+  // the diverged ones a rollback went back before. Kept, they would count as the newest for
+  // keep_last (which then deleted the folder just written) and for the next resume.
+  std::vector<int64_t> older;
+  for (const int64_t s : steps()) {
+    if (s < ckpt.step) older.push_back(s);
+    if (s <= ckpt.step) continue;
+    log::warn(stoch::str("removing ", folder(s), ": newer than the checkpoint just written, from ",
+                         "a course the run left (damaged, or rolled back)"));
+    fs::remove_all(folder(s));
   }
+  if (keep_last > 0)
+    for (size_t i = 0; i + keep_last < older.size() + 1; ++i)
+      if (keep_every == 0 || older[i] % keep_every != 0) fs::remove_all(folder(older[i]));
   return final_dir;
 }
 

@@ -29,9 +29,10 @@ class CheckpointStore {
 
   explicit CheckpointStore(std::string run_dir);
 
-  // Writes the checkpoint of `ckpt.step` atomically, then removes the oldest ones beyond
-  // `keep_last` (0 keeps all), except those whose step is a multiple of `keep_every` (0: no
-  // such exception). Returns the folder. `staged` names files that other processes (the ranks
+  // Writes the checkpoint of `ckpt.step` atomically, then removes any folder of a later step
+  // (left by a course the run abandoned) and the oldest ones beyond `keep_last` (0 keeps all),
+  // counting the new one, except those whose step is a multiple of `keep_every` (0: no such
+  // exception). Returns the folder. `staged` names files that other processes (the ranks
   // of a sharded run) already wrote durably into staging(step), after prepare(step): they are
   // checksummed into the manifest with the rest.
   std::string save(const Checkpoint& ckpt, int keep_last, int64_t keep_every = 0,
