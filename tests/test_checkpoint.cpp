@@ -9,6 +9,7 @@
 #include "core/torch/safetensors.h"
 #include "core/torch/state_tensors.h"
 #include "test_util.h"
+#include "train/rank_state.h"
 
 namespace stoch {
 namespace {
@@ -53,6 +54,7 @@ Checkpoint make(int64_t step) {
   Checkpoint c;
   c.step = step;
   c.tensors["model"] = {{"w", torch::full({4}, static_cast<float>(step))}};
+  c.tensors["rng"] = {{"torch_cpu", torch::zeros({2}, torch::kByte)}};
   c.state = {{"step", step}};
   return c;
 }
@@ -176,6 +178,51 @@ TEST(CheckpointStore, AResumeBelowADamagedCheckpointKeepsWhatItWrites) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 10)), std::string::npos)
       << r.output;
+}
+
+// A manifest (checksums and all) that leaves out the weights or the random state is damaged:
+// skipped for the previous checkpoint, and named when asked for (it was a bare map::at, exit 1).
+TEST(CheckpointStore, AManifestWithoutTheWeightsOrRandomStateIsDamaged) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  store.save(make(1), 0);
+  for (const std::string file : {"model.safetensors", "rng.safetensors"}) {
+    store.save(make(2), 0);
+    const std::string mpath = store.folder(2) + "/manifest.json";
+    auto manifest = nlohmann::json::parse(test::read_text(mpath));
+    ASSERT_EQ(manifest["files"].erase(file), 1u);
+    test::write_text(mpath, manifest.dump(2));
+    try {
+      store.load(2);
+      ADD_FAILURE() << "a manifest without " << file << " loaded";
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()), mpath + ": lists no " + file);
+    }
+    EXPECT_EQ(store.load_latest()->step, 1);
+    EXPECT_EQ(store.load_latest_state()->step, 1);
+  }
+}
+
+// The ranks' check before an elastic resume reads the checkpoint the resume will use: a newest
+// state.json that fails its checksum is skipped, not believed (nor a type error, exit 1).
+TEST(CheckpointStore, TheWorldSizeCheckSkipsADamagedNewestState) {
+  const std::string dir = test::temp_dir("ck");
+  CheckpointStore store(dir);
+  for (int64_t s : {1, 2}) {
+    Checkpoint c = make(s);
+    c.state["world_size"] = 1;
+    c.state["micro_batches_per_step"] = 2;
+    store.save(c, 0);
+  }
+  const std::string spath = store.folder(2) + "/state.json";
+  std::string text = test::read_text(spath);
+  text.replace(text.find("\"micro_batches_per_step\": 2"), 28, "\"micro_batches_per_step\": 3");
+  test::write_text(spath, text);
+  EXPECT_NO_THROW(train::check_resume_world_size(dir, 2, 1));
+  text.replace(text.find("\"micro_batches_per_step\": 3"), 28, "\"micro_batches_per_step\": true");
+  test::write_text(spath, text);
+  EXPECT_NO_THROW(train::check_resume_world_size(dir, 2, 1));
+  EXPECT_THROW(train::check_resume_world_size(dir, 3, 1), InputError);  // 2 over 3 ranks
 }
 
 TEST(CheckpointStore, FolderWithoutManifestIsIncomplete) {

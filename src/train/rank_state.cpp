@@ -45,15 +45,21 @@ TensorList rng_tensors(const c10::Device& device, Distributed* dist) {
   return out;
 }
 
-void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank,
-                 bool may_be_new) {
+void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank, bool may_be_new,
+                 const std::string& file) {
   std::map<std::string, torch::Tensor> by_name(saved.begin(), saved.end());
   for (auto& [name, gen] : generators(device)) {
     auto it = by_name.find(rng_name(name, rank));
     if (it == by_name.end() && may_be_new) continue;
     if (it == by_name.end())
-      throw InputError(stoch::str("checkpoint lacks RNG state ", rng_name(name, rank)));
-    gen.set_state(it->second);
+      throw InputError(stoch::str(file, ": no RNG state ", rng_name(name, rank)));
+    try {
+      gen.set_state(it->second);
+    } catch (const c10::Error& e) {
+      throw InputError(stoch::str(file, ": RNG state ", rng_name(name, rank),
+                                  " is not one this LibTorch restores (",
+                                  e.what_without_backtrace(), ")"));
+    }
   }
 }
 
@@ -76,18 +82,9 @@ int64_t resume_grad_accum(const std::string& dir, const nlohmann::json& state, i
 
 void check_resume_world_size(const std::string& run_dir, int64_t world_size,
                              int64_t configured_accum) {
-  const CheckpointStore store(run_dir);
-  const auto steps = store.steps();
-  if (steps.empty()) return;
-  const std::string dir = store.folder(steps.back());
-  nlohmann::json state;
-  try {
-    std::ifstream in(dir + "/state.json");
-    state = nlohmann::json::parse(in);
-  } catch (const std::exception&) {
-    return;
-  }
-  resume_grad_accum(dir, state, world_size, configured_accum);
+  // The checkpoint the resume will start from: a damaged newer one is skipped there too.
+  const auto ckpt = CheckpointStore(run_dir).load_latest_state();
+  if (ckpt) resume_grad_accum(ckpt->dir, ckpt->state, world_size, configured_accum);
 }
 
 }  // namespace stoch::train

@@ -20,9 +20,9 @@ class Distributed;
 TensorList rng_tensors(const c10::Device& device, Distributed* dist);
 
 // Restores this rank's generators from what rng_tensors saved. A rank the checkpoint's run did
-// not have (a resume on more ranks) keeps its fresh seed when `may_be_new`.
-void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank,
-                 bool may_be_new = false);
+// not have (a resume on more ranks) keeps its fresh seed when `may_be_new`. Errors name `file`.
+void restore_rng(const TensorList& saved, const c10::Device& device, int64_t rank, bool may_be_new,
+                 const std::string& file);
 
 // The grad_accum of a run resumed on `world_size` ranks from the checkpoint in `dir` with
 // training state `state`: the checkpoint's micro-batches per step split over the ranks, so that

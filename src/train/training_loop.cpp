@@ -127,7 +127,8 @@ void TrainingLoop::restore() {
   state_->grad_accum = accum;
   load_model_tensors(*model_, ckpt->tensors["model"], ckpt->dir + "/model.safetensors");
   saved_optim_ = whole_optimizer_state(*ckpt, param_shapes(*model_));
-  restore_rng(ckpt->tensors["rng"], device_, world_.rank, saved_world != W_);
+  restore_rng(ckpt->tensors["rng"], device_, world_.rank, saved_world != W_,
+              ckpt->dir + "/rng.safetensors");
   task_->load_state(*ckpt);
   for (size_t i = 0; i < hooks_.size(); ++i) {
     auto it = ckpt->tensors.find(hooks::state_key(i));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "core/checkpoint_manifest.h"
 #include "core/crc32c.h"
@@ -127,6 +128,10 @@ std::vector<int64_t> CheckpointStore::steps() const {
 }
 
 Checkpoint CheckpointStore::load(int64_t step) const {
+  return load(step, true);
+}
+
+Checkpoint CheckpointStore::load(int64_t step, bool with_tensors) const {
   Checkpoint c;
   c.step = step;
   c.dir = folder(step);
@@ -135,8 +140,10 @@ Checkpoint CheckpointStore::load(int64_t step) const {
   if (!manifest_text) throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
   const CheckpointManifest manifest =
       parse_checkpoint_manifest(*manifest_text, mpath, kFormatVersion, step);
-  bool has_state = false;
+  std::set<std::string> listed;
   for (const auto& f : manifest.files) {
+    listed.insert(f.name);
+    if (!with_tensors && f.name != "state.json") continue;
     const std::string p = c.dir + "/" + f.name;
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) throw InputError(stoch::str(p, ": missing"));
@@ -144,11 +151,13 @@ Checkpoint CheckpointStore::load(int64_t step) const {
       throw InputError(stoch::str(p, ": size differs from the manifest (truncated or damaged)"));
     if (hex32(crc32c_file(p)) != f.crc32c)
       throw InputError(stoch::str(p, ": checksum mismatch (damaged)"));
-    has_state = has_state || f.name == "state.json";
   }
-  if (!has_state) throw InputError(stoch::str(mpath, ": lists no state.json"));
+  // Every checkpoint stoch writes holds these; one that lacks them is damaged, not a checkpoint.
+  for (const char* name : {"state.json", "model.safetensors", "rng.safetensors"})
+    if (!listed.count(name)) throw InputError(stoch::str(mpath, ": lists no ", name));
   const std::string suffix = ".safetensors";
   for (const auto& f : manifest.files) {
+    if (!with_tensors) break;
     const std::string& name = f.name;
     if (name.size() > suffix.size() &&
         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -162,11 +171,19 @@ Checkpoint CheckpointStore::load(int64_t step) const {
 }
 
 std::optional<Checkpoint> CheckpointStore::load_latest(int64_t before) const {
+  return load_latest(before, true);
+}
+
+std::optional<Checkpoint> CheckpointStore::load_latest_state() const {
+  return load_latest(std::numeric_limits<int64_t>::max(), false);
+}
+
+std::optional<Checkpoint> CheckpointStore::load_latest(int64_t before, bool with_tensors) const {
   auto all = steps();
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (*it >= before) continue;
     try {
-      return load(*it);
+      return load(*it, with_tensors);
     } catch (const InputError& e) {
       log::warn(stoch::str("skipping damaged checkpoint: ", e.what()));
     }

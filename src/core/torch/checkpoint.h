@@ -53,10 +53,16 @@ class CheckpointStore {
   // (log::warn) and skipped. Nothing when there is none.
   std::optional<Checkpoint> load_latest(int64_t before = std::numeric_limits<int64_t>::max()) const;
 
+  // The newest checkpoint whose manifest and state.json verify, without its tensors (neither
+  // read nor checksummed): for checks that need only the saved state.
+  std::optional<Checkpoint> load_latest_state() const;
+
   std::string folder(int64_t step) const;
   const std::string& dir() const { return dir_; }
 
  private:
+  Checkpoint load(int64_t step, bool with_tensors) const;
+  std::optional<Checkpoint> load_latest(int64_t before, bool with_tensors) const;
   std::string dir_;
 };
 
