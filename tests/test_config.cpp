@@ -83,6 +83,35 @@ TEST(Config, SetOverridesAreTypeChecked) {
             "--set train.stepz: unknown key train.stepz (did you mean train.steps?)");
   EXPECT_EQ(error_of("task: lm\n", {"nonsense"}),
             "--set nonsense: expected KEY=VALUE, e.g. train.steps=100");
+  // A section or key the option adds is blamed on it, not on the file's first line.
+  EXPECT_EQ(error_of("task: lm\n", {"trian.steps=5"}),
+            "--set trian.steps: unknown key trian (did you mean train?)");
+  EXPECT_EQ(error_of("task: lm\nmodel: {n_layer: 2}\n", {"model.foo.bar=5"})
+                .rfind("--set model.foo.bar: unknown key model.foo (valid keys: ", 0),
+            0u);
+  EXPECT_EQ(error_of("task: lm\n", {"hooks.0.every=5"}).rfind("--set hooks.0.every: hooks: ", 0),
+            0u);
+}
+
+// Inputs that YAML allows but a config cannot mean: aliases that multiply a few hundred bytes
+// into billions of values (minutes and gigabytes before), a second document (ignored before),
+// and infinite numbers (`optim.lr: .inf` was accepted).
+TEST(Config, AliasBombsSecondDocumentsAndInfinitiesAreRefused) {
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i)
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + [&] {
+      std::string items;
+      for (int k = 0; k < 10; ++k) items += (k ? ", *a" : "*a") + std::to_string(i - 1);
+      return items;
+    }() + "]\n";
+  EXPECT_EQ(error_of(bomb),
+            "DIR/c.yaml: more than 100000 values (aliases that repeat a part many times over?)");
+  EXPECT_EQ(error_of("train: {steps: 5}\n---\ntrain: {steps: 6}\n"),
+            "DIR/c.yaml:3: a second YAML document; a config is one document");
+  EXPECT_EQ(error_of("optim: {lr: .inf}\n"),
+            "DIR/c.yaml:1: optim.lr: expected a number > 0, got \".inf\"");
+  EXPECT_NE(error_of("task: lm\n", {"optim.weight_decay=-.inf"}).find("expected a number"),
+            std::string::npos);
 }
 
 TEST(Config, BaseCycleAndMissingFileAreErrors) {

@@ -52,7 +52,8 @@ const char* kind_name(const Node& n) {
 void check_range(double v, const Node& n, const std::string& path, const char* type,
                  const Spec& spec) {
   const bool low = spec.min_exclusive ? !(v > spec.min) : !(v >= spec.min);
-  if (low || v > spec.max || std::isnan(v)) fail(n, path, type, spec);
+  // No key takes an infinity: `optim.lr: .inf` is a typo's value, not a setting.
+  if (low || v > spec.max || !std::isfinite(v)) fail(n, path, type, spec);
 }
 
 bool parse_int(const std::string& s, int64_t& out) {

@@ -43,7 +43,14 @@ std::string Node::where() const {
 
 namespace {
 
-Node convert(const YAML::Node& y, const std::string& file) {
+// Aliases let a few hundred bytes name billions of nodes (each alias of an alias multiplies
+// them); no config comes near this many.
+constexpr size_t kMaxNodes = 100000;
+
+Node convert(const YAML::Node& y, const std::string& file, size_t& nodes) {
+  if (++nodes > kMaxNodes)
+    throw InputError(str(file, ": more than ", kMaxNodes,
+                         " values (aliases that repeat a part many times over?)"));
   Node n;
   n.file = file;
   n.line = y.Mark().line >= 0 ? y.Mark().line + 1 : 0;
@@ -58,7 +65,7 @@ Node convert(const YAML::Node& y, const std::string& file) {
       break;
     case YAML::NodeType::Sequence:
       n.kind = Node::Kind::kSeq;
-      for (const auto& e : y) n.seq.push_back(convert(e, file));
+      for (const auto& e : y) n.seq.push_back(convert(e, file, nodes));
       break;
     case YAML::NodeType::Map: {
       n.kind = Node::Kind::kMap;
@@ -68,7 +75,7 @@ Node convert(const YAML::Node& y, const std::string& file) {
         if (!seen.insert(key).second) {
           throw InputError(str(file, ":", kv.first.Mark().line + 1, ": duplicate key '", key, "'"));
         }
-        n.map.emplace_back(key, convert(kv.second, file));
+        n.map.emplace_back(key, convert(kv.second, file, nodes));
       }
       break;
     }
@@ -83,7 +90,13 @@ Node parse_yaml(const std::string& text, const std::string& origin) {
     throw InputError(str(origin, ":", 1 + std::count(text.begin(), text.begin() + bad, '\n'),
                          ": not UTF-8 text (byte ", bad, ")"));
   try {
-    return convert(YAML::Load(text), origin);
+    const auto docs = YAML::LoadAll(text);
+    // A second document (after `---`) would be ignored without a word.
+    if (docs.size() > 1)
+      throw InputError(str(origin, ":", docs[1].Mark().line + 1,
+                           ": a second YAML document; a config is one document"));
+    size_t nodes = 0;
+    return convert(docs.empty() ? YAML::Node() : docs[0], origin, nodes);
   } catch (const YAML::Exception& e) {
     throw InputError(str(origin, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ",
                          e.mark.column + 1, ")"));
@@ -223,7 +236,14 @@ void apply_override(Node& root, const std::string& assignment, const std::string
     } else {
       if (cur->kind == Node::Kind::kScalar)
         throw InputError(str(option, " ", assignment, ": '", part, "' is inside a scalar value"));
+      const bool added = cur->find(part) == nullptr;
       cur = &cur->get_or_add(part);
+      // A section or key the option adds is the option's, not the file's: errors about it
+      // (an unknown key, the wrong kind) name the option.
+      if (added) {
+        cur->file = option + " " + key;
+        cur->line = 0;
+      }
     }
     if (last) {
       if (cur->is_map() && value.is_map())
