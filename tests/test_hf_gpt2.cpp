@@ -302,6 +302,10 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   // What a BPE-prepared folder holds beside train.bin (contents are not read by export).
   test::write_text(dir + "/tok/vocab.json", "{\"a\": 0}\n");
   test::write_text(dir + "/tok/merges.txt", "#version: 0.2\n");
+  std::string meta = test::read_text(dir + "/tok/meta.json");
+  const auto at = meta.find("\"byte\"");
+  ASSERT_NE(at, std::string::npos) << meta;
+  test::write_text(dir + "/tok/meta.json", meta.replace(at, 6, "\"bpe\""));
   test::write_text(dir + "/c.yaml",
                    "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
                        "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
@@ -315,6 +319,29 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   EXPECT_EQ(test::read_text(dir + "/hf/merges.txt"), "#version: 0.2\n");
   EXPECT_NE(test::read_text(dir + "/hf/config.json").find("\"vocab_size\": 256"),
             std::string::npos);
+
+  // A relative data.dir read from another directory, or a BPE folder without its merges: the
+  // export would lack its tokenizer, so it is refused before anything is written.
+  test::write_text(dir + "/rel.yaml",
+                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: "
+                   "tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: "
+                   "16}\ntrain: {steps: 2, batch_size: 4, eval_every: 0, "
+                   "eval_batches: 1}\nschedule: {warmup_steps: 1}\n");
+  r = test::run_command("cd " + dir + " && " + STOCH_BINARY + " train rel.yaml --run-dir rel");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("export " + dir + "/rel --format hf-gpt2 --out " + dir + "/hf2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir + "/rel/config.yaml: data.dir tok: token folder not found from here"),
+            std::string::npos)
+      << r.output;
+  fs::remove(dir + "/tok/merges.txt");
+  r = test::run_stoch("export " + dir + "/run --format hf-gpt2 --out " + dir + "/hf2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir + "/tok/merges.txt: missing (" + dir +
+                          "/tok/meta.json says the ids are BPE tokens)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/hf2"));
 }
 
 // A run on BPE tokens exports its tokenizer: transformers' AutoTokenizer encodes as stoch does.

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/checks.h"
 #include "cli/command.h"
@@ -36,6 +37,33 @@ struct ExportArgs {
 // The files a BPE-prepared token folder keeps next to train.bin, which GPT-2's tokenizer reads.
 const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
 
+// The tokenizer files the export takes from the run's token folder: those of a BPE folder (as
+// its meta.json says), checked before anything is written. A folder that cannot be found from
+// here (a relative data.dir read from another directory) is refused, not exported without them.
+std::vector<std::string> tokenizer_files(const std::string& run_dir, const std::string& dir) {
+  std::error_code ec;
+  const std::string where = stoch::str(run_dir, "/config.yaml: data.dir ", dir);
+  if (!fs::is_directory(dir, ec))
+    throw InputError(stoch::str(where,
+                                ": token folder not found from here (a relative folder is "
+                                "read from the current directory), so its tokenizer files "
+                                "cannot go with the export"));
+  const std::string mpath = dir + "/meta.json";
+  const auto text = read_whole_file(mpath);
+  if (!text) return {};  // a bare nanoGPT or llm.c folder: ids without a tokenizer
+  const auto meta = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  const auto tok = meta.is_object() ? meta.find("tokenizer") : meta.end();
+  if (!meta.is_object() || tok == meta.end() || *tok != "bpe") return {};
+  std::vector<std::string> files;
+  for (const char* name : kTokenizerFiles) {
+    const std::string from = dir + "/" + name;
+    if (!fs::is_regular_file(from, ec))
+      throw InputError(stoch::str(from, ": missing (", mpath, " says the ids are BPE tokens)"));
+    files.push_back(from);
+  }
+  return files;
+}
+
 // The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes
 // the data's, which export need not open).
 models::Gpt checkpoint_gpt(models::LmConfig mc, const Checkpoint& ckpt) {
@@ -61,6 +89,9 @@ int export_model(const ExportArgs& a) {
   const std::string out = out_path.string();
   StagedFolder::check_target(out, "--out " + a.out);
 
+  const std::vector<std::string> tokenizer = data::token_source_entry(s.data).prepared_folder
+                                                 ? tokenizer_files(a.run_dir, s.data.dir)
+                                                 : std::vector<std::string>{};
   const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);
   torch::NoGradGuard no_grad;
   models::Gpt gpt = checkpoint_gpt(s.model, ckpt);
@@ -72,13 +103,11 @@ int export_model(const ExportArgs& a) {
     write_file_durably(staged.path() + "/config.json", models::gpt2_config_json(gpt->config()));
     write_safetensors(staged.path() + "/model.safetensors", models::gpt2_tensors(*gpt),
                       {{"format", "pt"}});
-    if (data::token_source_entry(s.data).prepared_folder)
-      for (const char* name : kTokenizerFiles) {
-        const std::string from = s.data.dir + "/" + name;
-        if (!fs::is_regular_file(from)) continue;
-        copy_file_durably(from, staged.path() + "/" + name);
-        copied.push_back(name);
-      }
+    for (const auto& from : tokenizer) {
+      const std::string name = fs::path(from).filename().string();
+      copy_file_durably(from, staged.path() + "/" + name);
+      copied.push_back(name);
+    }
     staged.commit();
   });
   log::info(stoch::str("exported step ", ckpt.step, " of ", a.run_dir, " as GPT-2 to ", out,
