@@ -167,6 +167,20 @@ TEST(Cli, BadConfigExitsTwoWithOneLineAndNoRunDir) {
   EXPECT_FALSE(test::fs::exists(dir + "/run"));
 }
 
+// Output that cannot be written in full fails the command (it exited 0, and a config printed
+// into a full file system read back with defaults for the keys cut off).
+TEST(Cli, OutputThatCannotBeWrittenFailsTheCommand) {
+  const std::string config = std::string(STOCH_SOURCE_DIR) + "/configs/quickstart.yaml";
+  const auto r =
+      test::run_command("{ " + std::string(STOCH_BINARY) + " config " + config + " >/dev/full; }");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("error stdout: the command's output could not be written in full"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::run_command(std::string(STOCH_BINARY) + " config " + config + " >/dev/null").code,
+            0);
+}
+
 TEST(Cli, MissingDataFileExitsTwoBeforeCreatingTheRun) {
   const std::string dir = test::temp_dir("cli");
   write_text(dir + "/c.yaml", "task: lm\ndata: {source: text, files: [" + dir + "/nope.txt]}\n");

@@ -10,6 +10,8 @@
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "cli/run_dir.h"
+#include "core/config_tree.h"
+#include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/strings.h"
@@ -27,6 +29,16 @@ struct EvalArgs {
 };
 
 int eval(const EvalArgs& a) {
+  // The network is the checkpoint's: a model key (or another task) would read its weights into
+  // another network whenever the shapes agree (another head count, activation), and report that
+  // network's numbers under the run's name.
+  for (const auto& set : a.sets) {
+    const std::string key = config::split_assignment(set, "--set").first;
+    if (key == "task" || key == "model" || key.rfind("model.", 0) == 0)
+      throw InputError(stoch::str("--set ", set, ": ", key,
+                                  " is the checkpoint's network; eval changes only how it is "
+                                  "evaluated"));
+  }
   auto cfg = read_run_config(a.run_dir, a.sets);
   pin_libtorch_cpu_kernels(cfg.run.libtorch_kernels, "run.libtorch_kernels");  // before tensors
   const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <utility>
 #include <vector>
@@ -49,6 +50,19 @@ std::vector<std::pair<CLI::App*, CommandRun>> add_commands(CLI::App& app) {
   return out;
 }
 
+// A command's output on stdout (a printed config, eval's line, samples) that could not be
+// written in full (a full disk, /dev/full) fails the command: exit 0 would pass off a file cut
+// short, which a config read back fills with defaults.
+int with_output_written(int code) {
+  std::cout.flush();
+  const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout) || std::cout.fail();
+  if (!failed) return code;
+  stoch::log::error(
+      "stdout: the command's output could not be written in full (a full disk, or a closed "
+      "pipe?)");
+  return code == stoch::kExitOk ? stoch::kExitFailure : code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,7 +93,7 @@ int main(int argc, char** argv) {
   try {
     cpu_isa();  // a bad STOCH_CPU_ISA stops here, before anything is written
     for (const auto& [sub, run] : commands)
-      if (*sub) return run();
+      if (*sub) return with_output_written(run());
   } catch (const InputError& ex) {
     log::error(ex.what());
     return kExitBadInput;

@@ -35,8 +35,10 @@ void check_run_config_whole(const std::string& path) {
 train::ExperimentConfig read_run_config(const std::string& run_dir,
                                         const std::vector<std::string>& sets) {
   const std::string path = run_dir + "/config.yaml";
-  if (!std::filesystem::is_regular_file(path))
-    throw InputError(stoch::str(path, ": not found (is ", run_dir, " a run directory?)"));
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError(stoch::str(path, ": not found (is ", run_dir, " a run directory?)",
+                                ec ? " (" + ec.message() + ")" : ""));
   check_run_config_whole(path);
   return train::parse_experiment(train::load_config(path, sets));
 }
