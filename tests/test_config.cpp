@@ -49,6 +49,10 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
       "DIR/c.yaml:1: run.device: expected one of auto, cpu, cuda, got \"gpu\" (did you mean cpu?)");
   EXPECT_EQ(error_of("model: {bias: maybe}\n"),
             "DIR/c.yaml:1: model.bias: expected true or false, got \"maybe\"");
+  // The micro-batches per step are bounded: tokens per step overflowed an int64 (UB) before.
+  EXPECT_EQ(error_of("train: {grad_accum: 9223372036854775807}\n"),
+            "DIR/c.yaml:1: train.grad_accum: expected an integer in [1, 65536], got "
+            "\"9223372036854775807\"");
   EXPECT_EQ(error_of("train: 5\n"),
             "DIR/c.yaml:1: train: expected a mapping of keys, got a scalar");
 }

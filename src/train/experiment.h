@@ -2,6 +2,8 @@
 // sections of the chosen task. One tree, one declaration per key, one resolved config.yaml.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -74,8 +76,12 @@ struct TrainConfig {
   void visit(V& v) {
     using config::Spec;
     v("steps", steps, "optimiser steps in the whole run", Spec().at_least(1).on_resume());
-    v("batch_size", batch_size, "sequences (or samples) per micro-batch", Spec().at_least(1));
-    v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step", Spec().at_least(1));
+    // Bounded so that the units per step (batch x context x grad_accum x ranks) fit an int64;
+    // far smaller batches are refused by the memory estimate already.
+    v("batch_size", batch_size, "sequences (or samples) per micro-batch",
+      Spec().at_least(1).at_most(std::numeric_limits<int32_t>::max()));
+    v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step",
+      Spec().at_least(1).at_most(1 << 16));
     v("grad_clip", grad_clip, "clip the global gradient norm to this; 0 disables",
       Spec().at_least(0));
     v("eval_every", eval_every,
