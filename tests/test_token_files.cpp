@@ -86,6 +86,18 @@ TEST(TokenFiles, OutWithATrailingSlashIsTheFolder) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
+// A file name that is not UTF-8 is a name the file system allows: the folder is prepared, its
+// meta.json valid JSON (it was a JSON type error, exit 1, reported as if the disk were full).
+TEST(TokenFiles, AnInputNameThatIsNotUtf8IsPrepared) {
+  const std::string dir = test::temp_dir("tok");
+  const std::string input = dir + "/in\xff.txt";
+  test::write_text(input, std::string(100, 'x'));
+  const auto r = test::run_stoch("data prepare --input '" + input + "' --out " + dir + "/tok");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto meta = nlohmann::json::parse(test::read_text(dir + "/tok/meta.json"));
+  EXPECT_EQ(meta["sources"][0], dir + "/in\xef\xbf\xbd.txt");
+}
+
 TEST(TokenFiles, CliPrepareThenTrainOnTokens) {
   const std::string dir = test::temp_dir("tokcli");
   std::string text;

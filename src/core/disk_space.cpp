@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <nlohmann/json.hpp>
+
 #include "core/errors.h"
 
 namespace stoch {
@@ -42,6 +44,8 @@ void noting_free_space(const std::string& path, const std::function<void()>& wri
     write();
   } catch (const InputError&) {
     throw;  // bad input is not a full disk, and keeps its exit code
+  } catch (const nlohmann::json::exception&) {
+    throw;  // nor is a value JSON cannot hold
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(e.what()) + " (" + free_space_note(path) + ")");
   }

@@ -30,8 +30,12 @@ void write_file_durably(const std::string& path, std::string_view bytes) {
     }
     done += static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw std::runtime_error(stoch::str(path, ": fsync/close failed: ", std::strerror(errno)));
+  // The descriptor is closed whether or not fsync succeeds.
+  const int synced = ::fsync(fd) == 0 ? 0 : errno;
+  const int closed = ::close(fd) == 0 ? 0 : errno;
+  if (synced || closed)
+    throw std::runtime_error(stoch::str(path, ": ", synced ? "fsync" : "close",
+                                        " failed: ", std::strerror(synced ? synced : closed)));
 }
 
 void replace_file_durably(const std::string& path, const std::string& bytes) {

@@ -92,7 +92,10 @@ PrepareReport prepare_token_files(const PrepareOptions& opt) {
                            {"val_files", val_files},
                            {"val_fraction", opt.val_fraction},
                            {"sources", opt.inputs}};
-    write_file_durably(stage + "/meta.json", meta.dump(2) + "\n");
+    // Paths need not be UTF-8 (JSON text must be): such bytes are written as U+FFFD, since the
+    // sources are a note for people, read by nothing.
+    write_file_durably(stage + "/meta.json",
+                       meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     staged.commit();
   });
   return {static_cast<int64_t>(ids.train.size()), static_cast<int64_t>(ids.val.size()),
