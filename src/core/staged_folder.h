@@ -10,11 +10,13 @@ namespace stoch {
 class StagedFolder {
  public:
   // Throws InputError "`label`: exists and is not an empty folder" unless `out` is absent or an
-  // empty folder, the only kinds commit() can replace. For commands to call before their work.
+  // empty folder (not the current directory or a mount point), the only kinds commit() can
+  // replace. For commands to call before their work.
   static void check_target(const std::string& out, const std::string& label);
 
   // Creates the staging folder for `out` ("DIR/" names DIR; it must pass check_target), replacing a
-  // leftover of this pid's. Throws InputError "`label`: cannot create the folder (...)".
+  // leftover of this pid's and removing those of processes that no longer exist. Throws
+  // InputError "`label`: cannot create the folder (...)".
   StagedFolder(const std::string& out, const std::string& label);
   StagedFolder(const StagedFolder&) = delete;
   StagedFolder& operator=(const StagedFolder&) = delete;
@@ -27,6 +29,7 @@ class StagedFolder {
   void commit();
 
  private:
+  void remove_dead_stages() const;
   std::string out_, label_, path_;
   bool committed_ = false;
 };
