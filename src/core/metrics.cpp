@@ -1,5 +1,7 @@
 #include "core/metrics.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -45,6 +47,15 @@ void MetricsWriter::write(int64_t step, const std::string& split,
   }
   if (tb_)
     for (const auto& [k, v] : values) tb_->scalar(k, step, v);
+}
+
+void MetricsWriter::sync() {
+  if (std::fflush(f_) != 0 || ::fsync(::fileno(f_)) != 0) {
+    const int err = errno;
+    std::clearerr(f_);
+    throw std::runtime_error(failed_write_message(path_, "fsync", err));
+  }
+  if (tb_) tb_->sync();
 }
 
 void MetricsWriter::restart_after(int64_t step) {

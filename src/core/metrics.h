@@ -29,6 +29,10 @@ class MetricsWriter {
   // A resumed run continues after `step`: TensorBoard drops what was logged past it before.
   void restart_after(int64_t step);
 
+  // Makes every line so far durable (fsync), metrics and TensorBoard events: called before a
+  // checkpoint, so that after a power loss no checkpoint outlives the lines of its steps.
+  void sync();
+
  private:
   std::string path_;
   std::FILE* f_ = nullptr;

@@ -178,6 +178,11 @@ void TensorBoardWriter::flush() {
   if (std::fflush(file_) != 0) write_failed();
 }
 
+void TensorBoardWriter::sync() {
+  flush();
+  if (::fsync(::fileno(file_)) != 0) write_failed();
+}
+
 void TensorBoardWriter::write_record(const std::string& data) {
   const std::string rec = tfrecord_frame(data);
   if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size()) write_failed();

@@ -25,6 +25,7 @@ class TensorBoardWriter {
   // Throws std::runtime_error naming the path when the write fails.
   void scalar(const std::string& tag, int64_t step, double value, double wall_time = -1);
   void flush();
+  void sync();  // flush and fsync
   const std::string& path() const { return path_; }
 
   // Marks a restart (SessionLog START) at `step`: TensorBoard's readers then drop every value

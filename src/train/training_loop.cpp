@@ -279,6 +279,7 @@ void TrainingLoop::save(int64_t step) {
     dist_->barrier();
     return;
   }
+  if (metrics_) metrics_->sync();
   c.tensors["model"] = model_tensors(*model_);
   if (optim_) c.tensors["optimizer"] = optim_->state();
   c.state = state_->to_json(pending_loss.item<double>());
