@@ -195,7 +195,19 @@ TEST(Cli, MissingDataFileExitsTwoBeforeCreatingTheRun) {
 }
 
 TEST(Cli, BadCommandLineExitsTwo) {
-  EXPECT_EQ(test::run_stoch("trian x.yaml").code, 2);
+  // A word that names no command is named, with the nearest command.
+  auto bad = test::run_stoch("trian x.yaml");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(bad.output.rfind("stoch: error: 'trian' is not a command of stoch (did you mean "
+                             "train?); its commands: train, ",
+                             0),
+            0u)
+      << bad.output;
+  bad = test::run_stoch("data foo");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.output.find("'foo' is not a command of stoch data; its commands: prepare, chess"),
+            std::string::npos)
+      << bad.output;
   EXPECT_EQ(test::run_stoch("train").code, 2);
   const auto r = test::run_stoch("config /nonexistent.yaml");
   EXPECT_EQ(r.code, 2);

@@ -17,6 +17,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
+#include "core/strings.h"
 
 namespace {
 
@@ -48,6 +49,34 @@ std::vector<std::pair<CLI::App*, CommandRun>> add_commands(CLI::App& app) {
       sub->require_subcommand(1);
   }
   return out;
+}
+
+// For "A subcommand is required": the word that named no command (`stoch evl`, `stoch data foo`)
+// with the nearest one, or the group left without its command. Empty when options came first,
+// where CLI11's own message stands.
+std::string missing_command(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  std::string path = "stoch";
+  const auto names = [&] {
+    std::vector<std::string> out;
+    for (const CLI::App* sub : cur->get_subcommands({})) out.push_back(sub->get_name());
+    return out;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') return "";
+    const auto known = names();
+    if (std::find(known.begin(), known.end(), word) == known.end()) {
+      const std::string near = stoch::nearest(word, known);
+      return "'" + word + "' is not a command of " + path +
+             (near.empty() ? "" : " (did you mean " + near + "?)") +
+             "; its commands: " + stoch::join(known, ", ");
+    }
+    cur = cur->get_subcommand(word);
+    path += " " + word;
+    if (cur->get_subcommands({}).empty()) return "";
+  }
+  return path + " needs a command: " + stoch::join(names(), ", ");
 }
 
 // A command's output on stdout (a printed config, eval's line, samples) that could not be
@@ -86,7 +115,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& ex) {
     return app.exit(ex);
   } catch (const CLI::ParseError& ex) {
-    std::cerr << "stoch: error: " << ex.what() << " (see stoch --help)\n";
+    std::string what = ex.what();
+    if (dynamic_cast<const CLI::RequiredError*>(&ex))
+      if (const std::string missing = missing_command(app, argc, argv); !missing.empty())
+        what = missing;
+    std::cerr << "stoch: error: " << what << " (see stoch --help)\n";
     return kExitBadInput;
   }
 
