@@ -34,6 +34,7 @@ one() {
   env "$@" "$stoch" train configs/quickstart.yaml --run-dir "$tmp/run" --set train.steps=300 \
     --set train.eval_every=0 --set train.ckpt_every=0 --set log.every=1 \
     --set "run.threads=$threads" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
+  [ -f "$tmp/machine" ] || { machine_of "$tmp/log" >"$tmp/machine" && echo "on $(cat "$tmp/machine")"; }
   printf '%s\t%s\n' "$label" "$(median_train_tps "$tmp/run/metrics.jsonl" 50)"
 }
 round() {

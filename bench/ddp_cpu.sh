@@ -54,7 +54,8 @@ ranks="$(time_run ranks 1 --nproc "$nproc_" --set "run.threads=$nproc_" \
 grep -o 'all-reduced in [0-9]* buckets' "$tmp/ranks.log" | head -n 1 | sed 's/^/ddp_cpu: /' >&2 || true
 
 echo
-echo "lm_tiny_cpu, global batch $batch x 128 tokens; median tokens/s over $steps steps;" \
+echo "$(machine_of "$tmp/one-process.log"); lm_tiny_cpu, global batch $batch x 128 tokens;" \
+  "median tokens/s over $steps steps;" \
   "load average at start $load_start, at end $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 echo "| setup | tokens/s |"

@@ -16,3 +16,9 @@ if not tps:
 print(f"{statistics.median(tps):.1f}")
 PY
 }
+
+# machine_of STOCH_LOG: the CPU and the kernels' clone from a stoch run's device line ("AMD EPYC
+# (kernels: avx512; CPU supports avx512), LibTorch kernels avx512"), for every table's header.
+machine_of() {
+  sed -n 's/.* info device .* on \(.*\); [0-9]* [a-z]* per step.*/\1/p' "$1" | head -n 1
+}

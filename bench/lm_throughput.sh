@@ -26,7 +26,8 @@ py="$venv/bin/python"
 [ -x "$stoch" ] || { echo "lm_throughput: no stoch binary at $stoch (build first)" >&2; exit 1; }
 
 # OpenMP and MKL size their pools from these when the library loads, before either
-# program can call set_num_threads, so both sides get them from here.
+# program can call set_num_threads, so both sides get them from here; each is also told the
+# count itself (stoch's run.threads: 0 would take every usable CPU whatever OMP_NUM_THREADS says).
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 
 tmp="$(mktemp -d)"
@@ -41,7 +42,8 @@ time_stoch() {
   shift 3
   echo "lm_throughput: $label: stoch, $((warmup + steps)) steps" >&2
   if ! "$stoch" train "configs/bench/lm_${name}_cpu.yaml" --run-dir "$tmp/$label" \
-      --set "train.steps=$((warmup + steps))" --set log.tensorboard=false "$@" >"$tmp/$label.log" 2>&1; then
+      --set "train.steps=$((warmup + steps))" --set log.tensorboard=false \
+      --set "run.threads=$threads" "$@" >"$tmp/$label.log" 2>&1; then
     tail -n 30 "$tmp/$label.log" >&2
     echo "lm_throughput: stoch failed on $label" >&2
     exit 1

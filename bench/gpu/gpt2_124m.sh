@@ -42,7 +42,9 @@ rm -rf "$out/stoch-run"
 # shellcheck disable=SC2046
 "$stoch" train "$config" --run-dir "$out/stoch-run" --set "train.steps=$steps" \
   --set log.every=10 $(for s in ${SETS:-}; do printf -- '--set %s ' "$s"; done) \
-  2>&1 | tee "$out/stoch.log" | grep -E "device|error|done" || true
+  2>&1 | tee "$out/stoch.log" | { grep -E "device|error|done" || true; }
+# The pipeline's status is stoch's (pipefail; grep finding nothing is not a failure): a stoch
+# run that fails ends the script here, as a failed nanoGPT run does.
 
 nano_eager="" nano_compile=""
 if [ "${SKIP_NANOGPT:-0}" != 1 ]; then

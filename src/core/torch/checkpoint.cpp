@@ -99,12 +99,21 @@ std::string CheckpointStore::save(const Checkpoint& ckpt, int keep_last, int64_t
     if (s <= ckpt.step) continue;
     log::warn(stoch::str("removing ", folder(s), ": newer than the checkpoint just written, from ",
                          "a course the run left (damaged, or rolled back)"));
-    fs::remove_all(folder(s));
+    discard(s);
   }
   if (keep_last > 0)
     for (size_t i = 0; i + keep_last < older.size() + 1; ++i)
-      if (keep_every == 0 || older[i] % keep_every != 0) fs::remove_all(folder(older[i]));
+      if (keep_every == 0 || older[i] % keep_every != 0) discard(older[i]);
   return final_dir;
+}
+
+// Renamed out of the steps' names first: a kill part way through the removal leaves a staging
+// folder (which the next prepare() removes), never a half-deleted one named like a checkpoint.
+void CheckpointStore::discard(int64_t step) const {
+  const std::string gone =
+      stoch::str(dir_, "/.tmp-gone-", fs::path(folder(step)).filename().string());
+  fs::rename(folder(step), gone);
+  fs::remove_all(gone);
 }
 
 std::vector<int64_t> CheckpointStore::steps() const {

@@ -62,6 +62,7 @@ class CheckpointStore {
 
  private:
   Checkpoint load(int64_t step, bool with_tensors) const;
+  void discard(int64_t step) const;
   std::optional<Checkpoint> load_latest(int64_t before, bool with_tensors) const;
   std::string dir_;
 };
