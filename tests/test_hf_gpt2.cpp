@@ -306,11 +306,14 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   const auto at = meta.find("\"byte\"");
   ASSERT_NE(at, std::string::npos) << meta;
   test::write_text(dir + "/tok/meta.json", meta.replace(at, 6, "\"bpe\""));
-  test::write_text(dir + "/c.yaml",
-                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
-                       "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
-                       "train: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n"
-                       "schedule: {warmup_steps: 1}\n");
+  // A tiny run on the token folder DATA_DIR.
+  const auto config_on = [](const std::string& data_dir) {
+    return "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + data_dir +
+           "}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
+           "train: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n"
+           "schedule: {warmup_steps: 1}\n";
+  };
+  test::write_text(dir + "/c.yaml", config_on(dir + "/tok"));
   r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("export " + dir + "/run --format hf-gpt2 --out " + dir + "/hf");
@@ -322,11 +325,7 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
 
   // A relative data.dir read from another directory, or a BPE folder without its merges: the
   // export would lack its tokenizer, so it is refused before anything is written.
-  test::write_text(dir + "/rel.yaml",
-                   "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: "
-                   "tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: "
-                   "16}\ntrain: {steps: 2, batch_size: 4, eval_every: 0, "
-                   "eval_batches: 1}\nschedule: {warmup_steps: 1}\n");
+  test::write_text(dir + "/rel.yaml", config_on("tok"));
   r = test::run_command("cd " + dir + " && " + STOCH_BINARY + " train rel.yaml --run-dir rel");
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("export " + dir + "/rel --format hf-gpt2 --out " + dir + "/hf2");
