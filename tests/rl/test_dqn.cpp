@@ -288,12 +288,23 @@ TEST(Dqn, EvalCommandReprintsTheRunsEvaluation) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("eval/episodes=5 "), std::string::npos) << r.output;
   EXPECT_NE(test::read_text(dir + "/run/config.yaml").find("eval_episodes: 2"), std::string::npos);
-  // A changed architecture cannot take the checkpoint's tensors: one line naming the file.
+  // The network is the checkpoint's: a model key is refused by name.
   const auto bad = test::run_stoch("eval " + dir + "/run --set 'model.hidden=[8, 8]'");
   EXPECT_EQ(bad.code, 2) << bad.output;
-  EXPECT_NE(bad.output.find("/checkpoints/step-00000060/model.safetensors: tensor "),
+  EXPECT_NE(bad.output.find("--set model.hidden=[8, 8]: model.hidden is the checkpoint's network"),
             std::string::npos)
       << bad.output;
+  // A checkpoint whose tensors do not fit the run's network: one line naming the file.
+  test::write_text(dir + "/run/config.yaml", [&] {
+    std::string c = test::read_text(dir + "/run/config.yaml");
+    const auto at = c.find("hidden: [");
+    return at == std::string::npos ? c : c.replace(at, 9, "hidden: [8, ");
+  }());
+  const auto misfit = test::run_stoch("eval " + dir + "/run");
+  EXPECT_EQ(misfit.code, 2) << misfit.output;
+  EXPECT_NE(misfit.output.find("/checkpoints/step-00000060/model.safetensors: tensor "),
+            std::string::npos)
+      << misfit.output;
 }
 
 // A DQN that must learn: CartPole, 21k environment steps (about five seconds on one core).
