@@ -111,7 +111,15 @@ TEST(Config, AliasBombsSecondDocumentsAndInfinitiesAreRefused) {
   EXPECT_EQ(error_of(bomb),
             "DIR/c.yaml: more than 100000 values (aliases that repeat a part many times over?)");
   EXPECT_EQ(error_of("train: {steps: 5}\n---\ntrain: {steps: 6}\n"),
-            "DIR/c.yaml:3: a second YAML document; a config is one document");
+            "DIR/c.yaml:2: a second YAML document; a config is one document");
+  EXPECT_EQ(error_of("--- # one document\ntrain: {steps: 5}\n...\n# after its end\ntask: lm\n"),
+            "DIR/c.yaml:5: a second YAML document; a config is one document");
+  EXPECT_EQ(error_of("---\ntrain: {steps: 5}\n...\n"), "");
+  EXPECT_EQ(error_of("--- {train: {steps: 5}}\n"), "");
+  // Text on which yaml-cpp 0.7's LoadAll loops for ever (found by fuzz_config): refused at once.
+  EXPECT_EQ(
+      error_of("task: lm\n", {"model.x=,ode=c"}).rfind("--set model.x: unknown key model.x", 0),
+      0u);
   EXPECT_EQ(error_of("optim: {lr: .inf}\n"),
             "DIR/c.yaml:1: optim.lr: expected a number > 0, got \".inf\"");
   EXPECT_NE(error_of("task: lm\n", {"optim.weight_decay=-.inf"}).find("expected a number"),

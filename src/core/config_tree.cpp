@@ -83,20 +83,49 @@ Node convert(const YAML::Node& y, const std::string& file, size_t& nodes) {
   return n;
 }
 
+// The line where a second YAML document starts, or 0: a `---` line after the first document's
+// content, or content after a `...` line. These markers end any scalar at the start of a line,
+// so the lines alone tell. (yaml-cpp 0.7's LoadAll would tell too, but it loops for ever on
+// some malformed text, such as a leading ",".)
+int second_document_line(const std::string& text) {
+  bool content = false, ended = false;
+  int number = 0;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
+    ++number;
+    const bool marker = line.size() >= 3 &&
+                        (line.compare(0, 3, "---") == 0 || line.compare(0, 3, "...") == 0) &&
+                        (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    if (marker) {
+      if (line[0] == '.') {
+        ended = ended || content;
+        continue;
+      }
+      if (content || ended) return number;
+      line = line.substr(3);  // "--- {a: 1}" starts the first document with content
+    }
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#' || (line[0] == '%' && !content)) continue;
+    if (ended) return number;
+    content = true;
+  }
+  return 0;
+}
+
 Node parse_yaml(const std::string& text, const std::string& origin) {
   // YAML is Unicode text. Other bytes would pass through yaml-cpp into keys and values that a
   // written config.yaml could not reproduce (at a file's start, two of them read as a BOM).
   if (const size_t bad = first_invalid_utf8(text); bad != std::string::npos)
     throw InputError(str(origin, ":", 1 + std::count(text.begin(), text.begin() + bad, '\n'),
                          ": not UTF-8 text (byte ", bad, ")"));
+  // A second document (after `---`) would be ignored without a word.
+  if (const int line = second_document_line(text))
+    throw InputError(str(origin, ":", line, ": a second YAML document; a config is one document"));
   try {
-    const auto docs = YAML::LoadAll(text);
-    // A second document (after `---`) would be ignored without a word.
-    if (docs.size() > 1)
-      throw InputError(str(origin, ":", docs[1].Mark().line + 1,
-                           ": a second YAML document; a config is one document"));
     size_t nodes = 0;
-    return convert(docs.empty() ? YAML::Node() : docs[0], origin, nodes);
+    return convert(YAML::Load(text), origin, nodes);
   } catch (const YAML::Exception& e) {
     throw InputError(str(origin, ":", e.mark.line + 1, ": malformed YAML: ", e.msg, " (column ",
                          e.mark.column + 1, ")"));
