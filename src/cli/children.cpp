@@ -76,18 +76,29 @@ pid_t Children::start(const std::vector<std::string>& argv, const std::vector<st
       throw std::runtime_error(stoch::str("cannot open ", output, ": ", std::strerror(errno)));
   }
   const pid_t parent = ::getpid();
+  // A stop signal between fork and the child's reset of its handlers would run the parent's
+  // handler in the child, which then went on to train as if never told. Blocked across the fork,
+  // it stays pending: the child takes it with the default action once reset, and the parent
+  // forwards it as usual.
+  sigset_t stops, before;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &stops, &before);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (fd >= 0) ::close(fd);
     throw std::runtime_error(stoch::str("fork: ", std::strerror(err)));
   }
   if (pid == 0) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) _exit(143);  // the parent died before prctl
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    if (::getppid() != parent) _exit(143);  // the parent died before prctl
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
@@ -95,6 +106,7 @@ pid_t Children::start(const std::vector<std::string>& argv, const std::vector<st
     ::execve(path.c_str(), args.data(), envp.data());
     _exit(127);
   }
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   // Also here, so the child is out of the terminal's group before anything else can happen.
   ::setpgid(pid, pid);
   if (fd >= 0) ::close(fd);
