@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "cli/checks.h"
 #include "cli/command.h"
@@ -19,6 +18,7 @@
 #include "core/torch/model_tensors.h"
 #include "core/torch/safetensors.h"
 #include "core/whole_file.h"
+#include "data/token_formats.h"
 #include "models/hf_gpt2.h"
 #include "train/lm_task.h"
 
@@ -34,34 +34,17 @@ struct ExportArgs {
   std::string out;
 };
 
-// The files a BPE-prepared token folder keeps next to train.bin, which GPT-2's tokenizer reads.
-const char* const kTokenizerFiles[] = {"vocab.json", "merges.txt"};
-
-// The tokenizer files the export takes from the run's token folder: those of a BPE folder (as
-// its meta.json says), checked before anything is written. A folder that cannot be found from
-// here (a relative data.dir read from another directory) is refused, not exported without them.
+// The tokenizer files the export takes from the run's token folder (those of a BPE folder),
+// checked before anything is written. A folder that cannot be found from here (a relative
+// data.dir read from another directory) is refused, not exported without them.
 std::vector<std::string> tokenizer_files(const std::string& run_dir, const std::string& dir) {
   std::error_code ec;
-  const std::string where = stoch::str(run_dir, "/config.yaml: data.dir ", dir);
   if (!fs::is_directory(dir, ec))
-    throw InputError(stoch::str(where,
+    throw InputError(stoch::str(run_dir, "/config.yaml: data.dir ", dir,
                                 ": token folder not found from here (a relative folder is "
                                 "read from the current directory), so its tokenizer files "
                                 "cannot go with the export"));
-  const std::string mpath = dir + "/meta.json";
-  const auto text = read_whole_file(mpath);
-  if (!text) return {};  // a bare nanoGPT or llm.c folder: ids without a tokenizer
-  const auto meta = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  const auto tok = meta.is_object() ? meta.find("tokenizer") : meta.end();
-  if (!meta.is_object() || tok == meta.end() || *tok != "bpe") return {};
-  std::vector<std::string> files;
-  for (const char* name : kTokenizerFiles) {
-    const std::string from = dir + "/" + name;
-    if (!fs::is_regular_file(from, ec))
-      throw InputError(stoch::str(from, ": missing (", mpath, " says the ids are BPE tokens)"));
-    files.push_back(from);
-  }
-  return files;
+  return data::bpe_tokenizer_files(dir);
 }
 
 // The model of a checkpoint, vocab_size resolved from its own embedding (0 in the config takes

@@ -69,6 +69,18 @@ nlohmann::json read_meta(const std::string& path) {
   }
 }
 
+// A BPE folder's tokenizer files, each checked to be there as its meta.json (`mpath`) says.
+std::vector<std::string> checked_bpe_files(const std::string& dir, const std::string& mpath) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const char* name : {"vocab.json", "merges.txt"}) {
+    files.push_back(dir + "/" + name);
+    if (!fs::is_regular_file(files.back(), ec))
+      throw InputError(str(files.back(), ": missing (", mpath, " says the ids are BPE tokens)"));
+  }
+  return files;
+}
+
 template <class T>
 T meta_value(const nlohmann::json& meta, const std::string& path, const char* key, T fallback) {
   if (!meta.is_object() || !meta.contains(key)) return fallback;
@@ -191,9 +203,7 @@ TokenFolder open_token_folder(const std::string& dir, const std::string& format)
   if (tok == "byte") {
     f.tokenizer = "bytes";
   } else if (tok == "bpe") {
-    for (const char* file : {"vocab.json", "merges.txt"})
-      if (!fs::is_regular_file(dir + "/" + file, ec))
-        throw InputError(str(dir, "/", file, ": missing (meta.json says the ids are BPE tokens)"));
+    checked_bpe_files(dir, mpath);
     f.tokenizer = dir;
   }
   const double val_bytes = meta_value<double>(meta, mpath, "val_bytes", 0.0);
@@ -203,6 +213,13 @@ TokenFolder open_token_folder(const std::string& dir, const std::string& format)
                    f.train.shard_count(), f.train.shard_count() == 1 ? " file" : " files",
                    ", vocab ", f.vocab_size, ")");
   return f;
+}
+
+std::vector<std::string> bpe_tokenizer_files(const std::string& dir) {
+  const std::string mpath = dir + "/meta.json";
+  const nlohmann::json meta = read_meta(mpath);
+  if (meta_value<std::string>(meta, mpath, "tokenizer", "") != "bpe") return {};
+  return checked_bpe_files(dir, mpath);
 }
 
 std::vector<std::string> write_token_split(const std::string& dir, TokenFormat format,

@@ -44,6 +44,11 @@ struct TokenFolder {
 // Every id is checked against the vocabulary; InputError naming the file otherwise.
 TokenFolder open_token_folder(const std::string& dir, const std::string& format);
 
+// The tokenizer files beside the ids of token folder `dir` (vocab.json, merges.txt) when its
+// meta.json says the ids are BPE tokens, InputError naming one that is missing; none for byte
+// ids or a folder without meta.json. Reads nothing but meta.json.
+std::vector<std::string> bpe_tokenizer_files(const std::string& dir);
+
 // Writes one split's ids in `format` into `dir` (llmc: shards of at most shard_tokens ids).
 // Returns the file names written.
 std::vector<std::string> write_token_split(const std::string& dir, TokenFormat format,

@@ -165,13 +165,14 @@ Checkpoint CheckpointStore::load(int64_t step, bool with_tensors) const {
   for (const char* name : {"state.json", "model.safetensors", "rng.safetensors"})
     if (!listed.count(name)) throw InputError(stoch::str(mpath, ": lists no ", name));
   const std::string suffix = ".safetensors";
-  for (const auto& f : manifest.files) {
-    if (!with_tensors) break;
-    const std::string& name = f.name;
-    if (name.size() > suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      c.tensors[name.substr(0, name.size() - suffix.size())] = read_safetensors(c.dir + "/" + name);
-  }
+  if (with_tensors)
+    for (const auto& f : manifest.files) {
+      const std::string& name = f.name;
+      if (name.size() > suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        c.tensors[name.substr(0, name.size() - suffix.size())] =
+            read_safetensors(c.dir + "/" + name);
+    }
   const std::string spath = c.dir + "/state.json";
   const auto state_text = read_whole_file(spath);
   if (!state_text) throw InputError(stoch::str(spath, ": cannot read"));
