@@ -74,7 +74,7 @@ same_ids=no
 cmp -s "$work/stoch_ids.txt" "$work/hf_ids.txt" && same_ids=yes
 
 cpu=$(lscpu | sed -nE 's/^Model name: +//p' | head -n 1)
-isa=$(grep -qw avx2 /proc/cpuinfo && echo ", AVX2" || true)
+isa=$(if grep -qw avx512f /proc/cpuinfo; then echo ", AVX-512"; elif grep -qw avx2 /proc/cpuinfo; then echo ", AVX2"; fi)
 printf "machine: %s, %s cores%s\n\n" "$cpu" "$(nproc)" "$isa"
 printf "| | stoch | tokenizers %s | ratio |\n| --- | --- | --- | --- |\n" \
   "$("$py" -c 'import tokenizers; print(tokenizers.__version__)')"
