@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "core/registry.h"
 #include "core/run_lock.h"
 #include "test_util.h"
+#include "train/experiment.h"
 #include "train/task.h"
 
 namespace {
@@ -30,6 +32,18 @@ std::map<std::string, std::string> task_metrics() {
   for (const auto& name : stoch::registry<stoch::train::TaskEntry>().names())
     out[name] = stoch::registry<stoch::train::TaskEntry>().get(name, "task").primary_metric;
   return out;
+}
+
+// What the cli passes: the keys that change no result, which do not split groups.
+const std::vector<std::string>& same_setup() {
+  static const auto keys = stoch::train::same_setup_keys();
+  return keys;
+}
+
+CompareOptions options() {
+  CompareOptions o;
+  o.same_setup_keys = same_setup();
+  return o;
 }
 
 void write(const fs::path& path, const std::string& text) {
@@ -51,9 +65,12 @@ void write_run(const fs::path& dir, int d_model, int seed, int keep_last,
   write(dir / "config.yaml",
         "# Resolved by stoch\nrun:\n  name: " + dir.filename().string() +
             "\n  seed: " + std::to_string(seed) + "\n  threads: " + std::to_string(seed) +
+            "\n  peak_tflops: " + std::to_string(100 * seed) +
             "\ntask: lm\nmodel:\n  d_model: " + std::to_string(d_model) +
             "\n  n_layer: 2\ntrain:\n  steps: 100\n  keep_last: " + std::to_string(keep_last) +
-            "\nlog:\n  every: " + std::to_string(10 * seed) + "\n");
+            "\n  ckpt_every: " + std::to_string(50 * seed) +
+            "\nlog:\n  every: " + std::to_string(10 * seed) +
+            "\ndist:\n  timeout_s: " + std::to_string(60 * seed) + "\n");
   std::ostringstream m;
   m << R"({"step": 0, "split": "data", "data/entropy_rate": 2.5, "val/loss": null})"
     << "\n";
@@ -67,7 +84,8 @@ void write_run(const fs::path& dir, int d_model, int seed, int keep_last,
 }
 
 // Group A (d_model 64) ends near 2.1, group B (d_model 128, nested one level deeper) near 2.6.
-// A's runs differ in seed, threads, keep_last and log.every, none of which splits a group.
+// A's runs differ in seed, threads, keep_last, log.every, run.peak_tflops, train.ckpt_every and
+// dist.timeout_s, none of which changes a result, so none splits a group (the last three did).
 std::string make_sweep() {
   const fs::path sweep = stoch::test::temp_dir("compare");
   write_run(sweep / "a-s1", 64, 1, 3, {3.0, 2.5, 2.0},
@@ -98,9 +116,20 @@ std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
   return rows;
 }
 
+// The schema's keys that change no result, from every task's sections; a key that does is not
+// among them.
+TEST(Compare, SameSetupKeysComeFromTheSchema) {
+  for (const char* key : {"run.seed", "run.name", "run.threads", "run.libtorch_kernels",
+                          "run.peak_tflops", "train.ckpt_every", "train.keep_last",
+                          "train.keep_every", "log.every", "dist.timeout_s", "dqn.helper_lane"})
+    EXPECT_NE(std::find(same_setup().begin(), same_setup().end(), key), same_setup().end()) << key;
+  for (const char* key : {"train.steps", "optim.lr", "run.precision", "dqn.gamma", "model.d_model"})
+    EXPECT_EQ(std::find(same_setup().begin(), same_setup().end(), key), same_setup().end()) << key;
+}
+
 TEST(Compare, GroupsRunsByConfigAndLabelsByDifferingKey) {
   const std::string sweep = make_sweep();
-  const auto groups = load_run_groups({sweep}, "val/loss");
+  const auto groups = load_run_groups({sweep}, "val/loss", "eval", same_setup());
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].label, "model.d_model=64");
   EXPECT_EQ(groups[1].label, "model.d_model=128");
@@ -115,7 +144,7 @@ TEST(Compare, GroupsRunsByConfigAndLabelsByDifferingKey) {
 
 TEST(Compare, WritesTablesAndCurvesWithTheRightNumbers) {
   const std::string sweep = make_sweep();
-  CompareOptions o;
+  CompareOptions o = options();
   o.paths = {sweep};
   o.task_metrics = task_metrics();
   o.reps = 2000;
@@ -199,7 +228,8 @@ TEST(Compare, ModeMaxFlipsTheImprovement) {
   settings.metric = "val/loss";
   settings.minimize = false;
   settings.reps = 200;
-  const Comparison c = compare_groups(load_run_set({sweep}, "val/loss", {}), settings);
+  const Comparison c =
+      compare_groups(load_run_set({sweep}, "val/loss", {}, "eval", same_setup()), settings);
   ASSERT_EQ(c.improvements.size(), 2u);
   EXPECT_EQ(c.improvements[0].x, 0u);
   EXPECT_EQ(c.improvements[0].p, 0.0);
@@ -230,7 +260,8 @@ TEST(Compare, AtStepTakesEachRunsValueThere) {
   settings.metric = "val/loss";
   settings.reps = 100;
   settings.at_step = 60;  // a-s1's step 75 is after it: every run's step-50 value
-  const Comparison c = compare_groups(load_run_set({sweep}, "val/loss", {}), settings);
+  const Comparison c =
+      compare_groups(load_run_set({sweep}, "val/loss", {}, "eval", same_setup()), settings);
   const auto& a = c.groups[0].tasks[0];
   EXPECT_EQ(a.finals, (std::vector<double>{2.5, 1.9, 2.6}));
   EXPECT_EQ(a.final_step_min, 50);
@@ -238,9 +269,11 @@ TEST(Compare, AtStepTakesEachRunsValueThere) {
   EXPECT_NEAR(a.best_mean, (2.5 + 1.9 + 2.6) / 3, 1e-12);  // the later 2.0-2.2 do not count
   EXPECT_NE(markdown_report(c).find("values at step 60"), std::string::npos);
   settings.at_step = 80;
-  EXPECT_EQ(
-      compare_groups(load_run_set({sweep}, "val/loss", {}), settings).groups[0].tasks[0].finals,
-      (std::vector<double>{2.3, 1.9, 2.6}));
+  EXPECT_EQ(compare_groups(load_run_set({sweep}, "val/loss", {}, "eval", same_setup()), settings)
+                .groups[0]
+                .tasks[0]
+                .finals,
+            (std::vector<double>{2.3, 1.9, 2.6}));
   fs::remove_all(sweep);
 }
 
@@ -261,7 +294,7 @@ TEST(Compare, DefaultMetricIsTheTasks) {
 
 TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
   const std::string sweep = make_sweep();
-  CompareOptions o;
+  CompareOptions o = options();
   o.paths = {sweep + "/a-s1", sweep + "/a-s2"};
   o.task_metrics = task_metrics();
   o.reps = 100;
@@ -278,7 +311,7 @@ TEST(Compare, OneGroupIsLabelledByRunNameAndWritesNoFilesByDefault) {
 
 // Options comparing `paths` by their task's metric, with few resamples.
 CompareOptions quick_options(const std::vector<std::string>& paths) {
-  CompareOptions o;
+  CompareOptions o = options();
   o.paths = paths;
   o.task_metrics = task_metrics();
   o.reps = 100;
@@ -292,6 +325,41 @@ std::string warnings_of(const CompareOptions& o) {
   EXPECT_EQ(run_compare(o), 0);
   testing::internal::GetCapturedStdout();
   return testing::internal::GetCapturedStderr();
+}
+
+// --mode auto reads the direction of stoch's own metrics from their words (diag/kl was taken as
+// higher-is-better, so the worse model won with probability 1), and says when it cannot tell.
+TEST(Compare, AutoModeKnowsTheDirectionOfStochsMetrics) {
+  for (const char* lower :
+       {"val/loss", "val/bpb", "val/bayes_loss", "fit/mse", "chess/log_loss", "chess/value_mse",
+        "diag/kl", "diag/nll", "diag/nll_freq2", "diag/ce_probe", "diag/ce_bigram",
+        "diag/value_gap", "diag/calibration_gap", "diag/dormant", "td_error", "valloss"}) {
+    EXPECT_EQ(metric_direction(lower), std::optional<bool>(true)) << lower;
+    EXPECT_TRUE(minimize_metric(lower, "auto")) << lower;
+  }
+  for (const char* higher :
+       {"eval/return_mean", "train/return", "chess/action_accuracy", "chess/kendall_tau",
+        "diag/effective_rank", "diag/surplus", "chess/mate_in_2_accuracy", "episode_return"})
+    EXPECT_EQ(metric_direction(higher), std::optional<bool>(false)) << higher;
+  for (const char* neither : {"diag/entropy", "diag/true_entropy", "eval/return_std",
+                              "eval/length_mean", "diag/uniformity", "tickle"})
+    EXPECT_EQ(metric_direction(neither), std::nullopt) << neither;
+
+  const fs::path sweep = stoch::test::temp_dir("compare-mode");
+  for (int seed = 1; seed <= 2; ++seed)
+    for (int d_model : {64, 128})
+      write_run(sweep / ("d" + std::to_string(d_model) + "-s" + std::to_string(seed)), d_model,
+                seed, 2, {3.0, 2.5, 2.0},
+                R"({"step": 100, "split": "diag", "diag/kl": 0.5, "diag/uniformity": )" +
+                    std::to_string(d_model) + "}\n");
+  CompareOptions o = quick_options({sweep.string()});
+  o.metric = "diag/uniformity";
+  EXPECT_NE(warnings_of(o).find("--mode auto cannot tell from its name whether diag/uniformity "
+                                "is better lower or higher; taking higher"),
+            std::string::npos);
+  o.metric = "diag/kl";
+  EXPECT_EQ(warnings_of(o).find("cannot tell"), std::string::npos);
+  fs::remove_all(sweep);
 }
 
 TEST(Compare, RunsStillBeingWrittenAreNamed) {
@@ -375,7 +443,7 @@ TEST(Compare, BadInputNamesThePath) {
   const std::string sweep = make_sweep();
   auto message = [](const std::vector<std::string>& paths, const std::string& metric) {
     try {
-      load_run_groups(paths, metric);
+      load_run_groups(paths, metric, "eval", same_setup());
     } catch (const stoch::InputError& e) {
       return std::string(e.what());
     }
@@ -388,7 +456,7 @@ TEST(Compare, BadInputNamesThePath) {
   EXPECT_NE(missing.find("metrics.jsonl"), std::string::npos) << missing;
   EXPECT_NE(missing.find("val/bpb"), std::string::npos) << missing;
   // Falls back to a split that has the metric: train loss.
-  const auto groups = load_run_groups({sweep}, "loss");
+  const auto groups = load_run_groups({sweep}, "loss", "eval", same_setup());
   EXPECT_EQ(groups[0].runs[0].split, "train");
   fs::remove_all(sweep);
 }
@@ -439,7 +507,7 @@ std::map<std::string, std::vector<double>> read_aggregates(const fs::path& path)
 
 TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
   const std::string sweep = make_rl_sweep();
-  const RunSet set = load_run_set({sweep}, "eval/return_mean", {"env.name"});
+  const RunSet set = load_run_set({sweep}, "eval/return_mean", {"env.name"}, "eval", same_setup());
   EXPECT_EQ(set.tasks, (std::vector<std::string>{"breakout", "pong"}));
   EXPECT_EQ(set.following_keys, (std::vector<std::string>{"value.v_max"}));
   ASSERT_EQ(set.groups.size(), 2u);
@@ -447,14 +515,15 @@ TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
   EXPECT_EQ(set.groups[1].label, "value.loss=mse");
   EXPECT_EQ(set.groups[0].runs.size(), 6u);
   // Without the task key, every game x head is a group of its own.
-  EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {}).groups.size(), 4u);
+  EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {}, "eval", same_setup()).groups.size(), 4u);
   EXPECT_TRUE(set.absent_task_keys.empty());
 
   // A task key no run has puts every run on one task: an error when the user named it (a typo),
   // not when it is the default (env.name for runs without environments).
-  EXPECT_EQ(load_run_set({sweep}, "eval/return_mean", {"env.nam"}).absent_task_keys,
-            (std::vector<std::string>{"env.nam"}));
-  CompareOptions o;
+  EXPECT_EQ(
+      load_run_set({sweep}, "eval/return_mean", {"env.nam"}, "eval", same_setup()).absent_task_keys,
+      (std::vector<std::string>{"env.nam"}));
+  CompareOptions o = options();
   o.paths = {sweep};
   o.task_metrics = task_metrics();
   o.task_keys = {"env.nam"};
@@ -474,7 +543,7 @@ TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
   fs::remove_all(sweep + "/pong-mse-s1");
   fs::remove_all(sweep + "/pong-mse-s2");
   try {
-    load_run_set({sweep}, "eval/return_mean", {"env.name"});
+    load_run_set({sweep}, "eval/return_mean", {"env.name"}, "eval", same_setup());
     ADD_FAILURE() << "no error";
   } catch (const stoch::InputError& e) {
     const std::string msg = e.what();
@@ -486,7 +555,7 @@ TEST(Compare, TasksAreNamedByTheTaskKeyAndKeysThatFollowThemDoNotSplitGroups) {
 
 TEST(Compare, AggregatesNormalisedScoresOverTasksAndSeeds) {
   const std::string sweep = make_rl_sweep();
-  CompareOptions o;
+  CompareOptions o = options();
   o.paths = {sweep};
   o.task_metrics = task_metrics();
   o.normalize = sweep + "/normalize.yaml";
@@ -556,7 +625,7 @@ TEST(Compare, CompareTableScriptJoinsSeveralComparisons) {
   STOCH_REQUIRE(stoch::test::python_missing("csv"));
   const std::string sweep = make_rl_sweep();
   for (const char* step : {"100", "200"}) {
-    CompareOptions o;
+    CompareOptions o = options();
     o.paths = {sweep};
     o.task_metrics = task_metrics();
     o.reps = 100;
@@ -585,7 +654,7 @@ TEST(Compare, BadNormalisationNamesTheFileAndTask) {
   const std::string sweep = make_rl_sweep();
   auto message = [&](const std::string& yaml, const std::vector<std::string>& task_keys) {
     write(fs::path(sweep) / "n.yaml", yaml);
-    CompareOptions o;
+    CompareOptions o = options();
     o.paths = {sweep};
     o.task_metrics = task_metrics();
     o.normalize = sweep + "/n.yaml";
@@ -623,7 +692,7 @@ TEST(Compare, BadNormalisationNamesTheFileAndTask) {
 TEST(Compare, PlotsCurvesWithPython) {
   STOCH_REQUIRE(stoch::test::python_missing("matplotlib"));
   const std::string sweep = make_sweep();
-  CompareOptions o;
+  CompareOptions o = options();
   o.paths = {sweep};
   o.task_metrics = task_metrics();
   o.out_dir = sweep + "/out";

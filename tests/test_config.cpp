@@ -97,6 +97,13 @@ TEST(Config, SetOverridesAreTypeChecked) {
             0u);
 }
 
+// A hook entry without a name is refused naming its line (the message named no place).
+TEST(Config, AHookEntryWithoutANameNamesItsLine) {
+  const std::string e = error_of("task: lm\nhooks:\n  - {name: entropy}\n  - every: 10\n");
+  EXPECT_EQ(e.rfind("DIR/c.yaml:4: hooks.1.name: missing; expected one of ", 0), 0u) << e;
+  EXPECT_NE(e.find("entropy"), std::string::npos) << e;
+}
+
 // Inputs that YAML allows but a config cannot mean: aliases that multiply a few hundred bytes
 // into billions of values (minutes and gigabytes before), a second document (ignored before),
 // and infinite numbers (`optim.lr: .inf` was accepted).
@@ -229,6 +236,36 @@ TEST(Cli, ConfigPrintsResolvedDefaults) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("steps: 7"), std::string::npos);
   EXPECT_NE(r.output.find("keep_last: 2"), std::string::npos);  // a default the file never names
+}
+
+// --check builds the run as train would, so a rule only the network knows is found before a
+// run is queued; without it the config prints (parsing alone cannot know it).
+TEST(Cli, ConfigCheckRefusesWhatTrainRefusesAndWritesNothing) {
+  const std::string dir = test::temp_dir("config-check");
+  const std::string config = std::string(STOCH_SOURCE_DIR) + "/configs/quickstart.yaml";
+  const std::string bad = " --set model.n_head=3";
+  EXPECT_EQ(test::run_stoch("config " + config + bad + " --no-docs").code, 0);
+  const auto r = test::run_command("cd " + dir + " && " + STOCH_BINARY + " config " + config + bad +
+                                   " --check");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("model.n_head: 3 does not divide model.d_model = 64"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("steps:"), std::string::npos) << r.output;  // no config printed
+  // A hook that needs a language model, on a value task.
+  const auto hook = test::run_stoch(std::string("config ") + STOCH_SOURCE_DIR +
+                                    "/configs/value/nonstationary.yaml --check --set "
+                                    "'hooks=[{name: entropy, every: 10}]'");
+  EXPECT_EQ(hook.code, 2) << hook.output;
+  EXPECT_NE(hook.output.find("hooks: entropy needs a language model"), std::string::npos)
+      << hook.output;
+  const auto good = test::run_command("cd " + dir + " && " + STOCH_BINARY + " config " + config +
+                                      " --check --no-docs");
+  EXPECT_EQ(good.code, 0) << good.output;
+  EXPECT_NE(good.output.find("a run of this config builds (nothing was written)"),
+            std::string::npos)
+      << good.output;
+  EXPECT_NE(good.output.find("n_head: 4"), std::string::npos) << good.output;
+  EXPECT_TRUE(test::fs::is_empty(dir)) << "config --check wrote into the current directory";
 }
 
 TEST(Config, FirstDifferingKeyIsTheSmallestKeyWhereTheLeavesPart) {

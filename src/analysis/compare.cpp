@@ -1,8 +1,10 @@
 #include "analysis/compare.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <numeric>
+#include <set>
 
 #include "core/errors.h"
 #include "core/rng.h"
@@ -146,14 +148,40 @@ size_t GroupSummary::runs() const {
   return n;
 }
 
+std::optional<bool> metric_direction(const std::string& metric) {
+  static const std::set<std::string> lower_words = {
+      "loss", "mse", "mae", "rmse",   "error",      "bpb",     "nll",    "kl",
+      "ce",   "gap", "ppl", "regret", "perplexity", "dormant", "seconds"};
+  static const std::set<std::string> higher_words = {"return",  "reward",    "accuracy",   "acc",
+                                                     "tau",     "align",     "rank",       "srank",
+                                                     "surplus", "agreement", "efficiency", "score"};
+  static const std::set<std::string> undirected_words = {"std", "entropy", "length"};
+  const std::string name = lowercase(metric);
+  bool lower = false, higher = false;
+  // Whole words of the name ("diag/ce_probe": diag, ce, probe), so "kl" is not found in "tickle".
+  std::string word;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i < name.size() && std::isalnum(static_cast<unsigned char>(name[i]))) {
+      word += name[i];
+      continue;
+    }
+    if (undirected_words.count(word)) return std::nullopt;
+    lower = lower || lower_words.count(word) > 0;
+    higher = higher || higher_words.count(word) > 0;
+    word.clear();
+  }
+  // As before whole words were read: these inside a longer word ("valloss") still say lower.
+  for (const char* part : {"loss", "mse", "error", "bpb"})
+    lower = lower || name.find(part) != std::string::npos;
+  if (lower == higher) return std::nullopt;
+  return lower;
+}
+
 bool minimize_metric(const std::string& metric, const std::string& mode) {
   if (mode == "min") return true;
   if (mode == "max") return false;
   if (mode != "auto") throw InputError(str("--mode ", mode, ": expected one of min, max, auto"));
-  const std::string lower = lowercase(metric);
-  for (const char* word : {"loss", "mse", "error", "bpb"})
-    if (lower.find(word) != std::string::npos) return true;
-  return false;
+  return metric_direction(metric).value_or(false);
 }
 
 std::string default_metric(const std::vector<std::string>& paths,

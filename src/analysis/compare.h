@@ -31,12 +31,15 @@ struct CompareOptions {
   // Each task's primary metric (TaskEntry::primary_metric), filled in by the cli layer.
   std::map<std::string, std::string> task_metrics;
   std::vector<std::string> task_keys = {"env.name"};  // config keys naming a run's task
+  // Keys that change no result (train::same_setup_keys), filled in by the cli layer: runs that
+  // differ only in them form one group.
+  std::vector<std::string> same_setup_keys;
   bool task_keys_given = false;  // by the user: a key no run has is then an error
   std::string normalize;         // per-task normalisation file; empty: raw scores
   bool task_bootstrap = false;   // resample tasks too (rliable's task_bootstrap)
   int64_t at_step = -1;          // compare values at this step (each run's last at or before)
   std::string out_dir;
-  std::string mode = "auto";  // min | max | auto: min when the name says loss/mse/error/bpb
+  std::string mode = "auto";  // min | max | auto: metric_direction
   int reps = 2000;            // bootstrap resamples
   uint64_t seed = 0;          // bootstrap seed
   std::string python;         // interpreter for the plot; empty: $STOCH_PYTHON; none: no plot
@@ -115,8 +118,14 @@ struct CompareSettings {
   int64_t at_step = -1;  // final values at this step; -1: each run's last
 };
 
-// "min" -> true, "max" -> false, "auto" -> whether the name says loss, mse, error or bpb.
-// Throws InputError for any other mode.
+// Whether lower is better, read from the words of a metric's name: loss, mse, error, bpb, nll,
+// kl, ce (cross-entropy), gap, dormant, perplexity, regret, seconds say lower; return, reward,
+// accuracy, tau, align, rank, surplus, agreement, efficiency, score say higher. Nothing when the
+// words say neither, both, or have no direction (std, entropy, length).
+std::optional<bool> metric_direction(const std::string& metric);
+
+// "min" -> true, "max" -> false, "auto" -> metric_direction, higher when it cannot tell (the
+// report then warns). Throws InputError for any other mode.
 bool minimize_metric(const std::string& metric, const std::string& mode);
 
 // What the runs' task is judged by: the first run's config.yaml names the task, `task_metrics`

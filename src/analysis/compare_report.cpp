@@ -271,7 +271,10 @@ int run_compare(const CompareOptions& o) {
   if (!o.normalize.empty()) norm = read_normalization(o.normalize);
   const std::string metric = o.metric.empty() ? default_metric(o.paths, o.task_metrics) : o.metric;
   const bool minimize = minimize_metric(metric, o.mode);
-  const RunSet set = load_run_set(o.paths, metric, o.task_keys);
+  if (o.mode == "auto" && !metric_direction(metric))
+    warn(str("--mode auto cannot tell from its name whether ", metric,
+             " is better lower or higher; taking higher (pass --mode min or --mode max)"));
+  const RunSet set = load_run_set(o.paths, metric, o.task_keys, "eval", o.same_setup_keys);
   if (o.task_keys_given && !set.absent_task_keys.empty())
     throw InputError(str("--task-key ", set.absent_task_keys[0],
                          ": no run's config.yaml has this key (runs differing in it are on "

@@ -58,12 +58,13 @@ std::string task_name(const config::Node& config, const std::vector<std::string>
 // Keys equal within every task and different between two tasks. A key a run lacks counts as
 // the value "(unset)".
 std::vector<std::string> keys_following_task(const std::vector<Run>& runs,
-                                             const std::vector<std::string>& task_keys) {
+                                             const std::vector<std::string>& task_keys,
+                                             const std::vector<std::string>& same_setup) {
   std::vector<std::map<std::string, std::string>> prints;
   std::set<std::string> keys, tasks;
   for (const auto& run : runs) {
     tasks.insert(run.task);
-    prints.push_back(config_fingerprint(run.config));
+    prints.push_back(config_fingerprint(run.config, same_setup));
     drop_keys(prints.back(), task_keys);
     for (const auto& [k, v] : prints.back()) keys.insert(k);
   }
@@ -102,12 +103,6 @@ std::string run_name(const config::Node& config, const fs::path& dir) {
 }
 
 }  // namespace
-
-const std::vector<std::string>& seed_only_keys() {
-  static const std::vector<std::string> keys = {"run.seed", "run.name",        "run.threads",
-                                                "log",      "train.keep_last", "train.keep_every"};
-  return keys;
-}
 
 std::vector<std::string> find_run_dirs(const std::vector<std::string>& paths) {
   std::set<std::string> found;
@@ -191,9 +186,11 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
   return chosen->second;
 }
 
-std::map<std::string, std::string> config_fingerprint(const config::Node& config) {
+std::map<std::string, std::string> config_fingerprint(const config::Node& config,
+                                                      const std::vector<std::string>& same_setup) {
   std::map<std::string, std::string> leaves = config::leaves(config);
-  drop_keys(leaves, seed_only_keys());
+  drop_keys(leaves, {"run.seed"});
+  drop_keys(leaves, same_setup);
   return leaves;
 }
 
@@ -241,7 +238,8 @@ std::vector<RunGroup> group_runs(std::vector<Run> runs, const std::vector<std::s
   return groups;
 }
 
-RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys) {
+RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys,
+                    const std::vector<std::string>& same_setup) {
   RunSet set;
   set.task_keys = task_keys;
   std::set<std::string> tasks;
@@ -256,9 +254,10 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
           return leaves.count(key) > 0;
         }))
       set.absent_task_keys.push_back(key);
-  set.following_keys = keys_following_task(runs, task_keys);
+  set.following_keys = keys_following_task(runs, task_keys, same_setup);
   std::vector<std::string> ignored = task_keys;
   ignored.insert(ignored.end(), set.following_keys.begin(), set.following_keys.end());
+  ignored.insert(ignored.end(), same_setup.begin(), same_setup.end());
   set.groups = group_runs(std::move(runs), ignored);
   if (set.groups.size() == 1 && set.tasks.size() > 1) set.groups[0].label = "all runs";
   for (const auto& g : set.groups) {
@@ -275,7 +274,8 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
 }
 
 RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
-                    const std::vector<std::string>& task_keys, const std::string& split) {
+                    const std::vector<std::string>& task_keys, const std::string& split,
+                    const std::vector<std::string>& same_setup) {
   std::vector<Run> runs;
   std::vector<std::string> not_yet;
   for (const auto& dir : find_run_dirs(paths)) {
@@ -301,14 +301,15 @@ RunSet load_run_set(const std::vector<std::string>& paths, const std::string& me
     throw InputError(str(join(paths, ", "), ": no run has logged ", metric, " yet (",
                          not_yet.size(), not_yet.size() == 1 ? " run" : " runs",
                          " still being written)"));
-  RunSet set = make_run_set(std::move(runs), task_keys);
+  RunSet set = make_run_set(std::move(runs), task_keys, same_setup);
   set.not_yet = std::move(not_yet);
   return set;
 }
 
 std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
-                                      const std::string& metric, const std::string& split) {
-  return load_run_set(paths, metric, {}, split).groups;
+                                      const std::string& metric, const std::string& split,
+                                      const std::vector<std::string>& same_setup) {
+  return load_run_set(paths, metric, {}, split, same_setup).groups;
 }
 
 }  // namespace stoch::analysis

@@ -32,10 +32,6 @@ struct RunGroup {
   std::vector<Run> runs;               // sorted by directory
 };
 
-// Config keys that do not change what a run computes beyond its seed (or not at all), so runs
-// differing only in them belong to one group. A key names its whole subtree ("log").
-const std::vector<std::string>& seed_only_keys();
-
 // Run directories under `paths`, sorted and without duplicates. A path holding config.yaml is a
 // run; otherwise its children and grandchildren holding config.yaml are (a sweep, possibly
 // nested one level). Throws InputError naming a path that does not exist or holds no runs.
@@ -51,9 +47,12 @@ Curve read_metric_curve(const std::string& run_dir, const std::string& metric,
                         const std::string& split = "eval", std::string* split_used = nullptr,
                         int64_t* last_null_step = nullptr);
 
-// The config leaves as "a.b.c" -> scalar ("a.list.0" for list elements), without
-// seed_only_keys(). Runs with equal fingerprints belong to one group.
-std::map<std::string, std::string> config_fingerprint(const config::Node& config);
+// The config leaves as "a.b.c" -> scalar ("a.list.0" for list elements), without run.seed and
+// the `same_setup` keys: those that change no result beyond the seed's (train::same_setup_keys,
+// which the schema marks; a key names its whole subtree). Runs with equal fingerprints belong to
+// one group.
+std::map<std::string, std::string> config_fingerprint(
+    const config::Node& config, const std::vector<std::string>& same_setup = {});
 
 // Groups runs by config_fingerprint less `ignored` keys (and their subtrees), in order of each
 // group's first run, and labels them.
@@ -76,15 +75,18 @@ struct RunSet {
 // then groups the runs. With several tasks, a key that is equal within every task and differs
 // between two (a support sized per game, say) follows the task: it does not split groups, and
 // is reported. Throws InputError naming a group that has no run on some task.
-RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys);
+RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_keys,
+                    const std::vector<std::string>& same_setup = {});
 
 // find_run_dirs + read_metric_curve + config.yaml + make_run_set. Throws InputError when no
 // run has a value of `metric` (every run still being written, none having logged it yet).
 RunSet load_run_set(const std::vector<std::string>& paths, const std::string& metric,
-                    const std::vector<std::string>& task_keys, const std::string& split = "eval");
+                    const std::vector<std::string>& task_keys, const std::string& split = "eval",
+                    const std::vector<std::string>& same_setup = {});
 
 // load_run_set's groups, with no task keys: every run on one task.
 std::vector<RunGroup> load_run_groups(const std::vector<std::string>& paths,
-                                      const std::string& metric, const std::string& split = "eval");
+                                      const std::string& metric, const std::string& split = "eval",
+                                      const std::vector<std::string>& same_setup = {});
 
 }  // namespace stoch::analysis

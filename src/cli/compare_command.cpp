@@ -12,6 +12,7 @@
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "core/registry.h"
+#include "train/experiment.h"
 #include "train/task.h"
 
 namespace stoch::cli {
@@ -64,6 +65,7 @@ int compare(const CompareArgs& args) {
   o.task_bootstrap = args.task_bootstrap;
   o.at_step = args.step;
   o.task_metrics = task_metrics();
+  o.same_setup_keys = train::same_setup_keys();
   o.out_dir = args.out;
   o.mode = args.mode;
   o.reps = args.reps;
@@ -108,7 +110,8 @@ const bool registered = register_command(
           "folder for compare.md, its .csv tables and plots (default: SWEEP_DIR/compare when "
           "the first path is a sweep; otherwise tables are only printed)");
       cmd.add_option("--mode", a->mode,
-                     "min, max, or auto (min when the name says loss/mse/error/bpb)")
+                     "min, max, or auto (from the name's words: loss, nll, kl, ce, error, gap, "
+                     "... say min; return, accuracy, rank, ... say max; else max, with a warning)")
           ->check(CLI::IsMember({"min", "max", "auto"}));
       cmd.add_option("--reps", a->reps, "bootstrap resamples")
           ->check(integer_in(1, std::numeric_limits<int>::max()));

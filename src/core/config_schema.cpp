@@ -179,6 +179,9 @@ void Reader::operator()(const char* key, bool& field, const char* doc, const Spe
 void Reader::operator()(const char* key, std::string& field, const char* doc, const Spec& spec) {
   (void)doc;
   const Node* n = take(key);
+  if (!n && spec.required)
+    throw InputError(str(where_, ": ", path(key), ": missing; expected ",
+                         describe_expectation("a string", spec)));
   if (!n) return;
   if (n->kind != Node::Kind::kScalar) fail(*n, path(key), "a string", spec);
   if (!spec.choices.empty()) {
@@ -282,7 +285,8 @@ void Printer::line(const char* key, const std::string& value, const char* type, 
   if (docs_) {
     if (l.size() < 40) l.resize(40, ' ');
     l += str("  # ", doc, " (", describe_expectation(type, spec),
-             spec.resumable ? "; may change on resume" : "", ")");
+             spec.resumable ? "; may change on resume" : "",
+             spec.same_setup ? "; changes no result" : "", ")");
   }
   out_ += l + "\n";
 }

@@ -28,6 +28,10 @@ struct Spec {
   bool min_exclusive = false;
   std::vector<std::string> choices;
   bool resumable = false;  // may be overridden on resume: it cannot change what already happened
+  bool required = false;   // a string key without a default: the Reader refuses its absence
+  // Changes no trained number, or only its rounding (threads, kernels): `stoch compare` puts runs
+  // that differ only in such keys (and the seed) in one group.
+  bool same_setup = false;
 
   Spec& at_least(double v) {
     min = v;
@@ -49,6 +53,14 @@ struct Spec {
   }
   Spec& on_resume() {
     resumable = true;
+    return *this;
+  }
+  Spec& changes_no_result() {
+    same_setup = true;
+    return *this;
+  }
+  Spec& must_be_given() {
+    required = true;
     return *this;
   }
 };
@@ -182,6 +194,7 @@ class KeyLister {
     const std::string p = prefix_ + key;
     all.insert(p);
     if (spec.resumable) resumable.insert(p);
+    if (spec.same_setup) same_setup.insert(p);
   }
 
   template <class S>
@@ -191,6 +204,7 @@ class KeyLister {
     sub.visit(child);
     all.insert(child.all.begin(), child.all.end());
     resumable.insert(child.resumable.begin(), child.resumable.end());
+    same_setup.insert(child.same_setup.begin(), child.same_setup.end());
   }
 
   template <class T>
@@ -202,11 +216,13 @@ class KeyLister {
       items[i].visit(child);
       all.insert(child.all.begin(), child.all.end());
       resumable.insert(child.resumable.begin(), child.resumable.end());
+      same_setup.insert(child.same_setup.begin(), child.same_setup.end());
     }
   }
 
   std::set<std::string> all;
   std::set<std::string> resumable;
+  std::set<std::string> same_setup;  // keys that change no result (Spec::changes_no_result)
 
  private:
   std::string prefix_;

@@ -97,12 +97,14 @@ struct HookSpec {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("name", name, "which diagnostic", Spec().one_of(registry<HookEntry>().names()));
+    v("name", name, "which diagnostic",
+      Spec().one_of(registry<HookEntry>().names()).must_be_given());
     v("every", every, "run every this many steps (and at the last step)",
       Spec().at_least(1).on_resume());
     if (!params) {
-      if (name.empty())
-        throw InputError("hooks: every entry needs a name (see `stoch config` for the list)");
+      // The Reader refuses an entry without one, naming its line; other visitors see parsed
+      // entries only.
+      if (name.empty()) throw InputError("hooks: every entry needs a name");
       params = registry<HookEntry>().get(name, "hooks.name").make_params();
     }
     params->accept(v);

@@ -1,5 +1,7 @@
 #include "train/experiment.h"
 
+#include <set>
+
 #include "core/errors.h"
 #include "core/registry.h"
 #include "core/strings.h"
@@ -47,6 +49,16 @@ config::KeyLister list_keys(ExperimentConfig& cfg) {
   config::KeyLister lister;
   cfg.visit(lister);
   return lister;
+}
+
+std::vector<std::string> same_setup_keys() {
+  std::set<std::string> keys = {"run.seed"};
+  for (const auto& task : registry<TaskEntry>().names()) {
+    auto cfg = parse_experiment(config::parse_text(str("task: ", task, "\n"), "same_setup_keys"));
+    const auto listed = list_keys(cfg).same_setup;
+    keys.insert(listed.begin(), listed.end());
+  }
+  return {keys.begin(), keys.end()};
 }
 
 }  // namespace stoch::train

@@ -30,7 +30,7 @@ struct RunConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("name", name, "run name; empty uses the config file's name");
+    v("name", name, "run name; empty uses the config file's name", Spec().changes_no_result());
     v("seed", seed, "seed for initialisation, dropout and data order", Spec().at_least(0));
     v("device", device, "where to train: cuda when available (auto), or forced",
       Spec().one_of({"auto", "cpu", "cuda"}));
@@ -39,16 +39,16 @@ struct RunConfig {
     v("threads", threads,
       "CPU threads for LibTorch; 0 uses every CPU this process may run on (its affinity "
       "mask, capped by a cgroup CPU quota)",
-      Spec().at_least(0).on_resume());
+      Spec().at_least(0).on_resume().changes_no_result());
     v("libtorch_kernels", libtorch_kernels,
       "instruction set of LibTorch's own CPU kernels, whose softmax and sums round differently "
       "on each (ATEN_CPU_CAPABILITY); auto: LibTorch's choice, or that variable's; pin avx2 to "
       "repeat a run's bits on another x86-64 CPU",
-      Spec().one_of({"auto", "default", "avx2", "avx512"}).on_resume());
+      Spec().one_of({"auto", "default", "avx2", "avx512"}).on_resume().changes_no_result());
     v("peak_tflops", peak_tflops,
       "dense peak TFLOP/s of one rank's GPU (H100 SXM, H200: 989 bf16) or of the whole CPU, "
       "for the mfu metric; 0: no mfu",
-      Spec().at_least(0).on_resume());
+      Spec().at_least(0).on_resume().changes_no_result());
   }
 };
 
@@ -89,13 +89,14 @@ struct TrainConfig {
       Spec().at_least(0).on_resume());
     v("eval_batches", eval_batches, "held-out batches per evaluation", Spec().at_least(1));
     v("ckpt_every", ckpt_every,
-      "checkpoint every this many steps (and at the end); 0 only at the end",
-      Spec().at_least(0).on_resume());
+      "checkpoint every this many steps (and at the end); 0 only at the end (a rollback "
+      "restarts from the newest checkpoint, so this alone changes where)",
+      Spec().at_least(0).on_resume().changes_no_result());
     v("keep_last", keep_last, "checkpoints kept; older ones are deleted; 0 keeps all",
-      Spec().at_least(0).on_resume());
+      Spec().at_least(0).on_resume().changes_no_result());
     v("keep_every", keep_every,
       "checkpoints at multiples of this step are never deleted by keep_last; 0: none",
-      Spec().at_least(0).on_resume());
+      Spec().at_least(0).on_resume().changes_no_result());
     v("cpu_workers", cpu_workers,
       "micro-batches computed at once by single-threaded workers (CPU only; needs dropout 0)",
       Spec().at_least(1));
@@ -140,11 +141,11 @@ struct LogConfig {
   void visit(V& v) {
     using config::Spec;
     v("every", every, "write a train line to metrics.jsonl every this many steps",
-      Spec().at_least(1).on_resume());
+      Spec().at_least(1).on_resume().changes_no_result());
     v("console_every", console_every, "print a progress line to the log every this many steps",
-      Spec().at_least(1).on_resume());
+      Spec().at_least(1).on_resume().changes_no_result());
     v("tensorboard", tensorboard, "also write metrics as TensorBoard scalars under RUN_DIR/tb/",
-      Spec().on_resume());
+      Spec().on_resume().changes_no_result());
   }
 };
 
@@ -181,5 +182,9 @@ std::string to_yaml(ExperimentConfig& cfg, bool with_docs);
 
 // Every declared key, and the ones that may change on resume.
 config::KeyLister list_keys(ExperimentConfig& cfg);
+
+// run.seed and the keys of every task that change no result (Spec::changes_no_result): runs that
+// differ only in them are seeds of one setup, which `stoch compare` groups.
+std::vector<std::string> same_setup_keys();
 
 }  // namespace stoch::train

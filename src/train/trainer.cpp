@@ -22,4 +22,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
   return code;
 }
 
+void check_run(ExperimentConfig& cfg) {
+  // Not resuming, so the loop reads nothing under the run directory, and only run() writes.
+  TrainingLoop loop(cfg, /*run_dir=*/"", /*resume=*/false);
+}
+
 }  // namespace stoch::train

@@ -17,4 +17,10 @@ namespace stoch::train {
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
                  const std::function<void()>& on_ready = {});
 
+// Builds what a fresh one-process run builds before its first step (memory estimate, task and
+// its data, model, optimiser, hooks) and discards it, writing nothing: throws what `train`
+// would refuse. A cross-key rule that only the data or the network knows (model.n_head dividing
+// model.d_model, a hook needing a language model) is found here, not by parsing.
+void check_run(ExperimentConfig& cfg);
+
 }  // namespace stoch::train

@@ -111,7 +111,8 @@ struct DqnConfig {
     v("helper_lane", helper_lane,
       "CPU with run.threads >= 2: a second thread computes the bootstrap target, weight "
       "gradients and half the optimiser update beside the main one (each gets half the "
-      "intra-op threads); results are identical");
+      "intra-op threads); results are identical",
+      Spec().changes_no_result());
   }
 };
 
