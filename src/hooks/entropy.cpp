@@ -6,7 +6,9 @@
 //   diag/calibration_gap  nll - entropy (positive: over-confident on average)
 //   diag/align, diag/uniformity   the split nll = -z[x_{t+1}] + logsumexp(z)
 //   diag/nll_pos<k>, diag/entropy_pos<k>   the same over position buckets (early to late)
-//   diag/nll_freq<k>  nll of targets grouped by how often the token occurs (0: most frequent)
+//   diag/nll_freq<k>  nll of targets grouped by how often the token occurs (0: most frequent);
+//                     the tokens that occur are ranked by count (ties by id) and cut into
+//                     buckets of equal numbers of them
 // With a source that knows its exact conditionals q, also
 //   diag/true_entropy mean H(q), and diag/kl mean KL(q || p): nll = true_entropy + kl + noise.
 #include <torch/torch.h>
@@ -73,12 +75,19 @@ class EntropyHook : public Hook {
     }
 
     // Token frequency ranks from the targets themselves: bucket 0 holds the most frequent tokens.
+    // Ranked among the tokens that occur: cut over the whole vocabulary, a large one (GPT-2's)
+    // put every target in bucket 0. The stable sort breaks ties by token id.
     const auto counts = torch::bincount(y.reshape({-1}).cpu(), {}, V);
-    const auto order = std::get<1>(counts.sort(/*dim=*/0, /*descending=*/true));
+    const auto order = std::get<1>(counts.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
     auto rank = torch::empty_like(order);
     rank.index_put_({order}, torch::arange(V, order.options()));
-    const auto bucket =
-        (rank * p_.frequency_buckets / V).to(y.device()).index_select(0, y.reshape({-1}));
+    const int64_t occurring = counts.gt(0).sum().item<int64_t>();
+    // Floor division: `/` on integer tensors divides exactly, and the buckets then matched only
+    // ranks whose quotient was whole.
+    const auto bucket = (rank * p_.frequency_buckets)
+                            .div(occurring, /*rounding_mode=*/"floor")
+                            .to(y.device())
+                            .index_select(0, y.reshape({-1}));
     const auto flat_nll = nll.reshape({-1});
     for (int64_t b = 0; b < p_.frequency_buckets; ++b) {
       const auto mask = bucket == b;
