@@ -59,10 +59,12 @@ void replace_files_durably(const std::vector<std::pair<std::string, std::string_
 
 void fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  if (fd < 0) return;
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && (err == EIO || err == ENOSPC || err == EDQUOT))
+    throw std::runtime_error(str(dir.empty() ? "." : dir, ": fsync failed: ", std::strerror(err)));
 }
 
 std::optional<std::string> read_whole_file(const std::string& path) {

@@ -30,8 +30,9 @@ void copy_file_durably(const std::string& from, const std::string& to);
 // (a full disk) replaces none of them.
 void replace_files_durably(const std::vector<std::pair<std::string, std::string_view>>& files);
 
-// Makes the entries of folder `dir` (files created, renamed or removed in it) durable. Best
-// effort: a folder that cannot be opened or synced is left as it is.
+// Makes the entries of folder `dir` (files created, renamed or removed in it) durable. A folder
+// that cannot be opened, or whose file system does not sync folders (EINVAL), is left as it is;
+// an I/O error or a full disk throws, since the entries may then not survive a crash.
 void fsync_dir(const std::string& dir);
 
 // The whole content of `path`, or nothing when it cannot be opened or read to its end. Callers
