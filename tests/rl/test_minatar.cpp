@@ -459,6 +459,36 @@ TEST(MinAtar, SeaquestRefusesMoversOffTheGrid) {
     EXPECT_THROW(target->load_state(bad), std::runtime_error);
 }
 
+// minatar 1.0.15 lowers the divers' count after paying for six (to -1), and again at every later
+// surfacing without divers; the game goes on. Seaquest refused to load such a state, so a
+// checkpoint taken then could not be resumed or evaluated. These actions (found with minatar's
+// own game, seed 42, default options) surface with six divers at step 400; every state on the way
+// is saved and loaded into a fresh game, which then plays on.
+TEST(MinAtar, SeaquestLoadsTheNegativeDiverCountsTheGameReaches) {
+  const std::string actions =
+      "44444545555552524132444441500552234333305525530053350555555402222150000544444355"
+      "54255555552444255455322215000050332421452444411131111215052352222244445242424242"
+      "42424242424242424242444525000052224242424201243424444344111222224242424242424222"
+      "42224242444404244350000222424222424242424442422222222444424242424242424242444222"
+      "42444242424324242424242424242442244444242444242215044242424242042424222424242422"
+      "444445444350022211523005000111524555524151005051505433334243234";
+  auto env = make("MinAtar/Seaquest");
+  env->seed(42);
+  env->reset();
+  float best_reward = 0;
+  for (size_t t = 0; t < actions.size(); ++t) {
+    const std::string state = env->save_state();
+    auto fresh = make("MinAtar/Seaquest");
+    ASSERT_NO_THROW(fresh->load_state(state)) << "step " << t;
+    EXPECT_EQ(fresh->save_state(), state) << "step " << t;
+    env = std::move(fresh);
+    const auto r = env->step(actions[t] - '0');
+    best_reward = std::max(best_reward, r.reward);
+    if (r.terminated) break;
+  }
+  EXPECT_GT(best_reward, 1.0f) << "the actions no longer surface with six divers";
+}
+
 TEST(MinAtar, LoadRejectsMalformedStates) {
   for (const auto& [game, name] : kGames) {
     auto env = make(name);

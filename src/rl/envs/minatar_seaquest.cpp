@@ -48,6 +48,8 @@ using Bullets = PyList<3>;
 using Fish = PyList<4>;  // also divers
 using Subs = PyList<5>;
 
+constexpr int32_t kLowestDiverCount = -(1 << 30);
+
 struct Scalars {
   int32_t oxygen, diver_count, sub_x, sub_y, sub_right, e_spawn_speed, e_spawn_timer, d_spawn_timer,
       move_speed, ramp_index, shot_timer, surface;
@@ -184,11 +186,13 @@ class Seaquest : public MinAtarEnv {
     r.expect_end();
     // Counters within what the game can reach (the oxygen and speeds are multiplied and
     // counted down: far outside these ranges they would overflow), and every mover on a row of
-    // the grid with a heading and timers the game could have given it.
+    // the grid with a heading and timers the game could have given it. The divers' count goes
+    // below 0: minatar lowers it after paying for six, and at each later surfacing without any
+    // (one a surfacing, so a game would need a billion of them to pass the bound).
     const auto within = [](int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; };
     bool ok =
         within(s.sub_x, 0, kSize - 1) && within(s.sub_y, 0, kSize - 1) &&
-        within(s.diver_count, 0, 6) && within(s.oxygen, -kMaxOxygen, kMaxOxygen) &&
+        within(s.diver_count, kLowestDiverCount, 6) && within(s.oxygen, -kMaxOxygen, kMaxOxygen) &&
         within(s.e_spawn_speed, 1, kInitSpawnSpeed) && within(s.move_speed, 1, kInitMoveInterval) &&
         within(s.ramp_index, 0, 1 << 20) && within(s.e_spawn_timer, 0, kInitSpawnSpeed) &&
         within(s.d_spawn_timer, 0, kDiverSpawnSpeed) && within(s.shot_timer, 0, kShotCoolDown) &&
