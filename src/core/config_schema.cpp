@@ -17,13 +17,19 @@ std::string describe_expectation(const char* type, const Spec& spec) {
     return s;
   }
   const bool lo = std::isfinite(spec.min), hi = std::isfinite(spec.max);
+  // An integer's bounds in full ("2147483647", not "2.14748e+09").
+  const bool integer = s.find("integer") != std::string::npos;
+  const auto bound = [&](double v) {
+    return integer && std::fabs(v) < 9e15 && v == std::floor(v)
+               ? std::to_string(static_cast<int64_t>(v))
+               : format_number(v, 6);
+  };
   if (lo && hi) {
-    s += str(" in ", spec.min_exclusive ? "(" : "[", format_number(spec.min, 6), ", ",
-             format_number(spec.max, 6), "]");
+    s += str(" in ", spec.min_exclusive ? "(" : "[", bound(spec.min), ", ", bound(spec.max), "]");
   } else if (lo) {
-    s += str(spec.min_exclusive ? " > " : " >= ", format_number(spec.min, 6));
+    s += str(spec.min_exclusive ? " > " : " >= ", bound(spec.min));
   } else if (hi) {
-    s += str(" <= ", format_number(spec.max, 6));
+    s += str(" <= ", bound(spec.max));
   }
   return s;
 }

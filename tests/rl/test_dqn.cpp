@@ -354,6 +354,11 @@ TEST(Dqn, EvaluationCapsEpisodesWithoutATimeLimit) {
   m = rl::evaluate_policy(cartpole, 0, noop);
   EXPECT_EQ(m.at("eval/truncated"), 0.0);
   EXPECT_GT(m.at("eval/length_mean"), 5.0);
+  // Episodes that reach the environment's own limit are not the cap's cuts (they were counted).
+  cartpole.env.max_episode_steps = 5;
+  m = rl::evaluate_policy(cartpole, 0, noop);
+  EXPECT_EQ(m.at("eval/length_mean"), 5.0);
+  EXPECT_EQ(m.at("eval/truncated"), 0.0);
 }
 
 TEST(Dqn, EpsilonDecaysLinearlyOverTheExplorationFraction) {
@@ -442,6 +447,48 @@ TEST(Dqn, TargetStatisticsInACheckpointAreOptionalButMustBeWhole) {
   EXPECT_NO_THROW(task.load_state(ckpt));
 }
 
+// Resuming with another train.steps, the schedules' length moves when it derives from it; the
+// resume says so (epsilon had jumped from its end back up without a word).
+TEST(DqnResume, AScheduleMovedByANewTrainStepsIsSaid) {
+  const std::string dir = test::temp_dir("dqn-schedule");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config("mse", 40));
+  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                           "/run --set dqn.total_env_steps=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/run --set train.steps=60");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("dqn: the exploration and prioritised-replay schedules now span 320 "
+                          "environment steps, not 280 (train.steps changed with "
+                          "dqn.total_env_steps 0)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("set dqn.total_env_steps: 280 to keep them"), std::string::npos)
+      << r.output;
+  // A pinned length stays, and nothing is said.
+  r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/pinned");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/pinned --set train.steps=60");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("schedules now span"), std::string::npos) << r.output;
+}
+
+// A blown-up step under prioritised replay rolls back like uniform replay's: the priorities'
+// update had thrown on the non-finite TD errors inside the loss, ending the run with exit 1.
+TEST(Dqn, PrioritisedReplayRollsBackANonFiniteStep) {
+  const std::string dir = test::temp_dir("dqn-per-rollback");
+  test::write_text(dir + "/c.yaml", tiny_dqn_config("mse", 60, ", prioritized: true"));
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                                 "/run --set train.fault_lr_spike_step=25 "
+                                 "--set train.on_nonfinite=rollback");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("rolling back to the newest complete checkpoint before step"),
+            std::string::npos)
+      << r.output;
+  const auto losses = test::train_losses(dir + "/run");
+  ASSERT_EQ(losses.size(), 12u);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
+}
+
 TEST(Dqn, BadConfigsFailWithOneLine) {
   const std::string dir = test::temp_dir("dqn");
   const auto error_of = [&](const std::string& cfg) {
@@ -466,6 +513,11 @@ TEST(Dqn, BadConfigsFailWithOneLine) {
   std::string small = tiny_dqn_config("mse", 60, ", n_step: 3");
   small.replace(small.find("replay_capacity: 500"), 20, "replay_capacity: 2");
   EXPECT_NE(error_of(small).find("dqn.replay_capacity: 2 over 1 envs"), std::string::npos);
+  // A time limit past int wrapped (2^32 + 1 became 1-step episodes).
+  std::string huge = tiny_dqn_config("mse");
+  huge.replace(huge.find("num_envs: 1"), 11, "num_envs: 1, max_episode_steps: 4294967297");
+  EXPECT_NE(error_of(huge).find("env.max_episode_steps: expected an integer in [0, 2147483647]"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/errors.h"
 #include "core/log.h"
@@ -253,7 +254,11 @@ torch::Tensor DqnAgent::update_loss() {
     td = (loss_->value(chosen) - y).abs();
   }
   const auto td_cpu = td.to(torch::kFloat).cpu().contiguous();
-  replay_->update_priorities(batch_->ids.data(), td_cpu.data_ptr<float>(), B);
+  // A non-finite error leaves every priority as it was: the loss is then non-finite too, and the
+  // trainer stops the run or rolls it back (the replay would refuse such priorities).
+  const float* errors = td_cpu.data_ptr<float>();
+  if (std::all_of(errors, errors + B, [](float e) { return std::isfinite(e); }))
+    replay_->update_priorities(batch_->ids.data(), errors, B);
   const auto w = torch::from_blob(batch_->weights.data(), {B}, torch::kFloat).to(device_);
   return (per_sample * w.to(per_sample.scalar_type())).mean();
 }
@@ -333,6 +338,7 @@ void DqnAgent::save_state(Checkpoint& ckpt) const {
     ckpt.tensors["agent"].emplace_back("running_support", torch::tensor(state, torch::kDouble));
   }
   ckpt.state["env_steps"] = env_steps_;
+  ckpt.state["schedule_env_steps"] = schedule_env_steps();
 }
 
 void DqnAgent::load_state(const Checkpoint& ckpt) {
@@ -372,6 +378,16 @@ void DqnAgent::load_state(const Checkpoint& ckpt) {
     running_->load({state.begin(), state.begin() + 3}, what);
     apply_support({state[3], state[4]});
   }
+  // A resume with another train.steps moves the schedules under a run already part way through
+  // them (epsilon jumped from its end back up); allowed, but said.
+  const double was = ckpt.state.value("schedule_env_steps", schedule_env_steps());
+  if (was != schedule_env_steps())
+    log::warn(stoch::str("dqn: the exploration and prioritised-replay schedules now span ",
+                         format_number(schedule_env_steps(), 12), " environment steps, not ",
+                         format_number(was, 12),
+                         " (train.steps changed with dqn.total_env_steps 0): ", "epsilon at step ",
+                         env_steps_, " is now ", format_number(epsilon_at(env_steps_), 4),
+                         "; set dqn.total_env_steps: ", format_number(was, 12), " to keep them"));
 }
 
 }  // namespace stoch::rl

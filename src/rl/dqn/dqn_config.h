@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ struct EnvConfig {
       Spec().at_least(1));
     v("max_episode_steps", max_episode_steps,
       "time limit (truncation); 0 keeps the reference's (CartPole 500, MountainCar 200, ...)",
-      Spec().at_least(0));
+      Spec().at_least(0).at_most(std::numeric_limits<int32_t>::max()));
     v("sticky_action_prob", sticky_action_prob,
       "MinAtar: chance the previous action repeats; negative keeps the reference's 0.1",
       Spec().at_most(1));

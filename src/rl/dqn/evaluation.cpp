@@ -18,7 +18,8 @@ Metrics evaluate_policy(const EvalProtocol& protocol, int64_t step,
   auto env = std::make_unique<VectorEnv>(protocol.env.name, options, 1, env_seed);
   // The cap is the environment's own time limit where it has none (seeded alike, so episodes
   // that end before it are the same).
-  if (env->env(0).time_limit() == 0 && protocol.max_steps > 0) {
+  const bool capped = env->env(0).time_limit() == 0 && protocol.max_steps > 0;
+  if (capped) {
     options.max_episode_steps = static_cast<int>(std::min<int64_t>(protocol.max_steps, INT_MAX));
     env = std::make_unique<VectorEnv>(protocol.env.name, options, 1, env_seed);
   }
@@ -32,7 +33,9 @@ Metrics evaluate_policy(const EvalProtocol& protocol, int64_t step,
     for (const auto& end : env->step(action.data())) {
       returns.push_back(end.episode_return);
       lengths.push_back(static_cast<double>(end.length));
-      truncated += end.truncated ? 1 : 0;
+      // Only the cap's cuts: an episode that reaches the environment's own time limit (a
+      // perfect CartPole's 500 steps) ended as the environment defines it.
+      truncated += capped && end.truncated ? 1 : 0;
     }
   }
   const auto r = torch::tensor(returns, torch::kDouble);
