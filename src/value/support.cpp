@@ -8,18 +8,13 @@
 
 namespace stoch::value {
 
-Bounds discounted_return_bounds(double r_lo, double r_hi, double gamma, int64_t time_limit) {
-  double g = 0;
-  if (gamma >= 1.0) {
-    if (time_limit <= 0)
-      throw InputError(
-          "value.support: auto needs a bounded return; with dqn.gamma 1 set env.max_episode_steps "
-          "or use value.support: fixed");
-    g = static_cast<double>(time_limit);
-  } else {
-    g = time_limit > 0 ? (1 - std::pow(gamma, static_cast<double>(time_limit))) / (1 - gamma)
-                       : 1 / (1 - gamma);
-  }
+Bounds discounted_return_bounds(double r_lo, double r_hi, double gamma) {
+  if (gamma >= 1.0)
+    throw InputError(
+        "value.support: auto and running need dqn.gamma < 1: bootstrapped values are unbounded "
+        "without discounting (a time limit does not bound them, since DQN bootstraps through "
+        "it); use value.support: fixed");
+  const double g = 1 / (1 - gamma);
   Bounds b{std::min(0.0, r_lo) * g, std::max(0.0, r_hi) * g};
   if (b.lo == b.hi) b = {-1, 1};
   return b;

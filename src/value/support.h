@@ -18,12 +18,13 @@ struct Bounds {
   double lo = 0, hi = 0;
 };
 
-// What a discounted return can reach when every step pays in [r_lo, r_hi]:
-// [min(0, r_lo) G, max(0, r_hi) G] with G = sum of gamma^t over the episode's steps, that is
-// (1 - gamma^T) / (1 - gamma) with a time limit T, 1 / (1 - gamma) without one, T when gamma is
-// 1. Throws InputError when the return is unbounded (gamma 1 with no time limit), and widens a
-// zero-width range (every step pays 0) to [-1, 1].
-Bounds discounted_return_bounds(double r_lo, double r_hi, double gamma, int64_t time_limit);
+// What a bootstrapped value can reach when every step pays in [r_lo, r_hi]:
+// [min(0, r_lo), max(0, r_hi)] / (1 - gamma). A time limit does not shorten it: DQN bootstraps
+// through truncation and its observations carry no clock, so it learns the values of an
+// episode without one (MountainCar's never-finishing policy is worth -100, not the 200 steps'
+// -86.6). Throws InputError for gamma 1 (unbounded), and widens a zero-width range (every step
+// pays 0) to [-1, 1].
+Bounds discounted_return_bounds(double r_lo, double r_hi, double gamma);
 
 class RunningSupport {
  public:

@@ -70,13 +70,13 @@ DqnAgent::DqnAgent(const Options& s, const torch::Device& device)
   value::ValueLossConfig value_cfg = s.value;
   const bool categorical = value::make_value_loss(s.value)->categorical();
   if (categorical && value_cfg.support != "fixed") {
-    // auto's bounds: the support itself, or where running bins may go.
+    // auto's bounds: the support itself, or where running bins may go. The time limit plays no
+    // part: the targets bootstrap through it (support.h).
     const RewardRange r = envs_->env(0).reward_range();
-    const int limit = envs_->env(0).time_limit();
-    const value::Bounds b = value::discounted_return_bounds(r.lo, r.hi, dqn_.gamma, limit);
+    const value::Bounds b = value::discounted_return_bounds(r.lo, r.hi, dqn_.gamma);
     log::info(stoch::str("value.support ", value_cfg.support, ": ", env_cfg_.name, " pays ", r.lo,
-                         " to ", r.hi, " a step, gamma ", dqn_.gamma, ", time limit ",
-                         limit > 0 ? stoch::str(limit) : std::string("none"),
+                         " to ", r.hi, " a step, gamma ", dqn_.gamma,
+                         " (values bootstrap through time limits)",
                          value_cfg.support == "auto" ? ": support [" : ": bins kept within [",
                          format_number(b.lo, 6), ", ", format_number(b.hi, 6), "]"));
     if (value_cfg.support == "auto") {
