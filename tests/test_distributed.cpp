@@ -2,8 +2,11 @@
 // grad_accum 2, resume exactly, refuse a world size the step's micro-batches do not split over,
 // stop together on SIGTERM, and run under torchrun as under --nproc.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <map>
 
@@ -96,6 +99,99 @@ TEST_F(DataParallel, ResumeOfTwoRanksIsExactAndNeedsTheSameWorldSize) {
             std::string::npos)
       << r.output;
   EXPECT_EQ(train_losses(dir_ + "/split").size(), 20u);  // nothing was written
+}
+
+// A folder without checkpoints starts afresh, even when an earlier run left its rollback record:
+// rank 0 removes it, and the other ranks read it before that, joined under another attempt number
+// and waited 300 s for a rank 0 that never came.
+TEST_F(DataParallel, AFreshRunIgnoresAnEarlierRunsRollbackRecord) {
+  const std::string run = dir_ + "/stale";
+  test::fs::create_directories(run);
+  test::write_text(run + "/rollbacks.json", R"({"count": 1, "lr_scale": 0.5})");
+  const auto started = std::chrono::steady_clock::now();
+  auto r = test::run_stoch("train " + cfg_ + " --run-dir " + run +
+                           " --nproc 2 --set train.grad_accum=1 --set train.steps=4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(120));
+  EXPECT_FALSE(test::fs::exists(run + "/rollbacks.json"));
+  r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ +
+                      "/clean --nproc 2 --set train.grad_accum=1 --set train.steps=4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // The learning rate is the config's, not the stale record's half.
+  EXPECT_EQ(test::metric_by_step(run, "train", "lr"),
+            test::metric_by_step(dir_ + "/clean", "train", "lr"));
+}
+
+// A rank killed from outside (the OOM killer, a user's kill -9) under --nproc: the launcher names
+// it and ends the run with exit 1, where it exited 137 after killing the others with nothing said.
+TEST_F(DataParallel, AKilledRankIsNamedByTheLauncherAndTheRunExitsOne) {
+  const std::string run = dir_ + "/killed", log = dir_ + "/killed.log";
+  const pid_t launcher = test::spawn_stoch(
+      {"train", cfg_, "--run-dir", run, "--nproc", "2", "--set", "train.grad_accum=1", "--set",
+       "train.steps=1000000", "--set", "train.eval_every=0", "--set", "train.ckpt_every=5"},
+      log);
+  ASSERT_TRUE(test::wait_for(
+      [&] { return test::count_lines(run + "/metrics.jsonl", "\"train\"") >= 3; }, 60));
+  // Rank 1 is the launcher's second child.
+  std::vector<pid_t> children;
+  std::ifstream in("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) +
+                   "/children");
+  for (pid_t p = 0; in >> p;) children.push_back(p);
+  ASSERT_EQ(children.size(), 2u);
+  ::kill(children[1], SIGKILL);
+  EXPECT_EQ(test::wait_exit(launcher), 1) << test::read_text(log);
+  EXPECT_NE(
+      test::read_text(log).find("rank 1 (pid " + std::to_string(children[1]) +
+                                ") was killed by signal 9 (Killed); stopping the other ranks"),
+      std::string::npos)
+      << test::read_text(log);
+  // The checkpoints written before stand: the run resumes.
+  const auto r = test::run_stoch("resume " + run + " --nproc 2 --set train.steps=12");
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// A port nobody listens on now (rank 0's store binds it a moment later).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A rank whose backend cannot start (an interface this host lacks) exits 2 naming it, and the
+// others, waiting for it inside the backend's connect, end within dist.timeout_s: the watchdog
+// started only after the connect, which waited an hour (rank 0 was still silent after 389 s).
+TEST_F(DataParallel, ARankWhoseBackendFailsEndsTheOthersWithinTheTimeout) {
+  const std::string port = std::to_string(free_port()), run = dir_ + "/ifname";
+  const auto rank = [&](int r, const std::string& ifname) {
+    return test::spawn(
+        {"env", "RANK=" + std::to_string(r), "LOCAL_RANK=" + std::to_string(r), "WORLD_SIZE=2",
+         "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
+         "GLOO_SOCKET_IFNAME=" + ifname, STOCH_BINARY, "train", cfg_, "--run-dir", run, "--set",
+         "train.grad_accum=1", "--set", "dist.timeout_s=3"},
+        dir_ + "/r" + std::to_string(r) + ".log");
+  };
+  const auto started = std::chrono::steady_clock::now();
+  const pid_t r0 = rank(0, "lo"), r1 = rank(1, "nosuch0");
+  EXPECT_EQ(test::wait_exit(r1), 2) << test::read_text(dir_ + "/r1.log");
+  EXPECT_NE(test::read_text(dir_ + "/r1.log")
+                .find("GLOO_SOCKET_IFNAME=nosuch0: this host (" +
+                      [] {
+                        char h[256] = {};
+                        ::gethostname(h, sizeof h - 1);
+                        return std::string(h);
+                      }() +
+                      ") has no interface nosuch0"),
+            std::string::npos)
+      << test::read_text(dir_ + "/r1.log");
+  EXPECT_EQ(test::wait_exit(r0), 1) << test::read_text(dir_ + "/r0.log");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(90))
+      << test::read_text(dir_ + "/r0.log");
 }
 
 TEST_F(DataParallel, SigtermStopsEveryRankAfterOneCheckpoint) {

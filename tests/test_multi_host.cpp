@@ -143,7 +143,7 @@ class TwoHosts : public ::testing::Test {
 };
 
 TEST_F(TwoHosts, TwoHostsTrainLikeOneProcessWithTwiceTheAccumulation) {
-  const std::string common = " --set model.dropout=0";
+  const std::string common = " --set model.dropout=0 --set run.peak_tflops=1e-6";
   auto r = test::run_stoch("train " + cfg_ + " --run-dir " + dir_ + "/one" + common);
   ASSERT_EQ(r.code, 0) << r.output;
   // Rank 0 binds the interface GLOO_SOCKET_IFNAME names; rank 1 the address that routes to
@@ -159,6 +159,14 @@ TEST_F(TwoHosts, TwoHostsTrainLikeOneProcessWithTwiceTheAccumulation) {
   test::expect_close(test::train_losses(dir_ + "/one"), test::train_losses(dir_ + "/two"), "loss");
   test::expect_close(test::metric_by_step(dir_ + "/one", "eval", "val/loss"),
                      test::metric_by_step(dir_ + "/two", "eval", "val/loss"), "val/loss");
+  // CPU ranks on two machines have two machines' peak (mfu took one, so it read twice as high).
+  const auto per_token = [&](const std::string& run) {
+    const auto mfu = test::metric_by_step(dir_ + "/" + run, "train", "mfu");
+    const auto rate = test::metric_by_step(dir_ + "/" + run, "train", "tokens_per_s");
+    EXPECT_FALSE(mfu.empty()) << run;
+    return mfu.empty() ? 0.0 : mfu.rbegin()->second / rate.at(mfu.rbegin()->first);
+  };
+  EXPECT_NEAR(per_token("two"), per_token("one") / 2, 1e-9 * per_token("one"));
 }
 
 TEST_F(TwoHosts, TorchrunWithTheC10dRendezvousAcrossHosts) {

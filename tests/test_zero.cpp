@@ -116,6 +116,37 @@ TEST_F(Sharding, ElasticResumeReshardsAndKeepsTheDataExact) {
   for (const int64_t m : seen) EXPECT_EQ(m, expect++);
 }
 
+// A task whose targets change with the step (value_regression's phases) keeps them on the step
+// across a resume on another number of ranks: it counted the config's micro-batches per step, so
+// phase 2 came four steps early (shrinking) or phase 1 six steps late (growing).
+TEST_F(Sharding, ElasticResumeKeepsAValueTasksPhasesOnTheirSteps) {
+  const std::string cfg = dir_ + "/vr.yaml";
+  test::write_text(cfg,
+                   "task: value_regression\nrun: {threads: 1}\nmodel: {torso: mlp, hidden: [16]}\n"
+                   "data: {kind: nonstationary, num_inputs: 256, input_shape: [4], offsets: [0, 8, "
+                   "16], steps_per_phase: 6}\nvalue: {loss: mse}\noptim: {lr: 0.01, "
+                   "weight_decay: 0}\nschedule: {kind: constant, warmup_steps: 0}\ntrain: {steps: "
+                   "16, batch_size: 16, grad_accum: 2, grad_clip: 0, eval_every: 4, ckpt_every: "
+                   "8}\nlog: {every: 1, console_every: 100}\n");
+  auto r = test::run_stoch("train " + cfg + " --run-dir " + dir_ + "/vr-one");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto one = test::train_losses(dir_ + "/vr-one");
+  // Two ranks of one micro-batch each, then one process (which takes two per step).
+  r = test::run_stoch("train " + cfg + " --run-dir " + dir_ +
+                      "/vr-shrink --nproc 2 --set train.grad_accum=1 --set train.steps=8");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir_ + "/vr-shrink --set train.steps=16");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("world size 2 -> 1: grad_accum 1 -> 2"), std::string::npos) << r.output;
+  expect_close(one, test::train_losses(dir_ + "/vr-shrink"), "2 ranks -> 1");
+  // One process (two micro-batches per step), then two ranks of one.
+  r = test::run_stoch("train " + cfg + " --run-dir " + dir_ + "/vr-grow --set train.steps=4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir_ + "/vr-grow --nproc 2 --set train.steps=16");
+  ASSERT_EQ(r.code, 0) << r.output;
+  expect_close(one, test::train_losses(dir_ + "/vr-grow"), "1 -> 2 ranks");
+}
+
 // A checkpoint inside a logging interval holds the losses summed so far over its ranks; a resume
 // on another number of ranks logs that interval's mean as the uninterrupted run does.
 TEST_F(Sharding, AnIntervalSplitByAnElasticResumeLogsItsMean) {

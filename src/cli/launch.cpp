@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -14,6 +15,7 @@
 
 #include "cli/children.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/strings.h"
 
 extern char** environ;
@@ -81,10 +83,11 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
   const int port = free_port();
   const std::string self = this_executable();
   Children ranks;
+  std::vector<pid_t> pids;  // by rank
   for (int64_t r = 0; r < nproc; ++r) {
     std::vector<std::string> argv = {self};
     argv.insert(argv.end(), args.begin(), args.end());
-    ranks.start(argv, rank_environment(r, nproc, port), "", kThisExecutable);
+    pids.push_back(ranks.start(argv, rank_environment(r, nproc, port), "", kThisExecutable));
   }
 
   using Clock = std::chrono::steady_clock;
@@ -102,6 +105,15 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
     result = exit->code;
     // After a signal we passed on, 128 + signal is every rank's orderly exit.
     if (ranks.signal() != 0 && exit->code == 128 + ranks.signal()) continue;
+    // A rank killed from outside cannot say so itself, and the others would only find it lost
+    // after dist.timeout_s: say which, and end the run as the failure it is (exit 1, not 137).
+    if (exit->code > 128) {
+      const auto rank = std::find(pids.begin(), pids.end(), exit->pid) - pids.begin();
+      log::error(stoch::str("rank ", rank, " (pid ", exit->pid, ") was killed by signal ",
+                            exit->code - 128, " (", strsignal(exit->code - 128),
+                            "); stopping the other ranks"));
+      result = kExitFailure;
+    }
     // Otherwise the first failure is the run's result, and the other ranks would wait for the
     // failed one inside a collective: stop them, and kill them if that does not end them.
     ranks.send_all(SIGTERM);

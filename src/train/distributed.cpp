@@ -46,8 +46,10 @@ namespace stoch::train {
 namespace {
 
 // How long one collective may wait. Failures are found by the watchdog within dist.timeout_s;
-// this only bounds a collective that the ranks issued in different orders (a bug).
-constexpr std::chrono::minutes kCollectiveTimeout{60};
+// this only bounds a collective that the ranks issued in different orders (a bug). Long: the
+// other ranks wait in a collective while rank 0 evaluates, runs hooks or writes a checkpoint,
+// which may take more than an hour (60 minutes ended such healthy runs).
+constexpr std::chrono::hours kCollectiveTimeout{24 * 7};
 // How long ranks wait for each other to start: hosts start at different moments.
 constexpr std::chrono::seconds kJoinTimeout{300};
 
@@ -285,6 +287,12 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   check_configs_agree(impl_->exchange("config", checks.config_text), who);
   impl_->check_shared_run_dir(checks.run_dir, who);
 
+  // Watching before the backend connects its ranks (under kCollectiveTimeout): a rank that dies
+  // or fails there, or never arrives, ends the others within dist.timeout_s, not hours later. A
+  // rank whose backend fails unwinds through the watchdog, which tells the others.
+  impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000));
+  impl_->watchdog =
+      std::make_unique<Watchdog>(impl_->store->clone(), env.rank, who, impl_->timeout);
   if (impl_->backend_name == "nccl") {
     // One GPU per rank of this machine.
     impl_->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
@@ -294,9 +302,6 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   } else {
     impl_->backend = impl_->make_gloo(env);
   }
-  impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000));
-  impl_->watchdog =
-      std::make_unique<Watchdog>(impl_->store->clone(), env.rank, who, impl_->timeout);
 }
 
 c10::intrusive_ptr<c10d::Backend> Distributed::Impl::make_gloo(const WorldEnv& env) {
@@ -309,8 +314,14 @@ c10::intrusive_ptr<c10d::Backend> Distributed::Impl::make_gloo(const WorldEnv& e
   // routes to the master (the default device would bind to whatever the host name resolves
   // to, often nothing or loopback in containers).
   if (const char* ifnames = std::getenv("GLOO_SOCKET_IFNAME"); ifnames && *ifnames) {
-    for (const auto& ifname : stoch::split(ifnames, ','))
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    for (const auto& ifname : stoch::split(ifnames, ',')) {
+      try {
+        opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      } catch (const std::exception&) {
+        throw InputError(stoch::str("GLOO_SOCKET_IFNAME=", ifnames, ": this host (", host_name(),
+                                    ") has no interface ", ifname, " with an address"));
+      }
+    }
   } else if (is_loopback(env.master_addr)) {
     opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   } else if (const std::string local = route_to(env.master_addr); !local.empty()) {

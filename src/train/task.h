@@ -39,6 +39,12 @@ class Task {
   // way (its data is not a pure function of the micro-batch number, e.g. acting in environments).
   virtual bool split_over_ranks(int64_t world_size) { return world_size == 1; }
 
+  // The micro-batches of one optimiser step over every rank, told before the first train_loss
+  // (and again after a rollback's restart): grad_accum x world size, or, after a resume on
+  // another number of ranks, the run's own count that the checkpoint holds. A task whose data
+  // depends on the step reads the step from the micro-batch number with it.
+  virtual void set_micro_batches_per_step(int64_t n) {}
+
   // Units (tokens, samples) one micro-batch trains on, and the name of their rate metric.
   virtual int64_t units_per_micro() const = 0;
   virtual std::string rate_name() const { return "tokens_per_s"; }

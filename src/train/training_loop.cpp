@@ -187,8 +187,10 @@ void TrainingLoop::write_metrics(int64_t step, const std::string& split, const M
 
 int TrainingLoop::run(const std::function<void()>& on_ready) {
   if (on_ready && main_rank_) on_ready();
-  // Rank 0 wrote it before the ranks last met, so every rank reads the same.
-  rollbacks_ = Rollbacks::read(run_dir_);
+  // Rank 0 wrote it before the ranks last met, so every rank reads the same. A fresh run has
+  // none: the record of an earlier run in the folder is rank 0's to remove (in on_ready), and
+  // the other ranks read it before that, met under another attempt number and waited 300 s.
+  if (resume_) rollbacks_ = Rollbacks::read(run_dir_);
   if (resume_) {
     restore();
     // Without a checkpoint the run starts over, step 0's lines included: they are written again.
@@ -215,10 +217,15 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
   open_metrics();
 
   const int64_t start_step = state_->step, total = cfg_.train.steps;
+  // The restored count, not the config's: a resume on another number of ranks keeps the run's.
+  task_->set_micro_batches_per_step(state_->micro_batches_per_step());
   units_per_step_ = task_->units_per_micro() * state_->micro_batches_per_step();
   rate_name_ = task_->rate_name();
-  // Model FLOP/s against the peak: a GPU per rank; ranks on the CPU share one machine.
-  peak_flops_ = cfg_.run.peak_tflops * 1e12 * (device_.is_cuda() ? static_cast<double>(W_) : 1.0);
+  // Model FLOP/s against the peak: a GPU per rank; ranks on the CPU share their machine's, one
+  // machine per LOCAL_WORLD_SIZE ranks (torchrun over several hosts).
+  const double machines = static_cast<double>(W_) / static_cast<double>(world_.local_world_size);
+  peak_flops_ =
+      cfg_.run.peak_tflops * 1e12 * (device_.is_cuda() ? static_cast<double>(W_) : machines);
   flops_per_unit_ = task_->flops_per_unit();
   if (start_step == 0) {
     const Metrics facts = task_->data_facts();

@@ -41,7 +41,6 @@ torch::Tensor random_network_output(const torch::Tensor& x_flat, int64_t width, 
 ValueRegressionTask::ValueRegressionTask(const ExperimentConfig& cfg, const torch::Device& device)
     : run_seed_(static_cast<uint64_t>(cfg.run.seed)),
       batch_size_(cfg.train.batch_size),
-      grad_accum_(cfg.train.grad_accum),
       micros_per_step_(cfg.train.grad_accum),
       device_(device) {
   const auto& s = cfg.task_sections<ValueRegressionSections>();

@@ -68,10 +68,8 @@ class ValueRegressionTask : public Task {
 
   torch::nn::Module& model() override { return *net_; }
   torch::Tensor train_loss(int64_t micro) override;
-  bool split_over_ranks(int64_t world_size) override {
-    micros_per_step_ = grad_accum_ * world_size;
-    return true;
-  }
+  bool split_over_ranks(int64_t) override { return true; }
+  void set_micro_batches_per_step(int64_t n) override { micros_per_step_ = n; }
   int64_t units_per_micro() const override { return batch_size_; }
   std::string rate_name() const override { return "samples_per_s"; }
   Metrics evaluate(int64_t step) override;
@@ -95,8 +93,9 @@ class ValueRegressionTask : public Task {
 
   RegressionDataConfig data_;
   uint64_t run_seed_;
-  int64_t batch_size_, grad_accum_;
-  int64_t micros_per_step_;  // over all ranks: the phase is a function of the step
+  int64_t batch_size_;
+  int64_t micros_per_step_;  // over all ranks (set_micro_batches_per_step): the phase is a
+                             // function of the step
   torch::Device device_;
   torch::Tensor inputs_;   // [N, ...input_shape]
   torch::Tensor targets_;  // [P, N]
