@@ -293,7 +293,26 @@ TEST(BpeCommand, TrainEncodeDecodeRoundTrip) {
                       "/never --special \"$(printf '\\377')\"");  // one byte 0xFF
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find(": expected valid UTF-8"), std::string::npos) << r.output;
+  // A special that the text's bytes or merges could make (one pre-token spelled by its bytes)
+  // loads back as text, not as a special: refused, naming a wrapped form that works.
+  for (const std::string special : {"ab", "###", "#"}) {
+    r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 300 --out " + dir +
+                        "/never --special '" + special + "'");
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("--special " + special +
+                            ": the text's own bytes or merges could make this token, so GPT-2's "
+                            "files could not mark it special; wrap it in characters the "
+                            "pre-tokeniser splits off, e.g. <" +
+                            special + ">"),
+              std::string::npos)
+        << r.output;
+  }
   EXPECT_FALSE(test::fs::exists(dir + "/never"));
+  // A special named twice is one token (it was counted twice in the log and the size check).
+  r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 257 --out " + dir +
+                      "/twice --special '<|endoftext|>' --special '<|endoftext|>'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(1 special, 256 bytes"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -115,6 +115,10 @@ TEST(ChessData, BadInputExitsTwoNamingIt) {
   expect("data chess --out " + dir + "/a --engine /bin/cat --positions 5 --engine-timeout 0.5",
          "/bin/cat: not a UCI engine");
   expect("data chess --show " + dir + "/nothing", dir + "/nothing/meta.json: not found");
+  // Settings that play one game for ever, or reach fewer positions than asked for, ran on for
+  // ever without a word.
+  expect("data chess --out " + dir + "/same --random-plies 0 --multipv 1",
+         "--random-plies 0 with --multipv 1: every game would be the same game");
   if (!test::stockfish_missing().empty()) return;
   // A dataset of another version, a malformed FEN, and a folder made with other settings.
   ASSERT_EQ(test::run_stoch(generate(dir + "/d", 20)).code, 0);
@@ -130,6 +134,8 @@ TEST(ChessData, BadInputExitsTwoNamingIt) {
   expect("data chess --show " + dir + "/d", "train.bin: record 1: malformed FEN");
   expect("data chess --out " + dir + "/d --positions 40 --depth 5 --max-plies 60 --seed 4",
          "generated with settings");
+  expect("data chess --out " + dir + "/few --positions 50 --depth 1 --max-plies 1",
+         "--positions 50: the last 1000 games added no new position");
 }
 
 }  // namespace

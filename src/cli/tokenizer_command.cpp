@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,8 @@
 #include "core/strings.h"
 #include "data/tokenizer/bpe_files.h"
 #include "data/tokenizer/bpe_trainer.h"
+#include "data/tokenizer/byte_level.h"
+#include "data/tokenizer/pre_tokenizer.h"
 #include "data/tokenizer/tokenizer.h"
 
 namespace stoch::cli {
@@ -74,14 +77,29 @@ int tokenizer_train(const TokenizerTrainArgs& a) {
   data::BpeTrainOptions o;
   o.vocab_size = a.vocab_size;
   o.min_frequency = a.min_frequency;
-  o.special_tokens = a.specials;
-  if (a.vocab_size < 256 + static_cast<int64_t>(a.specials.size()))
-    throw InputError(str("--vocab-size: expected at least 256 (the bytes) + ", a.specials.size(),
+  // A token named twice is one token (as `tokenizers` keeps it), in the order first given.
+  std::vector<std::string> specials;
+  for (const auto& s : a.specials)
+    if (std::find(specials.begin(), specials.end(), s) == specials.end()) specials.push_back(s);
+  o.special_tokens = specials;
+  if (a.vocab_size < 256 + static_cast<int64_t>(specials.size()))
+    throw InputError(str("--vocab-size: expected at least 256 (the bytes) + ", specials.size(),
                          " (special tokens), got ", a.vocab_size));
-  for (const auto& s : a.specials) {
+  for (const auto& s : specials) {
     if (s.empty()) throw InputError("--special: expected a non-empty token");
     if (first_invalid_utf8(s) != std::string::npos)
       throw InputError(str("--special ", s, ": expected valid UTF-8"));
+    // vocab.json + merges.txt mark no token special: a loader takes a token that is a byte or a
+    // merge's result for a piece of text. One pre-token spelled by its own bytes can be either,
+    // and then loads as text (it stopped being special: ids differed from tokenizers').
+    std::string byte_level;
+    for (const unsigned char c : s) byte_level += data::byte_level_char(c);
+    if (byte_level == s && data::pre_tokenize(s).size() == 1)
+      throw InputError(str("--special ", s,
+                           ": the text's own bytes or merges could make this token, so GPT-2's "
+                           "files could not mark it special; wrap it in characters the "
+                           "pre-tokeniser splits off, e.g. <",
+                           s, ">"));
   }
   // Checked before --out is made, so a bad command line leaves nothing behind.
   for (const auto& f : a.inputs)
@@ -91,7 +109,7 @@ int tokenizer_train(const TokenizerTrainArgs& a) {
   const data::BpeVocabulary v = data::train_bpe(a.inputs, o);
   data::write_bpe_files(a.out, v);
   log::info(str("wrote ", a.out, "/vocab.json and merges.txt: ", v.tokens.size(), " tokens (",
-                a.specials.size(), " special, 256 bytes, ", v.merges.size(), " merges) from ",
+                specials.size(), " special, 256 bytes, ", v.merges.size(), " merges) from ",
                 a.inputs.size(), " files in ", format_number(seconds_since(t0), 3), " s"));
   return kExitOk;
 }

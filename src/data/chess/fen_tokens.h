@@ -1,5 +1,6 @@
 // A FEN as a fixed-length token sequence, after the encoding of Ruoss et al. (2024,
-// "Grandmaster-level chess without search"): 77 characters, each one token:
+// "Grandmaster-level chess without search"), but keeping FEN's '-' (their 31 characters have
+// none, padding with '.' alone): 77 characters, each one token:
 //   side to move (1), the 64 squares from a8 to h1 with '.' for an empty one (64), castling
 //   rights padded with '.' to 4, the en passant square padded to 2, the halfmove clock and the
 //   fullmove number each padded to 3.

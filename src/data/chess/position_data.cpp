@@ -202,6 +202,11 @@ void check_options(const GenerateOptions& o) {
     throw InputError(str("--sample-depth ", o.sample_depth, ": expected 1 to 40"));
   if (o.random_plies < 0)
     throw InputError(str("--random-plies ", o.random_plies, ": expected >= 0"));
+  // Nothing random is left: every game would be the first one again (the run went on for ever).
+  if (o.random_plies == 0 && o.multipv == 1)
+    throw InputError(
+        "--random-plies 0 with --multipv 1: every game would be the same game; open with random "
+        "plies or draw moves from more lines");
   // The records' FEN holds clocks up to 999, and a game's halfmove clock grows with its plies.
   if (o.max_plies < 1 || o.max_plies > 999)
     throw InputError(
@@ -329,6 +334,10 @@ GenerateReport generate_positions(const GenerateOptions& o) {
     last_commit = std::chrono::steady_clock::now();
   };
   std::exception_ptr failure;
+  // Games in a row that added no new position: settings that reach fewer distinct positions
+  // than asked for would otherwise play on for ever.
+  constexpr int64_t kBarrenGames = 1000;
+  int64_t barren = 0;
   try {
     while (report.train + report.val < o.positions) {
       std::vector<PositionRecord> records;
@@ -345,6 +354,7 @@ GenerateReport generate_positions(const GenerateOptions& o) {
         done.erase(written);
       }
       const bool is_val = in_val(o, written);
+      const int64_t had = report.train + report.val;
       for (const auto& r : records) {
         if (report.train + report.val >= o.positions) break;
         if (!seen.insert(position_key(record_fen(r))).second) {
@@ -358,6 +368,15 @@ GenerateReport generate_positions(const GenerateOptions& o) {
         std::lock_guard<std::mutex> lock(mu);
         ++written;
         cv.notify_all();
+      }
+      barren = report.train + report.val > had ? 0 : barren + 1;
+      if (barren >= kBarrenGames) {
+        commit();
+        throw InputError(str("--positions ", o.positions, ": the last ", kBarrenGames,
+                             " games added no new position (", report.train + report.val,
+                             " kept after ", written, " games; --max-plies ", o.max_plies,
+                             ", --random-plies ", o.random_plies, ", --multipv ", o.multipv,
+                             " reach too few); ask for fewer, or widen those"));
       }
       if (std::chrono::steady_clock::now() - last_commit > std::chrono::seconds(1)) commit();
     }
