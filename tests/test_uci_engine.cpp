@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/strings.h"
+#include "data/chess/mate_puzzle.h"
 #include "data/chess/uci_engine.h"
 #include "test_util.h"
 
@@ -158,6 +159,38 @@ TEST(UciEngine, WhatIsNotAnEngineIsAnInputErrorNamingIt) {
 }
 
 // An engine killed between two calls is restarted, and the call retried, transparently.
+// Mate puzzles as the chess task prepares them: the ranking search (every legal move, depth 6,
+// from a cleared engine), then find_mate_puzzle. Positions with two moves that mate in 2 (each
+// checked by exhaustive search with python-chess), whose second solution the ranking scored as a
+// longer mate or in centipawns, so that they passed as puzzles and a network playing the other
+// solution was scored as missing it; and puzzles with one solution.
+TEST(MatePuzzle, TwoSolutionsAreNoPuzzleAndOneIs) {
+  STOCH_REQUIRE(test::stockfish_missing());
+  RestartingEngine e(chess::find_stockfish());
+  e.set_option("Threads", "1");
+  const auto puzzle = [&](const std::string& fen) {
+    const auto moves = e.legal_moves(fen);
+    e.new_game();
+    const auto ranking = e.search(fen, {}, SearchLimit{6, 0, {}}, static_cast<int>(moves.size()));
+    return chess::find_mate_puzzle(e, fen, moves, ranking);
+  };
+  for (const char* fen :
+       {"2b4K/6r1/np3b2/2P5/P1P5/4k3/2P5/8 b - - 0 43", "8/7R/2K5/7R/k7/8/8/8 w - - 0 1",
+        "8/1R6/8/4R3/3K4/8/8/2k5 w - - 0 1", "5k2/2P5/1r6/4r3/8/8/6K1/2q5 b - - 1 67",
+        "4r1k1/6pp/3p1n2/3P1p2/PPp2p2/8/3K2P1/q7 b - - 4 37", "5R2/7k/8/4K3/5Q2/8/8/8 w - - 0 1",
+        "5Q1Q/8/6K1/8/8/8/8/2k5 w - - 3 94"})
+    EXPECT_FALSE(puzzle(fen)) << fen;
+  auto one = puzzle("5R2/2K5/8/8/7R/8/8/4k3 w - - 0 1");  // only Rh2 mates in 2
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->mate_in, 2);
+  EXPECT_EQ(one->solution, "h4h2");
+  one = puzzle("6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1");  // the back rank: only Ra8 mates in 1
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->mate_in, 1);
+  EXPECT_EQ(one->solution, "a1a8");
+  EXPECT_FALSE(puzzle(kStart));
+}
+
 TEST(RestartingEngine, RestartsAKilledEngineAndRetries) {
   STOCH_REQUIRE(test::stockfish_missing());
   RestartingEngine e(chess::find_stockfish());

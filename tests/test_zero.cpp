@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/errors.h"
+#include "core/strings.h"
 #include "data_parallel_test.h"
 #include "test_util.h"
 #include "train/distributed.h"
@@ -164,6 +165,24 @@ TEST_F(Sharding, AnIntervalSplitByAnElasticResumeLogsItsMean) {
     ASSERT_EQ(r.code, 0) << r.output;
     expect_close(whole, test::train_losses(run), "resumed on " + std::to_string(ranks));
   }
+}
+
+// Sharded gradients leave the norms hook nothing to measure after a step: it says so once and
+// logs the weight norms (the gradient norms went missing without a word).
+TEST_F(Sharding, TheNormsHookSaysShardedGradientsHaveNoNorms) {
+  const std::string run = dir_ + "/norms";
+  const auto r = test::run_stoch(train(
+      "norms", 2, "gradients", " --set train.steps=10 --set 'hooks=[{name: norms, every: 5}]'"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("hook norms: no gradients at step 5 (dist.shard: gradients keeps only "
+                          "each rank's share of them); logging weight norms only"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::count_lines(run + "/log.txt", "hook norms: no gradients"), 1);  // once
+  bool weight = false;
+  for (const auto& line : stoch::split(test::read_text(run + "/metrics.jsonl"), '\n'))
+    weight = weight || line.find("diag/weight_norm/") != std::string::npos;
+  EXPECT_TRUE(weight);
 }
 
 TEST_F(Sharding, AMissingShardIsNamedAndRefused) {

@@ -7,6 +7,8 @@
 
 #include <cmath>
 
+#include "core/log.h"
+#include "core/strings.h"
 #include "hooks/hook.h"
 
 namespace stoch::hooks {
@@ -39,13 +41,26 @@ class NormsHook : public Hook {
       }
     }
     Metrics m;
+    bool any_grad = false;
     for (const auto& [group, g] : groups) {
       m["diag/weight_norm/" + group] = std::sqrt(g.weights);
       // Before the first step (the at-initialisation run) there is no gradient to measure.
       if (g.has_grad) m["diag/grad_norm/" + group] = std::sqrt(g.grads);
+      any_grad = any_grad || g.has_grad;
+    }
+    // After a step, none: sharded gradients (dist.shard: gradients) leave each rank only its
+    // share, outside the parameters. Said once, rather than the metrics going missing unsaid.
+    if (!any_grad && ctx.step > 0 && !warned_) {
+      log::warn(stoch::str("hook norms: no gradients at step ", ctx.step,
+                           " (dist.shard: gradients keeps only each rank's share of them); "
+                           "logging weight norms only"));
+      warned_ = true;
     }
     return m;
   }
+
+ private:
+  bool warned_ = false;
 };
 
 const bool registered = register_hook<NormsParams, NormsHook>(

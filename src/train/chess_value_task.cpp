@@ -16,6 +16,7 @@
 #include "core/strings.h"
 #include "core/whole_file.h"
 #include "data/chess/fen_tokens.h"
+#include "data/chess/mate_puzzle.h"
 #include "data/chess/position_data.h"
 #include "models/value_net_size.h"
 #include "train/experiment.h"
@@ -157,15 +158,9 @@ std::optional<ChessValueTask::MovePosition> prepare_position(chess::RestartingEn
     if (!line.pv.empty()) by_move[line.pv.front()] = rank_score(line.score);
   if (by_move.size() != p.moves.size()) return std::nullopt;
   for (const auto& m : p.moves) p.engine_scores.push_back(by_move.at(m));
-  // A mate in 1 or 2 that only one move keeps.
-  const auto& best = all.lines[0].score;
-  if (best.mate && (best.value == 1 || best.value == 2)) {
-    const bool unique = all.lines.size() < 2 || !all.lines[1].score.mate ||
-                        all.lines[1].score.value <= 0 || all.lines[1].score.value > best.value;
-    if (unique) {
-      p.mate_in = best.value;
-      p.solution = all.lines[0].pv.front();
-    }
+  if (const auto puzzle = chess::find_mate_puzzle(engine, fen, p.moves, all)) {
+    p.mate_in = puzzle->mate_in;
+    p.solution = puzzle->solution;
   }
   if (puzzle_only && p.mate_in == 0) return std::nullopt;  // a won position, but not a puzzle
   for (const auto& m : p.moves) {
@@ -192,7 +187,8 @@ void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
   const std::string key = chess::move_cache_key(
       data_.dir + "/val.bin", engine.name(),
       str("move_positions ", data_.move_positions, "; puzzles ", data_.puzzles, "; ranking_depth ",
-          data_.ranking_depth, "; reference_depth ", data_.reference_depth));
+          data_.ranking_depth, "; reference_depth ", data_.reference_depth, "; mate check depth ",
+          chess::kMateCheckDepth));
   const std::string cache = chess::move_cache_path(key);
   if (read_cached_move_positions(cache, key, t0)) return;
   const auto records = chess::read_positions(data_.dir, "val");

@@ -242,7 +242,9 @@ SearchResult UciEngine::search(const std::string& fen, const std::vector<std::st
     multipv_ = multipv;
   }
   position(fen, moves);
-  send(limit.depth > 0 ? str("go depth ", limit.depth) : str("go nodes ", limit.nodes));
+  // searchmoves last: the engine reads every word after it as a move.
+  send((limit.depth > 0 ? str("go depth ", limit.depth) : str("go nodes ", limit.nodes)) +
+       (limit.searchmoves.empty() ? "" : " searchmoves " + join(limit.searchmoves, " ")));
   std::vector<std::string> info;
   const std::string done = read_until("bestmove", timeout_s, &info);
   SearchResult r;

@@ -33,8 +33,9 @@ struct Score {
 double win_probability(const Score& s);
 
 struct SearchLimit {
-  int depth = 0;      // search to this depth, or
-  int64_t nodes = 0;  // this many nodes (exactly one of the two is > 0)
+  int depth = 0;                         // search to this depth, or
+  int64_t nodes = 0;                     // this many nodes (exactly one of the two is > 0)
+  std::vector<std::string> searchmoves;  // root moves searched (UCI's searchmoves); empty: all
 };
 
 struct SearchLine {
