@@ -299,9 +299,12 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   test::write_text(dir + "/in.txt", text);
   auto r = test::run_stoch("data prepare --input " + dir + "/in.txt --out " + dir + "/tok");
   ASSERT_EQ(r.code, 0) << r.output;
-  // What a BPE-prepared folder holds beside train.bin (contents are not read by export).
-  test::write_text(dir + "/tok/vocab.json", "{\"a\": 0}\n");
-  test::write_text(dir + "/tok/merges.txt", "#version: 0.2\n");
+  // What a BPE-prepared folder holds beside train.bin: a tokenizer's two files.
+  r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 270 --out " + dir +
+                      "/bpe");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"/vocab.json", "/merges.txt"})
+    test::write_text(dir + "/tok" + f, test::read_text(dir + "/bpe" + f));
   std::string meta = test::read_text(dir + "/tok/meta.json");
   const auto at = meta.find("\"byte\"");
   ASSERT_NE(at, std::string::npos) << meta;
@@ -318,8 +321,9 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("export " + dir + "/run --format hf-gpt2 --out " + dir + "/hf");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(test::read_text(dir + "/hf/vocab.json"), "{\"a\": 0}\n");
-  EXPECT_EQ(test::read_text(dir + "/hf/merges.txt"), "#version: 0.2\n");
+  for (const char* f : {"/vocab.json", "/merges.txt"})
+    EXPECT_EQ(test::read_text(dir + "/hf" + f), test::read_text(dir + "/bpe" + f)) << f;
+  EXPECT_TRUE(fs::exists(dir + "/hf/tokenizer_config.json"));
   EXPECT_NE(test::read_text(dir + "/hf/config.json").find("\"vocab_size\": 256"),
             std::string::npos);
 
@@ -351,8 +355,9 @@ TEST(HfGpt2, ExportedBpeTokenizerLoadsInTransformers) {
   for (int i = 0; i < 300; ++i)
     text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
   test::write_text(dir + "/in.txt", text);
+  // A special token of stoch's own; GPT-2's <|endoftext|> is not one of this vocabulary's.
   auto r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 300 --out " +
-                           dir + "/tok");
+                           dir + "/tok --special '<|sep|>'");
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("data prepare --input " + dir + "/in.txt --tokenizer " + dir + "/tok --out " +
                       dir + "/data");
@@ -366,7 +371,10 @@ TEST(HfGpt2, ExportedBpeTokenizerLoadsInTransformers) {
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("export " + dir + "/run --format hf-gpt2 --out " + dir + "/hf");
   ASSERT_EQ(r.code, 0) << r.output;
-  test::write_text(dir + "/line.txt", "the quick brown fox 42\n");
+  // Without tokenizer_config.json, transformers split <|sep|> into bytes and added
+  // <|endoftext|> as id 300, past the model's vocabulary.
+  const std::string line = "the quick <|sep|> brown fox <|endoftext|> 42";
+  test::write_text(dir + "/line.txt", line + "\n");
   const auto ours =
       test::run_stoch("tokenizer encode --tokenizer " + dir + "/tok --input " + dir + "/line.txt");
   ASSERT_EQ(ours.code, 0) << ours.output;
@@ -379,7 +387,8 @@ TEST(HfGpt2, ExportedBpeTokenizerLoadsInTransformers) {
           dir +
           "/hf')\n"
           "assert m.config.vocab_size == 300\n"
-          "print('ids', ' '.join(map(str, t('the quick brown fox 42').input_ids)))\n",
+          "print('ids', ' '.join(map(str, t('" +
+          line + "').input_ids)))\n",
       dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string first = ours.output.substr(0, ours.output.find('\n'));

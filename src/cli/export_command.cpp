@@ -19,6 +19,8 @@
 #include "core/torch/safetensors.h"
 #include "core/whole_file.h"
 #include "data/token_formats.h"
+#include "data/tokenizer/bpe_files.h"
+#include "data/tokenizer/bpe_tokenizer.h"
 #include "models/hf_gpt2.h"
 #include "train/lm_task.h"
 
@@ -79,6 +81,15 @@ int export_model(const ExportArgs& a) {
   torch::NoGradGuard no_grad;
   models::Gpt gpt = checkpoint_gpt(s.model, ckpt);
 
+  // Read before anything is written: a malformed tokenizer is refused naming its own files.
+  std::string tokenizer_config;
+  if (!tokenizer.empty()) {
+    const std::string from = fs::path(tokenizer.front()).parent_path().string();
+    const data::BpeTokenizer bpe(data::read_bpe_files(from), from);
+    tokenizer_config = models::gpt2_tokenizer_config_json(bpe.special_tokens(), bpe.special_ids(),
+                                                          gpt->config().context);
+  }
+
   // Written whole into a staging folder beside --out, then renamed: never half an export.
   StagedFolder staged(out, "--out " + a.out);
   std::vector<std::string> copied;
@@ -90,6 +101,10 @@ int export_model(const ExportArgs& a) {
       const std::string name = fs::path(from).filename().string();
       copy_file_durably(from, staged.path() + "/" + name);
       copied.push_back(name);
+    }
+    if (!tokenizer_config.empty()) {
+      write_file_durably(staged.path() + "/tokenizer_config.json", tokenizer_config);
+      copied.push_back("tokenizer_config.json");
     }
     staged.commit();
   });

@@ -191,6 +191,31 @@ std::string gpt2_config_json(const LmConfig& cfg) {
   return j.dump(2) + "\n";
 }
 
+std::string gpt2_tokenizer_config_json(const std::vector<std::string>& specials,
+                                       const std::vector<int32_t>& ids, int64_t context) {
+  nlohmann::ordered_json added = nlohmann::ordered_json::object();
+  bool end_of_text = false;
+  for (size_t i = 0; i < specials.size(); ++i) {
+    added[std::to_string(ids.at(i))] = {{"content", specials[i]}, {"lstrip", false},
+                                        {"normalized", false},    {"rstrip", false},
+                                        {"single_word", false},   {"special", true}};
+    end_of_text = end_of_text || specials[i] == "<|endoftext|>";
+  }
+  // GPT-2's bos/eos/unk token where the vocabulary has it; none (not an added one) otherwise.
+  const nlohmann::ordered_json eot =
+      end_of_text ? nlohmann::ordered_json("<|endoftext|>") : nlohmann::ordered_json(nullptr);
+  nlohmann::ordered_json j = {{"tokenizer_class", "GPT2Tokenizer"},
+                              {"add_prefix_space", false},
+                              {"model_max_length", context},
+                              {"bos_token", eot},
+                              {"eos_token", eot},
+                              {"unk_token", eot},
+                              {"pad_token", nullptr},
+                              {"added_tokens_decoder", added},
+                              {"additional_special_tokens", specials}};
+  return j.dump(2) + "\n";
+}
+
 TensorList gpt2_tensors(GptImpl& gpt) {
   check_gpt2_expressible(gpt.config());
   TensorList out;

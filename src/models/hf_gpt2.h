@@ -3,7 +3,9 @@
 // learned positions and biases; its Conv1D layers store weights [in, out], a Linear's transpose.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/torch/safetensors.h"
 #include "models/gpt.h"
@@ -15,6 +17,12 @@ void check_gpt2_expressible(const LmConfig& cfg);
 
 // GPT-2's config.json text for `cfg` (vocab_size resolved).
 std::string gpt2_config_json(const LmConfig& cfg);
+
+// tokenizer_config.json for a BPE whose special tokens are `specials` at `ids`: transformers
+// then cuts them out as stoch does, and adds none of GPT-2's own (without it, AutoTokenizer
+// added <|endoftext|> one past the vocabulary, and split stoch's specials into bytes).
+std::string gpt2_tokenizer_config_json(const std::vector<std::string>& specials,
+                                       const std::vector<int32_t>& ids, int64_t context);
 
 // The model's weights under GPT-2's names, float32 on the CPU; lm_head is tied to wte, so absent.
 TensorList gpt2_tensors(GptImpl& gpt);

@@ -31,6 +31,7 @@ class BpeTokenizer : public Tokenizer {
   std::string dir() const override { return dir_; }
 
   const std::vector<std::string>& special_tokens() const { return specials_; }
+  const std::vector<int32_t>& special_ids() const { return special_ids_; }  // in the same order
 
  private:
   struct Merge {
