@@ -107,6 +107,17 @@ TEST(TokenFormats, WindowsReadAcrossShardBoundaries) {
     rnd->window(data::Split::kTrain, i, len, w.data());
     EXPECT_NE(std::search(train.begin(), train.end(), w.begin(), w.end()), train.end());
   }
+  // Held-out windows are the data seed's whatever the training order and run seed (the cursor
+  // made them the val split's first windows, so data.sampling changed val/loss).
+  auto seq5 = data::open_token_dir(dir + "/llmc", "auto", 5, 0, data::WindowOrder::kSequential);
+  std::vector<int32_t> v(len);
+  for (uint64_t i = 0; i < 20; ++i) {
+    rnd->window(data::Split::kVal, i, 5, w.data());
+    seq5->window(data::Split::kVal, i, 5, v.data());
+    EXPECT_EQ(std::vector<int32_t>(w.begin(), w.begin() + 5),
+              std::vector<int32_t>(v.begin(), v.begin() + 5))
+        << i;
+  }
 }
 
 TEST(TokenFormats, WideVocabulariesUseUint32) {

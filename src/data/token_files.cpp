@@ -126,7 +126,9 @@ void TokenArraySource::window(Split split, uint64_t index, int64_t len, int32_t*
                          " tokens, fewer than one window of ", len,
                          " (lower model.context or add data)"));
   uint64_t start;
-  if (order_ == WindowOrder::kSequential) {
+  // The order is training's: held-out windows are drawn alike whichever it is (with the cursor
+  // they covered only the start of the val split, and changed with data.sampling).
+  if (order_ == WindowOrder::kSequential && split == Split::kTrain) {
     // Consecutive windows share one token (the last target is the next window's first input),
     // so every token is predicted once per pass.
     const uint64_t stride = L > 1 ? L - 1 : 1;
