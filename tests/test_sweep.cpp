@@ -53,6 +53,11 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
   EXPECT_NE(
       message({"run.name=" + std::string(260, 'x')}).find("over the 255 a file name may hold"),
       std::string::npos);
+  // A name that fits, but not with its console log's suffix, made the run's log fail to open and
+  // stopped the sweep part way.
+  EXPECT_NE(message({"run.name=" + std::string(230, 'x')})
+                .find("bytes; with .console.log that is over the 255 a file name may hold"),
+            std::string::npos);
   // Seeds that would pass the largest int64 are refused by the options that gave them.
   a.seeds = 3;
   a.first_seed = std::numeric_limits<int64_t>::max() - 1;
@@ -240,6 +245,19 @@ TEST(Sweep, TwoSweepsOverOneFolderShareItsRuns) {
 }
 
 // The sweep shares the cores among its jobs unless run.threads is given, which then wins.
+// A sweep started with SIGCHLD ignored (a script's `trap '' CHLD`) still reads every run's exit:
+// the kernel had reaped the runs unread, so the sweep started one and said all were finished.
+TEST(Sweep, AnIgnoredSigchldIsNotInheritedByTheSweep) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(4));
+  const auto r =
+      test::run_command("bash -c \"trap '' CHLD; exec " + std::string(STOCH_BINARY) + " sweep " +
+                        dir + "/c.yaml --seeds 2 --jobs 1 --out " + dir + "/sw\"");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* run : {"/sw/seed=1", "/sw/seed=2"})
+    EXPECT_EQ(test::train_losses(dir + run).size(), 4u) << run << "\n" << r.output;
+}
+
 TEST(Sweep, RunThreadsGivenWithSetWins) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(6));

@@ -51,6 +51,9 @@ Children::Children() {
   // Before the first fork, so a signal in between is not lost.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // An ignored SIGCHLD, inherited (a script's `trap '' CHLD`), lets the kernel reap the children
+  // unread: their exit codes were lost, and a sweep reported all runs finished after one.
+  std::signal(SIGCHLD, SIG_DFL);
 }
 
 Children::~Children() {
@@ -137,10 +140,10 @@ std::optional<Children::Exit> Children::wait(std::chrono::milliseconds wait) {
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0 && pids_.erase(pid))
       return Exit{pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
-    if (pid < 0 && errno == ECHILD) {  // reaped elsewhere: none of ours is left
-      pids_.clear();
-      return std::nullopt;
-    }
+    if (pid < 0 && errno == ECHILD)
+      throw std::runtime_error(stoch::str("children: ", pids_.size(),
+                                          " started processes were reaped elsewhere; their exit "
+                                          "codes are lost"));
     if (pid <= 0 && std::chrono::steady_clock::now() >= end) return std::nullopt;
     if (pid <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -54,6 +54,7 @@ std::vector<std::string> environment_without(const std::string& name) {
 
 // The longest name most file systems allow (NAME_MAX).
 constexpr size_t kMaxFolderName = 255;
+const std::string kConsoleLog = ".console.log";  // RUN.console.log: a run's output, beside it
 
 // The first key (but run.threads, which each call of the sweep passes on) whose value in the
 // run's config.yaml differs from the one this sweep would start the run with, said as a line;
@@ -111,9 +112,11 @@ std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
       SweepRun r = c;
       r.name += stoch::str(r.name.empty() ? "" : ",", "seed=", s);
       r.sets.push_back(stoch::str("run.seed=", s));
-      if (r.name.size() > kMaxFolderName)
+      // The run's console log beside its folder is the longest name made from it.
+      if (r.name.size() + kConsoleLog.size() > kMaxFolderName)
         throw InputError(stoch::str("--grid: the folder name ", r.name.substr(0, 40), "... is ",
-                                    r.name.size(), " bytes, over the ", kMaxFolderName,
+                                    r.name.size(), " bytes; with ", kConsoleLog,
+                                    " that is over the ", kMaxFolderName,
                                     " a file name may hold; use shorter values"));
       if (!names.insert(r.name).second)
         throw InputError(stoch::str("--grid: two grid points share the folder name ", r.name,
@@ -252,7 +255,7 @@ int sweep(const SweepArgs& a) {
       const RunLock::Handover handover = claim->hand_over();
       std::vector<std::string> env = environment_without(RunLock::kHandoverEnv);
       if (!handover.env().empty()) env.push_back(handover.env());
-      running[children.start(cmd, env, out + "/" + name + ".console.log", kThisExecutable)] = i;
+      running[children.start(cmd, env, out + "/" + name + kConsoleLog, kThisExecutable)] = i;
     }
     if (running.empty() || children.running() == 0) break;
     const auto exit = children.wait(std::chrono::seconds(1));
