@@ -176,6 +176,19 @@ TEST_F(ChessValue, MovePositionsAreCachedBetweenRuns) {
 INSTANTIATE_TEST_SUITE_P(Heads, ChessValue,
                          ::testing::Values("mse", "two_hot", "hl_gauss", "one_hot"));
 
+// A support chess_value does not implement is refused (it was accepted and ignored).
+TEST(ChessValueBadData, SupportsOtherThanFixedAreRefused) {
+  const std::string dir = test::temp_dir("chess-value");
+  test::write_text(dir + "/c.yaml",
+                   "task: chess_value\ndata: {dir: " + dir + "/d}\nvalue: {support: auto}\n");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("value.support: auto is not implemented for chess_value"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+}
+
 TEST(ChessValueBadData, AMalformedFenNamesTheRecord) {
   STOCH_REQUIRE(test::stockfish_missing());
   const std::string dir = test::temp_dir("chess-value");

@@ -11,9 +11,12 @@
 #include <dlfcn.h>
 #include <torch/cuda.h>
 
+#include "core/config_tree.h"
 #include "core/cuda_memory.h"
 #include "core/errors.h"
+#include "core/registry.h"
 #include "test_util.h"
+#include "train/experiment.h"
 #include "train/memory_estimate.h"
 
 namespace stoch {
@@ -88,6 +91,27 @@ TEST(MemoryEstimate, AVocabularyReadFromTheDataIsCheckedToo) {
   EXPECT_NE(r.output.find("the run needs at least "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("parameters"), std::string::npos) << r.output;
   EXPECT_FALSE(test::fs::exists(dir + "/run")) << r.output;
+}
+
+// The language model's activations: one micro-batch's per worker in use (no more workers than a
+// step has micro-batches: cpu_workers 4 with grad_accum 1 counted four and refused runs that
+// fit), at 2 bytes an element under bf16 autocast (4 overstated them).
+TEST(MemoryEstimate, LmActivationsCountTheWorkersInUseAndTheirPrecision) {
+  const auto activations = [](const std::string& train, const std::string& precision) {
+    auto cfg = train::parse_experiment(config::parse_text(
+        "task: lm\nrun: {device: cpu, precision: " + precision + "}\ntrain: " + train + "\n", "t"));
+    const auto e = registry<train::TaskEntry>().get("lm", "task").estimate_memory(cfg, 1);
+    for (const auto& p : e.parts)
+      if (p.what == "activations") return p.bytes;
+    ADD_FAILURE() << "no activations part: " << e.describe();
+    return 0.0;
+  };
+  const double one = activations("{cpu_workers: 1, grad_accum: 1}", "fp32");
+  ASSERT_GT(one, 0);
+  EXPECT_EQ(activations("{cpu_workers: 4, grad_accum: 1}", "fp32"), one);
+  EXPECT_EQ(activations("{cpu_workers: 4, grad_accum: 2}", "fp32"), 2 * one);
+  EXPECT_EQ(activations("{cpu_workers: 4, grad_accum: 8}", "fp32"), 4 * one);
+  EXPECT_EQ(activations("{cpu_workers: 1, grad_accum: 1}", "bf16"), one / 2);
 }
 
 TEST(MemoryEstimate, PartsAddUpAndShardingDividesTheOptimizerState) {

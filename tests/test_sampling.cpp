@@ -224,7 +224,8 @@ TEST(LmCommands, UseTheCheckpointAsked) {
   ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(dir + "/run", 2, "--checkpoint 2"));
   // The network is the checkpoint's: eval refuses to read it into another (n_head 4 has the
   // same shapes, and was evaluated under the run's name).
-  for (const char* set : {"model.n_head=4", "model.activation=gelu_tanh", "task=dqn"}) {
+  for (const char* set :
+       {"model.n_head=4", "model.activation=gelu_tanh", "task=dqn", "value.v_min=-3"}) {
     const auto refused = test::run_stoch("eval " + dir + "/run --set " + set);
     EXPECT_EQ(refused.code, 2) << refused.output;
     EXPECT_NE(refused.output.find(std::string("--set ") + set + ": "), std::string::npos)

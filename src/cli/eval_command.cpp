@@ -30,11 +30,15 @@ struct EvalArgs {
 
 int eval(const EvalArgs& a) {
   // The network is the checkpoint's: a model key (or another task) would read its weights into
-  // another network whenever the shapes agree (another head count, activation), and report that
-  // network's numbers under the run's name.
+  // another network whenever the shapes agree (another head count, activation), and a value key
+  // would read its head's outputs on other bins, with another loss or transform; either way
+  // another network's numbers, reported under the run's name.
+  const auto under = [](const std::string& key, const char* section) {
+    return key == section || key.rfind(std::string(section) + ".", 0) == 0;
+  };
   for (const auto& set : a.sets) {
     const std::string key = config::split_assignment(set, "--set").first;
-    if (key == "task" || key == "model" || key.rfind("model.", 0) == 0)
+    if (key == "task" || under(key, "model") || under(key, "value"))
       throw InputError(stoch::str("--set ", set, ": ", key,
                                   " is the checkpoint's network; eval changes only how it is "
                                   "evaluated"));

@@ -79,6 +79,11 @@ ChessValueTask::ChessValueTask(const ExperimentConfig& cfg, const torch::Device&
       device_(device) {
   const auto& s = cfg.task_sections<ChessValueSections>();
   data_ = s.data;
+  // Accepted and ignored before: a sweep over it trained one run under two names.
+  if (s.value.support != "fixed")
+    throw InputError(str("value.support: ", s.value.support,
+                         " is not implemented for chess_value, whose targets are win "
+                         "probabilities in [0, 1]; use fixed (value.v_min, value.v_max)"));
   if (data_.dir.empty())
     throw InputError("data.dir: expected a `stoch data chess` folder (train.bin, val.bin)");
   std::tie(train_tokens_, train_targets_) = load_split(data_.dir, "train", 0);

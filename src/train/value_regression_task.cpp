@@ -114,7 +114,11 @@ std::pair<torch::Tensor, torch::Tensor> ValueRegressionTask::batch(int64_t micro
 }
 
 void ValueRegressionTask::advance_support(int64_t step) {
-  if (!running_ || support_steps_ >= step) return;
+  if (!running_) return;
+  // The first of a step's workers moves the bins; the others wait, then find them moved (each
+  // had folded the step's targets in, and swapped the bounds under the others' losses).
+  std::lock_guard<std::mutex> lock(support_mu_);
+  if (support_steps_ >= step) return;
   for (; support_steps_ < step; ++support_steps_) {
     for (int64_t m = 0; m < micros_per_step_; ++m) {
       const auto y =

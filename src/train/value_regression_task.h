@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -103,6 +104,7 @@ class ValueRegressionTask : public Task {
   value::Bounds bounds_;
   std::unique_ptr<value::RunningSupport> running_;
   int64_t support_steps_ = 0;  // steps whose targets running_ has folded in
+  std::mutex support_mu_;      // train.cpu_workers' workers all call advance_support
   models::ValueNet net_{nullptr};
   hooks::ValueView view_;
 };
