@@ -273,6 +273,20 @@ TEST_F(WorldEnvTest, UnsetMeansOneProcessAndBadValuesNameTheVariable) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("RANK=4"), std::string::npos) << e.what();
   }
+  // Without LOCAL_RANK the rank stands for it, so it must be below LOCAL_WORLD_SIZE.
+  ::setenv("RANK", "3", 1);
+  ::unsetenv("LOCAL_RANK");
+  try {
+    train::read_world_env();
+    ADD_FAILURE() << "RANK=3 with LOCAL_WORLD_SIZE=2 and no LOCAL_RANK was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("LOCAL_RANK: must be set when RANK (3) is not below "
+                                         "LOCAL_WORLD_SIZE (2)"),
+              std::string::npos)
+        << e.what();
+  }
+  ::setenv("RANK", "1", 1);
+  EXPECT_EQ(train::read_world_env().local_rank, 1);
   ::setenv("RANK", "0", 1);
   ::setenv("MASTER_PORT", "http", 1);
   EXPECT_THROW(train::read_world_env(), InputError);

@@ -134,6 +134,12 @@ WorldEnv read_world_env() {
   e.rank = env_int("RANK", -1, 0, e.world_size - 1);
   if (e.rank < 0) throw InputError("environment RANK: must be set when WORLD_SIZE is above 1");
   e.local_world_size = env_int("LOCAL_WORLD_SIZE", e.world_size, 1, e.world_size);
+  // Unset, it is the rank, which must then be a place on this machine (it named a GPU past the
+  // machine's when LOCAL_WORLD_SIZE was set alone).
+  const char* local = std::getenv("LOCAL_RANK");
+  if ((!local || !*local) && e.rank >= e.local_world_size)
+    throw InputError(stoch::str("environment LOCAL_RANK: must be set when RANK (", e.rank,
+                                ") is not below LOCAL_WORLD_SIZE (", e.local_world_size, ")"));
   e.local_rank = env_int("LOCAL_RANK", e.rank, 0, e.local_world_size - 1);
   e.node_rank = env_int("GROUP_RANK", 0, 0, e.world_size - 1);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
