@@ -258,6 +258,21 @@ TEST(Sweep, AnIgnoredSigchldIsNotInheritedByTheSweep) {
     EXPECT_EQ(test::train_losses(dir + run).size(), 4u) << run << "\n" << r.output;
 }
 
+// Runs that refuse their input (a data file that is not there) are counted apart: retrying the
+// same command cannot help them, as the sweep's last line had suggested.
+TEST(Sweep, RunsThatRefuseTheirInputAreSaidToNeedAFix) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml",
+                   "task: lm\ndata: {source: text, files: [" + dir + "/nope.txt]}\n");
+  const auto r =
+      test::run_stoch("sweep " + dir + "/c.yaml --seeds 2 --jobs 1 --out " + dir + "/sw");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("sweep: 2 runs failed (2 refused their input, exit 2: fix what their "
+                          "console logs name first); re-run the same command to retry them"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Sweep, RunThreadsGivenWithSetWins) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(6));

@@ -223,9 +223,9 @@ int sweep(const SweepArgs& a) {
   // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
   Children children;
   const std::string self = this_executable();
-  std::map<pid_t, size_t> running;  // child pid -> run index
-  size_t next = 0, failed = 0;
-  std::vector<size_t> stopped;  // runs that ended on the sweep's signal
+  std::map<pid_t, size_t> running;           // child pid -> run index
+  size_t next = 0, failed = 0, refused = 0;  // refused: exit 2, the run's input
+  std::vector<size_t> stopped;               // runs that ended on the sweep's signal
   for (;;) {
     while (!children.signal() && next < todo.size() &&
            static_cast<int64_t>(running.size()) < a.jobs) {
@@ -271,6 +271,7 @@ int sweep(const SweepArgs& a) {
       log::info(stoch::str("sweep: ", name, " stopped"));
     } else {
       ++failed;
+      refused += exit->code == kExitBadInput ? 1 : 0;
       log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
                            ".console.log)"));
     }
@@ -289,8 +290,14 @@ int sweep(const SweepArgs& a) {
     return 128 + sig;
   }
   if (failed) {
-    log::error(
-        stoch::str("sweep: ", failed, " runs failed; re-run the same command to retry them"));
+    // A refused input fails again as it is: retrying helps only runs that failed otherwise.
+    log::error(stoch::str("sweep: ", failed, " runs failed",
+                          refused
+                              ? stoch::str(" (", refused,
+                                           " refused their input, exit 2: fix what their console "
+                                           "logs name first)")
+                              : "",
+                          "; re-run the same command to retry them"));
     return kExitFailure;
   }
   // Runs left to other processes that have finished meanwhile complete this sweep too.
