@@ -2,6 +2,7 @@
 // estimate; the estimate's parts follow the config.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -55,6 +56,21 @@ TEST(MemoryEstimate, ARunThatCannotFitExitsTwoAtOnceWithTheEstimate) {
     EXPECT_NE(r.output.find("the run needs at least "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(part), std::string::npos) << r.output;
     EXPECT_FALSE(test::fs::exists(dir + "/rl")) << "a refused run left its folder";
+  }
+
+  // A value network whose weights alone cannot be allocated (400 TB, past any address space): the
+  // estimate, which builds the network to count it, refuses it too (it ended in the allocator's
+  // error, exit 1).
+  {
+    const auto r =
+        test::run_stoch("train " + test::source_path("configs/value/nonstationary.yaml") +
+                        " --run-dir " + dir + "/wide --set 'model.hidden=[10000000, 10000000]'");
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("model: the network's weights alone cannot be allocated ("),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(test::fs::exists(dir + "/wide"));
   }
 
   // The same config with a batch that fits trains.
