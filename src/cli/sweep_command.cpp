@@ -273,7 +273,7 @@ int sweep(const SweepArgs& a) {
       ++failed;
       refused += exit->code == kExitBadInput ? 1 : 0;
       log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
-                           ".console.log)"));
+                           kConsoleLog, ")"));
     }
   }
   if (const int sig = children.signal()) {

@@ -64,20 +64,20 @@ int64_t value_net_parameter_count(const ValueNetConfig& cfg,
   // A network whose weights alone cannot be allocated is an input the estimate refuses (exit 2),
   // not a failure of the run (the allocator's error, exit 1).
   std::optional<ValueNet> net;
+  std::string failure;
   try {
     net.emplace(cfg, input_shape, outputs);
   } catch (const c10::Error& e) {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state);
-    const std::string why = e.what_without_backtrace();
-    throw InputError(stoch::str("model: the network's weights alone cannot be allocated (",
-                                why.substr(0, why.find('\n')),
-                                "); lower model.hidden, model.channels or model.d_model"));
+    failure = e.what_without_backtrace();
   }
   {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(state);
   }
+  if (!net)
+    throw InputError(stoch::str("model: the network's weights alone cannot be allocated (",
+                                failure.substr(0, failure.find('\n')),
+                                "); lower model.hidden, model.channels or model.d_model"));
   int64_t n = 0;
   for (const auto& p : (*net)->parameters()) n += p.numel();
   return n;
