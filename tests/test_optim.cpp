@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/errors.h"
 #include "core/torch/lane.h"
 #include "isa_test.h"
 #include "optim/adamw.h"
@@ -132,6 +133,30 @@ TEST(Schedule, WarmupThenCosineToFloor) {
   EXPECT_NEAR(train::lr_multiplier(s, 55, 100), 0.55, 1e-12);
   s.kind = "constant";
   EXPECT_DOUBLE_EQ(train::lr_multiplier(s, 99, 100), 1.0);
+}
+
+// A decay that ends before the warm-up does would drop the peak rate to the floor in one step.
+TEST(Schedule, ADecayEndingBeforeTheWarmupIsRefused) {
+  train::ScheduleConfig s;
+  s.warmup_steps = 5;
+  for (const int64_t ok : {0, 6, 100}) {
+    s.decay_steps = ok;
+    EXPECT_NO_THROW(train::check_schedule(s)) << ok;
+  }
+  s.decay_steps = 3;
+  try {
+    train::check_schedule(s);
+    ADD_FAILURE() << "decay_steps 3 with warm-up 5 was accepted";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "schedule.decay_steps: 3 is not after schedule.warmup_steps 5 (the rate would "
+                 "drop from its peak to the floor in one step); expected 0 (train.steps) or "
+                 "above 5");
+  }
+  s.decay_steps = 5;
+  EXPECT_THROW(train::check_schedule(s), InputError);
+  s.kind = "constant";  // no decay to end
+  EXPECT_NO_THROW(train::check_schedule(s));
 }
 
 }  // namespace

@@ -29,8 +29,9 @@ struct Spec {
   std::vector<std::string> choices;
   bool resumable = false;  // may be overridden on resume: it cannot change what already happened
   bool required = false;   // a string key without a default: the Reader refuses its absence
-  // Changes no trained number, or only its rounding (threads, kernels): `stoch compare` puts runs
-  // that differ only in such keys (and the seed) in one group.
+  // Changes no trained number, or only its rounding (threads, kernels): `stoch config` says
+  // "changes at most rounding", and `stoch compare` puts runs that differ only in such keys (and
+  // the seed) in one group.
   bool same_setup = false;
 
   Spec& at_least(double v) {

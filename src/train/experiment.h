@@ -38,7 +38,7 @@ struct RunConfig {
       Spec().one_of({"auto", "fp32", "bf16"}));
     v("threads", threads,
       "CPU threads for LibTorch; 0 uses every CPU this process may run on (its affinity "
-      "mask, capped by a cgroup CPU quota)",
+      "mask, capped by a cgroup CPU quota); another count rounds LibTorch's sums differently",
       Spec().at_least(0).on_resume().changes_no_result());
     v("libtorch_kernels", libtorch_kernels,
       "instruction set of LibTorch's own CPU kernels, whose softmax and sums round differently "

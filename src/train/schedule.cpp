@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/errors.h"
+#include "core/strings.h"
+
 namespace stoch::train {
 
 double lr_multiplier(const ScheduleConfig& cfg, int64_t step, int64_t total_steps) {
@@ -15,6 +18,15 @@ double lr_multiplier(const ScheduleConfig& cfg, int64_t step, int64_t total_step
   const double shape =
       cfg.kind == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
   return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape;
+}
+
+void check_schedule(const ScheduleConfig& cfg) {
+  if (cfg.kind == "constant" || cfg.decay_steps == 0 || cfg.decay_steps > cfg.warmup_steps) return;
+  throw InputError(str("schedule.decay_steps: ", cfg.decay_steps,
+                       " is not after schedule.warmup_steps ", cfg.warmup_steps,
+                       " (the rate would drop from its peak to the floor in one step); expected 0 "
+                       "(train.steps) or above ",
+                       cfg.warmup_steps));
 }
 
 }  // namespace stoch::train

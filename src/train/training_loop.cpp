@@ -12,6 +12,7 @@
 #include "core/torch/device.h"
 #include "core/torch/model_tensors.h"
 #include "train/rank_state.h"
+#include "train/schedule.h"
 
 namespace stoch::train {
 namespace {
@@ -62,6 +63,7 @@ void TrainingLoop::set_up() {
     throw InputError(stoch::str("train.cpu_workers: ", cfg_.train.cpu_workers,
                                 " workers need run.device cpu, not ", device_.str()));
 
+  check_schedule(cfg_.schedule);
   if (W_ > 1) data_parallel_backend(device_, cfg_.dist.backend);
   // Before anything large is allocated: a run that cannot fit is refused, not killed later.
   if (entry.estimate_memory) {
