@@ -258,19 +258,37 @@ TEST(Sweep, AnIgnoredSigchldIsNotInheritedByTheSweep) {
     EXPECT_EQ(test::train_losses(dir + run).size(), 4u) << run << "\n" << r.output;
 }
 
-// Runs that refuse their input (a data file that is not there) are counted apart: retrying the
-// same command cannot help them, as the sweep's last line had suggested.
-TEST(Sweep, RunsThatRefuseTheirInputAreSaidToNeedAFix) {
+// A fault every run shares (here a data file that is not there) is refused once, before the
+// sweep writes anything: its first run is built as `stoch config --check` builds it.
+TEST(Sweep, AnInputEveryRunSharesIsRefusedBeforeAnyRunStarts) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml",
                    "task: lm\ndata: {source: text, files: [" + dir + "/nope.txt]}\n");
-  const auto r =
-      test::run_stoch("sweep " + dir + "/c.yaml --seeds 2 --jobs 1 --out " + dir + "/sw");
+  const auto r = test::run_stoch("sweep " + dir + "/c.yaml --grid optim.lr=0.01,0.02 --seeds 2 " +
+                                 "--jobs 1 --out " + dir + "/sw");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir + "/nope.txt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" (the sweep's first run, optim.lr=0.01,seed=1, is refused; nothing "
+                          "was started)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("starting "), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/sw"));
+}
+
+// Runs that refuse their input on their own (a grid point the model refuses) are counted apart:
+// retrying the same command cannot help them, as the sweep's last line had suggested.
+TEST(Sweep, RunsThatRefuseTheirInputAreSaidToNeedAFix) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  const auto r = test::run_stoch("sweep " + dir + "/c.yaml --grid model.n_head=2,3 --seeds 2 " +
+                                 "--jobs 1 --out " + dir + "/sw");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("sweep: 2 runs failed (2 refused their input, exit 2: fix what their "
                           "console logs name first); re-run the same command to retry them"),
             std::string::npos)
       << r.output;
+  EXPECT_EQ(test::train_losses(dir + "/sw/model.n_head=2,seed=2").size(), 2u) << r.output;
 }
 
 TEST(Sweep, RunThreadsGivenWithSetWins) {

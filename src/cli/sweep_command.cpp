@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "cli/checks.h"
@@ -24,6 +25,7 @@
 #include "core/output_dir.h"
 #include "core/run_lock.h"
 #include "core/strings.h"
+#include "core/whole_file.h"
 #include "train/experiment.h"
 
 namespace fs = std::filesystem;
@@ -75,6 +77,37 @@ std::string first_difference(train::ExperimentConfig& want, const std::string& d
   };
   return stoch::str(file, ": ", *key, " is ", value(theirs),
                     " where this sweep's config and --set give ", value(ours));
+}
+
+// The message of an error line as stoch's console prints it ("12:34:56 error MESSAGE"); the
+// line itself when it has another form.
+std::string error_message(const std::string& line) {
+  const std::string mark = " error ";
+  const auto at = line.find(mark);
+  return at == std::string::npos || at > 8 ? line : line.substr(at + mark.size());
+}
+
+// Builds run `cmd` describes as `stoch config --check` does, in a child process (a build sets
+// process-wide state, such as LibTorch's kernel set, that the sweep's runs must not inherit),
+// its output in a file outside the sweep folder. Throws InputError with the child's error when
+// the build is refused (exit 2); other failures are left to the runs to report.
+void check_first_run(Children& children, const std::string& self, std::vector<std::string> cmd,
+                     const std::string& name) {
+  const fs::path output =
+      fs::temp_directory_path() / stoch::str("stoch-sweep-check-", ::getpid(), ".log");
+  cmd[0] = self;
+  children.start(cmd, {}, output.string(), kThisExecutable);
+  std::optional<Children::Exit> exit;
+  while (!exit) exit = children.wait(std::chrono::seconds(1));
+  const auto text = read_whole_file(output.string()).value_or("");
+  std::error_code ec;
+  fs::remove(output, ec);
+  if (exit->code != kExitBadInput) return;
+  std::string last;
+  for (const auto& line : split(text, '\n'))
+    if (!line.empty()) last = line;
+  throw InputError(stoch::str(error_message(last), " (the sweep's first run, ", name,
+                              ", is refused; nothing was started)"));
 }
 
 }  // namespace
@@ -203,6 +236,20 @@ int sweep(const SweepArgs& a) {
       todo.push_back(i);
     }
   }
+  // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
+  Children children;
+  const std::string self = this_executable();
+  // A fault every run shares (a data folder not prepared, keys the task refuses together) is
+  // said once, before anything is written, instead of by each run in turn.
+  if (!todo.empty()) {
+    auto cmd = command_for(todo[0]);
+    if (cmd[1] == "train") {
+      std::vector<std::string> check = {"stoch", "config", a.config, "--check", "--no-docs"};
+      check.insert(check.end(), cmd.begin() + 5, cmd.end());  // after "train CONFIG --run-dir DIR"
+      check_first_run(children, self, check, runs[todo[0]].name);
+      if (const int sig = children.signal()) return 128 + sig;
+    }
+  }
   make_output_dir(out, "--out");
   log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", todo.size(), " to do, ",
                        a.jobs, " at a time, ",
@@ -220,9 +267,6 @@ int sweep(const SweepArgs& a) {
       log::warn("sweep: " + busy);
   }
 
-  // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
-  Children children;
-  const std::string self = this_executable();
   std::map<pid_t, size_t> running;           // child pid -> run index
   size_t next = 0, failed = 0, refused = 0;  // refused: exit 2, the run's input
   std::vector<size_t> stopped;               // runs that ended on the sweep's signal
