@@ -181,12 +181,7 @@ TEST(ChessValueBadData, SupportsOtherThanFixedAreRefused) {
   const std::string dir = test::temp_dir("chess-value");
   test::write_text(dir + "/c.yaml",
                    "task: chess_value\ndata: {dir: " + dir + "/d}\nvalue: {support: auto}\n");
-  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
-  EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("value.support: auto is not implemented for chess_value"),
-            std::string::npos)
-      << r.output;
-  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+  test::expect_train_refused(dir, "value.support: auto is not implemented for chess_value");
 }
 
 TEST(ChessValueBadData, AMalformedFenNamesTheRecord) {

@@ -64,12 +64,8 @@ TEST(TokenFiles, TrainSplitShorterThanAWindowIsRefusedBeforeTheRunStarts) {
                    "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
                        "/tok}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
                        "train: {steps: 3, batch_size: 2, eval_batches: 1}\n");
-  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
-  EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("data: the train split has 10 tokens, fewer than one window of 17"),
-            std::string::npos)
-      << r.output;
-  EXPECT_FALSE(test::fs::exists(dir + "/run"));
+  test::expect_train_refused(dir,
+                             "data: the train split has 10 tokens, fewer than one window of 17");
 }
 
 // "DIR/" names DIR: the staging folder goes beside it, not inside, whether DIR is new or an
