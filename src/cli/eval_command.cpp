@@ -42,6 +42,14 @@ int eval(const EvalArgs& a) {
       throw InputError(stoch::str("--set ", set, ": ", key,
                                   " is the checkpoint's network; eval changes only how it is "
                                   "evaluated"));
+    // Another game's scores under the run's name, whenever the network's shapes fit it; and
+    // value.support auto's bins follow dqn.gamma (an evaluation reads it nowhere else).
+    if (key == "env.name" || key == "dqn.gamma")
+      throw InputError(stoch::str(
+          "--set ", set, ": ", key,
+          key == "env.name" ? " is the environment the checkpoint's network was trained on"
+                            : " places the checkpoint's bins (value.support auto)",
+          "; eval changes only how it is evaluated"));
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
   pin_libtorch_cpu_kernels(cfg.run.libtorch_kernels, "run.libtorch_kernels");  // before tensors
@@ -50,7 +58,7 @@ int eval(const EvalArgs& a) {
   auto task =
       registry<train::TaskEntry>().get(cfg.task, "task").make(cfg, resolve_device(cfg.run.device));
   load_model_tensors(task->model(), ckpt.tensors.at("model"), ckpt.dir + "/model.safetensors");
-  task->load_state(ckpt);
+  task->load_evaluation_state(ckpt);
   // The protocol is keyed by the step, as in training: the same checkpoint gives the
   // evaluation its run logged.
   const auto metrics = task->evaluate(ckpt.step);
@@ -68,7 +76,8 @@ const bool registered = register_command(
     [](CLI::App& cmd) -> CommandRun {
       auto a = std::make_shared<EvalArgs>();
       cmd.add_option("run_dir", a->run_dir, "run directory")->required();
-      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step")
+          ->default_str("the newest complete")
           ->check(integer_in(0));
       cmd.add_option(
           "--set", a->sets,

@@ -46,6 +46,9 @@ class DqnTask : public Task {
   const hooks::ValueView* value_view() override;
   void save_state(Checkpoint& ckpt) const override { agent_->save_state(ckpt); }
   void load_state(const Checkpoint& ckpt) override { agent_->load_state(ckpt); }
+  void load_evaluation_state(const Checkpoint& ckpt) override {
+    agent_->load_state(ckpt, /*training=*/false);
+  }
 
   bool wants_helper_lane() const override { return dqn_.helper_lane; }
   void use_lane(Lane* lane) override { agent_->use_lane(lane); }

@@ -84,6 +84,10 @@ class Task {
   // Extra state for checkpoints (none for stateless tasks).
   virtual void save_state(Checkpoint& ckpt) const {}
   virtual void load_state(const Checkpoint& ckpt) {}
+  // What `stoch eval` restores: the state evaluation reads (a running support's bins), not what
+  // only training goes on from (a replay buffer, environments part way through episodes), so an
+  // evaluation's --set may change what those were made with.
+  virtual void load_evaluation_state(const Checkpoint& ckpt) { load_state(ckpt); }
 };
 
 // A task's own config sections (model, data, ...), visited like every other config struct.

@@ -287,6 +287,25 @@ TEST(Dqn, EvalCommandReprintsTheRunsEvaluation) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("eval/episodes=5 "), std::string::npos) << r.output;
   EXPECT_NE(test::read_text(dir + "/run/config.yaml").find("eval_episodes: 2"), std::string::npos);
+  // Keys that shape only training's state (the replay buffer, the environments it acts in) do
+  // not reach the evaluation: it reprints the run's numbers (they were refused by the replay
+  // buffer's loader, in a message that named no --set).
+  ASSERT_NO_FATAL_FAILURE(test::expect_eval_reprints_log(
+      dir + "/run", 60,
+      "--set dqn.n_step=3 --set dqn.replay_capacity=50 --set dqn.prioritized=true "
+      "--set env.num_envs=2"));
+  // Another game would report its scores under the run's name, and another gamma would move
+  // value.support auto's bins: refused by name.
+  const auto game = test::run_stoch("eval " + dir + "/run --set env.name=Acrobot-v1");
+  EXPECT_EQ(game.code, 2) << game.output;
+  EXPECT_NE(game.output.find("--set env.name=Acrobot-v1: env.name is the environment the "
+                             "checkpoint's network was trained on"),
+            std::string::npos)
+      << game.output;
+  const auto gamma = test::run_stoch("eval " + dir + "/run --set dqn.gamma=0.5");
+  EXPECT_EQ(gamma.code, 2) << gamma.output;
+  EXPECT_NE(gamma.output.find("dqn.gamma places the checkpoint's bins"), std::string::npos)
+      << gamma.output;
   // The network is the checkpoint's: a model key is refused by name.
   const auto bad = test::run_stoch("eval " + dir + "/run --set 'model.hidden=[8, 8]'");
   EXPECT_EQ(bad.code, 2) << bad.output;

@@ -341,22 +341,32 @@ void DqnAgent::save_state(Checkpoint& ckpt) const {
   ckpt.state["schedule_env_steps"] = schedule_env_steps();
 }
 
-void DqnAgent::load_state(const Checkpoint& ckpt) {
+void DqnAgent::load_state(const Checkpoint& ckpt, bool training) {
   auto target = ckpt.tensors.find("target");
   auto agent = ckpt.tensors.find("agent");
   if (target == ckpt.tensors.end() || agent == ckpt.tensors.end())
     throw InputError(ckpt.dir + ": not a dqn checkpoint (no target network or agent state)");
-  load_model_tensors(*target_, target->second, ckpt.dir + "/target.safetensors");
   const auto& a = agent->second;
   const std::string what = ckpt.dir + ": dqn state";
   const auto find = [&](const std::string& name) { return tensor_named(a, name, what); };
-  replay_->load_state(tensor_to_bytes(find("replay")));
-  envs_->load_state(tensor_to_bytes(find("envs")));
-  rng_ = rng_from_tensor(find("rng"), what);
   const auto counters = find("counters");
   env_steps_ = counters[0].item<int64_t>();
   episodes_ = counters[1].item<int64_t>();
   last_target_sync_ = counters[2].item<int64_t>();
+  if (running_) {
+    const auto t = find("running_support").to(torch::kDouble).contiguous();
+    std::vector<double> state(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+    if (state.size() != 5 || !std::isfinite(state[3]) || !std::isfinite(state[4]) ||
+        !(state[3] < state[4]))
+      throw InputError(what + ": running_support: expected 3 averages and bounds lo < hi");
+    running_->load({state.begin(), state.begin() + 3}, what);
+    apply_support({state[3], state[4]});
+  }
+  if (!training) return;
+  load_model_tensors(*target_, target->second, ckpt.dir + "/target.safetensors");
+  replay_->load_state(tensor_to_bytes(find("replay")));
+  envs_->load_state(tensor_to_bytes(find("envs")));
+  rng_ = rng_from_tensor(find("rng"), what);
   const auto returns = find("pending_returns").contiguous();
   const auto lengths = find("pending_lengths").contiguous();
   pending_returns_.assign(returns.data_ptr<double>(), returns.data_ptr<double>() + returns.numel());
@@ -368,15 +378,6 @@ void DqnAgent::load_state(const Checkpoint& ckpt) {
     if (t.numel() != 4) throw InputError(what + ": target_stats: expected 4 values");
     const double* v = t.data_ptr<double>();
     targets_ = {v[0], v[1], v[2], v[3]};
-  }
-  if (running_) {
-    const auto t = find("running_support").to(torch::kDouble).contiguous();
-    std::vector<double> state(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
-    if (state.size() != 5 || !std::isfinite(state[3]) || !std::isfinite(state[4]) ||
-        !(state[3] < state[4]))
-      throw InputError(what + ": running_support: expected 3 averages and bounds lo < hi");
-    running_->load({state.begin(), state.begin() + 3}, what);
-    apply_support({state[3], state[4]});
   }
   // A resume with another train.steps moves the schedules under a run already part way through
   // them (epsilon jumped from its end back up); allowed, but said.

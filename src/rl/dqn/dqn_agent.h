@@ -64,7 +64,9 @@ class DqnAgent {
   // Into / from a checkpoint: the target network ("target") and the agent ("agent": replay,
   // environments, exploration stream, counters, the open interval's statistics).
   void save_state(Checkpoint& ckpt) const;
-  void load_state(const Checkpoint& ckpt);
+  // `training` false restores only what an evaluation reads (the counters and a running
+  // support's bins): a replay buffer or environments made with other settings are not loaded.
+  void load_state(const Checkpoint& ckpt, bool training = true);
 
  private:
   torch::Tensor heads(models::ValueNetImpl& net, const torch::Tensor& obs);  // [B, A, m]
