@@ -83,6 +83,40 @@ TEST_F(Resume, TrainAfreshDropsTheDeadRunsMetricsAndEvents) {
   EXPECT_EQ(train_losses(run).size(), 3u);
 }
 
+// A finished run kept as results only (its checkpoints removed) is not erased by a fresh start.
+TEST_F(Resume, TrainRefusesAFinishedRunKeptAsResultsOnly) {
+  const std::string run = dir_ + "/kept";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=4").code,
+            0);
+  test::fs::remove_all(run + "/checkpoints");
+  const std::string metrics = test::read_text(run + "/metrics.jsonl");
+  const auto r = test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": holds a finished run's results (metrics to step 4, no "
+                                "checkpoints) that a fresh run would erase"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::read_text(run + "/metrics.jsonl"), metrics);
+}
+
+// A run cannot be shortened: its config.yaml said fewer steps than its checkpoints held.
+TEST_F(Resume, AShorterTrainStepsIsRefused) {
+  const std::string run = dir_ + "/long";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=10").code,
+            0);
+  const std::string config = test::read_text(run + "/config.yaml");
+  const auto r = test::run_stoch("resume " + run + " --set train.steps=5");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--set train.steps=5: " + run +
+                          " is already at step 10 (its newest checkpoint); a run cannot be "
+                          "shortened"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(test::read_text(run + "/config.yaml"), config);
+  // The same steps, or more, continue as before.
+  EXPECT_EQ(test::run_stoch("resume " + run + " --set train.steps=10").code, 0);
+}
+
 // A resume that finds no checkpoint starts over: step 0's lines (the data line) are written
 // once, not kept and written again.
 TEST_F(Resume, AResumeWithoutCheckpointsStartsTheMetricsOver) {

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/run_lock.h"
 #include "core/strings.h"
+#include "core/torch/checkpoint.h"
 #include "train/experiment.h"
 #include "train/rank_state.h"
 #include "train/trainer.h"
@@ -42,6 +43,16 @@ int resume(const ResumeArgs& a) {
     }
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
+  // A run cannot be shortened: its config.yaml would say fewer steps than its checkpoints hold,
+  // and sweeps and compare read it as stopped short. The step is the newest checkpoint that
+  // verifies (the resume skips a damaged newer one too), read only when a newer one is listed.
+  const CheckpointStore store(a.run_dir);
+  if (const auto listed = store.steps(); !listed.empty() && cfg.train.steps < listed.back())
+    if (const auto newest = store.load_latest(); newest && cfg.train.steps < newest->step)
+      throw InputError(stoch::str("--set train.steps=", cfg.train.steps, ": ", a.run_dir,
+                                  " is already at step ", newest->step,
+                                  " (its newest checkpoint); a run cannot be shortened (`stoch "
+                                  "eval --checkpoint STEP` evaluates an earlier one)"));
   if (a.nproc > 1) {
     train::check_resume_world_size(a.run_dir, a.nproc,
                                    cfg.train.grad_accum);  // said once here, not once per rank

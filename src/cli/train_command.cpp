@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/launch.h"
 #include "cli/run_dir.h"
+#include "cli/sweep_status.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
@@ -46,6 +47,19 @@ std::string default_run_dir(const train::ExperimentConfig& cfg, const std::strin
   return dir;
 }
 
+// The last step of the finished run whose results (config.yaml, metrics.jsonl) `dir` holds
+// without checkpoints, as a sweep counts them; nothing for any other folder, an unreadable one
+// included (a run killed before its first checkpoint starts afresh).
+std::optional<int64_t> finished_results(const std::string& dir) {
+  if (!fs::is_regular_file(dir + "/config.yaml")) return std::nullopt;
+  try {
+    const Progress p = progress_of(dir, 0);
+    if (p.results_only) return p.step;
+  } catch (const InputError&) {
+  }
+  return std::nullopt;
+}
+
 int train(const TrainArgs& a) {
   check_not_launched(a.nproc);
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
@@ -54,6 +68,12 @@ int train(const TrainArgs& a) {
     throw InputError(stoch::str(run_dir,
                                 ": already holds checkpoints; continue it with `stoch resume ",
                                 run_dir, "` or choose another --run-dir"));
+  // A run kept as results only (its checkpoints removed) would lose its metrics to a fresh start.
+  if (const auto kept = finished_results(run_dir))
+    throw InputError(stoch::str(run_dir, ": holds a finished run's results (metrics to step ",
+                                *kept,
+                                ", no checkpoints) that a fresh run would erase; choose another "
+                                "--run-dir, or remove the folder to train it again"));
   // The launcher picks the run dir, so that every rank uses the same one.
   if (a.nproc > 1)
     return launch_local_ranks(a.nproc,
