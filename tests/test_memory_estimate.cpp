@@ -39,18 +39,24 @@ TEST(MemoryEstimate, ARunThatCannotFitExitsTwoAtOnceWithTheEstimate) {
   EXPECT_EQ(refused.code, 2) << refused.output;
   EXPECT_NE(refused.output.find("the run needs at least "), std::string::npos) << refused.output;
   EXPECT_NE(refused.output.find("activations"), std::string::npos) << refused.output;
-  EXPECT_NE(refused.output.find("is available; lower train.batch_size"), std::string::npos)
+  // The advice names the keys of the largest part, here the activations.
+  EXPECT_NE(refused.output.find("is available; the largest part is activations: lower "
+                                "train.batch_size (raise train.grad_accum to keep the batch)"),
+            std::string::npos)
       << refused.output;
   EXPECT_LT(took, 60) << "the refusal should come before any work";
   EXPECT_FALSE(test::fs::exists(dir + "/run")) << "a refused run left its folder";
 
   // A replay buffer too large (CartPole: 2 x 4 floats + 9 bytes a transition, 4 TB here) is
   // refused the same way, and so is a value-regression input set too large.
+  // Each refusal names the key behind its largest part (it always named train.batch_size, the
+  // model's size and dqn.replay_capacity, whatever the task).
   for (const auto& [config, set, part] :
        {std::tuple<std::string, std::string, std::string>{
-            "configs/rl/cartpole_mse.yaml", "dqn.replay_capacity=100000000000", "replay buffer"},
+            "configs/rl/cartpole_mse.yaml", "dqn.replay_capacity=100000000000",
+            "the largest part is replay buffer: lower dqn.replay_capacity"},
         {"configs/value/nonstationary.yaml", "data.num_inputs=100000000000",
-         "data (inputs and targets)"}}) {
+         "the largest part is data (inputs and targets): lower data.num_inputs"}}) {
     const auto r = test::run_stoch("train " + test::source_path(config) + " --run-dir " + dir +
                                    "/rl --set " + set);
     EXPECT_EQ(r.code, 2) << r.output;
@@ -135,8 +141,8 @@ TEST(MemoryEstimate, LmActivationsCountTheWorkersInUseAndTheirPrecision) {
 
 TEST(MemoryEstimate, PartsAddUpAndShardingDividesTheOptimizerState) {
   train::MemoryEstimate whole, sharded;
-  train::add_training_state(whole, 1e6, 1.0);
-  train::add_training_state(sharded, 1e6, 0.25);
+  train::add_training_state(whole, 1e6, 1.0, "model.hidden");
+  train::add_training_state(sharded, 1e6, 0.25, "model.hidden");
   EXPECT_DOUBLE_EQ(whole.total(), 16e6);  // weights, gradients, two moments: 4 bytes each
   EXPECT_DOUBLE_EQ(sharded.total(), 8e6 + 2e6);
   EXPECT_NE(whole.describe().find("optimizer state 8 MB"), std::string::npos) << whole.describe();
@@ -170,8 +176,8 @@ TEST(MemoryEstimate, TheRealDriverAnswersOnAMachineWithAGpu) {
 
 TEST(MemoryEstimate, OnCudaTheDevicePartsCountAgainstTheDeviceAndTheRestAgainstTheHost) {
   train::MemoryEstimate e;
-  train::add_training_state(e, 1e8, 1.0);         // 1.6 GB on the device
-  e.add("replay buffer", 3e9, /*on_host=*/true);  // 3 GB that stays on the host
+  train::add_training_state(e, 1e8, 1.0, "model.hidden");                // 1.6 GB on the device
+  e.add("replay buffer", 3e9, "dqn.replay_capacity", /*on_host=*/true);  // 3 GB on the host
   const c10::Device gpu(c10::kCUDA, 1), cpu(c10::kCPU);
   // Fits: 1.6 GB in 2 GB free on the device, 3 GB in 4 GB on the host.
   EXPECT_NO_THROW(train::check_memory_fits(e, 1, gpu, {4e9, 2e9}));
@@ -182,7 +188,10 @@ TEST(MemoryEstimate, OnCudaTheDevicePartsCountAgainstTheDeviceAndTheRestAgainstT
   } catch (const InputError& err) {
     const std::string m = err.what();
     EXPECT_NE(m.find("1.6 GB of memory on cuda:1"), std::string::npos) << m;
-    EXPECT_NE(m.find("1 GB is free there"), std::string::npos) << m;
+    EXPECT_NE(m.find("1 GB is free there; the largest part is optimizer state: lower "
+                     "model.hidden, or use more GPUs with dist.shard"),
+              std::string::npos)
+        << m;
     EXPECT_EQ(m.find("replay buffer"), std::string::npos) << m;
   }
   // The host-side parts count once per rank of this machine, against the host.

@@ -376,9 +376,11 @@ MemoryEstimate estimate_chess_memory(const ExperimentConfig& cfg, int64_t /*worl
       e,
       static_cast<double>(models::value_net_parameter_count(
           s.model, std::vector<int64_t>{chess::kFenTokens, chess::fen_vocab_size()}, outputs)),
-      1.0);
-  e.add("one-hot batch", 4.0 * static_cast<double>(cfg.train.batch_size) * chess::kFenTokens *
-                             chess::fen_vocab_size());
+      1.0, kValueNetSizeKeys);
+  e.add(
+      "one-hot batch",
+      4.0 * static_cast<double>(cfg.train.batch_size) * chess::kFenTokens * chess::fen_vocab_size(),
+      "train.batch_size");
   return e;
 }
 

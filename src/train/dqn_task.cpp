@@ -65,17 +65,18 @@ MemoryEstimate estimate_dqn_memory(const ExperimentConfig& cfg, int64_t /*world_
   const double obs = static_cast<double>(env.obs_size());
   const double obs_bytes = env.binary_observation() ? std::ceil(obs / 8) : 4 * obs;
   MemoryEstimate e;
-  e.add("replay buffer", slots * (2 * obs_bytes + 4 + 4 + 1), /*on_host=*/true);
+  e.add("replay buffer", slots * (2 * obs_bytes + 4 + 4 + 1), "dqn.replay_capacity",
+        /*on_host=*/true);
   if (s.dqn.prioritized) {
     double leaves = 1;
     while (leaves < slots) leaves *= 2;
-    e.add("priority tree", 2 * 2 * leaves * 8, /*on_host=*/true);
+    e.add("priority tree", 2 * 2 * leaves * 8, "dqn.replay_capacity", /*on_host=*/true);
   }
   const int64_t outputs = env.num_actions() * value::make_value_loss(s.value)->head_outputs();
   const double params = static_cast<double>(
       models::value_net_parameter_count(s.model, env.observation_shape(), outputs));
-  add_training_state(e, params, 1.0);
-  e.add("target network", 4 * params);
+  add_training_state(e, params, 1.0, kValueNetSizeKeys);
+  e.add("target network", 4 * params, kValueNetSizeKeys);
   return e;
 }
 

@@ -39,8 +39,8 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
     // without meta.json sets it): weights and gradients alone, for any sharding, must fit.
     const double parameters = static_cast<double>(mc.parameter_count());
     MemoryEstimate e;
-    e.add("parameters", 4 * parameters);
-    e.add("gradients", 4 * parameters);
+    e.add("parameters", 4 * parameters, "model.vocab_size (the data's largest id sets it)");
+    e.add("gradients", 4 * parameters, "model.vocab_size (the data's largest id sets it)");
     check_memory_fits(e, 1, device_);
   }
   context_ = mc.context;
@@ -199,7 +199,7 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
   const bool sharded = world_size > 1 && cfg.dist.shard != "none";
   MemoryEstimate e;
   add_training_state(e, static_cast<double>(mc.parameter_count()),
-                     sharded ? 1.0 / static_cast<double>(world_size) : 1.0);
+                     sharded ? 1.0 / static_cast<double>(world_size) : 1.0, kLmSizeKeys);
   // Micro-batches alive at once: the workers in use, no more than a step's micro-batches.
   const double workers = static_cast<double>(
       std::min(std::max<int64_t>(1, cfg.train.cpu_workers), cfg.train.grad_accum));
@@ -209,11 +209,14 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
   const bool bf16 = use_bf16_autocast(cfg.run.precision, resolve_device(cfg.run.device),
                                       /*language_model=*/true);
   e.add("activations",
-        (bf16 ? 2 : 4) * workers * B * T * L * (7 + 2 * static_cast<double>(mc.mlp_ratio)) * d);
+        (bf16 ? 2 : 4) * workers * B * T * L * (7 + 2 * static_cast<double>(mc.mlp_ratio)) * d,
+        "train.batch_size (raise train.grad_accum to keep the batch), model.context or the "
+        "model's size");
   const double rows = mc.ce_chunk_rows > 0 ? std::min<double>(B * T, mc.ce_chunk_rows) : B * T;
-  e.add("logits", 4 * workers * rows * static_cast<double>(mc.vocab_size));
+  e.add("logits", 4 * workers * rows * static_cast<double>(mc.vocab_size),
+        "model.ce_chunk_rows or train.batch_size");
   e.add("data (evaluation windows)", 4 * static_cast<double>(cfg.train.eval_batches) * B * (T + 1),
-        /*on_host=*/true);
+        "train.eval_batches", /*on_host=*/true);
   return e;
 }
 

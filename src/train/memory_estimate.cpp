@@ -35,11 +35,25 @@ std::string MemoryEstimate::describe() const {
   return s + " = " + format_bytes(total());
 }
 
-void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share) {
-  e.add("parameters", 4 * parameters);
-  e.add("gradients", 4 * parameters);
-  e.add("optimizer state", 8 * parameters * optimizer_share);
+void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share,
+                        const std::string& size_keys) {
+  e.add("parameters", 4 * parameters, size_keys);
+  e.add("gradients", 4 * parameters, size_keys);
+  e.add("optimizer state", 8 * parameters * optimizer_share, size_keys);
 }
+
+namespace {
+
+// What to lower, for a refusal: the keys of the largest part.
+std::string lower_advice(const MemoryEstimate& e) {
+  const MemoryEstimate::Part* largest = nullptr;
+  for (const auto& p : e.parts)
+    if (!largest || p.bytes > largest->bytes) largest = &p;
+  if (!largest || largest->lower.empty()) return "lower the run's batch or the model's size";
+  return stoch::str("the largest part is ", largest->what, ": lower ", largest->lower);
+}
+
+}  // namespace
 
 namespace {
 
@@ -93,14 +107,12 @@ void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,
     throw InputError(stoch::str(
         "the run needs at least ", format_bytes(need), " of memory",
         ranks_here > 1 ? stoch::str(" (", ranks_here, " ranks on this machine, each ") : " (",
-        host.describe(), ") but ", format_bytes(room.host),
-        " is available; lower train.batch_size, the model's size or dqn.replay_capacity"));
+        host.describe(), ") but ", format_bytes(room.host), " is available; ", lower_advice(host)));
   if (room.device >= 0 && on_device.total() > room.device)
-    throw InputError(stoch::str(
-        "the run needs at least ", format_bytes(on_device.total()), " of memory on ", device.str(),
-        " (", on_device.describe(), ") but ", format_bytes(room.device),
-        " is free there; lower train.batch_size or the model's size, or use more GPUs with "
-        "dist.shard"));
+    throw InputError(stoch::str("the run needs at least ", format_bytes(on_device.total()),
+                                " of memory on ", device.str(), " (", on_device.describe(),
+                                ") but ", format_bytes(room.device), " is free there; ",
+                                lower_advice(on_device), ", or use more GPUs with dist.shard"));
 }
 
 void check_memory_fits(const MemoryEstimate& per_rank, int64_t ranks_here,

@@ -20,13 +20,14 @@ struct MemoryEstimate {
   struct Part {
     std::string what;
     double bytes;
-    bool on_host;  // stays in host memory on CUDA runs too (data, replay buffers)
+    bool on_host;       // stays in host memory on CUDA runs too (data, replay buffers)
+    std::string lower;  // the keys that make it smaller, for a refusal to name
   };
   std::vector<Part> parts;
 
   // Parts with the model (weights, gradients, activations) live on its device.
-  void add(const std::string& what, double bytes, bool on_host = false) {
-    parts.push_back({what, bytes, on_host});
+  void add(const std::string& what, double bytes, const std::string& lower, bool on_host = false) {
+    parts.push_back({what, bytes, on_host, lower});
   }
   double total() const;
   std::string describe() const;  // "parameters 1.2 MB + ... = 3.4 GB"
@@ -34,7 +35,14 @@ struct MemoryEstimate {
 
 // The weights, their gradients and AdamW's two moments, in float32, for `parameters` of which
 // each rank keeps `optimizer_share` of the moments (1/W when sharded).
-void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share);
+// The keys that set a model's size, for a refusal to name.
+inline constexpr const char* kLmSizeKeys = "model.n_layer, model.d_model or model.vocab_size";
+inline constexpr const char* kValueNetSizeKeys =
+    "model.hidden, model.channels, model.d_model or model.n_layer";
+
+// `size_keys` names the keys that set the model's size, for a refusal.
+void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share,
+                        const std::string& size_keys);
 
 // Bytes this process may still allocate: MemAvailable from /proc/meminfo, or the cgroup's
 // limit less its usage where that is lower; negative when neither can be read.

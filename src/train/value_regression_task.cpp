@@ -217,12 +217,12 @@ MemoryEstimate estimate_value_regression_memory(const ExperimentConfig& cfg,
   for (const int64_t d : s.data.input_shape) input *= static_cast<double>(d);
   const double n = static_cast<double>(s.data.num_inputs);
   MemoryEstimate e;
-  e.add("data (inputs and targets)", 4 * n * (input + 1));
+  e.add("data (inputs and targets)", 4 * n * (input + 1), "data.num_inputs or data.input_shape");
   const int64_t outputs = value::make_value_loss(s.value)->head_outputs();
   add_training_state(
       e,
       static_cast<double>(models::value_net_parameter_count(s.model, s.data.input_shape, outputs)),
-      1.0);
+      1.0, kValueNetSizeKeys);
   return e;
 }
 
