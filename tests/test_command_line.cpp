@@ -77,6 +77,19 @@ TEST(CommandLine, BadOptionValuesExitTwoWithOneLine) {
   }
 }
 
+// Help shows each option's default, after its type and range (it showed none).
+TEST(CommandLine, HelpShowsEachOptionsDefault) {
+  const auto r = test::run_stoch("sample --help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* line :
+       {"--max-tokens INT:>= 1 (default 200)", "--draft INT:in [1, 64] (default 4)",
+        "--checkpoint INT:>= 0 (default the newest complete)"})
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+  const auto sweep = test::run_stoch("sweep --help");
+  EXPECT_NE(sweep.output.find("--seeds INT:>= 1 (default 1)"), std::string::npos) << sweep.output;
+  EXPECT_NE(sweep.output.find("--grid TEXT ..."), std::string::npos) << sweep.output;
+}
+
 TEST(CommandLine, OutputFoldersThatCannotBeMadeExitTwo) {
   const std::string dir = test::temp_dir("cli");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(2));

@@ -254,7 +254,7 @@ TEST(Cli, ConfigCheckRefusesWhatTrainRefusesAndWritesNothing) {
   const auto good = test::run_command("cd " + dir + " && " + STOCH_BINARY + " config " + config +
                                       " --check --no-docs");
   EXPECT_EQ(good.code, 0) << good.output;
-  EXPECT_NE(good.output.find("a run of this config builds (nothing was written)"),
+  EXPECT_NE(good.output.find("a run of this config builds (no run folder was written)"),
             std::string::npos)
       << good.output;
   EXPECT_NE(good.output.find("n_head: 4"), std::string::npos) << good.output;

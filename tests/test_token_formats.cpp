@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "data/token_files.h"
+#include "data/token_formats.h"
 #include "data/tokenizer/tokenizer.h"
 #include "test_util.h"
 
@@ -44,6 +45,28 @@ void write_bytes(const std::string& path, const void* p, size_t n, size_t offset
   std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
   f.seekp(static_cast<std::streamoff>(offset));
   f.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+}
+
+// A missing relative folder is named with the directory it was looked for from: eval, sample and
+// export read a run's relative data.dir from wherever they are started.
+TEST(TokenFormats, AMissingRelativeFolderNamesTheCurrentDirectory) {
+  const auto message = [](const std::string& dir) {
+    try {
+      data::open_token_folder(dir, "auto");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string relative = message("no-such-token-folder");
+  EXPECT_NE(relative.find("no-such-token-folder: token folder not found from " +
+                          test::fs::current_path().string() +
+                          " (a relative data.dir is read from the current directory)"),
+            std::string::npos)
+      << relative;
+  const std::string absolute = message("/no-such-token-folder");
+  EXPECT_EQ(absolute,
+            "/no-such-token-folder: token folder not found; prepare one with `stoch data prepare`");
 }
 
 TEST(TokenFormats, EveryFormatHoldsTheSameIds) {

@@ -117,8 +117,8 @@ const bool registered = register_command(
           ->check(integer_in(1, std::numeric_limits<int>::max()));
       cmd.add_option("--seed", a->seed, "bootstrap seed")->check(integer_in(0));
       cmd.add_option("--python", a->python,
-                     "Python with matplotlib for the plots (default: $STOCH_PYTHON; "
-                     "'none': no plots)");
+                     "Python with matplotlib for the plots (default: $STOCH_PYTHON, else the "
+                     "venv stoch was built with; 'none': no plots)");
       return [a, task_key] {
         a->task_keys_given = task_key->count() > 0;
         return compare(*a);

@@ -25,7 +25,7 @@ int print_config(const ConfigArgs& a) {
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
   if (a.check) {
     train::check_run(cfg);
-    log::info(stoch::str(a.config, ": a run of this config builds (nothing was written)"));
+    log::info(stoch::str(a.config, ": a run of this config builds (no run folder was written)"));
   }
   std::cout << train::to_yaml(cfg, !a.no_docs);
   return kExitOk;

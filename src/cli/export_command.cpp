@@ -119,7 +119,8 @@ const bool registered = register_command(
     [](CLI::App& cmd) -> CommandRun {
       auto a = std::make_shared<ExportArgs>();
       cmd.add_option("run_dir", a->run_dir, "run directory")->required();
-      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step")
+          ->default_str("the newest complete")
           ->check(integer_in(0));
       cmd.add_option("--format", a->format,
                      "hf-gpt2: config.json + model.safetensors for transformers' GPT2LMHeadModel")

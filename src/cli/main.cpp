@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,22 @@ using stoch::cli::CommandRun;
 
 // Adds every registered command (and the groups holding them) in --help order; returns each
 // command's subcommand with what runs it.
+// Help that shows each option's default as "(default X)", where CLI11 writes "TYPE=X" right
+// after a validator's range ("INT:>= 1=200").
+class DefaultsFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    std::string out = CLI::Formatter::make_option_opts(opt);
+    const std::string d = opt->get_default_str();
+    if (d.empty() || !opt->get_option_text().empty()) return out;
+    const std::string type =
+        opt->get_type_name().empty() ? "" : " " + get_label(opt->get_type_name());
+    const std::string written = type + "=" + d;
+    if (out.compare(0, written.size(), written) != 0) return out;
+    return type + " (default " + d + ")" + out.substr(written.size());
+  }
+};
+
 std::vector<std::pair<CLI::App*, CommandRun>> add_commands(CLI::App& app) {
   const auto& commands = stoch::registry<CommandEntry>();
   std::vector<std::string> paths = commands.names();
@@ -104,6 +121,11 @@ int main(int argc, char** argv) {
   CLI::App app{"stoch: train transformer LMs and value networks from one YAML config"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "stoch 0.1");
+  // Every option's help shows its default (subcommands copy both when they are added).
+  app.option_defaults()->always_capture_default();
+  auto formatter = std::make_shared<DefaultsFormatter>();
+  formatter->column_width(44);  // room for "INT:>= 1 (default 200)" beside most names
+  app.formatter(formatter);
   const auto commands = add_commands(app);
 
   try {

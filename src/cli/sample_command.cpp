@@ -155,7 +155,8 @@ const bool registered = register_command(
           ->check(number_in(0, 1));
       cmd.add_option("--seed", a->seed, "sampling seed")
           ->check(integer_in(std::numeric_limits<int64_t>::min()));
-      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step (default: newest complete)")
+      cmd.add_option("--checkpoint", a->checkpoint, "checkpoint step")
+          ->default_str("the newest complete")
           ->check(integer_in(0));
       cmd.add_flag("--speculative", a->speculative,
                    "draft with the run's surplus probe and verify with the model (same "

@@ -153,8 +153,15 @@ TokenShard map_llmc_shard(const std::string& path) {
 
 TokenFolder open_token_folder(const std::string& dir, const std::string& format) {
   std::error_code ec;
+  // A relative folder is read from the current directory, which for eval, sample or export
+  // need not be the one the run was trained from.
   if (!fs::is_directory(dir, ec))
-    throw InputError(str(dir, ": token folder not found (prepare one with `stoch data prepare`)"));
+    throw InputError(str(dir, ": token folder not found",
+                         fs::path(dir).is_relative()
+                             ? str(" from ", fs::current_path(ec).string(),
+                                   " (a relative data.dir is read from the current directory)")
+                             : std::string(),
+                         "; prepare one with `stoch data prepare`"));
   const std::string mpath = dir + "/meta.json";
   const nlohmann::json meta = read_meta(mpath);
   TokenFolder f;

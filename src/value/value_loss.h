@@ -61,8 +61,9 @@ struct ValueLossConfig {
       Spec().one_of({"none", "muzero", "symlog", "false", "true"}));
     v("support", support,
       "categorical head's bins: fixed, on [v_min, v_max]; auto, on the bounds the task proves "
-      "(dqn: the discounted return's reach from the game's reward range, dqn.gamma and the time "
-      "limit; value_regression: the targets' range), printed at the start; running, "
+      "(dqn: the discounted return's reach from the game's reward range and dqn.gamma, which a "
+      "time limit does not shorten; value_regression: the targets' range), printed at the start; "
+      "running, "
       "following the targets' moving mean +- support_k std, moved between updates only and "
       "starting at [v_min, v_max]",
       Spec().one_of({"fixed", "auto", "running"}));
