@@ -107,13 +107,20 @@ inline Result run_stoch(const std::string& args) {
   return run_command(std::string(STOCH_BINARY) + " " + args);
 }
 
+// Runs `stoch ARGS` and expects what refused input gets: exit 2 and a message holding `message`.
+inline Result expect_refused(const std::string& args, const std::string& message) {
+  const auto r = run_stoch(args);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  return r;
+}
+
 // Runs `stoch train DIR/c.yaml --run-dir DIR/run ARGS` and expects what refused input gets: exit
 // 2, a message holding `message`, and no run folder. Returns the result for further checks.
 inline Result expect_train_refused(const std::string& dir, const std::string& message,
                                    const std::string& args = "") {
-  const auto r = run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run" + args);
-  EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  const auto r =
+      expect_refused("train " + dir + "/c.yaml --run-dir " + dir + "/run" + args, message);
   EXPECT_FALSE(std::filesystem::exists(dir + "/run")) << "a refused run left its folder\n"
                                                       << r.output;
   return r;

@@ -296,16 +296,11 @@ TEST(Dqn, EvalCommandReprintsTheRunsEvaluation) {
       "--set env.num_envs=2"));
   // Another game would report its scores under the run's name, and another gamma would move
   // value.support auto's bins: refused by name.
-  const auto game = test::run_stoch("eval " + dir + "/run --set env.name=Acrobot-v1");
-  EXPECT_EQ(game.code, 2) << game.output;
-  EXPECT_NE(game.output.find("--set env.name=Acrobot-v1: env.name is the environment the "
-                             "checkpoint's network was trained on"),
-            std::string::npos)
-      << game.output;
-  const auto gamma = test::run_stoch("eval " + dir + "/run --set dqn.gamma=0.5");
-  EXPECT_EQ(gamma.code, 2) << gamma.output;
-  EXPECT_NE(gamma.output.find("dqn.gamma places the checkpoint's bins"), std::string::npos)
-      << gamma.output;
+  test::expect_refused("eval " + dir + "/run --set env.name=Acrobot-v1",
+                       "--set env.name=Acrobot-v1: env.name is the environment the checkpoint's "
+                       "network was trained on");
+  test::expect_refused("eval " + dir + "/run --set dqn.gamma=0.5",
+                       "dqn.gamma places the checkpoint's bins");
   // The network is the checkpoint's: a model key is refused by name.
   const auto bad = test::run_stoch("eval " + dir + "/run --set 'model.hidden=[8, 8]'");
   EXPECT_EQ(bad.code, 2) << bad.output;
