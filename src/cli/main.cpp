@@ -25,8 +25,6 @@ namespace {
 using stoch::cli::CommandEntry;
 using stoch::cli::CommandRun;
 
-// Adds every registered command (and the groups holding them) in --help order; returns each
-// command's subcommand with what runs it.
 // Help that shows each option's default as "(default X)", where CLI11 writes "TYPE=X" right
 // after a validator's range ("INT:>= 1=200").
 class DefaultsFormatter : public CLI::Formatter {
@@ -43,6 +41,8 @@ class DefaultsFormatter : public CLI::Formatter {
   }
 };
 
+// Adds every registered command (and the groups holding them) in --help order; returns each
+// command's subcommand with what runs it.
 std::vector<std::pair<CLI::App*, CommandRun>> add_commands(CLI::App& app) {
   const auto& commands = stoch::registry<CommandEntry>();
   std::vector<std::string> paths = commands.names();

@@ -212,18 +212,26 @@ int sweep(const SweepArgs& a) {
     left_to_others.push_back(i);
   };
   // The command for run i as its folder stands now: resume from its checkpoint, else train.
-  const auto command_for = [&](size_t i) {
+  // The --set arguments run i is started with: the sweep's, its grid point's, its threads (only
+  // the threads when it is resumed: its config.yaml holds the rest).
+  const auto set_args = [&](size_t i) {
     std::vector<std::string> sets = a.sets;
     sets.insert(sets.end(), runs[i].sets.begin(), runs[i].sets.end());
+    std::vector<std::string> args;
+    if (progress[i].state != RunState::kInterrupted)
+      for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+    args.insert(args.end(), {"--set", threads_assignment(sets)});
+    return args;
+  };
+  const auto command_for = [&](size_t i) {
     const std::string dir = out + "/" + runs[i].name;
     std::vector<std::string> cmd = {"stoch"};
-    if (progress[i].state == RunState::kInterrupted) {
+    if (progress[i].state == RunState::kInterrupted)
       cmd.insert(cmd.end(), {"resume", dir});
-    } else {
+    else
       cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
-      for (const auto& s : sets) cmd.insert(cmd.end(), {"--set", s});
-    }
-    cmd.insert(cmd.end(), {"--set", threads_assignment(sets)});
+    const auto sets = set_args(i);
+    cmd.insert(cmd.end(), sets.begin(), sets.end());
     return cmd;
   };
   std::vector<size_t> todo;
@@ -241,14 +249,12 @@ int sweep(const SweepArgs& a) {
   const std::string self = this_executable();
   // A fault every run shares (a data folder not prepared, keys the task refuses together) is
   // said once, before anything is written, instead of by each run in turn.
-  if (!todo.empty()) {
-    auto cmd = command_for(todo[0]);
-    if (cmd[1] == "train") {
-      std::vector<std::string> check = {"stoch", "config", a.config, "--check", "--no-docs"};
-      check.insert(check.end(), cmd.begin() + 5, cmd.end());  // after "train CONFIG --run-dir DIR"
-      check_first_run(children, self, check, runs[todo[0]].name);
-      if (const int sig = children.signal()) return 128 + sig;
-    }
+  if (!todo.empty() && progress[todo[0]].state != RunState::kInterrupted) {
+    std::vector<std::string> check = {"stoch", "config", a.config, "--check", "--no-docs"};
+    const auto sets = set_args(todo[0]);
+    check.insert(check.end(), sets.begin(), sets.end());
+    check_first_run(children, self, check, runs[todo[0]].name);
+    if (const int sig = children.signal()) return 128 + sig;
   }
   make_output_dir(out, "--out");
   log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", todo.size(), " to do, ",

@@ -38,9 +38,10 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
     // The start's memory estimate could not read this vocabulary (a stray huge id in a folder
     // without meta.json sets it): weights and gradients alone, for any sharding, must fit.
     const double parameters = static_cast<double>(mc.parameter_count());
+    const std::string lower = "model.vocab_size (the data's largest id sets it)";
     MemoryEstimate e;
-    e.add("parameters", 4 * parameters, "model.vocab_size (the data's largest id sets it)");
-    e.add("gradients", 4 * parameters, "model.vocab_size (the data's largest id sets it)");
+    e.add("parameters", 4 * parameters, lower);
+    e.add("gradients", 4 * parameters, lower);
     check_memory_fits(e, 1, device_);
   }
   context_ = mc.context;

@@ -53,10 +53,6 @@ std::string lower_advice(const MemoryEstimate& e) {
   return stoch::str("the largest part is ", largest->what, ": lower ", largest->lower);
 }
 
-}  // namespace
-
-namespace {
-
 // A number from a one-value file (cgroup v2), or -1 ("max", missing, unreadable).
 double read_number(const std::string& path) {
   std::ifstream in(path);

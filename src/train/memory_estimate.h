@@ -33,14 +33,14 @@ struct MemoryEstimate {
   std::string describe() const;  // "parameters 1.2 MB + ... = 3.4 GB"
 };
 
-// The weights, their gradients and AdamW's two moments, in float32, for `parameters` of which
-// each rank keeps `optimizer_share` of the moments (1/W when sharded).
 // The keys that set a model's size, for a refusal to name.
 inline constexpr const char* kLmSizeKeys = "model.n_layer, model.d_model or model.vocab_size";
 inline constexpr const char* kValueNetSizeKeys =
     "model.hidden, model.channels, model.d_model or model.n_layer";
 
-// `size_keys` names the keys that set the model's size, for a refusal.
+// The weights, their gradients and AdamW's two moments, in float32, for `parameters` of which
+// each rank keeps `optimizer_share` of the moments (1/W when sharded); `size_keys` names the
+// keys that set the model's size, for a refusal.
 void add_training_state(MemoryEstimate& e, double parameters, double optimizer_share,
                         const std::string& size_keys);
 
