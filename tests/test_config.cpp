@@ -163,6 +163,19 @@ TEST(Config, ResumableKeysAreDeclared) {
   EXPECT_FALSE(keys.resumable.count("hooks.0.name"));
 }
 
+TEST(Config, KeysFixedForEvaluationAreDeclaredAndPrinted) {
+  auto cfg = train::parse_experiment(config::parse_text("task: dqn\n", "t"));
+  const auto fixed = train::list_keys(cfg).fixed_for_eval;
+  // eval refuses these by their declaration (tests/rl/test_dqn.cpp), not by a list of its own.
+  EXPECT_TRUE(fixed.count("env.name"));
+  EXPECT_TRUE(fixed.count("dqn.gamma"));
+  EXPECT_FALSE(fixed.count("dqn.eval_episodes"));
+  const std::string printed = train::to_yaml(cfg, /*with_docs=*/true);
+  const auto line = printed.substr(printed.find("gamma:"));
+  EXPECT_NE(line.substr(0, line.find('\n')).find("eval keeps the run's"), std::string::npos)
+      << line.substr(0, line.find('\n'));
+}
+
 TEST(Config, EveryShippedConfigIsValid) {
   int n = 0;
   for (const auto& e :
@@ -180,6 +193,32 @@ TEST(Cli, BadConfigExitsTwoWithOneLineAndNoRunDir) {
   const auto r = test::expect_train_refused(
       dir, "c.yaml:2: unknown key train.stepss (did you mean train.steps?)");
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+// `train --run-dir` starts afresh there: a folder of the user's (a config.yaml of their own,
+// notes, the root folder) was written over, its metrics.jsonl removed and tb/ erased, exit 0.
+TEST(Cli, TrainRefusesAFolderThatIsNotAStochRun) {
+  const std::string dir = test::temp_dir("cli");
+  write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  const std::string mine = dir + "/mine";
+  test::fs::create_directories(mine);
+  write_text(mine + "/notes.md", "my notes\n");
+  write_text(mine + "/metrics.jsonl", "mine\n");
+  test::expect_refused("train " + dir + "/c.yaml --run-dir " + mine,
+                       "--run-dir " + mine + ": holds notes.md, which is not part of a stoch run");
+  EXPECT_EQ(test::read_text(mine + "/metrics.jsonl"), "mine\n");
+  test::fs::remove(mine + "/notes.md");
+  write_text(mine + "/config.yaml", "task: lm\n");  // the user's own config, not a run's
+  test::expect_refused("train " + dir + "/c.yaml --run-dir " + mine,
+                       mine + "/config.yaml: not a run's config written by stoch");
+  EXPECT_EQ(test::read_text(mine + "/config.yaml"), "task: lm\n");
+  EXPECT_EQ(test::read_text(mine + "/metrics.jsonl"), "mine\n");
+  test::expect_refused("train " + dir + "/c.yaml --run-dir " + dir + "/c.yaml", "not a folder");
+  test::expect_refused("train " + dir + "/c.yaml --run-dir /", "--run-dir /: holds ");
+  // An empty folder is fine.
+  test::fs::create_directories(dir + "/empty");
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/empty");
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 // Output that cannot be written in full fails the command (it exited 0, and a config printed

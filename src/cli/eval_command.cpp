@@ -17,6 +17,7 @@
 #include "core/strings.h"
 #include "core/torch/device.h"
 #include "core/torch/model_tensors.h"
+#include "train/experiment.h"
 #include "train/task.h"
 
 namespace stoch::cli {
@@ -42,16 +43,17 @@ int eval(const EvalArgs& a) {
       throw InputError(stoch::str("--set ", set, ": ", key,
                                   " is the checkpoint's network; eval changes only how it is "
                                   "evaluated"));
-    // Another game's scores under the run's name, whenever the network's shapes fit it; and
-    // value.support auto's bins follow dqn.gamma (an evaluation reads it nowhere else).
-    if (key == "env.name" || key == "dqn.gamma")
-      throw InputError(stoch::str(
-          "--set ", set, ": ", key,
-          key == "env.name" ? " is the environment the checkpoint's network was trained on"
-                            : " places the checkpoint's bins (value.support auto)",
-          "; eval changes only how it is evaluated"));
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
+  // Keys the task declares fixed for evaluation (another game, another discount's bins): the
+  // checkpoint's numbers would come out under the run's name for another setup.
+  const auto fixed = train::list_keys(cfg).fixed_for_eval;
+  for (const auto& set : a.sets) {
+    const std::string key = config::split_assignment(set, "--set").first;
+    if (const auto it = fixed.find(key); it != fixed.end())
+      throw InputError(stoch::str("--set ", set, ": ", key, " ", it->second,
+                                  "; eval changes only how it is evaluated"));
+  }
   pin_libtorch_cpu_kernels(cfg.run.libtorch_kernels, "run.libtorch_kernels");  // before tensors
   const Checkpoint ckpt = load_run_checkpoint(a.run_dir, a.checkpoint);
   configure_threads(cfg.run.threads);

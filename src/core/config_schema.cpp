@@ -292,7 +292,8 @@ void Printer::line(const char* key, const std::string& value, const char* type, 
     if (l.size() < 40) l.resize(40, ' ');
     l += str("  # ", doc, " (", describe_expectation(type, spec),
              spec.resumable ? "; may change on resume" : "",
-             spec.same_setup ? "; changes at most rounding" : "", ")");
+             spec.same_setup ? "; changes at most rounding" : "",
+             *spec.fixed_for_eval ? "; eval keeps the run's" : "", ")");
   }
   out_ += l + "\n";
 }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct Spec {
   // "changes at most rounding", and `stoch compare` puts runs that differ only in such keys (and
   // the seed) in one group.
   bool same_setup = false;
+  // Why `stoch eval --set` may not change this key (empty: it may): the checkpoint's numbers
+  // depend on it, so another value would report another run's results under this run's name.
+  const char* fixed_for_eval = "";
 
   Spec& at_least(double v) {
     min = v;
@@ -58,6 +62,10 @@ struct Spec {
   }
   Spec& changes_no_result() {
     same_setup = true;
+    return *this;
+  }
+  Spec& fixed_for_evaluation(const char* why) {
+    fixed_for_eval = why;
     return *this;
   }
   Spec& must_be_given() {
@@ -196,6 +204,7 @@ class KeyLister {
     all.insert(p);
     if (spec.resumable) resumable.insert(p);
     if (spec.same_setup) same_setup.insert(p);
+    if (*spec.fixed_for_eval) fixed_for_eval[p] = spec.fixed_for_eval;
   }
 
   template <class S>
@@ -203,9 +212,7 @@ class KeyLister {
     (void)doc;
     KeyLister child(prefix_ + key + ".");
     sub.visit(child);
-    all.insert(child.all.begin(), child.all.end());
-    resumable.insert(child.resumable.begin(), child.resumable.end());
-    same_setup.insert(child.same_setup.begin(), child.same_setup.end());
+    merge(child);
   }
 
   template <class T>
@@ -215,17 +222,23 @@ class KeyLister {
     for (size_t i = 0; i < items.size(); ++i) {
       KeyLister child(prefix_ + key + "." + std::to_string(i) + ".");
       items[i].visit(child);
-      all.insert(child.all.begin(), child.all.end());
-      resumable.insert(child.resumable.begin(), child.resumable.end());
-      same_setup.insert(child.same_setup.begin(), child.same_setup.end());
+      merge(child);
     }
   }
 
   std::set<std::string> all;
   std::set<std::string> resumable;
   std::set<std::string> same_setup;  // keys that change no result (Spec::changes_no_result)
+  std::map<std::string, std::string> fixed_for_eval;  // key -> why (Spec::fixed_for_evaluation)
 
  private:
+  void merge(const KeyLister& child) {
+    all.insert(child.all.begin(), child.all.end());
+    resumable.insert(child.resumable.begin(), child.resumable.end());
+    same_setup.insert(child.same_setup.begin(), child.same_setup.end());
+    fixed_for_eval.insert(child.fixed_for_eval.begin(), child.fixed_for_eval.end());
+  }
+
   std::string prefix_;
 };
 

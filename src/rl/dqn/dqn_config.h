@@ -22,7 +22,10 @@ struct EnvConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("name", name, "environment", Spec().one_of(env_names()));
+    v("name", name, "environment",
+      Spec()
+          .one_of(env_names())
+          .fixed_for_evaluation("is the environment the checkpoint's network was trained on"));
     v("num_envs", num_envs, "environments stepped together (each with its own random stream)",
       Spec().at_least(1));
     v("max_episode_steps", max_episode_steps,
@@ -65,7 +68,10 @@ struct DqnConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("gamma", gamma, "discount factor", Spec().at_least(0).at_most(1));
+    // value.support auto's bins follow it; an evaluation reads it nowhere else.
+    v("gamma", gamma, "discount factor",
+      Spec().at_least(0).at_most(1).fixed_for_evaluation(
+          "places the checkpoint's bins (value.support auto)"));
     v("n_step", n_step, "n-step returns (1: one-step TD)", Spec().at_least(1));
     v("double_dqn", double_dqn, "pick the bootstrap action with the online network");
     v("train_every", train_every, "environment steps collected per gradient update",
