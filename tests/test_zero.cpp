@@ -167,22 +167,38 @@ TEST_F(Sharding, AnIntervalSplitByAnElasticResumeLogsItsMean) {
   }
 }
 
-// Sharded gradients leave the norms hook nothing to measure after a step: it says so once and
-// logs the weight norms (the gradient norms went missing without a word).
-TEST_F(Sharding, TheNormsHookSaysShardedGradientsHaveNoNorms) {
-  const std::string run = dir_ + "/norms";
-  const auto r = test::run_stoch(train(
-      "norms", 2, "gradients", " --set train.steps=10 --set 'hooks=[{name: norms, every: 5}]'"));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("hook norms: no gradients at step 5 (dist.shard: gradients keeps only "
-                          "each rank's share of them); logging weight norms only"),
-            std::string::npos)
-      << r.output;
-  EXPECT_EQ(test::count_lines(run + "/log.txt", "hook norms: no gradients"), 1);  // once
-  bool weight = false;
-  for (const auto& line : stoch::split(test::read_text(run + "/metrics.jsonl"), '\n'))
-    weight = weight || line.find("diag/weight_norm/") != std::string::npos;
-  EXPECT_TRUE(weight);
+// Sharded gradients are a share on each rank, outside the parameters: the norms hook's per-group
+// gradient norms are gathered from the shares and equal those of whole gradients (they went
+// missing, with a warning, before).
+TEST_F(Sharding, TheNormsHookMeasuresShardedGradients) {
+  const std::string hook = " --set train.steps=10 --set 'hooks=[{name: norms, every: 5}]'";
+  // "diag/grad_norm/<group>@<step>" -> value, from a run's diag lines.
+  const auto grad_norms = [](const std::string& run) {
+    std::map<std::string, double> out;
+    for (const auto& line : stoch::split(test::read_text(run + "/metrics.jsonl"), '\n')) {
+      if (line.empty()) continue;
+      const auto j = nlohmann::json::parse(line);
+      if (j["split"] != "diag") continue;
+      for (const auto& [key, value] : j.items())
+        if (key.rfind("diag/grad_norm/", 0) == 0)
+          out[key + "@" + std::to_string(j["step"].get<int64_t>())] = value.get<double>();
+    }
+    return out;
+  };
+  for (const std::string shard : {"none", "gradients"}) {
+    const auto r = test::run_stoch(train("norms-" + shard, 2, shard, hook));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(r.output.find("hook norms: no gradients"), std::string::npos) << r.output;
+  }
+  const auto whole = grad_norms(dir_ + "/norms-none");
+  const auto sharded = grad_norms(dir_ + "/norms-gradients");
+  ASSERT_GE(whole.size(), 4u);  // two steps, several layer groups
+  ASSERT_EQ(whole.size(), sharded.size());
+  for (const auto& [key, v] : whole) {
+    ASSERT_TRUE(sharded.count(key)) << key;
+    EXPECT_GT(v, 0) << key;
+    EXPECT_NEAR(sharded.at(key), v, 1e-5 * v) << key;
+  }
 }
 
 TEST_F(Sharding, AMissingShardIsNamedAndRefused) {

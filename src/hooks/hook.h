@@ -47,6 +47,9 @@ struct HookContext {
   torch::nn::Module* model = nullptr;
   const LmView* lm = nullptr;        // null unless the task is a language model
   const ValueView* value = nullptr;  // null unless the task trains a value network
+  // Each parameter's sum of squared gradient elements, by name, where the gradients live outside
+  // the parameters (dist.shard: gradients leaves each rank a share); null: read param.grad().
+  const std::map<std::string, double>* grad_squares = nullptr;
 };
 
 class Hook {

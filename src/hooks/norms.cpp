@@ -35,7 +35,12 @@ class NormsHook : public Hook {
       const auto dot = name.rfind('.');
       auto& g = groups[dot == std::string::npos ? name : name.substr(0, dot)];
       g.weights += item.value().to(torch::kDouble).pow(2).sum().item<double>();
-      if (item.value().grad().defined()) {
+      if (ctx.grad_squares) {
+        if (const auto it = ctx.grad_squares->find(name); it != ctx.grad_squares->end()) {
+          g.grads += it->second;
+          g.has_grad = true;
+        }
+      } else if (item.value().grad().defined()) {
         g.grads += item.value().grad().to(torch::kDouble).pow(2).sum().item<double>();
         g.has_grad = true;
       }
@@ -48,12 +53,11 @@ class NormsHook : public Hook {
       if (g.has_grad) m["diag/grad_norm/" + group] = std::sqrt(g.grads);
       any_grad = any_grad || g.has_grad;
     }
-    // After a step, none: sharded gradients (dist.shard: gradients) leave each rank only its
-    // share, outside the parameters. Said once, rather than the metrics going missing unsaid.
+    // After a step, none: the parameters train nothing (all frozen). Said once, rather than
+    // the metrics going missing unsaid.
     if (!any_grad && ctx.step > 0 && !warned_) {
-      log::warn(stoch::str("hook norms: no gradients at step ", ctx.step,
-                           " (dist.shard: gradients keeps only each rank's share of them); "
-                           "logging weight norms only"));
+      log::warn(
+          stoch::str("hook norms: no gradients at step ", ctx.step, "; logging weight norms only"));
       warned_ = true;
     }
     return m;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,7 +70,9 @@ class TrainingLoop {
   bool weights_finite();
   std::optional<int> log_interval(double lr, const torch::Tensor& grad_norm);
   void evaluate(int64_t step);
-  void run_hook(size_t i, int64_t step);
+  // grad_squares: the hook context's (hooks/hook.h), for sharded gradients.
+  void run_hook(size_t i, int64_t step,
+                const std::map<std::string, double>* grad_squares = nullptr);
   void save(int64_t step);
   void write_metrics(int64_t step, const std::string& split, const Metrics& m);
   void zero_grad();

@@ -76,8 +76,16 @@ std::optional<int> TrainingLoop::train_step(MicroBatchRunner& micro_batches) {
     evaluate(done);
     model_->train();
   }
+  // Sharded gradients are a share on each rank: a step that runs hooks gathers their squares
+  // first, every rank taking part, for the hooks (on rank 0) that read gradient norms.
+  std::map<std::string, double> grad_squares;
+  bool hooks_due = false;
+  for (size_t i = 0; i < hooks_.size(); ++i)
+    hooks_due = hooks_due || every(done, cfg_.hooks[i].every, total);
+  if (zero_ && hooks_due) grad_squares = zero_->grad_squares();
   for (size_t i = 0; i < hooks_.size() && main_rank_; ++i)
-    if (every(done, cfg_.hooks[i].every, total)) run_hook(i, done);
+    if (every(done, cfg_.hooks[i].every, total))
+      run_hook(i, done, grad_squares.empty() ? nullptr : &grad_squares);
   int sig = stop_requested();
   if (dist_) {
     stop_pending.wait();
@@ -212,10 +220,11 @@ void TrainingLoop::evaluate(int64_t step) {
   log::info(line);
 }
 
-void TrainingLoop::run_hook(size_t i, int64_t step) {
+void TrainingLoop::run_hook(size_t i, int64_t step,
+                            const std::map<std::string, double>* grad_squares) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  const hooks::HookContext ctx{step, model_, task_->lm_view(), task_->value_view()};
+  const hooks::HookContext ctx{step, model_, task_->lm_view(), task_->value_view(), grad_squares};
   const auto t0 = Clock::now();
   auto m = hooks_[i]->run(ctx);
   // What the diagnostic cost, so its overhead on training can be read from the metrics.

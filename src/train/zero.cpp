@@ -180,6 +180,25 @@ void ShardedAdamW::step(double lr) {
     s.params[i].view(-1).copy_(all.narrow(0, s.layout.offsets[i], s.layout.numels[i]));
 }
 
+std::map<std::string, double> ShardedAdamW::grad_squares() const {
+  const Impl& s = *impl_;
+  std::map<std::string, double> out;
+  if (!s.shard_gradients || s.params.empty()) return out;
+  torch::NoGradGuard no_grad;
+  // On the parameters' device: NCCL reduces device tensors only.
+  auto sums = torch::zeros({static_cast<int64_t>(s.params.size())},
+                           s.params[0].options().dtype(torch::kDouble));
+  if (s.grad.defined())
+    for (const Piece& piece : s.pieces)
+      sums[static_cast<int64_t>(piece.param)] +=
+          s.grad.narrow(0, piece.at, piece.end - piece.begin).to(torch::kDouble).square().sum();
+  s.dist->all_reduce_sum(sums);
+  sums = sums.cpu();
+  const auto a = sums.accessor<double, 1>();
+  for (size_t i = 0; i < s.params.size(); ++i) out[s.layout.names[i]] = a[static_cast<int64_t>(i)];
+  return out;
+}
+
 TensorList ShardedAdamW::shard_state() const {
   TensorList out{{"exp_avg", impl_->exp_avg}, {"exp_avg_sq", impl_->exp_avg_sq}};
   for (auto& [name, t] : impl_->adamw->state())

@@ -55,6 +55,10 @@ class ShardedAdamW {
   torch::Tensor clip(double max_norm);
   // Updates this rank's elements, then all-gathers the parameters.
   void step(double lr);
+  // Gradient sharding: each parameter's sum of squared gradient elements (after clipping), over
+  // every rank's share; a collective, so every rank calls it. Empty otherwise: the gradients
+  // are in the parameters, whole on every rank.
+  std::map<std::string, double> grad_squares() const;
 
   // This rank's share: "exp_avg" and "exp_avg_sq" (`shard` elements each) and "<param>.step".
   TensorList shard_state() const;
