@@ -172,6 +172,30 @@ TEST(CategoricalOps, ChosenCrossEntropyIsGatherThenLogSoftmax) {
   EXPECT_EQ(value::softmax_bins(torch::zeros({3, 0})).numel(), 0);
 }
 
+// bf16 heads (run.precision=bf16) take the operators, in float32: rounding the target and the
+// log-softmax to bf16 made the loss move in steps of 2^-5 and floored each bin at 2^-9.
+TEST(CategoricalOps, Bf16HeadsAreComputedInFloat32) {
+  torch::manual_seed(4);
+  const int64_t B = 6, A = 3, m = 51;
+  const auto logits = (3 * torch::randn({B, A, m})).to(torch::kBFloat16).requires_grad_();
+  const auto as_float = logits.detach().to(torch::kFloat).requires_grad_();
+  const auto actions = torch::randint(0, A, {B}, torch::kLong);
+  auto target = torch::rand({B, m}, torch::kDouble) + 1e-3;
+  target = (target / target.sum(-1, true)).to(torch::kFloat);
+  const auto loss = value::chosen_cross_entropy(logits, actions, target);
+  EXPECT_EQ(loss.scalar_type(), torch::kFloat);
+  const auto reference = value::chosen_cross_entropy(as_float, actions, target);
+  EXPECT_NEAR(loss.item<double>(), reference.item<double>(), 1e-5 * reference.item<double>());
+  loss.backward();
+  reference.backward();
+  // The gradient reaches the bf16 logits, rounded only at the last cast.
+  EXPECT_TRUE(torch::allclose(logits.grad().to(torch::kFloat), as_float.grad(), 1e-2, 1e-4));
+  const auto probs = value::softmax_bins(logits.detach().select(1, 0));
+  EXPECT_EQ(probs.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(
+      torch::allclose(probs, torch::softmax(as_float.detach().select(1, 0), -1), 1e-6, 1e-7));
+}
+
 TEST(CategoricalOps, ExpectationAndSoftmaxMatchLibTorchAndKeepTheGradientWhenAsked) {
   torch::manual_seed(5);
   const auto logits = 3 * torch::randn({4, 3, 21});

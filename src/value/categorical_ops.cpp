@@ -70,8 +70,13 @@ bool host_node(const torch::Tensor& logits, const torch::Tensor& actions,
 torch::Tensor rows_by_operators(const torch::Tensor& logits, const torch::Tensor& actions,
                                 const torch::Tensor& target) {
   const int64_t B = logits.size(0), m = logits.size(2);
-  const auto chosen = logits.gather(1, actions.view({B, 1, 1}).expand({B, 1, m})).squeeze(1);
-  return -(target.to(chosen.scalar_type()) * torch::log_softmax(chosen, -1)).sum(-1);
+  // float32 at least (bf16 heads under run.precision=bf16): in bf16 the target distribution and
+  // log-softmax rounded to 2^-9, and the logged loss moved in steps of 2^-5.
+  const auto type = torch::promote_types(
+      torch::promote_types(logits.scalar_type(), target.scalar_type()), torch::kFloat32);
+  const auto chosen =
+      logits.gather(1, actions.view({B, 1, 1}).expand({B, 1, m})).squeeze(1).to(type);
+  return -(target.to(type) * torch::log_softmax(chosen, -1)).sum(-1);
 }
 
 }  // namespace
@@ -96,7 +101,7 @@ torch::Tensor expectation(const torch::Tensor& logits, const torch::Tensor& supp
 torch::Tensor softmax_bins(const torch::Tensor& logits) {
   torch::NoGradGuard no_grad;
   if (!host_float(logits) || logits.dim() < 1 || logits.size(-1) == 0)
-    return torch::softmax(logits, -1);
+    return torch::softmax(logits, -1, torch::promote_types(logits.scalar_type(), torch::kFloat32));
   const auto lc = logits.contiguous();
   const int64_t m = logits.size(-1);
   auto out = torch::empty_like(lc);
