@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
+#include <limits>
 
 #include "core/config_tree.h"
 #include "data/markov_source.h"
@@ -154,6 +156,37 @@ TEST(SpectralAlignment, RankDeficientPrototypesUseOnlyTheirSpan) {
   const auto r = hooks::spectral_alignment(torch::randn({N, d}, torch::kDouble), G, 1e-12, "");
   EXPECT_LT(r.at("cca_r64"), 0.7);
   EXPECT_NEAR(r.at("cca_r8"), r.at("cca_r64"), 1e-12);  // the same seven correlations
+}
+
+// A float32 LayerNorm output has one direction its centring removed, up to float32 round-off:
+// judged with float64's epsilon it counted as a real direction, and a correlation of prototypes
+// with noise entered cca and overlap. H in float32 now gives what its exact float64 values give.
+TEST(SpectralAlignment, TheRankOfFloat32HiddenStatesIgnoresTheirRoundOff) {
+  torch::manual_seed(6);
+  const int64_t N = 800, d = 16;
+  // Rows summing to zero, as LayerNorm's centring leaves them (before its affine part).
+  auto exact = torch::randn({N, d}, torch::kDouble);
+  exact = exact - exact.mean(1, true);
+  const auto as_float = exact.to(torch::kFloat);
+  const auto G = torch::randn({N, d}, torch::kDouble);
+  const auto from_float = hooks::spectral_alignment(as_float, G, 1e-9, "");
+  // The float32 values themselves, exactly, in float64: rank d - 1 up to float64's round-off
+  // of the centring, which stays below float64's threshold.
+  const auto from_double = hooks::spectral_alignment(
+      as_float.to(torch::kDouble) - as_float.to(torch::kDouble).mean(1, true), G, 1e-9, "");
+  for (const char* key : {"cca_r8", "cca_r16", "overlap_r16"})
+    EXPECT_NEAR(from_float.at(key), from_double.at(key), 1e-6) << key;
+  // Judged in float64, the float32 matrix's round-off direction would be a 16th correlation.
+  const auto s = torch::linalg_svdvals(as_float.to(torch::kDouble) -
+                                       as_float.to(torch::kDouble).mean(0, true));
+  EXPECT_GT(s[d - 1].item<double>(),
+            s[0].item<double>() * N * std::numeric_limits<double>::epsilon());
+  EXPECT_LT(s[d - 1].item<double>(),
+            s[0].item<double>() * N * std::numeric_limits<float>::epsilon());
+  // K's spectrum: eigenvalues over N in descending order, and shares up to the whole trace.
+  EXPECT_GE(from_float.at("k_eig_1"), from_float.at("k_eig_8"));
+  EXPECT_NEAR(from_float.at("k_share_r16"), 1.0, 1e-12);
+  EXPECT_LT(from_float.at("k_share_r8"), 1.0);
 }
 
 TEST(Hooks, ConfigErrorsNameTheEntry) {

@@ -8,8 +8,11 @@
 // Logged (r in {8, 16, 32, 64} up to d), each also against a permutation null (rows of Gbar
 // shuffled) as .../null:
 //   diag/spectral/k_effective_rank   exp entropy of K's normalised eigenvalues
+//   diag/spectral/k_eig_<i>          K's top 8 eigenvalues over N (i = 1..8)
+//   diag/spectral/k_share_r<r>       the share of K's trace its top r eigenvalues hold
 //   diag/spectral/g_rank             the numerical rank k of Gbar (an HMM's exact prototypes:
-//                                    at most states - 1)
+//                                    at most states - 1); H's is judged with the epsilon of
+//                                    the forward pass's dtype (float32 in general)
 //   diag/spectral/kyfan_r<r>         top-r eigenvalues of Hw^T K Hw / N over K's top r, in [0, 1]
 //   diag/spectral/overlap_r<r>       ||U_H,r'^T U_G,r'||_F^2 / r' for the top-r' singular
 //                                    subspaces, r' = min(r, rank)
@@ -71,7 +74,8 @@ class SpectralHook : public Hook {
     if (used == "one_hot") P = torch::one_hot(w.slice(1, 1, L), V).to(torch::kDouble).cpu();
 
     const int64_t N = std::min(p_.max_positions, n_windows * T);
-    const auto H = h.to(torch::kDouble).cpu().reshape({-1, h.size(-1)}).slice(0, 0, N);
+    // In the forward pass's dtype: its round-off decides H's numerical rank.
+    const auto H = h.cpu().reshape({-1, h.size(-1)}).slice(0, 0, N);
     const auto Gbar = torch::matmul(P.reshape({-1, V}).slice(0, 0, N), G);
 
     Metrics m = spectral_alignment(H, Gbar, p_.eps, "diag/spectral/");
@@ -80,7 +84,8 @@ class SpectralHook : public Hook {
     const auto perm = torch::randperm(N, gen, torch::kLong);
     for (const auto& [k, v] :
          spectral_alignment(H, Gbar.index_select(0, perm), p_.eps, "diag/spectral/"))
-      if (k != "diag/spectral/k_effective_rank") m[k + "/null"] = v;
+      // K's spectrum does not change when its rows are shuffled.
+      if (k.rfind("diag/spectral/k_", 0) != 0) m[k + "/null"] = v;
     m["diag/spectral/prototypes_exact"] = used == "exact" ? 1.0 : 0.0;
     return m;
   }

@@ -9,12 +9,28 @@
 namespace stoch::hooks {
 namespace {
 
-// How many singular values (descending) stand above round-off: numpy's matrix_rank rule,
-// s > s_max * max(rows, cols) * machine epsilon.
-int64_t numerical_rank(const at::Tensor& s, double rows, int64_t cols) {
+// The relative spacing of floats of `type`: the round-off a matrix carries from where it was
+// computed (the hidden states come from a float32 or bf16 forward pass, then turn float64 here).
+double machine_epsilon(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return std::numeric_limits<float>::epsilon();
+    case at::kBFloat16:
+      return 0.0078125;  // 2^-7
+    case at::kHalf:
+      return 0.0009765625;  // 2^-10
+    default:
+      return std::numeric_limits<double>::epsilon();
+  }
+}
+
+// How many singular values (descending) stand above round-off: numpy's matrix_rank rule for a
+// matrix of the dtype it was computed in, s > s_max * max(rows, cols) * its epsilon. (With
+// float64's epsilon, a float32 LayerNorm output's null direction, at 3e-8 of the largest
+// singular value, counted as a real one.)
+int64_t numerical_rank(const at::Tensor& s, double rows, int64_t cols, double epsilon) {
   if (s.numel() == 0) return 0;
-  const double tol = s[0].item<double>() * std::max(rows, static_cast<double>(cols)) *
-                     std::numeric_limits<double>::epsilon();
+  const double tol = s[0].item<double>() * std::max(rows, static_cast<double>(cols)) * epsilon;
   return (s > tol).sum().item<int64_t>();
 }
 
@@ -36,13 +52,22 @@ std::map<std::string, double> spectral_alignment(const at::Tensor& H_in, const a
   // Exact prototypes of a hidden Markov model span at most states - 1 directions, one-hot ones
   // at most V - 1: singular vectors past a matrix's numerical rank are round-off, so the
   // subspace metrics use only the first rank of them.
-  const int64_t kG = numerical_rank(std::get<1>(svd_g), N, Gb.size(1));
-  const int64_t kH = numerical_rank(std::get<1>(svd_h), N, H.size(1));
+  const int64_t kG =
+      numerical_rank(std::get<1>(svd_g), N, Gb.size(1), machine_epsilon(G_in.scalar_type()));
+  const int64_t kH =
+      numerical_rank(std::get<1>(svd_h), N, H.size(1), machine_epsilon(H_in.scalar_type()));
   m[prefix + "g_rank"] = static_cast<double>(kG);
   const double lam_sum = lam.sum().item<double>();
   if (lam_sum > 0) {
     const auto p = (lam / lam_sum).clamp_min(1e-300);
     m[prefix + "k_effective_rank"] = std::exp(-(p * p.log()).sum().item<double>());
+    // K's top eigenvalues per position (the covariance of the prototypes: free of N), and the
+    // share of K's trace the top r hold.
+    for (int64_t i = 0; i < std::min<int64_t>(8, lam.size(0)); ++i)
+      m[prefix + stoch::str("k_eig_", i + 1)] = lam[i].item<double>() / N;
+    for (int64_t r : {8, 16, 32, 64})
+      if (r <= lam.size(0))
+        m[prefix + stoch::str("k_share_r", r)] = lam.slice(0, 0, r).sum().item<double>() / lam_sum;
   }
 
   // Whitening: Hw = H (Sigma + eps I)^(-1/2), Sigma = H^T H / N, via its eigendecomposition.
