@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "core/crc32c.h"
@@ -137,6 +140,61 @@ TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
   EXPECT_EQ(c->step, 1);
 }
 
+// Every checkpoint damaged: nothing to resume from, and starting from step 0 would remove them
+// all at the first checkpoint written (it did, exit 0). Refused, every folder kept.
+TEST(CheckpointStore, NoCheckpointThatVerifiesIsRefusedAndKept) {
+  const std::string dir = test::temp_dir("ck");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
+  const std::string run = dir + "/run";
+  auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + run + " --set train.ckpt_every=10");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const int64_t step : {10, 20}) {
+    std::fstream f(test::checkpoint_dir(run, step) + "/model.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    f.put('\x7f');
+  }
+  const std::string before = test::read_text(run + "/metrics.jsonl");
+  test::expect_refused("resume " + run + " --set train.steps=30",
+                       run + "/checkpoints: no checkpoint verifies (the newest: " +
+                           test::checkpoint_dir(run, 20) + "/model.safetensors: checksum mismatch");
+  EXPECT_EQ(CheckpointStore(run).steps(), (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(test::read_text(run + "/metrics.jsonl"), before);
+  test::expect_refused("eval " + run, "no checkpoint verifies");
+  // With none written yet, a resume still starts from step 0.
+  std::filesystem::remove_all(run + "/checkpoints");
+  r = test::run_stoch("resume " + run + " --set train.steps=5");
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// A checkpoint that cannot be read (permissions, an I/O error) is not damaged: the resume
+// stops naming it, and keeps it (it fell back to step 0, then removed the intact newer folders).
+TEST(CheckpointStore, AnUnreadableCheckpointIsNamedNotSkipped) {
+  const std::string dir = test::temp_dir("ck");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
+  const std::string run = dir + "/run";
+  auto r =
+      test::run_stoch("train " + dir + "/c.yaml --run-dir " + run + " --set train.ckpt_every=10");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string weights = test::checkpoint_dir(run, 20) + "/model.safetensors";
+  std::filesystem::permissions(weights, std::filesystem::perms::none);
+  // Root reads any file: the resume runs without the capabilities that allow it.
+  std::string prefix;
+  if (::geteuid() == 0) {
+    if (test::run_command("command -v setpriv").code != 0) GTEST_SKIP() << "no setpriv";
+    prefix = "setpriv --bounding-set=-dac_override,-dac_read_search -- ";
+  }
+  r = test::run_command(prefix + STOCH_BINARY + " resume " + run + " --set train.steps=30");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(weights + ": cannot read (Permission denied)"), std::string::npos)
+      << r.output;
+  std::filesystem::permissions(
+      weights, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(CheckpointStore(run).steps(), (std::vector<int64_t>{10, 20}));
+  EXPECT_NO_THROW(CheckpointStore(run).load(20));
+}
+
 // A run resumed below newer folders (damaged ones its resume skipped, or those a rollback went
 // back before) keeps the checkpoint it writes: the newer folders go, and keep_last counts the
 // new one among the older.
@@ -155,28 +213,39 @@ TEST(CheckpointStore, FoldersPastTheStepJustWrittenGoAndKeepLastKeepsIt) {
 }
 
 // The run the audit found: keep_last 1, the newest checkpoint damaged, a resume killed part way.
+// With keep_last 1 there is nothing older: refused now, the folder kept (it started from step
+// 0). With an older one, the resumed run's first checkpoint removes the damaged newer folder,
+// and keep_last counts what it writes (it deleted each one, so a kill lost all progress).
 TEST(CheckpointStore, AResumeBelowADamagedCheckpointKeepsWhatItWrites) {
   const std::string dir = test::temp_dir("ck");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
-  const std::string run = dir + "/run";
-  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + run +
-                           " --set train.ckpt_every=5 --set train.keep_last=1");
-  ASSERT_EQ(r.code, 0) << r.output;
-  {
-    std::fstream f(test::checkpoint_dir(run, 20) + "/model.safetensors",
-                   std::ios::in | std::ios::out | std::ios::binary);
+  const auto damage = [](const std::string& ckpt) {
+    std::fstream f(ckpt + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-2, std::ios::end);
     f.put('\x7f');
-  }
-  // Stopped at step 10 of its second course (train.steps 10, as a kill there would).
-  r = test::run_stoch("resume " + run + " --set train.steps=10");
+  };
+  const std::string alone = dir + "/alone";
+  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + alone +
+                           " --set train.ckpt_every=5 --set train.keep_last=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  damage(test::checkpoint_dir(alone, 20));
+  test::expect_refused("resume " + alone + " --set train.steps=20", "no checkpoint verifies");
+  EXPECT_EQ(CheckpointStore(alone).steps(), (std::vector<int64_t>{20}));
+
+  const std::string run = dir + "/run";
+  r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + run +
+                      " --set train.ckpt_every=4 --set train.keep_last=2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  damage(test::checkpoint_dir(run, 20));
+  // Stopped at step 18 of its second course (train.steps 18, as a kill there would).
+  r = test::run_stoch("resume " + run + " --set train.steps=18");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("removing " + test::checkpoint_dir(run, 20)), std::string::npos)
       << r.output;
-  EXPECT_EQ(CheckpointStore(run).steps(), (std::vector<int64_t>{10}));
+  EXPECT_EQ(CheckpointStore(run).steps(), (std::vector<int64_t>{16, 18}));
   r = test::run_stoch("resume " + run + " --set train.steps=20");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 10)), std::string::npos)
+  EXPECT_NE(r.output.find("resumed from " + test::checkpoint_dir(run, 18)), std::string::npos)
       << r.output;
 }
 

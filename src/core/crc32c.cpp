@@ -1,7 +1,11 @@
 #include "core/crc32c.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "core/errors.h"
@@ -46,14 +50,22 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
 }
 
 uint32_t crc32c_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open for reading");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ReadError(path + ": cannot read (" + std::strerror(errno) + ")");
   std::vector<char> buf(1 << 20);
   uint32_t crc = 0;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    crc = crc32c(buf.data(), static_cast<size_t>(in.gcount()), crc);
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw ReadError(path + ": cannot read (" + std::strerror(err) + ")");
+    }
+    if (n == 0) break;
+    crc = crc32c(buf.data(), static_cast<size_t>(n), crc);
   }
+  ::close(fd);
   return crc;
 }
 

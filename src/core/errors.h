@@ -12,6 +12,12 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A file that exists but cannot be read (permissions, an I/O error): bad input too, but not
+// damage, so a checkpoint that raises it is not skipped for an older one.
+struct ReadError : InputError {
+  using InputError::InputError;
+};
+
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitBadInput = 2;

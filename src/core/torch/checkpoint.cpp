@@ -146,7 +146,11 @@ Checkpoint CheckpointStore::load(int64_t step, bool with_tensors) const {
   c.dir = folder(step);
   const std::string mpath = c.dir + "/manifest.json";
   const auto manifest_text = read_whole_file(mpath);
-  if (!manifest_text) throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
+  if (!manifest_text) {
+    std::error_code ec;
+    if (fs::exists(mpath, ec)) crc32c_file(mpath);  // throws ReadError naming why
+    throw InputError(stoch::str(mpath, ": missing (checkpoint incomplete)"));
+  }
   const CheckpointManifest manifest =
       parse_checkpoint_manifest(*manifest_text, mpath, kFormatVersion, step);
   std::set<std::string> listed;
@@ -190,14 +194,26 @@ std::optional<Checkpoint> CheckpointStore::load_latest_state() const {
 
 std::optional<Checkpoint> CheckpointStore::load_latest(int64_t before, bool with_tensors) const {
   auto all = steps();
+  std::string newest_damage;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (*it >= before) continue;
     try {
       return load(*it, with_tensors);
+    } catch (const ReadError&) {
+      // Not damage: an older checkpoint would start the run over part of its course, and the
+      // next checkpoint written would remove this intact one as "newer".
+      throw;
     } catch (const InputError& e) {
       log::warn(stoch::str("skipping damaged checkpoint: ", e.what()));
+      if (newest_damage.empty()) newest_damage = e.what();
     }
   }
+  // Checkpoints, but none that verifies: starting from step 0 would remove them all at the
+  // first checkpoint written. Left for the user to look at.
+  if (!newest_damage.empty())
+    throw InputError(stoch::str(dir_, ": no checkpoint verifies (the newest: ", newest_damage,
+                                "); nothing was changed: move the folder aside and train anew "
+                                "to start over"));
   return std::nullopt;
 }
 
