@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "core/errors.h"
 #include "core/strings.h"
@@ -55,6 +56,33 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
         "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
         steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
   return store.load(step);
+}
+
+void check_fresh_run_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  if (!fs::is_directory(dir, ec)) throw InputError(stoch::str("--run-dir ", dir, ": not a folder"));
+  static const std::set<std::string> kRunFiles = {
+      "config.yaml", "log.txt", "metrics.jsonl", "rollbacks.json", "tb", "checkpoints", ".lock"};
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!kRunFiles.count(name))
+      throw InputError(stoch::str("--run-dir ", dir, ": holds ", name,
+                                  ", which is not part of a stoch run; train into a new or empty "
+                                  "folder"));
+  }
+  if (ec) throw InputError(stoch::str("--run-dir ", dir, ": cannot list (", ec.message(), ")"));
+  const std::string config = dir + "/config.yaml";
+  if (fs::exists(config, ec)) {
+    const auto text = read_whole_file(config);
+    // Every version's first line begins so (the last line came later).
+    if (!text || text->rfind("# Resolved by stoch", 0) != 0)
+      throw InputError(stoch::str(config,
+                                  ": not a run's config written by stoch (its first line is "
+                                  "stoch's header), and a run would replace it; train into a new "
+                                  "or empty folder"));
+  }
 }
 
 void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir) {

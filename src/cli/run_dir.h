@@ -25,6 +25,12 @@ void check_run_config_whole(const std::string& path);
 // steps the run has when there is no such checkpoint.
 Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
 
+// For `train --run-dir DIR`, which starts afresh there (removing the metrics, TensorBoard files
+// and rollback record of a run that died before its first checkpoint): DIR must not exist, be
+// empty, or hold only what stoch writes in a run folder, with a config.yaml that stoch wrote.
+// InputError naming the first thing that is not, so no folder of the user's is written over.
+void check_fresh_run_dir(const std::string& dir);
+
 // Writes cfg as the run's config.yaml (every key, with docs), atomically.
 void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir);
 

@@ -74,6 +74,7 @@ int train(const TrainArgs& a) {
                                 *kept,
                                 ", no checkpoints) that a fresh run would erase; choose another "
                                 "--run-dir, or remove the folder to train it again"));
+  check_fresh_run_dir(run_dir);
   // The launcher picks the run dir, so that every rank uses the same one.
   if (a.nproc > 1)
     return launch_local_ranks(a.nproc,
