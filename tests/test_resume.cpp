@@ -117,6 +117,57 @@ TEST_F(Resume, AShorterTrainStepsIsRefused) {
   EXPECT_EQ(test::run_stoch("resume " + run + " --set train.steps=10").code, 0);
 }
 
+// config.yaml can be edited by hand: a key that cannot change on resume must hold what the
+// checkpoint trained with (an edited learning rate, or a deleted line read as its default, went
+// on without a word), and a refused resume leaves the file as it was (a --set was written before
+// the checkpoint loaded).
+TEST_F(Resume, AHandEditedConfigIsHeldToItsCheckpoint) {
+  const std::string run = dir_ + "/edited";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=5").code,
+            0);
+  const std::string path = run + "/config.yaml", whole = test::read_text(path);
+  // The file with the first `from` replaced (the file unchanged when there is none).
+  const auto replaced = [&](const std::string& from, const std::string& to) {
+    const auto at = whole.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? whole
+                                   : whole.substr(0, at) + to + whole.substr(at + from.size());
+  };
+  const auto lr_at = whole.find("  lr: ");
+  ASSERT_NE(lr_at, std::string::npos);
+  const std::string lr_line = whole.substr(lr_at, whole.find('\n', lr_at) + 1 - lr_at);
+  test::write_text(path, replaced(lr_line, "  lr: 0.5\n"));
+  test::expect_refused(
+      "resume " + run + " --set train.steps=10",
+      path + ": optim.lr is 0.5 but " + test::checkpoint_dir(run, 5) + " was trained with ");
+  // A deleted line reads as the key's default: refused too, and the --set is not written.
+  const std::string without_lr = replaced(lr_line, "");
+  test::write_text(path, without_lr);
+  test::expect_refused("resume " + run + " --set train.steps=10", ": optim.lr is ");
+  EXPECT_EQ(test::read_text(path), without_lr);
+  // Keys that may change on resume may change in the file too.
+  test::write_text(path, replaced("  steps: 5 ", "  steps: 8 "));
+  const auto r = test::run_stoch("resume " + run);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(train_losses(run).size(), 8u);
+  // A shorter count from the file is named as the file's, not as a --set.
+  test::write_text(path, replaced("  steps: 5 ", "  steps: 3 "));
+  test::expect_refused("resume " + run, path + ": train.steps 3: " + run + " is already at step 8");
+}
+
+// A resume refused after the run was built (its checkpoint does not load) leaves config.yaml as
+// it was: its --set values were written before the checkpoint loaded.
+TEST_F(Resume, ARefusedResumeDoesNotWriteItsSets) {
+  const std::string run = dir_ + "/refused";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=5").code,
+            0);
+  // Its weights gone: the config check reads only state.json, and the load refuses the rest.
+  const std::string config = test::read_text(run + "/config.yaml");
+  test::fs::remove(test::checkpoint_dir(run, 5) + "/model.safetensors");
+  test::expect_refused("resume " + run + " --set train.steps=10", "no checkpoint verifies");
+  EXPECT_EQ(test::read_text(run + "/config.yaml"), config);
+}
+
 // A resume that finds no checkpoint starts over: step 0's lines (the data line) are written
 // once, not kept and written again.
 TEST_F(Resume, AResumeWithoutCheckpointsStartsTheMetricsOver) {

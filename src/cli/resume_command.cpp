@@ -2,8 +2,11 @@
 // keys that cannot change what already happened.
 #include <CLI/CLI.hpp>
 
+#include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "cli/checks.h"
 #include "cli/command.h"
@@ -21,6 +24,31 @@
 
 namespace stoch::cli {
 namespace {
+
+// config.yaml is a file anyone can edit: a key that cannot change on resume must hold what the
+// newest checkpoint was trained with (an edited optim.lr, or a deleted line read as its default,
+// resumed another run under the run's name). Checkpoints older than this check carry no config.
+void check_config_matches_checkpoint(train::ExperimentConfig& cfg, const std::string& run_dir,
+                                     const std::set<std::string>& resumable) {
+  const auto ckpt = CheckpointStore(run_dir).load_latest_state();
+  if (!ckpt || !ckpt->state.contains("config") || !ckpt->state["config"].is_string()) return;
+  auto trained = config::leaves(
+      config::parse_text(ckpt->state["config"].get<std::string>(), ckpt->dir + "/state.json"));
+  auto now = config::leaves(config::parse_text(train::to_yaml(cfg, false), "config.yaml"));
+  for (auto* side : {&trained, &now})
+    for (auto it = side->begin(); it != side->end();)
+      it = resumable.count(it->first) ? side->erase(it) : std::next(it);
+  const auto key = config::first_differing_key(trained, now);
+  if (!key) return;
+  const auto value = [&](const std::map<std::string, std::string>& m) {
+    const auto it = m.find(*key);
+    return it == m.end() ? std::string("(absent)") : it->second;
+  };
+  throw InputError(stoch::str(run_dir, "/config.yaml: ", *key, " is ", value(now), " but ",
+                              ckpt->dir, " was trained with ", value(trained),
+                              "; only keys that may change on resume can differ (restore the "
+                              "file, or train a new run)"));
+}
 
 struct ResumeArgs {
   std::string run_dir;
@@ -43,28 +71,37 @@ int resume(const ResumeArgs& a) {
     }
   }
   auto cfg = read_run_config(a.run_dir, a.sets);
+  check_config_matches_checkpoint(cfg, a.run_dir, keys.resumable);
   // A run cannot be shortened: its config.yaml would say fewer steps than its checkpoints hold,
   // and sweeps and compare read it as stopped short. The step is the newest checkpoint that
   // verifies (the resume skips a damaged newer one too), read only when a newer one is listed.
   const CheckpointStore store(a.run_dir);
+  bool steps_from_set = false;
+  for (const auto& s : a.sets) steps_from_set |= config::split_assignment(s).first == "train.steps";
   if (const auto listed = store.steps(); !listed.empty() && cfg.train.steps < listed.back())
     if (const auto newest = store.load_latest(); newest && cfg.train.steps < newest->step)
-      throw InputError(stoch::str("--set train.steps=", cfg.train.steps, ": ", a.run_dir,
-                                  " is already at step ", newest->step,
-                                  " (its newest checkpoint); a run cannot be shortened (`stoch "
-                                  "eval --checkpoint STEP` evaluates an earlier one)"));
+      throw InputError(stoch::str(
+          steps_from_set ? "--set train.steps=" : a.run_dir + "/config.yaml: train.steps ",
+          cfg.train.steps, ": ", a.run_dir, " is already at step ", newest->step,
+          " (its newest checkpoint); a run cannot be shortened (`stoch "
+          "eval --checkpoint STEP` evaluates an earlier one)"));
   if (a.nproc > 1) {
     train::check_resume_world_size(a.run_dir, a.nproc,
                                    cfg.train.grad_accum);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));
   }
   std::optional<RunLock> lock;  // held until the run ends
-  return train::run_training(cfg, a.run_dir, /*resume=*/true, [&] {
-    lock.emplace(a.run_dir);  // before anything in the folder changes
-    log::set_file(a.run_dir + "/log.txt");
-    if (!a.sets.empty()) write_run_config(cfg, a.run_dir);
-    log::info(stoch::str("resuming ", a.run_dir));
-  });
+  return train::run_training(
+      cfg, a.run_dir, /*resume=*/true,
+      [&] {
+        lock.emplace(a.run_dir);  // before anything in the folder changes
+        log::set_file(a.run_dir + "/log.txt");
+        log::info(stoch::str("resuming ", a.run_dir));
+      },
+      // Once the checkpoint loaded: a resume it refuses leaves config.yaml as it was.
+      [&] {
+        if (!a.sets.empty()) write_run_config(cfg, a.run_dir);
+      });
 }
 
 const bool registered = register_command(

@@ -7,9 +7,9 @@
 namespace stoch::train {
 
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
-                 const std::function<void()>& on_ready) {
+                 const std::function<void()>& on_ready, const std::function<void()>& on_restored) {
   auto loop = std::make_unique<TrainingLoop>(cfg, run_dir, resume);
-  int code = loop->run(on_ready);
+  int code = loop->run(on_ready, on_restored);
   // The run directory, its lock and its log file are set up already.
   while (code == kRolledBack) {
     // Weights that give a non-finite loss at step F came from update F - 1, which the
@@ -17,7 +17,7 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
     const int64_t before = loop->failed_step() - 1;
     loop = std::make_unique<TrainingLoop>(cfg, run_dir, /*resume=*/true);
     loop->restore_before(before);
-    code = loop->run({});
+    code = loop->run({}, {});
   }
   return code;
 }

@@ -12,10 +12,12 @@ namespace stoch::train {
 
 // Trains into `run_dir`. With `resume`, continues from the newest complete checkpoint there.
 // `on_ready` runs once the task and model are built (so bad data files fail before it) and
-// before anything is written: the caller creates the run directory there.
+// before anything is written: the caller creates the run directory there. `on_restored` runs
+// after a resume loaded its checkpoint (which can still refuse it), before the first step.
 // Returns the process exit code (0, or 130/143 after a signal-triggered checkpoint).
 int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
-                 const std::function<void()>& on_ready = {});
+                 const std::function<void()>& on_ready = {},
+                 const std::function<void()>& on_restored = {});
 
 // Builds what a fresh one-process run builds before its first step (memory estimate, task and
 // its data, model, optimiser, hooks) and discards it, writing nothing: throws what `train`

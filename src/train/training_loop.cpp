@@ -187,7 +187,8 @@ void TrainingLoop::write_metrics(int64_t step, const std::string& split, const M
   if (metrics_) metrics_->write(step, split, m);
 }
 
-int TrainingLoop::run(const std::function<void()>& on_ready) {
+int TrainingLoop::run(const std::function<void()>& on_ready,
+                      const std::function<void()>& on_restored) {
   if (on_ready && main_rank_) on_ready();
   // Rank 0 wrote it before the ranks last met, so every rank reads the same. A fresh run has
   // none: the record of an earlier run in the folder is rank 0's to remove (in on_ready), and
@@ -198,6 +199,7 @@ int TrainingLoop::run(const std::function<void()>& on_ready) {
     // Without a checkpoint the run starts over, step 0's lines included: they are written again.
     if (main_rank_)
       truncate_metrics_after(run_dir_ + "/metrics.jsonl", from_checkpoint_ ? state_->step : -1);
+    if (on_restored && main_rank_) on_restored();
   }
   // Joined only now, after every check that can refuse the run: a rank that fails before
   // this point cannot leave the others waiting for it inside a collective.
@@ -293,6 +295,8 @@ void TrainingLoop::save(int64_t step) {
   if (optim_) c.tensors["optimizer"] = optim_->state();
   c.state = state_->to_json(pending_loss.item<double>());
   c.state["task"] = cfg_.task;
+  // What the run trained with, for a resume to hold config.yaml (a file anyone can edit) to.
+  c.state["config"] = to_yaml(cfg_, /*with_docs=*/false);
   if (guard_) c.state["update_guard"] = guard_->state();
   if (zero_) c.state["optimizer_layout"] = zero_->layout().to_json();
   task_->save_state(c);

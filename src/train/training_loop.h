@@ -41,9 +41,9 @@ class TrainingLoop {
   TrainingLoop(ExperimentConfig& cfg, std::string run_dir, bool resume);
   ~TrainingLoop();
 
-  // Trains to train.steps; `on_ready` runs first (the caller creates the run directory).
-  // Returns the exit code, or kRolledBack.
-  int run(const std::function<void()>& on_ready);
+  // Trains to train.steps; `on_ready` runs first (the caller creates the run directory), and
+  // `on_restored` after a resume's checkpoint loaded. Returns the exit code, or kRolledBack.
+  int run(const std::function<void()>& on_ready, const std::function<void()>& on_restored);
   // When run() returned kRolledBack: the step whose loss or gradient norm was not finite.
   int64_t failed_step() const { return failed_step_; }
   // A rollback's restart restores the newest checkpoint of a step before `step`, not the newest:
