@@ -49,7 +49,20 @@ TEST(Sweep, ExpandsTheGridTimesSeeds) {
                 .find("two grid points share the folder name "
                       "run.name=a_b,seed=1"),
             std::string::npos);
-  EXPECT_NE(message({"optim.lr=0.1,0.1"}).find("share the folder name"), std::string::npos);
+  EXPECT_NE(message({"model.activation=gelu,gelu"}).find("share the folder name"),
+            std::string::npos);
+  // Equal numbers spelled apart were one setup counted as two runs apiece in compare.
+  EXPECT_NE(message({"optim.lr=0.001,1e-3"})
+                .find("--grid optim.lr=0.001,1e-3: 0.001 and 1e-3 are the same value"),
+            std::string::npos);
+  // The seed is the sweep's (--seeds, --first-seed): a grid over run.seed gave every run seed 1.
+  EXPECT_NE(
+      message({"run.seed=1,2"}).find("--grid run.seed=1,2: the sweep gives each run its seed"),
+      std::string::npos);
+  a.sets = {"run.seed=7"};
+  EXPECT_NE(message({}).find("--set run.seed=7: the sweep gives each run its seed"),
+            std::string::npos);
+  a.sets = {};
   EXPECT_NE(
       message({"run.name=" + std::string(260, 'x')}).find("over the 255 a file name may hold"),
       std::string::npos);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -113,12 +114,30 @@ void check_first_run(Children& children, const std::string& self, std::vector<st
 }  // namespace
 
 std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
+  // Each run's seed is the sweep's to set: a run.seed of the user's was overridden without a
+  // word, and a grid over it made runs that all had the first seed.
+  for (const auto& [option, list] : {std::make_pair("--grid", &a.grid), {"--set", &a.sets}})
+    for (const auto& g : *list)
+      if (config::split_assignment(g, option).first == "run.seed")
+        throw InputError(stoch::str(option, " ", g,
+                                    ": the sweep gives each run its seed (--seeds N, "
+                                    "--first-seed S); use those"));
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;
   for (const auto& g : a.grid) {
     const auto [key, values] = config::split_assignment(g, "--grid");
     auto list = split(values, ',');
-    for (const auto& v : list)
+    // Values equal as numbers (0.001 and 1e-3) would be one setup counted as two in compare.
+    std::map<double, std::string> numbers;
+    for (const auto& v : list) {
       if (v.empty()) throw InputError(stoch::str("--grid ", g, ": empty value in the list"));
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0') continue;
+      const auto [it, fresh] = numbers.emplace(x, v);
+      if (!fresh)
+        throw InputError(
+            stoch::str("--grid ", g, ": ", it->second, " and ", v, " are the same value"));
+    }
     axes.emplace_back(key, list);
   }
   std::vector<SweepRun> combos = {{"", {}}};
