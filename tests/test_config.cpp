@@ -221,6 +221,14 @@ TEST(Cli, TrainRefusesAFolderThatIsNotAStochRun) {
   EXPECT_EQ(r.code, 0) << r.output;
 }
 
+// A mistyped rank count started hundreds of processes (each with the model) before anything
+// could refuse it.
+TEST(Cli, AnNprocFarPastTheMachineIsRefused) {
+  const std::string dir = test::temp_dir("cli");
+  write_text(dir + "/c.yaml", test::tiny_lm_config(2));
+  test::expect_train_refused(dir, "--nproc 100000: at most ", " --nproc 100000");
+}
+
 // Output that cannot be written in full fails the command (it exited 0, and a config printed
 // into a full file system read back with defaults for the keys cut off).
 TEST(Cli, OutputThatCannotBeWrittenFailsTheCommand) {

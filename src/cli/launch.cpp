@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "cli/children.h"
+#include "core/cpus.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -80,11 +81,27 @@ void check_not_launched(int64_t nproc) {
 
 int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
   check_not_launched(nproc);
+  // Each rank is a process with its own copy of the model: a mistyped count (100000) started
+  // hundreds of them and filled the memory before anything could refuse it.
+  const int64_t most = std::max<int64_t>(16, 4 * static_cast<int64_t>(usable_cpus()));
+  if (nproc > most)
+    throw InputError(stoch::str("--nproc ", nproc, ": at most ", most, " ranks on this machine (",
+                                usable_cpus(), " usable CPUs; 4 per CPU, or 16)"));
   const int port = free_port();
   const std::string self = this_executable();
   Children ranks;
   std::vector<pid_t> pids;  // by rank
   for (int64_t r = 0; r < nproc; ++r) {
+    // A signal while starting them: start no more. Those started wait for the missing ranks
+    // and have trained nothing, so nothing is lost by killing them (they would wait out
+    // dist.timeout_s); 128 + the signal is the launcher's exit, as after an orderly stop.
+    if (const int sig = ranks.signal(); sig != 0) {
+      ranks.send_all(SIGKILL);
+      while (ranks.running() > 0) ranks.wait(std::chrono::milliseconds(200));
+      log::warn(stoch::str("received signal ", sig, " while starting ", nproc, " ranks (", r,
+                           " started); stopped them"));
+      return 128 + sig;
+    }
     std::vector<std::string> argv = {self};
     argv.insert(argv.end(), args.begin(), args.end());
     pids.push_back(ranks.start(argv, rank_environment(r, nproc, port), "", kThisExecutable));
