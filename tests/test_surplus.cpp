@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
+#include "core/errors.h"
 #include "data/hmm_source.h"
 #include "data/markov_source.h"
+#include "hooks/ngram_counts.h"
 #include "test_util.h"
 
 namespace stoch {
@@ -49,6 +53,12 @@ TEST(SurplusHook, ZeroOnAnOrderOneMarkovSource) {
   // The exact surplus of an order-1 chain is 0 (up to the sampling noise of the held-out set).
   const double bayes = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_bayes"));
   EXPECT_LT(std::abs(bayes), 1e-9);
+  // Against the exact bigram the probe has nothing to add either, and with 8 tokens the counted
+  // table is close to the exact one.
+  const double exact = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_exact"));
+  EXPECT_LT(std::abs(exact), 0.02);
+  EXPECT_NEAR(late_mean(test::metric_by_step(dir + "/run", "diag", "diag/ce_bigram")),
+              late_mean(test::metric_by_step(dir + "/run", "diag", "diag/ce_bigram_exact")), 0.01);
   // Both terms are logged, not only the difference, and the untrained probe starts far off.
   const auto ce_probe = test::metric_by_step(dir + "/run", "diag", "diag/ce_probe");
   EXPECT_GT(ce_probe.at(0), ce_probe.at(400) + 0.1);
@@ -67,6 +77,9 @@ TEST(SurplusHook, PositiveAndNearTheBayesSurplusOnAHiddenMarkovModel) {
   ASSERT_GT(bayes, 0.05);
   EXPECT_GT(surplus, 0.0);
   EXPECT_LT(std::abs(surplus - bayes), 0.25 * bayes) << surplus << " vs Bayes " << bayes;
+  const double exact = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_exact"));
+  EXPECT_LT(std::abs(exact - bayes), 0.25 * bayes) << exact << " vs Bayes " << bayes;
+  EXPECT_LE(exact, bayes + 0.02);  // a lower bound, up to the held-out set's noise
   // A probe cannot beat the model it reads by much: efficiency is near or below 1.
   EXPECT_LT(late_mean(test::metric_by_step(dir + "/run", "diag", "diag/surplus_efficiency")), 1.2);
   const double accept = late_mean(test::metric_by_step(dir + "/run", "diag", "diag/accept_proxy"));
@@ -98,6 +111,40 @@ TEST(SurplusHook, StationaryBigramMatchesSampledPairs) {
       EXPECT_NEAR(counts[k] / pairs, p, 5 * se + 1e-4) << src->describe() << " pair " << k;
     }
   }
+}
+
+// The baseline's table is sparse (a dense row per context grew by V doubles) and saves sorted
+// entries; it still reads the dense rows earlier versions saved, and refuses counts outside
+// the vocabulary.
+TEST(SurplusHook, NgramCountsSaveSparseAndReadTheDenseForm) {
+  const int64_t V = 5;
+  hooks::NgramCounts counts(1, V);
+  const std::vector<std::pair<int32_t, int32_t>> pairs = {{0, 1}, {0, 1}, {0, 4}, {3, 2}};
+  for (const auto& [a, b] : pairs) counts.add(&a, b);
+  const auto saved = counts.state("ngram2.");
+  ASSERT_EQ(saved.size(), 3u);
+  EXPECT_EQ(saved[2].second.numel(), 3);  // three distinct pairs
+  hooks::NgramCounts again(1, V), dense(1, V);
+  again.load(saved, "ngram2.", "test");
+  // The dense form: contexts 0 and 3, each row's V counts then its total.
+  auto rows = torch::zeros({2, V + 1}, torch::kDouble);
+  rows[0][1] = 2;
+  rows[0][4] = 1;
+  rows[0][V] = 3;
+  rows[1][2] = 1;
+  rows[1][V] = 1;
+  dense.load({{"ngram2.keys", torch::tensor({0, 3}, torch::kLong)}, {"ngram2.counts", rows}},
+             "ngram2.", "test");
+  for (int32_t a = 0; a < V; ++a)
+    for (int32_t b = 0; b < V; ++b) {
+      EXPECT_EQ(again.log_prob(&a, b, 0.1), counts.log_prob(&a, b, 0.1)) << a << " " << b;
+      EXPECT_EQ(dense.log_prob(&a, b, 0.1), counts.log_prob(&a, b, 0.1)) << a << " " << b;
+    }
+  const int32_t zero = 0;
+  EXPECT_DOUBLE_EQ(counts.log_prob(&zero, 1, 0.1), std::log(2.1 / 3.5));
+  auto bad = saved;
+  bad[1].second = torch::tensor({1, 7, 2}, torch::kLong);  // a token past the vocabulary
+  EXPECT_THROW(again.load(bad, "ngram2.", "test"), InputError);
 }
 
 TEST(SurplusHook, StateResumesExactly) {

@@ -1,16 +1,22 @@
 // Hook "surplus": how much the hidden state knows about the token after next beyond what the
 // next token itself says (the information surplus EAGLE-style speculative decoding exploits).
-// For K = 2, S_2 = H(x_{i+2} | x_{i+1}) - H(x_{i+2} | h_i, x_{i+1}), estimated as a variational
-// bound on held-out windows:
-//   diag/ce_bigram    CE of a smoothed bigram table counted over the probe's training windows
+// For K = 2, S_2 = H(x_{i+2} | x_{i+1}) - H(x_{i+2} | h_i, x_{i+1}), estimated on held-out windows:
+//   diag/ce_bigram    CE of a smoothed bigram table counted over fresh training windows (the
+//                     probe's and count_windows more per call, accumulated over the run)
 //   diag/ce_probe     CE of the probe q(x_{i+2} | h_i, x_{i+1}) (generate/surplus_probe.h)
 //   diag/surplus      ce_bigram - ce_probe
-//   diag/surplus_ceiling   U_2 = ce_bigram - NLL_model(x_{i+2} | x_<=i+1), and
-//   diag/surplus_efficiency  surplus / U_2 (NaN, logged as null, while U_2 <= 0)
+//   diag/surplus_ceiling   U_2 = ce_bigram - NLL_model(x_{i+2} | x_<=i+1), with
+//   diag/surplus_ceiling_se  its standard error over the windows, and
+//   diag/surplus_efficiency  surplus / U_2 (NaN, logged as null, while U_2 <= 2 se)
 //   diag/accept_proxy  mean sum_w min(q(w), p_model(w)) (1 - total variation), and
 //   diag/greedy_agreement  share of positions where argmax q == argmax p_model
-// With a source that knows its conditionals, the Bayes-optimal surplus on the same positions
-// (diag/surplus_bayes) and for infinite context (diag/surplus_bayes_rate = H(x_2|x_1) - rate).
+// The probe's CE bounds H(x_{i+2} | h_i, x_{i+1}) from above, but the table's CE exceeds
+// H(x_{i+2} | x_{i+1}) by its own error (its KL from the true conditional, large while few
+// tokens per context were counted), so the surplus is a lower bound only up to that error. With
+// a source that knows its bigram, diag/ce_bigram_exact, diag/surplus_exact and
+// diag/surplus_ceiling_exact use the exact bigram instead (a lower bound); with one that knows
+// its conditionals, the Bayes-optimal surplus on the same positions (diag/surplus_bayes) and for
+// infinite context (diag/surplus_bayes_rate = H(x_2|x_1) - rate).
 // horizon K > 2 chains the probe on its own features (as a drafter does) and adds, per k,
 // diag/ce_probe_k<k>, diag/ce_ngram_k<k>, diag/surplus_k<k> and their sum diag/surplus_total.
 // The probe trains online, with its own Adam (optim/adamw.h) and random stream, on fresh windows of
@@ -22,13 +28,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <unordered_map>
 
 #include "core/rng.h"
 #include "core/strings.h"
 #include "core/torch/state_tensors.h"
 #include "generate/surplus_probe.h"
 #include "hooks/hook.h"
+#include "hooks/ngram_counts.h"
 #include "optim/adamw.h"
 
 namespace stoch::hooks {
@@ -40,6 +46,7 @@ constexpr const char* kAdamPrefix = "adam.";
 struct SurplusParams : config::VisitableOf<SurplusParams> {
   int64_t horizon = 2;
   int64_t train_windows = 64;
+  int64_t count_windows = 256;
   int64_t probe_epochs = 1;
   int64_t probe_batch = 128;
   double probe_lr = 3e-3;
@@ -55,6 +62,9 @@ struct SurplusParams : config::VisitableOf<SurplusParams> {
       Spec().at_least(2).at_most(4));
     v("train_windows", train_windows, "fresh training windows the probe sees per call",
       Spec().at_least(1));
+    v("count_windows", count_windows,
+      "further fresh training windows per call that only the n-gram baseline counts",
+      Spec().at_least(0));
     v("probe_epochs", probe_epochs,
       "passes over the fresh windows' positions per call (more overfits them)", Spec().at_least(0));
     v("probe_batch", probe_batch, "positions per probe step", Spec().at_least(1));
@@ -64,56 +74,6 @@ struct SurplusParams : config::VisitableOf<SurplusParams> {
       Spec().at_least(0));
     v("seed", seed, "seed of the probe's initialisation and position sampling");
   }
-};
-
-// Counts of x_t after a context of the previous c tokens (c = k - 1 for the k-th token ahead).
-class NgramCounts {
- public:
-  NgramCounts(int64_t context, int64_t vocab) : c_(context), v_(vocab) {}
-
-  void add(const int32_t* ctx, int32_t next) {
-    auto& row = rows_[key(ctx)];
-    if (row.empty()) row.assign(static_cast<size_t>(v_ + 1), 0.0);
-    row[next] += 1.0;
-    row[v_] += 1.0;  // the total, kept last
-  }
-  double log_prob(const int32_t* ctx, int32_t next, double alpha) const {
-    auto it = rows_.find(key(ctx));
-    const double count = it == rows_.end() ? 0.0 : it->second[next];
-    const double total = it == rows_.end() ? 0.0 : it->second[v_];
-    return std::log((count + alpha) / (total + alpha * static_cast<double>(v_)));
-  }
-
-  TensorList state(const std::string& prefix) const {
-    auto keys = torch::empty({static_cast<int64_t>(rows_.size())}, torch::kLong);
-    auto counts = torch::empty({static_cast<int64_t>(rows_.size()), v_ + 1}, torch::kDouble);
-    int64_t i = 0;
-    for (const auto& [k, row] : rows_) {
-      keys[i] = static_cast<int64_t>(k);
-      std::memcpy(counts[i].data_ptr<double>(), row.data(), sizeof(double) * (v_ + 1));
-      ++i;
-    }
-    return {{prefix + "keys", keys}, {prefix + "counts", counts}};
-  }
-  void load(const at::Tensor& keys, const at::Tensor& counts) {
-    rows_.clear();
-    const auto k = keys.contiguous();
-    const auto c = counts.to(torch::kDouble).contiguous();
-    for (int64_t i = 0; i < k.size(0); ++i) {
-      const double* p = c[i].data_ptr<double>();
-      rows_[static_cast<uint64_t>(k[i].item<int64_t>())].assign(p, p + v_ + 1);
-    }
-  }
-
- private:
-  uint64_t key(const int32_t* ctx) const {
-    uint64_t k = 0;
-    for (int64_t j = 0; j < c_; ++j)
-      k = k * static_cast<uint64_t>(v_) + static_cast<uint64_t>(ctx[j]);
-    return k;
-  }
-  int64_t c_, v_;
-  std::unordered_map<uint64_t, std::vector<double>> rows_;
 };
 
 class SurplusHook : public Hook {
@@ -195,8 +155,7 @@ class SurplusHook : public Hook {
     adam_->load_state(adam);
     rng_ = rng_from_tensor(get("rng"), what);
     for (size_t k = 0; k < ngrams_.size(); ++k)
-      ngrams_[k].load(get(stoch::str("ngram", k + 2, ".keys")),
-                      get(stoch::str("ngram", k + 2, ".counts")));
+      ngrams_[k].load(saved_, stoch::str("ngram", k + 2, "."), what);
     saved_.clear();
   }
 
@@ -214,11 +173,11 @@ class SurplusHook : public Hook {
     return out;
   }
 
-  // Windows of the training split at indices the trainer's cursor never reaches.
-  torch::Tensor train_windows(const LmView& lm, int64_t L) {
+  // `count` windows of the training split at indices the trainer's cursor never reaches.
+  torch::Tensor train_windows(const LmView& lm, int64_t L, int64_t count) {
     constexpr uint64_t kProbeStream = uint64_t{1} << 52;
-    auto w = torch::empty({p_.train_windows, L + 1}, torch::kInt);
-    for (int64_t i = 0; i < p_.train_windows; ++i)
+    auto w = torch::empty({count, L + 1}, torch::kInt);
+    for (int64_t i = 0; i < count; ++i)
       lm.source->window(data::Split::kTrain, kProbeStream + static_cast<uint64_t>(cursor_++), L + 1,
                         w[i].data_ptr<int32_t>());
     return w;
@@ -227,9 +186,12 @@ class SurplusHook : public Hook {
   double train_probe(const LmView& lm, int64_t L) {
     models::LanguageModelImpl& model = *lm.model;
     const int64_t V = lm.source->vocab_size(), K = p_.horizon;
-    const auto windows = train_windows(lm, L);
-    const int32_t* w = windows.data_ptr<int32_t>();
-    for (int64_t b = 0; b < windows.size(0); ++b)
+    const auto windows = train_windows(lm, L, p_.train_windows);
+    // The baseline counts the probe's windows and more: counting is cheap, and a table short of
+    // counts reads high (by its KL from the true conditional), which the surplus inherits.
+    const auto counted = torch::cat({windows, train_windows(lm, L, p_.count_windows)});
+    const int32_t* w = counted.data_ptr<int32_t>();
+    for (int64_t b = 0; b < counted.size(0); ++b)
       for (int64_t k = 2; k <= K; ++k)
         for (int64_t t = k - 1; t <= L; ++t)
           ngrams_[k - 2].add(w + b * (L + 1) + t - (k - 1), w[b * (L + 1) + t]);
@@ -293,34 +255,49 @@ class SurplusHook : public Hook {
       const auto logq = torch::log_softmax(logits[k - 2].to(torch::kDouble), -1);
       const auto target = ahead.select(1, k - 1);
       const double ce_probe = -logq.gather(1, target.unsqueeze(1)).mean().item<double>();
-      // Baseline: n-gram of the k - 1 tokens x_{i+1} .. x_{i+k-1}.
-      double ce_base = 0.0;
+      // Baseline: n-gram of the k - 1 tokens x_{i+1} .. x_{i+k-1}, per position [n, P].
+      auto base = torch::empty({n, P}, torch::kDouble);
+      double* bp = base.data_ptr<double>();
       for (int64_t b = 0; b < n; ++b)
         for (int64_t i = 0; i < P; ++i) {
           const int32_t* row = w + b * (L + 1);
-          ce_base -= ngrams_[k - 2].log_prob(row + i + 1, row[i + k], p_.smoothing);
+          bp[b * P + i] = -ngrams_[k - 2].log_prob(row + i + 1, row[i + k], p_.smoothing);
         }
-      ce_base /= static_cast<double>(n * P);
+      const double ce_base = base.mean().item<double>();
       // The model's own loss on x_{i+k} given everything before it (row i + k - 1).
       const auto model_rows = logp_model.slice(1, k - 1, k - 1 + P).reshape({-1, V});
-      const double nll_model = -model_rows.gather(1, target.unsqueeze(1)).mean().item<double>();
+      const auto nll_rows = -model_rows.gather(1, target.unsqueeze(1)).view({n, P});
+      const double nll_model = nll_rows.mean().item<double>();
       total_surplus += ce_base - ce_probe;
       total_ceiling += ce_base - nll_model;
       if (k == 2) {
         m["diag/ce_probe"] = ce_probe;
         m["diag/ce_bigram"] = ce_base;
         m["diag/surplus"] = ce_base - ce_probe;
-        m["diag/surplus_ceiling"] = ce_base - nll_model;
-        // A share of the ceiling only when there is one: at a ceiling <= 0 (an untrained model
-        // predicts worse than the bigram) the ratio of two negatives would read as a share.
         const double ceiling = ce_base - nll_model;
-        m["diag/surplus_efficiency"] =
-            ceiling > 0 ? (ce_base - ce_probe) / ceiling : std::numeric_limits<double>::quiet_NaN();
+        m["diag/surplus_ceiling"] = ceiling;
+        // The ceiling's standard error over the windows (positions within one correlate).
+        const auto per_window = (base - nll_rows.cpu()).mean(1);
+        const double se =
+            n > 1 ? per_window.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0;
+        m["diag/surplus_ceiling_se"] = se;
+        // A share of the ceiling only where there is one: below two standard errors (an
+        // untrained model, or a source with no surplus) the ratio is noise over noise, and at
+        // a ceiling <= 0 a ratio of two negatives would read as a share. It can exceed 1 where
+        // the probe predicts x_{i+2} better than the model does.
+        m["diag/surplus_efficiency"] = ceiling > 2 * se && ceiling > 0
+                                           ? (ce_base - ce_probe) / ceiling
+                                           : std::numeric_limits<double>::quiet_NaN();
         const auto q = logq.exp(), p = model_rows.exp();
         m["diag/accept_proxy"] = torch::minimum(q, p).sum(-1).mean().item<double>();
         m["diag/greedy_agreement"] =
             (q.argmax(-1) == p.argmax(-1)).to(torch::kDouble).mean().item<double>();
         add_bayes(lm, windows, P, m);
+        // Against the exact bigram, where the source knows it: the table's own error left out.
+        if (const auto it = m.find("diag/ce_bigram_exact"); it != m.end()) {
+          m["diag/surplus_exact"] = it->second - ce_probe;
+          m["diag/surplus_ceiling_exact"] = it->second - nll_model;
+        }
       } else {
         m[stoch::str("diag/ce_probe_k", k)] = ce_probe;
         m[stoch::str("diag/ce_ngram_k", k)] = ce_base;
@@ -333,12 +310,13 @@ class SurplusHook : public Hook {
     }
   }
 
-  // Bayes-optimal surplus: the exact bigram's loss minus the exact conditionals' loss on the
-  // same positions, and H(x_2 | x_1) minus the entropy rate for infinite context.
+  // With a source that knows its bigram: the exact bigram's loss on these positions
+  // (diag/ce_bigram_exact); and when it knows its conditionals too, the Bayes-optimal surplus,
+  // the exact bigram's loss minus theirs, and H(x_2 | x_1) minus the entropy rate for infinite
+  // context.
   static void add_bayes(const LmView& lm, const torch::Tensor& windows, int64_t P, Metrics& m) {
     const auto joint_v = lm.source->stationary_bigram();
-    const auto exact = exact_target_conditionals(lm, windows);  // [n, L, V]; row t is x_{t+1}
-    if (joint_v.empty() || !exact.defined()) return;
+    if (joint_v.empty()) return;
     const int64_t V = lm.source->vocab_size();
     const auto joint =
         torch::from_blob(const_cast<double*>(joint_v.data()), {V, V}, torch::kDouble);
@@ -346,6 +324,9 @@ class SurplusHook : public Hook {
     const auto w = windows.to(torch::kLong).cpu();
     const auto prev = w.slice(1, 1, P + 1).reshape({-1}), next = w.slice(1, 2, P + 2).reshape({-1});
     const auto log_bigram = cond.index({prev, next}).clamp_min(1e-300).log();
+    m["diag/ce_bigram_exact"] = -log_bigram.mean().item<double>();
+    const auto exact = exact_target_conditionals(lm, windows);  // [n, L, V]; row t is x_{t+1}
+    if (!exact.defined()) return;
     const auto truth =
         exact.slice(1, 1, P + 1).reshape({-1, V}).gather(1, next.unsqueeze(1)).squeeze(1);
     m["diag/surplus_bayes"] = (truth.clamp_min(1e-300).log() - log_bigram).mean().item<double>();
