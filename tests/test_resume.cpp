@@ -301,6 +301,32 @@ TEST_F(Resume, LogFileHoldsTheLinesLoggedBeforeTheRunFolderExisted) {
   EXPECT_LT(log.rfind(" info memory: "), log.find(" info resuming ")) << log;
 }
 
+// A resume says what happened to metrics.jsonl: gone (it started again at the checkpoint's step
+// without a word), lines that are not stoch's in the middle (dropped silently), a folder in its
+// place (exit 1 with a stream error).
+TEST_F(Resume, AResumeSaysWhatBecameOfTheMetricsFile) {
+  const std::string run = dir_ + "/metrics";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=5").code,
+            0);
+  const std::string path = run + "/metrics.jsonl", whole = test::read_text(path);
+  test::fs::remove(path);
+  auto r = test::run_stoch("resume " + run + " --set train.steps=6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(path + ": missing; the run's metrics up to step 5 are lost"),
+            std::string::npos)
+      << r.output;
+  test::write_text(path, "{\"step\":0,\"split\":\"data\"}\nedited by hand\n" + whole);
+  r = test::run_stoch("resume " + run + " --set train.steps=7");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(
+      r.output.find(path + ": dropped 1 line that stoch did not write whole (the first: line 2)"),
+      std::string::npos)
+      << r.output;
+  test::fs::remove(path);
+  test::fs::create_directories(path);
+  test::expect_refused("resume " + run + " --set train.steps=8", path + ": not a file");
+}
+
 // What a resume keeps of metrics.jsonl: whole lines with an integer step up to the
 // checkpoint's, in order; torn or foreign lines go. A file with nothing to drop is not
 // rewritten, so a resume needs no free space for it.

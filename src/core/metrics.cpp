@@ -11,6 +11,8 @@
 #include <string_view>
 
 #include "core/disk_space.h"
+#include "core/errors.h"
+#include "core/log.h"
 #include "core/strings.h"
 #include "core/tensorboard.h"
 #include "core/whole_file.h"
@@ -63,26 +65,44 @@ void MetricsWriter::restart_after(int64_t step) {
 }
 
 void truncate_metrics_after(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (step > 0)
+      log::warn(str(path, ": missing; the run's metrics up to step ", step,
+                    " are lost, and the file starts again after it"));
+    return;
+  }
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError(str(path, ": not a file; the run's metrics file must be one"));
   const auto text = read_whole_file(path);
-  if (!text) return;
+  if (!text) throw ReadError(str(path, ": cannot read (", std::strerror(errno), ")"));
   std::string kept;
   size_t begin = 0;
+  int64_t line_number = 0, foreign = 0, first_foreign = 0;
   while (begin < text->size()) {
     const size_t end = std::min(text->find('\n', begin), text->size());
     const std::string_view line(text->data() + begin, end - begin);
+    const bool last = end + 1 >= text->size();
     begin = end + 1;
+    ++line_number;
+    bool ours = false;
     try {
       const auto j = nlohmann::json::parse(line);
       // A line without an integer step is not one stoch wrote: dropped like a torn one.
       const auto s = j.is_object() ? j.find("step") : j.end();
-      if (s != j.end() && s->is_number_integer() && s->get<int64_t>() <= step) {
+      ours = s != j.end() && s->is_number_integer();
+      if (ours && s->get<int64_t>() <= step) {
         kept += line;
         kept += '\n';
       }
     } catch (const std::exception&) {
-      // A torn line from a killed process: dropped.
     }
+    // A torn last line is a killed process's; elsewhere the file was changed by hand or damaged.
+    if (!ours && !last && (foreign++ == 0)) first_foreign = line_number;
   }
+  if (foreign > 0)
+    log::warn(str(path, ": dropped ", foreign, " line", foreign > 1 ? "s" : "",
+                  " that stoch did not write whole (the first: line ", first_foreign, ")"));
   if (kept == *text) return;  // nothing to drop: no copy, so no space needed
   // A copy replaces the file only once it is whole: a full disk keeps the old record.
   noting_free_space(path, [&] { replace_file_durably(path, kept); });

@@ -40,6 +40,8 @@ class MetricsWriter {
 };
 
 // Rewrites the file keeping only lines whose step is <= `step` (a resumed run re-logs the rest).
+// Warns when the file is missing past step 0, or loses lines other than a torn last one; throws
+// InputError when the path is not a file, ReadError when it cannot be read.
 void truncate_metrics_after(const std::string& path, int64_t step);
 
 }  // namespace stoch
