@@ -57,6 +57,21 @@ TEST(Config, WrongTypeNamesFileLineAndExpectation) {
             "DIR/c.yaml:1: train: expected a mapping of keys, got a scalar");
 }
 
+// A section of another task was "unknown key dqn (did you mean run?)".
+TEST(Config, AnotherTasksSectionIsNamedAsSuch) {
+  try {
+    train::parse_experiment(
+        config::parse_text("task: value_regression\ndqn: {gamma: 0.9}\n", "c.yaml"));
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find(
+            "c.yaml:2: dqn is a section of task dqn, but this config's task is value_regression"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Config, UnknownTaskSuggestsNearest) {
   EXPECT_EQ(error_of("task: llm\n"),
             "DIR/c.yaml:1: task: expected one of chess_value, dqn, lm, value_regression, got "

@@ -175,6 +175,11 @@ TEST_F(Resume, AResumeWithoutCheckpointsStartsTheMetricsOver) {
   ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=3").code,
             0);
   test::fs::remove_all(run + "/checkpoints");
+  // eval has nothing to load and says what to do.
+  test::expect_refused("eval " + run, run +
+                                          ": no complete checkpoint to load (a run that stopped "
+                                          "before its first; `stoch resume " +
+                                          run + "` trains it from step 0)");
   const auto r = test::run_stoch("resume " + run + " --set train.steps=5");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(test::count_lines(run + "/metrics.jsonl", "\"split\":\"data\""), 1);

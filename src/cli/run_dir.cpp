@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/errors.h"
+#include "core/run_lock.h"
 #include "core/strings.h"
 #include "core/whole_file.h"
 
@@ -48,7 +49,13 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
   CheckpointStore store(run_dir);
   if (step < 0) {
     if (auto latest = store.load_latest()) return std::move(*latest);
-    throw InputError(stoch::str(run_dir, ": no complete checkpoint to load"));
+    // Say why there is none yet: a run still before its first checkpoint, or one that died there.
+    const auto owner = run_lock_owner(run_dir);
+    throw InputError(stoch::str(
+        run_dir, ": no complete checkpoint to load",
+        owner ? " yet (a run is writing it: " + *owner + "; its first comes at train.ckpt_every)"
+              : " (a run that stopped before its first; `stoch resume " + run_dir +
+                    "` trains it from step 0)"));
   }
   const auto steps = store.steps();
   if (std::find(steps.begin(), steps.end(), step) == steps.end())

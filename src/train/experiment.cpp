@@ -1,6 +1,8 @@
 #include "train/experiment.h"
 
 #include <set>
+#include <string>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/registry.h"
@@ -25,10 +27,41 @@ void ExperimentConfig::visit(V& v) {
          "diagnostics run on held-out data every `every` steps, logged under diag/");
 }
 
+namespace {
+
+// The first component of every key the config declares ("run", "dqn", "hooks").
+std::set<std::string> sections_of(ExperimentConfig& cfg) {
+  std::set<std::string> out;
+  for (const auto& key : list_keys(cfg).all) out.insert(key.substr(0, key.find('.')));
+  return out;
+}
+
+// A top-level key that another task declares ("dqn" under task value_regression) gets a message
+// saying so; the generic one guessed at a near spelling ("did you mean run?").
+void check_sections_of_other_tasks(const config::Node& root, ExperimentConfig& cfg) {
+  if (!root.is_map()) return;
+  const auto ours = sections_of(cfg);
+  for (const auto& [key, value] : root.map) {
+    if (ours.count(key)) continue;
+    std::vector<std::string> tasks;
+    for (const auto& task : registry<TaskEntry>().names()) {
+      if (task == cfg.task) continue;
+      auto other = parse_experiment(config::parse_text(str("task: ", task, "\n"), "task"));
+      if (sections_of(other).count(key)) tasks.push_back(task);
+    }
+    if (!tasks.empty())
+      throw InputError(str(value.where(), ": ", key, " is a section of task ", join(tasks, ", "),
+                           ", but this config's task is ", cfg.task));
+  }
+}
+
+}  // namespace
+
 ExperimentConfig parse_experiment(const config::Node& root) {
   ExperimentConfig cfg;
   config::Reader reader(&root, "", root.where());
   cfg.visit(reader);
+  check_sections_of_other_tasks(root, cfg);
   reader.finish();
   return cfg;
 }
