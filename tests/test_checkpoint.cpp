@@ -122,18 +122,28 @@ TEST(CheckpointStore, TrainingKeepsEveryNthCheckpoint) {
   EXPECT_EQ(CheckpointStore(dir + "/run").steps(), (std::vector<int64_t>{10, 20}));
 }
 
+// Flips a byte of the tensor data in checkpoint folder CKPT's weights.
+void damage_weights(const std::string& ckpt) {
+  std::fstream f(ckpt + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(-2, std::ios::end);
+  f.put('\x7f');
+}
+
+// A tiny language-model run of 20 steps trained into DIR/NAME with ARGS; its folder.
+std::string trained_run(const std::string& dir, const std::string& name, const std::string& args) {
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
+  const std::string run = dir + "/" + name;
+  const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + run + args);
+  EXPECT_EQ(r.code, 0) << r.output;
+  return run;
+}
+
 TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
   const std::string dir = test::temp_dir("ck");
   CheckpointStore store(dir);
   store.save(make(1), 0);
   store.save(make(2), 0);
-  {
-    // Flip one byte of the tensor data in the newest checkpoint.
-    std::fstream f(store.folder(2) + "/model.safetensors",
-                   std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(-2, std::ios::end);
-    f.put('\x7f');
-  }
+  damage_weights(store.folder(2));
   EXPECT_THROW(store.load(2), InputError);
   auto c = store.load_latest();
   ASSERT_TRUE(c);
@@ -143,18 +153,8 @@ TEST(CheckpointStore, DamagedNewestIsSkippedForThePreviousOne) {
 // Every checkpoint damaged: nothing to resume from, and starting from step 0 would remove them
 // all at the first checkpoint written (it did, exit 0). Refused, every folder kept.
 TEST(CheckpointStore, NoCheckpointThatVerifiesIsRefusedAndKept) {
-  const std::string dir = test::temp_dir("ck");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
-  const std::string run = dir + "/run";
-  auto r =
-      test::run_stoch("train " + dir + "/c.yaml --run-dir " + run + " --set train.ckpt_every=10");
-  ASSERT_EQ(r.code, 0) << r.output;
-  for (const int64_t step : {10, 20}) {
-    std::fstream f(test::checkpoint_dir(run, step) + "/model.safetensors",
-                   std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(-2, std::ios::end);
-    f.put('\x7f');
-  }
+  const std::string run = trained_run(test::temp_dir("ck"), "run", " --set train.ckpt_every=10");
+  for (const int64_t step : {10, 20}) damage_weights(test::checkpoint_dir(run, step));
   const std::string before = test::read_text(run + "/metrics.jsonl");
   test::expect_refused("resume " + run + " --set train.steps=30",
                        run + "/checkpoints: no checkpoint verifies (the newest: " +
@@ -164,19 +164,14 @@ TEST(CheckpointStore, NoCheckpointThatVerifiesIsRefusedAndKept) {
   test::expect_refused("eval " + run, "no checkpoint verifies");
   // With none written yet, a resume still starts from step 0.
   std::filesystem::remove_all(run + "/checkpoints");
-  r = test::run_stoch("resume " + run + " --set train.steps=5");
+  const auto r = test::run_stoch("resume " + run + " --set train.steps=5");
   EXPECT_EQ(r.code, 0) << r.output;
 }
 
 // A checkpoint that cannot be read (permissions, an I/O error) is not damaged: the resume
 // stops naming it, and keeps it (it fell back to step 0, then removed the intact newer folders).
 TEST(CheckpointStore, AnUnreadableCheckpointIsNamedNotSkipped) {
-  const std::string dir = test::temp_dir("ck");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
-  const std::string run = dir + "/run";
-  auto r =
-      test::run_stoch("train " + dir + "/c.yaml --run-dir " + run + " --set train.ckpt_every=10");
-  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string run = trained_run(test::temp_dir("ck"), "run", " --set train.ckpt_every=10");
   const std::string weights = test::checkpoint_dir(run, 20) + "/model.safetensors";
   std::filesystem::permissions(weights, std::filesystem::perms::none);
   // Root reads any file: the resume runs without the capabilities that allow it.
@@ -185,7 +180,8 @@ TEST(CheckpointStore, AnUnreadableCheckpointIsNamedNotSkipped) {
     if (test::run_command("command -v setpriv").code != 0) GTEST_SKIP() << "no setpriv";
     prefix = "setpriv --bounding-set=-dac_override,-dac_read_search -- ";
   }
-  r = test::run_command(prefix + STOCH_BINARY + " resume " + run + " --set train.steps=30");
+  const auto r =
+      test::run_command(prefix + STOCH_BINARY + " resume " + run + " --set train.steps=30");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find(weights + ": cannot read (Permission denied)"), std::string::npos)
       << r.output;
@@ -218,27 +214,17 @@ TEST(CheckpointStore, FoldersPastTheStepJustWrittenGoAndKeepLastKeepsIt) {
 // and keep_last counts what it writes (it deleted each one, so a kill lost all progress).
 TEST(CheckpointStore, AResumeBelowADamagedCheckpointKeepsWhatItWrites) {
   const std::string dir = test::temp_dir("ck");
-  test::write_text(dir + "/c.yaml", test::tiny_lm_config(20));
-  const auto damage = [](const std::string& ckpt) {
-    std::fstream f(ckpt + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(-2, std::ios::end);
-    f.put('\x7f');
-  };
-  const std::string alone = dir + "/alone";
-  auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + alone +
-                           " --set train.ckpt_every=5 --set train.keep_last=1");
-  ASSERT_EQ(r.code, 0) << r.output;
-  damage(test::checkpoint_dir(alone, 20));
+  const std::string alone =
+      trained_run(dir, "alone", " --set train.ckpt_every=5 --set train.keep_last=1");
+  damage_weights(test::checkpoint_dir(alone, 20));
   test::expect_refused("resume " + alone + " --set train.steps=20", "no checkpoint verifies");
   EXPECT_EQ(CheckpointStore(alone).steps(), (std::vector<int64_t>{20}));
 
-  const std::string run = dir + "/run";
-  r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + run +
-                      " --set train.ckpt_every=4 --set train.keep_last=2");
-  ASSERT_EQ(r.code, 0) << r.output;
-  damage(test::checkpoint_dir(run, 20));
+  const std::string run =
+      trained_run(dir, "run", " --set train.ckpt_every=4 --set train.keep_last=2");
+  damage_weights(test::checkpoint_dir(run, 20));
   // Stopped at step 18 of its second course (train.steps 18, as a kill there would).
-  r = test::run_stoch("resume " + run + " --set train.steps=18");
+  auto r = test::run_stoch("resume " + run + " --set train.steps=18");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("removing " + test::checkpoint_dir(run, 20)), std::string::npos)
       << r.output;
