@@ -32,8 +32,19 @@ void check_config_matches_checkpoint(train::ExperimentConfig& cfg, const std::st
                                      const std::set<std::string>& resumable) {
   const auto ckpt = CheckpointStore(run_dir).load_latest_state();
   if (!ckpt || !ckpt->state.contains("config") || !ckpt->state["config"].is_string()) return;
-  auto trained = config::leaves(
-      config::parse_text(ckpt->state["config"].get<std::string>(), ckpt->dir + "/state.json"));
+  // Read through this version's schema, as config.yaml is: a key added since the checkpoint was
+  // written takes its default on both sides. One this version no longer knows ends the check.
+  std::optional<train::ExperimentConfig> trained_cfg;
+  try {
+    trained_cfg = train::parse_experiment(
+        config::parse_text(ckpt->state["config"].get<std::string>(), ckpt->dir + "/state.json"));
+  } catch (const InputError& e) {
+    log::warn(stoch::str("config.yaml not compared with ", ckpt->dir,
+                         "'s config, which this version reads otherwise: ", e.what()));
+    return;
+  }
+  auto trained =
+      config::leaves(config::parse_text(train::to_yaml(*trained_cfg, false), "state.json"));
   auto now = config::leaves(config::parse_text(train::to_yaml(cfg, false), "config.yaml"));
   for (auto* side : {&trained, &now})
     for (auto it = side->begin(); it != side->end();)

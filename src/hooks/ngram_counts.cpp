@@ -18,8 +18,11 @@ NgramCounts::NgramCounts(int64_t context, int64_t vocab) : c_(context), v_(vocab
   // context * V + next must fit the 64-bit key: V^(c + 1) < 2^63.
   double cells = 1;
   for (int64_t j = 0; j <= c_; ++j) cells *= static_cast<double>(v_);
-  TORCH_CHECK(cells < 9.2e18, "ngram counts: a vocabulary of ", v_, " with a context of ", c_,
-              " tokens has too many cells for 64-bit keys");
+  if (cells >= 9.2e18)
+    throw InputError(stoch::str("hooks: surplus: a vocabulary of ", v_, " tokens has too many ",
+                                c_ + 1,
+                                "-grams for the baseline's 64-bit keys; lower the hook's "
+                                "horizon"));
 }
 
 uint64_t NgramCounts::context_key(const int32_t* ctx) const {
