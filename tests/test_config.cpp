@@ -230,6 +230,10 @@ TEST(Cli, TrainRefusesAFolderThatIsNotAStochRun) {
   EXPECT_EQ(test::read_text(mine + "/metrics.jsonl"), "mine\n");
   test::expect_refused("train " + dir + "/c.yaml --run-dir " + dir + "/c.yaml", "not a folder");
   test::expect_refused("train " + dir + "/c.yaml --run-dir /", "--run-dir /: holds ");
+  // A run that died while replacing its config left stoch's own temporary: still a run folder.
+  test::fs::create_directories(dir + "/died");
+  write_text(dir + "/died/config.yaml.tmp.123", "partial");
+  EXPECT_EQ(test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/died").code, 0);
   // An empty folder is fine.
   test::fs::create_directories(dir + "/empty");
   const auto r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/empty");

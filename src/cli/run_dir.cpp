@@ -74,7 +74,10 @@ void check_fresh_run_dir(const std::string& dir) {
       "config.yaml", "log.txt", "metrics.jsonl", "rollbacks.json", "tb", "checkpoints", ".lock"};
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (!kRunFiles.count(name))
+    // A file stoch was replacing when a run died there ("config.yaml.tmp.PID") is its own too.
+    const auto tmp = name.find(".tmp.");
+    if (!kRunFiles.count(name) &&
+        (tmp == std::string::npos || !kRunFiles.count(name.substr(0, tmp))))
       throw InputError(stoch::str("--run-dir ", dir, ": holds ", name,
                                   ", which is not part of a stoch run; train into a new or empty "
                                   "folder"));

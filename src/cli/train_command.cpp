@@ -1,6 +1,7 @@
 // stoch train: starts a run from a config in a new run directory (or as --nproc local ranks).
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -74,7 +75,10 @@ int train(const TrainArgs& a) {
                                 *kept,
                                 ", no checkpoints) that a fresh run would erase; choose another "
                                 "--run-dir, or remove the folder to train it again"));
-  check_fresh_run_dir(run_dir);
+  // Once, by the process that starts the run: the launcher, or rank 0 under torchrun. Other
+  // ranks would race rank 0's writes (its config.yaml.tmp.PID) into the folder.
+  if (const char* rank = std::getenv("RANK"); rank == nullptr || std::string(rank) == "0")
+    check_fresh_run_dir(run_dir);
   // The launcher picks the run dir, so that every rank uses the same one.
   if (a.nproc > 1)
     return launch_local_ranks(a.nproc,
