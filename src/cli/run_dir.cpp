@@ -18,6 +18,8 @@ const char* const kHeader =
     "# Resolved by stoch: every key with its value; the run's identity; whole when it ends with "
     "'# end'.\n";
 const char* const kLastLine = "# end\n";
+// How the first line of every version's config.yaml begins (the last line came later).
+const char* const kHeaderStart = "# Resolved by stoch";
 
 }  // namespace
 
@@ -86,8 +88,7 @@ void check_fresh_run_dir(const std::string& dir) {
   const std::string config = dir + "/config.yaml";
   if (fs::exists(config, ec)) {
     const auto text = read_whole_file(config);
-    // Every version's first line begins so (the last line came later).
-    if (!text || text->rfind("# Resolved by stoch", 0) != 0)
+    if (!text || text->rfind(kHeaderStart, 0) != 0)
       throw InputError(stoch::str(config,
                                   ": not a run's config written by stoch (its first line is "
                                   "stoch's header), and a run would replace it; train into a new "

@@ -14,11 +14,10 @@
 
 namespace stoch::hooks {
 
-NgramCounts::NgramCounts(int64_t context, int64_t vocab) : c_(context), v_(vocab) {
+NgramCounts::NgramCounts(int64_t context, int64_t vocab) : c_(context), v_(vocab), contexts_(1) {
+  for (int64_t j = 0; j < c_; ++j) contexts_ *= static_cast<double>(v_);
   // context * V + next must fit the 64-bit key: V^(c + 1) < 2^63.
-  double cells = 1;
-  for (int64_t j = 0; j <= c_; ++j) cells *= static_cast<double>(v_);
-  if (cells >= 9.2e18)
+  if (contexts_ * static_cast<double>(v_) >= 9.2e18)
     throw InputError(stoch::str("hooks: surplus: a vocabulary of ", v_, " tokens has too many ",
                                 c_ + 1,
                                 "-grams for the baseline's 64-bit keys; lower the hook's "
@@ -66,9 +65,7 @@ TensorList NgramCounts::state(const std::string& prefix) const {
 }
 
 void NgramCounts::add_count(uint64_t context, int64_t next, double count, const std::string& what) {
-  double contexts = 1;
-  for (int64_t j = 0; j < c_; ++j) contexts *= static_cast<double>(v_);
-  if (next < 0 || next >= v_ || static_cast<double>(context) >= contexts || !(count >= 0) ||
+  if (next < 0 || next >= v_ || static_cast<double>(context) >= contexts_ || !(count >= 0) ||
       !std::isfinite(count))
     throw InputError(stoch::str(what, ": an n-gram count outside the vocabulary of ", v_,
                                 " (context ", context, ", token ", next, ", count ", count, ")"));

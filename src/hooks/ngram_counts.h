@@ -31,6 +31,7 @@ class NgramCounts {
   void add_count(uint64_t context, int64_t next, double count, const std::string& what);
 
   int64_t c_, v_;
+  double contexts_;  // V^c, the number of contexts: keys of contexts lie below it
   std::unordered_map<uint64_t, double> pairs_;   // context * V + next -> count
   std::unordered_map<uint64_t, double> totals_;  // context -> count of every next token
 };
