@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "core/errors.h"
 #include "core/run_lock.h"
 #include "test_util.h"
 
@@ -40,7 +42,14 @@ TEST(RunLock, SecondWriterExitsTwoAndAKilledOwnersLockIsTakenOver) {
   EXPECT_NE(r.output.find(run + ": another stoch process is writing this run (" + owner),
             std::string::npos)
       << r.output;
-  // Neither touched the run: its config is the owner's and its metrics keep growing.
+  // Deleting .lock does not free the folder: the lock is the folder's own.
+  ASSERT_TRUE(test::fs::remove(run + "/.lock"));
+  r = test::run_stoch("train " + cfg + " --run-dir " + run + " --set train.steps=3");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": another stoch process is writing this run (owner unknown)"),
+            std::string::npos)
+      << r.output;
+  // None touched the run: its config is the owner's and its metrics keep growing.
   EXPECT_EQ(test::read_text(run + "/config.yaml"), config_before);
   const int64_t lines = test::count_lines(run + "/metrics.jsonl", "\"train\"");
   EXPECT_TRUE(test::wait_for(
@@ -100,7 +109,7 @@ TEST(RunLock, HandedOverLockIsAdoptedByTheChild) {
 // it, since RunLock tries again for a short while before calling the lock held.
 TEST(RunLock, AMomentaryHolderDoesNotStopARun) {
   const std::string dir = test::temp_dir("lock-probe");
-  const int fd = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
   std::thread release([fd] {
@@ -109,13 +118,33 @@ TEST(RunLock, AMomentaryHolderDoesNotStopARun) {
   });
   EXPECT_NO_THROW(RunLock lock(dir));
   release.join();
-  // A holder that stays is still reported, with its owner line.
-  const int held = ::open((dir + "/.lock").c_str(), O_RDWR | O_CLOEXEC);
+  // A holder that stays is still reported, with the owner line the last RunLock left.
+  const int held = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_EQ(::flock(held, LOCK_EX | LOCK_NB), 0);
   std::string owner = "unset";
   EXPECT_EQ(RunLock::try_take(dir, owner), nullptr);
   EXPECT_EQ(owner.rfind("pid " + std::to_string(::getpid()) + " on ", 0), 0u) << owner;
   ::close(held);
+}
+
+// The lock is the folder's, not .lock's: deleting .lock under a live lock (audit D, 2026-12-07:
+// it used to let a second writer in) loses only the owner's line.
+TEST(RunLock, DeletingTheLockFileDoesNotFreeTheRun) {
+  const std::string dir = test::temp_dir("lock-deleted");
+  RunLock lock(dir);
+  ASSERT_TRUE(test::fs::remove(dir + "/.lock"));
+  std::string owner = "unset";
+  EXPECT_EQ(RunLock::try_take(dir, owner), nullptr);
+  EXPECT_EQ(owner, "");
+  EXPECT_EQ(run_lock_owner(dir), std::optional<std::string>("owner unknown"));
+  try {
+    RunLock second(dir);
+    ADD_FAILURE() << "a second lock was taken";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), dir +
+                                         ": another stoch process is writing this run (owner "
+                                         "unknown); wait for it to finish or stop it, then resume");
+  }
 }
 
 // A sweep leaves a run that another process is writing to that process, says so, and exits 1

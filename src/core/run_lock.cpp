@@ -47,7 +47,7 @@ std::string owner_line() {
 }
 
 // The descriptor that kHandoverEnv names when it is an open descriptor of `path` itself (the
-// same file), else -1: a stale or foreign value is ignored, never trusted.
+// same file or folder), else -1: a stale or foreign value is ignored, never trusted.
 int handed_over(const std::string& path) {
   const char* value = std::getenv(RunLock::kHandoverEnv);
   if (value == nullptr || *value == '\0') return -1;
@@ -59,6 +59,27 @@ int handed_over(const std::string& path) {
   struct stat file {};
   if (::fstat(static_cast<int>(fd), &held) != 0 || ::stat(path.c_str(), &file) != 0) return -1;
   return held.st_dev == file.st_dev && held.st_ino == file.st_ino ? static_cast<int>(fd) : -1;
+}
+
+// flock with a few tries: run_lock_owner holds a lock for a moment while it looks, which these
+// tell apart from an owner, who holds it for the whole run. 0 or the last errno.
+int lock_with_retries(int fd) {
+  int err = 0;
+  for (int attempt = 0; attempt < 25; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    if (err != EWOULDBLOCK) break;
+  }
+  return err;
+}
+
+// The owner line kept in the lock file, "" when it is missing or empty.
+std::string owner_in(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string line = read_all(fd);
+  ::close(fd);
+  return line;
 }
 
 }  // namespace
@@ -73,25 +94,30 @@ std::unique_ptr<RunLock> RunLock::try_take(const std::string& dir, std::string& 
 
 RunLock::RunLock(const std::string& dir, std::string* owner) {
   const std::string path = dir + "/.lock";
-  const int inherited = handed_over(path);
-  if (inherited >= 0) {
-    fd_ = inherited;  // the lock's open file: flock below succeeds at once
-    ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
-  } else {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  }
-  if (fd_ < 0)
-    throw InputError(path + ": cannot open the run's lock file (" + std::strerror(errno) + ")");
-  // run_lock_owner holds the lock for a moment while it looks: a few tries tell that apart from
-  // an owner, which holds it for the whole run.
+  // The folder itself is locked, so removing .lock (by hand, or a clean-up of stray files) cannot
+  // free a live run; .lock only keeps the owner's line. Where folders cannot be locked (NFS
+  // emulates flock with fcntl locks, which need a file open for writing) .lock itself is.
   int err = 0;
-  for (int attempt = 0; attempt < 25; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    err = ::flock(fd_, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-    if (err != EWOULDBLOCK) break;
+  if ((fd_ = handed_over(dir)) >= 0 || (fd_ = handed_over(path)) >= 0) {
+    ::fcntl(fd_, F_SETFD, FD_CLOEXEC);  // the lock's own descriptor: flock succeeds at once
+    err = lock_with_retries(fd_);
+  } else {
+    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0)
+      throw InputError(dir + ": cannot open the run's folder to lock it (" + std::strerror(errno) +
+                       ")");
+    err = lock_with_retries(fd_);
+    if (err != 0 && err != EWOULDBLOCK) {
+      ::close(fd_);
+      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd_ < 0)
+        throw InputError(path + ": cannot open the run's lock file (" + std::strerror(errno) + ")");
+      on_file_ = true;
+      err = lock_with_retries(fd_);
+    }
   }
   if (err == EWOULDBLOCK) {
-    const std::string line = read_all(fd_);
+    const std::string line = owner_in(path);
     ::close(fd_);
     fd_ = -1;
     if (owner != nullptr) {
@@ -108,9 +134,15 @@ RunLock::RunLock(const std::string& dir, std::string* owner) {
     return;
   }
   locked_ = true;
+  // Written before the old line is cut, so a reader never finds the file empty. Through the
+  // lock's own descriptor where that is the file: closing another descriptor of it would drop
+  // an fcntl-emulated lock.
   const std::string line = owner_line() + "\n";
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, line.data(), line.size(), 0) < 0)
+  const int out = on_file_ ? fd_ : ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (out < 0 || ::pwrite(out, line.data(), line.size(), 0) < 0 ||
+      ::ftruncate(out, static_cast<off_t>(line.size())) != 0)
     log::warn(path + ": cannot record the lock's owner (" + std::strerror(errno) + ")");
+  if (out >= 0 && !on_file_) ::close(out);
 }
 
 RunLock::Handover::Handover(int fd)
@@ -128,12 +160,20 @@ RunLock::Handover RunLock::hand_over() const {
 }
 
 std::optional<std::string> run_lock_owner(const std::string& dir) {
-  const int fd = ::open((dir + "/.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string path = dir + "/.lock";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
-  std::optional<std::string> owner;
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) owner = read_all(fd);
+  int err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+  if (err != 0 && err != EWOULDBLOCK) {  // no locks on folders here: the owner locks .lock
+    ::close(fd);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+  }
   ::close(fd);  // releases the probe's own lock, if it got one
-  return owner;
+  if (err != EWOULDBLOCK) return std::nullopt;
+  const std::string line = owner_in(path);
+  return line.empty() ? "owner unknown" : line;
 }
 
 RunLock::~RunLock() {

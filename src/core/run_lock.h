@@ -1,8 +1,9 @@
 // One writer per run directory: `stoch train` and `stoch resume` hold an advisory lock on
-// RUN_DIR/.lock while they run, and a second process that would write into the same directory
+// RUN_DIR itself while they run, and a second process that would write into the same directory
 // stops with exit 2 instead. The lock is flock(2)'s: the kernel drops it when its owner exits or
 // dies, so the directory of a crashed or killed run is free again at once, with nothing to clean
-// up. The file keeps the last owner's pid, host and start time for the message.
+// up. RUN_DIR/.lock keeps the last owner's pid, host and start time for the message; deleting it
+// does not free the run. Where folders cannot be locked, .lock itself is.
 #pragma once
 
 #include <memory>
@@ -13,7 +14,7 @@ namespace stoch {
 
 class RunLock {
  public:
-  // Takes the lock on dir/.lock (dir must exist). Throws InputError naming dir and the owner's
+  // Takes the lock on dir (which must exist). Throws InputError naming dir and the owner's
   // pid, host and start time when another process holds it. Where the file system has no
   // advisory locks the run goes on unlocked, with a warning. A lock handed over by the process
   // that started this one (kHandoverEnv) is adopted instead of taken.
@@ -50,12 +51,13 @@ class RunLock {
  private:
   RunLock(const std::string& dir, std::string* owner);
   int fd_ = -1;
-  bool locked_ = false;  // false where the file system has no advisory locks
+  bool locked_ = false;   // false where the file system has no advisory locks
+  bool on_file_ = false;  // the lock is on .lock, not on the folder
 };
 
-// The owner line ("pid 123 on host, since ...") when another open of dir/.lock holds the lock
-// (another process, or another RunLock of this one); nullopt when the folder is free or has
-// never been locked. Only a hint: the lock can change hands right after.
+// The owner line ("pid 123 on host, since ...", or "owner unknown" when .lock lost it) when
+// another open of the folder holds its lock (another process, or another RunLock of this one);
+// nullopt when the folder is free. Only a hint: the lock can change hands right after.
 std::optional<std::string> run_lock_owner(const std::string& dir);
 
 }  // namespace stoch
