@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "cli/checks.h"
+#include "cli/run_dir.h"
 #include "core/cpu_isa.h"
 #include "test_util.h"
 
@@ -16,6 +18,22 @@ namespace {
 // The check's verdict on `text`: "" when accepted, else the message.
 std::string verdict(CLI::Validator v, std::string text) {
   return v(text);
+}
+
+// The commands that messages suggest (`stoch resume RUN`, `stoch compare OUT`) paste back into a
+// shell as the same path, whatever it holds.
+TEST(CommandLine, SuggestedCommandsQuoteTheirPaths) {
+  EXPECT_EQ(cli::shell_word("runs/lr=0.001,seed=1"), "runs/lr=0.001,seed=1");
+  for (const std::string path : {"my runs/a", "it's", "$HOME", "a;rm -rf b", "*", "", "x\"y`z"}) {
+    const std::string word = cli::shell_word(path);
+    EXPECT_EQ(word.front(), '\'') << path;
+    FILE* shell = ::popen(("printf %s " + word).c_str(), "r");
+    ASSERT_NE(shell, nullptr);
+    std::string echoed;
+    for (int c; (c = std::fgetc(shell)) != EOF;) echoed += static_cast<char>(c);
+    EXPECT_EQ(::pclose(shell), 0);
+    EXPECT_EQ(echoed, path) << word;
+  }
 }
 
 TEST(CommandLine, IntegerChecksSayWhatWasExpected) {

@@ -452,6 +452,9 @@ TEST(Compare, BadInputNamesThePath) {
   EXPECT_NE(message({sweep + "/nope"}, "val/loss").find(sweep + "/nope"), std::string::npos);
   fs::create_directories(sweep + "/empty/deeper");
   EXPECT_NE(message({sweep + "/empty"}, "val/loss").find("no runs found"), std::string::npos);
+  // A path whose runs an earlier path already found still has runs (it was "no runs found").
+  EXPECT_EQ(find_run_dirs({sweep, sweep + "/more"}).size(), 6u);
+  EXPECT_EQ(find_run_dirs({sweep + "/a-s1", sweep + "/a-s1"}).size(), 1u);
   const std::string missing = message({sweep}, "val/bpb");
   EXPECT_NE(missing.find("metrics.jsonl"), std::string::npos) << missing;
   EXPECT_NE(missing.find("val/bpb"), std::string::npos) << missing;

@@ -109,20 +109,26 @@ std::vector<std::string> find_run_dirs(const std::vector<std::string>& paths) {
   for (const auto& path : paths) {
     const fs::path p(path);
     if (!fs::exists(p)) throw InputError(str(path, ": no such file or directory"));
-    const size_t before = found.size();
+    // Counted per path, not by what is new: a path whose runs an earlier one also named still
+    // has runs.
+    size_t matched = 0;
+    const auto take = [&](const fs::path& run) {
+      found.insert(fs::weakly_canonical(run).string());
+      ++matched;
+    };
     if (is_run_dir(p)) {
-      found.insert(fs::weakly_canonical(p).string());
+      take(p);
     } else if (fs::is_directory(p)) {
       for (const auto& child : subdirs(p)) {
         if (is_run_dir(child)) {
-          found.insert(fs::weakly_canonical(child).string());
+          take(child);
           continue;  // a run's own folders (checkpoints/) are not runs
         }
         for (const auto& grandchild : subdirs(child))
-          if (is_run_dir(grandchild)) found.insert(fs::weakly_canonical(grandchild).string());
+          if (is_run_dir(grandchild)) take(grandchild);
       }
     }
-    if (found.size() == before)
+    if (matched == 0)
       throw InputError(str(path,
                            ": no runs found (a run directory holds config.yaml; a sweep "
                            "directory holds run directories one or two levels down)"));

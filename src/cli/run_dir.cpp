@@ -1,6 +1,8 @@
 #include "cli/run_dir.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -56,7 +58,7 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
     throw InputError(stoch::str(
         run_dir, ": no complete checkpoint to load",
         owner ? " yet (a run is writing it: " + *owner + "; its first comes at train.ckpt_every)"
-              : " (a run that stopped before its first; `stoch resume " + run_dir +
+              : " (a run that stopped before its first; `stoch resume " + shell_word(run_dir) +
                     "` trains it from step 0)"));
   }
   const auto steps = store.steps();
@@ -65,6 +67,16 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
         "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
         steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
   return store.load(step);
+}
+
+std::string shell_word(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("/._-+=,:@%", c) != nullptr;
+  });
+  if (plain) return s;
+  std::string quoted = "'";
+  for (const char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
 }
 
 void check_fresh_run_dir(const std::string& dir) {

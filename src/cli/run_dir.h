@@ -31,6 +31,10 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
 // InputError naming the first thing that is not, so no folder of the user's is written over.
 void check_fresh_run_dir(const std::string& dir);
 
+// `s` as one POSIX shell word, for the commands messages suggest: as it is when it holds only
+// characters no shell treats specially, else in single quotes ('it'\''s').
+std::string shell_word(const std::string& s);
+
 // Writes cfg as the run's config.yaml (every key, with docs), atomically.
 void write_run_config(train::ExperimentConfig& cfg, const std::string& run_dir);
 

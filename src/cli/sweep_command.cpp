@@ -381,7 +381,7 @@ int sweep(const SweepArgs& a) {
     return kExitFailure;
   }
   log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ",
-                       out, "`"));
+                       shell_word(out), "`"));
   return kExitOk;
 }
 

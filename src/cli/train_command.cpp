@@ -68,7 +68,7 @@ int train(const TrainArgs& a) {
   if (!CheckpointStore(run_dir).steps().empty())
     throw InputError(stoch::str(run_dir,
                                 ": already holds checkpoints; continue it with `stoch resume ",
-                                run_dir, "` or choose another --run-dir"));
+                                shell_word(run_dir), "` or choose another --run-dir"));
   // A run kept as results only (its checkpoints removed) would lose its metrics to a fresh start.
   if (const auto kept = finished_results(run_dir))
     throw InputError(stoch::str(run_dir, ": holds a finished run's results (metrics to step ",
@@ -91,7 +91,7 @@ int train(const TrainArgs& a) {
     // trained this run to a checkpoint since the check above, and starting afresh would erase it.
     if (!CheckpointStore(run_dir).steps().empty())
       throw InputError(stoch::str(run_dir, ": another process wrote checkpoints here meanwhile; ",
-                                  "continue it with `stoch resume ", run_dir, "`"));
+                                  "continue it with `stoch resume ", shell_word(run_dir), "`"));
     std::error_code ec;
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     fs::remove(run_dir + "/rollbacks.json", ec);
