@@ -105,6 +105,22 @@ TEST_F(FullDisk, EndsCleanlyKeepsEveryCheckpointAndResumes) {
   for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;
 }
 
+// A disk already full when the run starts: its first log lines cannot be written. The run ends
+// with one line naming log.txt and the free space (it said only "Failed flush to file" before).
+TEST_F(FullDisk, ARunThatCannotWriteItsFirstLogLinesSaysWhy) {
+  const std::string cfg = dir_ + "/c.yaml";
+  test::write_text(cfg, test::tiny_lm_config(3));
+  ASSERT_NO_FATAL_FAILURE(fill(0));
+  const auto r = test::run_stoch("train " + cfg + " --run-dir " + mnt_ + "/run");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("writing the log failed: Failed flush to file " + mnt_ +
+                          "/run/log.txt: No space left on device (0 bytes free on its file "
+                          "system)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(mnt_ + "/run/config.yaml"));
+}
+
 // The checkpoints folder is its own tmpfs, remounted read-only between two checkpoint writes
 // while the run trains: a mount cannot turn read-only while a file on it is open for writing
 // (EBUSY), and the run folder always has metrics.jsonl open, so the fault goes where the run

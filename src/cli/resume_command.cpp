@@ -13,6 +13,7 @@
 #include "cli/launch.h"
 #include "cli/run_dir.h"
 #include "core/config_tree.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/run_lock.h"
@@ -106,7 +107,7 @@ int resume(const ResumeArgs& a) {
       cfg, a.run_dir, /*resume=*/true,
       [&] {
         lock.emplace(a.run_dir);  // before anything in the folder changes
-        log::set_file(a.run_dir + "/log.txt");
+        noting_free_space(a.run_dir + "/log.txt", [&] { log::set_file(a.run_dir + "/log.txt"); });
         log::info(stoch::str("resuming ", a.run_dir));
       },
       // Once the checkpoint loaded: a resume it refuses leaves config.yaml as it was.

@@ -12,6 +12,7 @@
 #include "cli/launch.h"
 #include "cli/run_dir.h"
 #include "cli/sweep_status.h"
+#include "core/disk_space.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/output_dir.h"
@@ -96,7 +97,7 @@ int train(const TrainArgs& a) {
     fs::remove(run_dir + "/metrics.jsonl", ec);  // a run dir without checkpoints starts afresh
     fs::remove(run_dir + "/rollbacks.json", ec);
     fs::remove_all(run_dir + "/tb", ec);  // TensorBoard would show the dead run's curves too
-    log::set_file(run_dir + "/log.txt");
+    noting_free_space(run_dir + "/log.txt", [&] { log::set_file(run_dir + "/log.txt"); });
     write_run_config(cfg, run_dir);
     log::info(stoch::str("run dir ", run_dir));
   });

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace stoch::log {
@@ -90,11 +91,18 @@ void set_file(const std::string& file) {
   if (g_file) sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
   g_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
   g_file->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
-  for (const Pending& p : g_pending)
-    g_file->log(
-        spdlog::details::log_msg(p.time, spdlog::source_loc{}, logger().name(), p.level, p.msg));
+  // Outside the logger, so its error handler does not see these writes: a full disk here ends
+  // the run, said in stoch's words (the caller adds the free space).
+  try {
+    for (const Pending& p : g_pending)
+      g_file->log(
+          spdlog::details::log_msg(p.time, spdlog::source_loc{}, logger().name(), p.level, p.msg));
+    g_file->flush();
+  } catch (const std::exception& e) {
+    g_file.reset();
+    throw std::runtime_error(std::string("writing the log failed: ") + e.what());  // names file
+  }
   g_pending.clear();
-  g_file->flush();
   sinks.push_back(g_file);
 }
 
