@@ -145,6 +145,11 @@ TEST_F(DataParallel, AKilledRankIsNamedByTheLauncherAndTheRunExitsOne) {
                                 ") was killed by signal 9 (Killed); stopping the other ranks"),
       std::string::npos)
       << test::read_text(log);
+  // The survivor waits for the dead rank inside a collective, deaf to SIGTERM: the launcher
+  // kills it after 5 s, not the 30 s it gives ranks that can still stop in order.
+  EXPECT_NE(test::read_text(log).find("1 rank still running 5 s after being told to stop; killed"),
+            std::string::npos)
+      << test::read_text(log);
   // The checkpoints written before stand: the run resumes.
   const auto r = test::run_stoch("resume " + run + " --nproc 2 --set train.steps=12");
   EXPECT_EQ(r.code, 0) << r.output;

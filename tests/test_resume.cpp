@@ -70,6 +70,34 @@ TEST_F(Resume, TrainRefusesARunDirWithCheckpoints) {
   EXPECT_NE(r.output.find("stoch resume"), std::string::npos) << r.output;
 }
 
+// torchrun --max-restarts runs the same `train` command again after a failure: with
+// TORCHELASTIC_RESTART_COUNT above 0 it continues the run it started (it exited 2, "already holds
+// checkpoints", on every restart), and a command whose config differs is still refused.
+TEST_F(Resume, ATorchrunRestartOfTrainContinuesTheRun) {
+  const std::string run = dir_ + "/restarted";
+  const std::vector<std::string> args = {
+      "train", cfg_, "--run-dir", run, "--set", "train.steps=400", "--set", "train.eval_every=0"};
+  int64_t last = 0;
+  ASSERT_NO_FATAL_FAILURE(test::signal_midway(SIGTERM, 143, args, run, dir_ + "/first.log", &last));
+  std::string same;
+  for (const auto& a : args) same += " " + a;
+  auto r = test::run_command("TORCHELASTIC_RESTART_COUNT=1 " + std::string(STOCH_BINARY) + same +
+                             " --set optim.lr=0.02");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": already holds checkpoints of another config (optim.lr is 0.01 "
+                                "there, 0.02 in this command)"),
+            std::string::npos)
+      << r.output;
+  r = test::run_command("TORCHELASTIC_RESTART_COUNT=1 " + std::string(STOCH_BINARY) + same);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("torchrun restart 1: " + run + " holds checkpoints; resuming it"),
+            std::string::npos)
+      << r.output;
+  const auto losses = train_losses(run);
+  ASSERT_EQ(losses.size(), 400u);  // the steps before the stop kept, the rest trained once
+  EXPECT_EQ(losses.rbegin()->first, 400);
+}
+
 // A folder without checkpoints (a run killed before its first) starts afresh: its old metrics,
 // TensorBoard events included, go, so neither view mixes the dead run's curves in.
 TEST_F(Resume, TrainAfreshDropsTheDeadRunsMetricsAndEvents) {

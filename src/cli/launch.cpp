@@ -111,8 +111,11 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
   int result = 0;
   bool failed = false;
   Clock::time_point kill_at = Clock::time_point::max();
+  int grace_s = 0;
   while (ranks.running() > 0) {
     if (Clock::now() >= kill_at) {
+      log::warn(stoch::str(counted(static_cast<int64_t>(ranks.running()), "rank"),
+                           " still running ", grace_s, " s after being told to stop; killed"));
       ranks.send_all(SIGKILL);
       kill_at = Clock::time_point::max();
     }
@@ -124,7 +127,11 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
     if (ranks.signal() != 0 && exit->code == 128 + ranks.signal()) continue;
     // A rank killed from outside cannot say so itself, and the others would only find it lost
     // after dist.timeout_s: say which, and end the run as the failure it is (exit 1, not 137).
+    // The others cannot checkpoint without it (a checkpoint is agreed by every rank) and wait
+    // for it inside a collective, deaf to SIGTERM, until dist.timeout_s: a short grace only.
+    grace_s = 30;
     if (exit->code > 128) {
+      grace_s = 5;
       const auto rank = std::find(pids.begin(), pids.end(), exit->pid) - pids.begin();
       log::error(stoch::str("rank ", rank, " (pid ", exit->pid, ") was killed by signal ",
                             exit->code - 128, " (", strsignal(exit->code - 128),
@@ -134,7 +141,7 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
     // Otherwise the first failure is the run's result, and the other ranks would wait for the
     // failed one inside a collective: stop them, and kill them if that does not end them.
     ranks.send_all(SIGTERM);
-    kill_at = Clock::now() + std::chrono::seconds(30);
+    kill_at = Clock::now() + std::chrono::seconds(grace_s);
   }
   return result;
 }

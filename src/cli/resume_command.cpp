@@ -11,6 +11,7 @@
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "cli/launch.h"
+#include "cli/resume.h"
 #include "cli/run_dir.h"
 #include "core/config_tree.h"
 #include "core/disk_space.h"
@@ -44,20 +45,10 @@ void check_config_matches_checkpoint(train::ExperimentConfig& cfg, const std::st
                          "'s config, which this version reads otherwise: ", e.what()));
     return;
   }
-  auto trained =
-      config::leaves(config::parse_text(train::to_yaml(*trained_cfg, false), "state.json"));
-  auto now = config::leaves(config::parse_text(train::to_yaml(cfg, false), "config.yaml"));
-  for (auto* side : {&trained, &now})
-    for (auto it = side->begin(); it != side->end();)
-      it = resumable.count(it->first) ? side->erase(it) : std::next(it);
-  const auto key = config::first_differing_key(trained, now);
-  if (!key) return;
-  const auto value = [&](const std::map<std::string, std::string>& m) {
-    const auto it = m.find(*key);
-    return it == m.end() ? std::string("(absent)") : it->second;
-  };
-  throw InputError(stoch::str(run_dir, "/config.yaml: ", *key, " is ", value(now), " but ",
-                              ckpt->dir, " was trained with ", value(trained),
+  const auto d = first_config_difference(cfg, *trained_cfg, resumable);
+  if (!d) return;
+  throw InputError(stoch::str(run_dir, "/config.yaml: ", d->key, " is ", d->a, " but ", ckpt->dir,
+                              " was trained with ", d->b,
                               "; only keys that may change on resume can differ (restore the "
                               "file, or train a new run)"));
 }
@@ -115,6 +106,14 @@ int resume(const ResumeArgs& a) {
         if (!a.sets.empty()) write_run_config(cfg, a.run_dir);
       });
 }
+
+}  // namespace
+
+int resume_run(const std::string& run_dir, const std::vector<std::string>& sets, int64_t nproc) {
+  return resume(ResumeArgs{run_dir, sets, nproc});
+}
+
+namespace {
 
 const bool registered = register_command(
     "resume", "continue a run from its newest complete checkpoint", 20,

@@ -4,8 +4,10 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 
+#include "core/config_tree.h"
 #include "core/errors.h"
 #include "core/run_lock.h"
 #include "core/strings.h"
@@ -67,6 +69,24 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
         "--checkpoint ", step, ": ", run_dir, " has no checkpoint of that step (",
         steps.empty() ? std::string("it has none") : "it has " + join(steps, ", "), ")"));
   return store.load(step);
+}
+
+std::optional<ConfigDifference> first_config_difference(train::ExperimentConfig& a,
+                                                        train::ExperimentConfig& b,
+                                                        const std::set<std::string>& skip) {
+  auto leaves_of = [&](train::ExperimentConfig& cfg) {
+    auto leaves = config::leaves(config::parse_text(train::to_yaml(cfg, false), "a config"));
+    for (const auto& key : skip) leaves.erase(key);
+    return leaves;
+  };
+  const auto in_a = leaves_of(a), in_b = leaves_of(b);
+  const auto key = config::first_differing_key(in_a, in_b);
+  if (!key) return std::nullopt;
+  const auto value = [&](const std::map<std::string, std::string>& m) {
+    const auto it = m.find(*key);
+    return it == m.end() ? std::string("(absent)") : it->second;
+  };
+  return ConfigDifference{*key, value(in_a), value(in_b)};
 }
 
 std::string shell_word(const std::string& s) {

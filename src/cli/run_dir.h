@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,16 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
 // empty, or hold only what stoch writes in a run folder, with a config.yaml that stoch wrote.
 // InputError naming the first thing that is not, so no folder of the user's is written over.
 void check_fresh_run_dir(const std::string& dir);
+
+// The first key, in sorted order, whose resolved value differs between two configs, with each
+// side's value ("(absent)" where a side lacks the key); nothing when they agree. Keys in `skip`
+// are not compared.
+struct ConfigDifference {
+  std::string key, a, b;
+};
+std::optional<ConfigDifference> first_config_difference(train::ExperimentConfig& a,
+                                                        train::ExperimentConfig& b,
+                                                        const std::set<std::string>& skip = {});
 
 // `s` as one POSIX shell word, for the commands messages suggest: as it is when it holds only
 // characters no shell treats specially, else in single quotes ('it'\''s').

@@ -66,18 +66,10 @@ std::string first_difference(train::ExperimentConfig& want, const std::string& d
   const std::string file = dir + "/config.yaml";
   check_run_config_whole(file);
   auto have = train::parse_experiment(train::load_config(file, {}));
-  auto ours = config::leaves(config::parse_text(train::to_yaml(want, false), "the sweep"));
-  auto theirs = config::leaves(config::parse_text(train::to_yaml(have, false), file));
-  ours.erase("run.threads");
-  theirs.erase("run.threads");
-  const auto key = config::first_differing_key(ours, theirs);
-  if (!key) return "";
-  const auto value = [&](const std::map<std::string, std::string>& m) {
-    const auto it = m.find(*key);
-    return it == m.end() ? std::string("(unset)") : it->second;
-  };
-  return stoch::str(file, ": ", *key, " is ", value(theirs),
-                    " where this sweep's config and --set give ", value(ours));
+  const auto d = first_config_difference(have, want, {"run.threads"});
+  if (!d) return "";
+  return stoch::str(file, ": ", d->key, " is ", d->a, " where this sweep's config and --set give ",
+                    d->b);
 }
 
 // The message of an error line as stoch's console prints it ("12:34:56 error MESSAGE"); the

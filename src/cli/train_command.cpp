@@ -10,6 +10,7 @@
 #include "cli/checks.h"
 #include "cli/command.h"
 #include "cli/launch.h"
+#include "cli/resume.h"
 #include "cli/run_dir.h"
 #include "cli/sweep_status.h"
 #include "core/disk_space.h"
@@ -62,14 +63,37 @@ std::optional<int64_t> finished_results(const std::string& dir) {
   return std::nullopt;
 }
 
+// torchrun --max-restarts starts the same `train` command again after a rank failed; with
+// --run-dir, that folder holds the failed attempt's checkpoints.
+bool restarted_by_torchrun(const TrainArgs& a) {
+  const char* count = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  return !a.run_dir.empty() && count != nullptr && *count != '\0' && std::string(count) != "0";
+}
+
+// The restart continues the run the first attempt started, as `stoch resume` would, when this
+// command still describes it: a config that now differs is refused, as a second train would be.
+int continue_restarted_run(train::ExperimentConfig& cfg, const std::string& run_dir) {
+  auto have = read_run_config(run_dir);
+  if (const auto d = first_config_difference(have, cfg))
+    throw InputError(stoch::str(run_dir, ": already holds checkpoints of another config (", d->key,
+                                " is ", d->a, " there, ", d->b,
+                                " in this command); a torchrun restart continues a run only "
+                                "with the command that started it"));
+  log::info(stoch::str("torchrun restart ", std::getenv("TORCHELASTIC_RESTART_COUNT"), ": ",
+                       run_dir, " holds checkpoints; resuming it"));
+  return resume_run(run_dir, {}, 1);
+}
+
 int train(const TrainArgs& a) {
   check_not_launched(a.nproc);
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
   const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
-  if (!CheckpointStore(run_dir).steps().empty())
+  if (!CheckpointStore(run_dir).steps().empty()) {
+    if (restarted_by_torchrun(a)) return continue_restarted_run(cfg, run_dir);
     throw InputError(stoch::str(run_dir,
                                 ": already holds checkpoints; continue it with `stoch resume ",
                                 shell_word(run_dir), "` or choose another --run-dir"));
+  }
   // A run kept as results only (its checkpoints removed) would lose its metrics to a fresh start.
   if (const auto kept = finished_results(run_dir))
     throw InputError(stoch::str(run_dir, ": holds a finished run's results (metrics to step ",
