@@ -295,7 +295,7 @@ TEST(BpeCommand, TrainEncodeDecodeRoundTrip) {
   EXPECT_NE(r.output.find(": expected valid UTF-8"), std::string::npos) << r.output;
   // A special that the text's bytes or merges could make (one pre-token spelled by its bytes)
   // loads back as text, not as a special: refused, naming a wrapped form that works.
-  for (const std::string special : {"ab", "###", "#"}) {
+  for (const std::string special : {"ab", "###", "#", "\xC4\xA0hello"}) {  // "Ġhello": " hello"
     r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 300 --out " + dir +
                         "/never --special '" + special + "'");
     EXPECT_EQ(r.code, 2) << r.output;
@@ -313,6 +313,16 @@ TEST(BpeCommand, TrainEncodeDecodeRoundTrip) {
                       "/twice --special '<|endoftext|>' --special '<|endoftext|>'");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("(1 special, 256 bytes"), std::string::npos) << r.output;
+  // A special in brackets is that token (CLI11 read "[MASK]" as a list and kept MASK).
+  r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 300 --out " + dir +
+                      "/bert --special '[MASK]' --special '[<a>,<b>]'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(test::read_text(dir + "/bert/vocab.json").rfind("{\"[MASK]\":0,\"[<a>,<b>]\":1,", 0),
+            0u);
+  test::write_text(dir + "/mask.txt", "x[MASK]y\n");
+  r = test::run_stoch("tokenizer encode --tokenizer " + dir + "/bert --input " + dir + "/mask.txt");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(" 0 "), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -301,7 +301,7 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   ASSERT_EQ(r.code, 0) << r.output;
   // What a BPE-prepared folder holds beside train.bin: a tokenizer's two files.
   r = test::run_stoch("tokenizer train --input " + dir + "/in.txt --vocab-size 270 --out " + dir +
-                      "/bpe");
+                      "/bpe --special '<|endoftext|>'");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"/vocab.json", "/merges.txt"})
     test::write_text(dir + "/tok" + f, test::read_text(dir + "/bpe" + f));
@@ -324,8 +324,10 @@ TEST(HfGpt2, ExportCopiesTheTokenizerOfATokenFolder) {
   for (const char* f : {"/vocab.json", "/merges.txt"})
     EXPECT_EQ(test::read_text(dir + "/hf" + f), test::read_text(dir + "/bpe" + f)) << f;
   EXPECT_TRUE(fs::exists(dir + "/hf/tokenizer_config.json"));
-  EXPECT_NE(test::read_text(dir + "/hf/config.json").find("\"vocab_size\": 256"),
-            std::string::npos);
+  const std::string config = test::read_text(dir + "/hf/config.json");
+  EXPECT_NE(config.find("\"vocab_size\": 256"), std::string::npos) << config;
+  // generate() in transformers stops at the vocabulary's <|endoftext|> (id 0): it was null.
+  EXPECT_NE(config.find("\"eos_token_id\": 0"), std::string::npos) << config;
 
   // A relative data.dir read from another directory, or a BPE folder without its merges: the
   // export would lack its tokenizer, so it is refused before anything is written.
@@ -364,7 +366,8 @@ TEST(HfGpt2, ExportedBpeTokenizerLoadsInTransformers) {
   ASSERT_EQ(r.code, 0) << r.output;
   test::write_text(dir + "/c.yaml",
                    "task: lm\nrun: {threads: 1}\ndata: {source: tokens, dir: " + dir +
-                       "/data}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16}\n"
+                       "/data}\nmodel: {context: 16, n_layer: 1, n_head: 2, d_model: 16, "
+                       "vocab_size: 320}\n"
                        "train: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n"
                        "schedule: {warmup_steps: 1}\n");
   r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/run");
@@ -386,7 +389,10 @@ TEST(HfGpt2, ExportedBpeTokenizerLoadsInTransformers) {
           "m = GPT2LMHeadModel.from_pretrained('" +
           dir +
           "/hf')\n"
-          "assert m.config.vocab_size == 300\n"
+          // The padded rows (model.vocab_size 320) are dropped: no probability for ids that
+          // no text has. No <|endoftext|> here, so no eos.
+          "assert m.config.vocab_size == 300, m.config.vocab_size\n"
+          "assert m.config.eos_token_id is None\n"
           "print('ids', ' '.join(map(str, t('" +
           line + "').input_ids)))\n",
       dir);

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/checks.h"
 #include "cli/command.h"
@@ -81,22 +82,35 @@ int export_model(const ExportArgs& a) {
   torch::NoGradGuard no_grad;
   models::Gpt gpt = checkpoint_gpt(s.model, ckpt);
 
+  models::LmConfig exported = gpt->config();
+  TensorList tensors = models::gpt2_tensors(*gpt);
   // Read before anything is written: a malformed tokenizer is refused naming its own files.
   std::string tokenizer_config;
+  std::optional<int64_t> end_of_text;
   if (!tokenizer.empty()) {
     const std::string from = fs::path(tokenizer.front()).parent_path().string();
     const data::BpeTokenizer bpe(data::read_bpe_files(from), from);
     tokenizer_config = models::gpt2_tokenizer_config_json(bpe.special_tokens(), bpe.special_ids(),
                                                           gpt->config().context);
+    for (size_t i = 0; i < bpe.special_tokens().size(); ++i)
+      if (bpe.special_tokens()[i] == "<|endoftext|>") end_of_text = bpe.special_ids()[i];
+    // Rows past the tokenizer's ids (model.vocab_size padded for speed) are ids no text has and
+    // stoch never samples; transformers would give them probability. The unembedding is tied to
+    // wte, so dropping them changes no other logit.
+    if (bpe.vocab_size() < exported.vocab_size) {
+      exported.vocab_size = bpe.vocab_size();
+      for (auto& [name, t] : tensors)
+        if (name == "transformer.wte.weight") t = t.narrow(0, 0, exported.vocab_size).contiguous();
+    }
   }
 
   // Written whole into a staging folder beside --out, then renamed: never half an export.
   StagedFolder staged(out, "--out " + a.out);
   std::vector<std::string> copied;
   noting_free_space(staged.path(), [&] {
-    write_file_durably(staged.path() + "/config.json", models::gpt2_config_json(gpt->config()));
-    write_safetensors(staged.path() + "/model.safetensors", models::gpt2_tensors(*gpt),
-                      {{"format", "pt"}});
+    write_file_durably(staged.path() + "/config.json",
+                       models::gpt2_config_json(exported, end_of_text));
+    write_safetensors(staged.path() + "/model.safetensors", tensors, {{"format", "pt"}});
     for (const auto& from : tokenizer) {
       const std::string name = fs::path(from).filename().string();
       copy_file_durably(from, staged.path() + "/" + name);

@@ -90,11 +90,11 @@ int tokenizer_train(const TokenizerTrainArgs& a) {
     if (first_invalid_utf8(s) != std::string::npos)
       throw InputError(str("--special ", s, ": expected valid UTF-8"));
     // vocab.json + merges.txt mark no token special: a loader takes a token that is a byte or a
-    // merge's result for a piece of text. One pre-token spelled by its own bytes can be either,
-    // and then loads as text (it stopped being special: ids differed from tokenizers').
-    std::string byte_level;
-    for (const unsigned char c : s) byte_level += data::byte_level_char(c);
-    if (byte_level == s && data::pre_tokenize(s).size() == 1)
+    // merge's result for a piece of text. A token spelled in the byte-level alphabet whose bytes
+    // are one pre-token ("ab", or "Ġhello" for " hello") can be either, and then loads as text
+    // (it stopped being special: ids differed from tokenizers').
+    const std::string bytes = data::from_byte_level(s);
+    if (data::to_byte_level(bytes) == s && data::pre_tokenize(bytes).size() == 1)
       throw InputError(str("--special ", s,
                            ": the text's own bytes or merges could make this token, so GPT-2's "
                            "files could not mark it special; wrap it in characters the "
@@ -194,7 +194,10 @@ const bool registered_train = register_command(
           ->required()
           ->check(integer_in(1, 1'000'000'000));
       cmd.add_option("--out", a->out, "output folder")->required();
-      cmd.add_option("--special", a->specials, "special tokens, given the first ids");
+      // One token per --special: CLI11 would read "[MASK]" as a list and keep MASK.
+      cmd.add_option("--special", a->specials,
+                     "a special token, given the first ids (repeat for more)")
+          ->allow_extra_args(false);
       cmd.add_option("--min-frequency", a->min_frequency, "fewest occurrences of a merge")
           ->check(integer_in(0));
       return [a] { return tokenizer_train(*a); };

@@ -162,8 +162,10 @@ void check_gpt2_expressible(const LmConfig& cfg) {
   if (!cfg.bias) refuse("model.bias: false, GPT-2 has biases in every linear layer and LayerNorm");
 }
 
-std::string gpt2_config_json(const LmConfig& cfg) {
+std::string gpt2_config_json(const LmConfig& cfg, std::optional<int64_t> end_of_text) {
   check_gpt2_expressible(cfg);
+  const nlohmann::ordered_json eot_id =
+      end_of_text ? nlohmann::ordered_json(*end_of_text) : nlohmann::ordered_json(nullptr);
   nlohmann::ordered_json j = {{"architectures", {"GPT2LMHeadModel"}},
                               {"model_type", "gpt2"},
                               {"vocab_size", cfg.vocab_size},
@@ -184,9 +186,9 @@ std::string gpt2_config_json(const LmConfig& cfg) {
                               {"scale_attn_by_inverse_layer_idx", false},
                               {"reorder_and_upcast_attn", false},
                               {"tie_word_embeddings", true},
-                              // stoch's vocabularies have no special tokens of their own.
-                              {"bos_token_id", nullptr},
-                              {"eos_token_id", nullptr},
+                              // As tokenizer_config.json names them: generate() stops there.
+                              {"bos_token_id", eot_id},
+                              {"eos_token_id", eot_id},
                               {"dtype", "float32"}};
   return j.dump(2) + "\n";
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,9 @@ namespace stoch::models {
 // Throws InputError naming the first key of `cfg` that GPT-2's format cannot express.
 void check_gpt2_expressible(const LmConfig& cfg);
 
-// GPT-2's config.json text for `cfg` (vocab_size resolved).
-std::string gpt2_config_json(const LmConfig& cfg);
+// GPT-2's config.json text for `cfg` (vocab_size resolved); bos and eos are `end_of_text`, the
+// id of the vocabulary's <|endoftext|>, where it has one (null otherwise).
+std::string gpt2_config_json(const LmConfig& cfg, std::optional<int64_t> end_of_text = {});
 
 // tokenizer_config.json for a BPE whose special tokens are `specials` at `ids`: transformers
 // then cuts them out as stoch does, and adds none of GPT-2's own (without it, AutoTokenizer
