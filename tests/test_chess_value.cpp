@@ -40,6 +40,50 @@ TEST(FenTokens, SeventySevenCharactersAfterRuossEtAl) {
   EXPECT_NE(error("8/8/8/8/8/8/8/8 w KX - 0 1").find("castling"), std::string::npos);
 }
 
+// Well-formed FENs of positions no game reaches are refused, naming why (audit H, 2026-12-08:
+// they were accepted; one with no kings made the engine exit with no record named, and others
+// were scored as real positions). The reasons are those of python-chess's Board.status().
+TEST(FenTokens, IllegalPositionsAreRefusedNamingWhy) {
+  auto error = [](const std::string& fen) {
+    try {
+      chess::encode_fen(fen, "file:3");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::pair<const char*, const char*> refused[] = {
+      {"8/8/8/8/8/8/8/8 w - - 0 1", "one king of each colour"},
+      {"4k3/8/8/8/8/8/8/4K2K w - - 0 1", "one king of each colour"},
+      {"4k2P/8/8/8/8/8/8/4K3 w - - 0 1", "a pawn on the first or last rank"},
+      {"4k3/8/8/8/8/8/8/p3K3 b - - 0 1", "a pawn on the first or last rank"},
+      {"4k3/8/8/8/8/8/8/4R1K1 w - - 0 1", "the side not to move is in check"},  // rook
+      {"4k3/3P4/8/8/8/8/8/4K3 w - - 0 1", "the side not to move is in check"},  // pawn
+      {"4k3/8/8/8/8/3n4/8/4K3 b - - 0 1", "the side not to move is in check"},  // knight
+      {"4k3/8/8/8/B7/8/8/4K3 w - - 0 1", "the side not to move is in check"},   // bishop
+      {"8/8/8/8/8/8/3kK3/8 w - - 0 1", "the side not to move is in check"},     // king
+      {"rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR w KQkq e3 0 1", "on the wrong rank"},
+      {"rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR b KQkq e3 0 1", "no pawn that just passed"},
+      {"4k3/8/8/8/8/8/8/4K3 w K - 0 1", "castling right K without the king and rook"},
+      {"r3k2r/8/8/8/8/8/8/R3K2R w qK - 0 1", "out of KQkq's order"},
+      {"r3k2r/8/8/8/8/8/8/R3K2R w KK - 0 1", "out of KQkq's order or repeated"},
+      {"4k3/8/8/8/8/8/8/4K3 w - - 005 1", "no leading zero"},
+      {"4k3/8/8/8/8/8/8/4K3 w - - 0 0", "the fullmove number starts at 1"},
+  };
+  for (const auto& [fen, why] : refused) {
+    const std::string e = error(fen);
+    EXPECT_EQ(e.rfind(std::string("file:3: "), 0), 0u) << fen << ": " << e;
+    EXPECT_NE(e.find(why), std::string::npos) << fen << ": " << e;
+  }
+  for (const char* fen :
+       {"r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1", "r3k2r/8/8/8/8/8/8/R3K2R b Kq - 0 1",
+        "4k3/8/8/8/8/8/8/4K2r w - - 0 1",  // the side to move may be in check
+        "4k3/4P3/8/8/8/8/8/4K3 b - - 0 1",
+        "rnbqkbnr/ppp1pppp/8/8/3pP3/8/PPPP1PPP/RNBQKBNR b KQkq e3 0 3",
+        "rnbqkbnr/pppp1ppp/8/3Pp3/8/8/PPP1PPPP/RNBQKBNR w KQkq e6 0 3"})
+    EXPECT_EQ(error(fen), "no error") << fen;
+}
+
 TEST(KendallTau, TauBByHand) {
   using train::kendall_tau_b;
   EXPECT_DOUBLE_EQ(kendall_tau_b({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);

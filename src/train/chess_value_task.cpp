@@ -208,8 +208,13 @@ void ChessValueTask::prepare_move_positions(const std::string& engine_path) {
       if (puzzles >= data_.puzzles) break;
       continue;
     }
-    auto p = prepare_position(engine, chess::record_fen(records[i]), str(file, ": record ", i),
-                              data_, /*puzzle_only=*/!want_scored);
+    const std::string fen = chess::record_fen(records[i]), where = str(file, ": record ", i);
+    std::optional<MovePosition> p;
+    try {
+      p = prepare_position(engine, fen, where, data_, /*puzzle_only=*/!want_scored);
+    } catch (const chess::EngineError& e) {
+      throw chess::EngineError(str(where, " (FEN \"", fen, "\"): ", e.what()));  // which one
+    }
     if (!p) continue;
     scored += p->scored;
     puzzles += p->mate_in > 0;
