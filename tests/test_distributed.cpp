@@ -199,6 +199,39 @@ TEST_F(DataParallel, ARankWhoseBackendFailsEndsTheOthersWithinTheTimeout) {
       << test::read_text(dir_ + "/r0.log");
 }
 
+// Ranks with the same config can still read other files: a relative data path is read from
+// each rank's current directory (or hosts hold other copies). They exit 2 naming what differs;
+// they trained silently on other data before (audit G, 2026-12-08).
+TEST_F(DataParallel, RanksThatReadOtherDataAreRefused) {
+  const std::string port = std::to_string(free_port()), run = dir_ + "/otherdata";
+  test::write_text(dir_ + "/rel.yaml",
+                   "task: lm\nrun: {seed: 3, threads: 1}\ndata: {source: text, files: [c.txt]}\n"
+                   "model: {context: 8, n_layer: 1, n_head: 2, d_model: 16}\n"
+                   "train: {steps: 2, batch_size: 2, eval_every: 0, eval_batches: 1}\n");
+  for (const std::string where : {"a", "b"}) {
+    test::fs::create_directories(dir_ + "/" + where);
+    std::string text;
+    for (int i = 0; i < 400; ++i) text += where == "a" ? "one two three\n" : "four five six\n";
+    test::write_text(dir_ + "/" + where + "/c.txt", text);
+  }
+  const auto rank = [&](int r, const std::string& where) {
+    return test::spawn({"sh", "-c",
+                        "cd " + dir_ + "/" + where + " && exec env RANK=" + std::to_string(r) +
+                            " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " " +
+                            STOCH_BINARY + " train " + dir_ + "/rel.yaml --run-dir " + run},
+                       dir_ + "/d" + std::to_string(r) + ".log");
+  };
+  const pid_t r0 = rank(0, "a"), r1 = rank(1, "b");
+  EXPECT_EQ(test::wait_exit(r0), 2) << test::read_text(dir_ + "/d0.log");
+  EXPECT_EQ(test::wait_exit(r1), 2) << test::read_text(dir_ + "/d1.log");
+  const std::string log = test::read_text(dir_ + "/d0.log");
+  EXPECT_NE(log.find("data differs between ranks with the same config: data/windows_crc32c "),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("every rank must read the same files"), std::string::npos) << log;
+  EXPECT_FALSE(test::fs::exists(run + "/checkpoints/step-00000002"));
+}
+
 TEST_F(DataParallel, SigtermStopsEveryRankAfterOneCheckpoint) {
   const std::string run = dir_ + "/term";
   int64_t last = 0;

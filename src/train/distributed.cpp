@@ -125,6 +125,24 @@ void check_configs_agree(const std::vector<std::string>& configs,
   }
 }
 
+// Throws InputError naming the first data fact ("key value" lines) where rank r's data differs
+// from rank 0's: the configs agree by now, so the files behind them differ.
+void check_data_agrees(const std::vector<std::string>& facts, const std::vector<std::string>& who) {
+  for (size_t r = 1; r < facts.size(); ++r) {
+    if (facts[r] == facts[0]) continue;
+    const auto a = split(facts[0], '\n'), b = split(facts[r], '\n');
+    size_t i = 0;
+    while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+    const auto line = [&](const std::vector<std::string>& l) {
+      return i < l.size() ? l[i] : std::string("(none)");
+    };
+    throw InputError(stoch::str("data differs between ranks with the same config: ", line(a),
+                                " on ", who[0], " but ", line(b), " on ", who[r],
+                                "; every rank must read the same files (a relative data path is "
+                                "read from each rank's current directory)"));
+  }
+}
+
 }  // namespace
 
 WorldEnv read_world_env() {
@@ -282,15 +300,26 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   so.numWorkers = static_cast<size_t>(env.world_size);
   so.timeout = kJoinTimeout;
   so.multiTenant = true;
-  auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-  // torchrun's own keys live in the agent's store; each restart gets fresh keys.
-  impl_->store = c10::make_intrusive<c10d::PrefixStore>(
-      stoch::str("stoch/", env.restart_count, "/", checks.attempt), std::move(tcp));
-
-  if (env.rank > 0) impl_->store->set(Watchdog::heartbeat_key(env.rank), "0");
-  const auto who = impl_->exchange(
-      "who", stoch::str("rank ", env.rank, " on ", host_name(), " (pid ", ::getpid(), ")"));
+  std::vector<std::string> who;
+  try {
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    // torchrun's own keys live in the agent's store; each restart gets fresh keys.
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+        stoch::str("stoch/", env.restart_count, "/", checks.attempt), std::move(tcp));
+    if (env.rank > 0) impl_->store->set(Watchdog::heartbeat_key(env.rank), "0");
+    who = impl_->exchange(
+        "who", stoch::str("rank ", env.rank, " on ", host_name(), " (pid ", ::getpid(), ")"));
+  } catch (const std::exception& e) {
+    // LibTorch says only "Timed out ... 1/2 clients joined", with a stack: say what it means.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw std::runtime_error(
+        stoch::str("rank ", env.rank, " of ", env.world_size, ": the ranks did not all meet at ",
+                   env.master_addr, ":", env.master_port, " within ", kJoinTimeout.count(), " s (",
+                   what, "); a rank that failed before joining says why in its own output"));
+  }
   check_configs_agree(impl_->exchange("config", checks.config_text), who);
+  check_data_agrees(impl_->exchange("data", checks.data_text), who);
   impl_->check_shared_run_dir(checks.run_dir, who);
 
   // Watching before the backend connects its ranks (under kCollectiveTimeout): a rank that dies

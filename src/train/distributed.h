@@ -38,6 +38,9 @@ struct Rendezvous {
   std::string config_text;  // the resolved config: must be the same on every rank
   std::string run_dir;      // must be the same directory for every rank (a shared filesystem)
   int64_t attempt = 0;      // rollbacks so far: each meeting of the ranks gets its own keys
+  // The task's data facts, a checksum of sample windows among them: must be the same on every
+  // rank (a relative path read from another directory, another host's copy of the files).
+  std::string data_text;
 };
 
 // Reads torchrun's variables; an unset WORLD_SIZE means one process. Throws InputError naming

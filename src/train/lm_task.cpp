@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <vector>
 
+#include "core/crc32c.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -161,6 +163,16 @@ Metrics LmTask::data_facts() {
     m["data/entropy_rate_stderr"] = source_->entropy_rate_stderr();
   }
   m["data/vocab_size"] = static_cast<double>(source_->vocab_size());
+  // The first windows of each split, summed up: the ranks of a data-parallel run compare their
+  // data facts, and other files behind the same config give other windows.
+  uint32_t crc = 0;
+  std::vector<int32_t> window(static_cast<size_t>(context_ + 1));
+  for (const auto split : {data::Split::kTrain, data::Split::kVal})
+    for (uint64_t i = 0; i < 4; ++i) {
+      source_->window(split, i, context_ + 1, window.data());
+      crc = crc32c(window.data(), window.size() * sizeof(int32_t), crc);
+    }
+  m["data/windows_crc32c"] = crc;
   return m;
 }
 

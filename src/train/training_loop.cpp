@@ -142,10 +142,14 @@ void TrainingLoop::restore() {
   log::info(stoch::str("resumed from ", ckpt->dir, " (step ", state_->step, ")"));
 }
 
-void TrainingLoop::join_ranks() {
+void TrainingLoop::join_ranks(const Metrics& data_facts) {
   const int64_t start_step = state_->step;
+  std::string data_text;
+  for (const auto& [key, value] : data_facts)
+    data_text += stoch::str(key, " ", format_number(value, 17), "\n");
   dist_ = std::make_unique<Distributed>(
-      world_, device_, cfg_.dist, Rendezvous{to_yaml(cfg_, false), run_dir_, rollbacks_.count});
+      world_, device_, cfg_.dist,
+      Rendezvous{to_yaml(cfg_, false), run_dir_, rollbacks_.count, data_text});
   const auto step_here = torch::full({1}, start_step, torch::kLong);
   const auto steps = dist_->all_gather(step_here);
   for (int64_t r = 0; r < W_; ++r)
@@ -203,7 +207,11 @@ int TrainingLoop::run(const std::function<void()>& on_ready,
   }
   // Joined only now, after every check that can refuse the run: a rank that fails before
   // this point cannot leave the others waiting for it inside a collective.
-  if (W_ > 1) join_ranks();
+  // Before the ranks meet, which compare them: ranks whose configs agree can still read other
+  // files. Otherwise needed only for a fresh run's "data" line.
+  Metrics facts;
+  if (W_ > 1 || state_->step == 0) facts = task_->data_facts();
+  if (W_ > 1) join_ranks(facts);
   const double full_mb = static_cast<double>(unsharded_state_bytes(named_params(*model_))) / 1e6;
   if (zero_)
     log::info(stoch::str("optimizer state: ", format_number(zero_->state_bytes() / 1e6, 4),
@@ -231,10 +239,7 @@ int TrainingLoop::run(const std::function<void()>& on_ready,
   peak_flops_ =
       cfg_.run.peak_tflops * 1e12 * (device_.is_cuda() ? static_cast<double>(W_) : machines);
   flops_per_unit_ = task_->flops_per_unit();
-  if (start_step == 0) {
-    const Metrics facts = task_->data_facts();
-    if (!facts.empty()) write_metrics(0, "data", facts);
-  }
+  if (start_step == 0 && !facts.empty()) write_metrics(0, "data", facts);
   log::info(stoch::str("device ", device_.str(), bf16_ ? " (bf16 autocast)" : " (fp32)", ", ",
                        counted(at::get_num_threads(), "thread"), " on ", cpu_isa_summary(),
                        ", LibTorch kernels ", libtorch_cpu_kernels(), "; ", units_per_step_, " ",

@@ -56,7 +56,7 @@ class TrainingLoop {
   void set_up();
   void open_helper_lane();
   void restore();
-  void join_ranks();
+  void join_ranks(const Metrics& data_facts);
   void open_metrics();
   // One optimiser step; an exit code when the run must stop (signal, non-finite loss,
   // rollback), nothing to go on.
