@@ -13,6 +13,16 @@
 namespace stoch {
 namespace {
 
+// encode_fen's message for `fen` read at "file:3", or "no error".
+std::string fen_error(const std::string& fen) {
+  try {
+    chess::encode_fen(fen, "file:3");
+  } catch (const InputError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 TEST(FenTokens, SeventySevenCharactersAfterRuossEtAl) {
   const auto t =
       chess::encode_fen("rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq e3 0 1", "x");
@@ -23,35 +33,19 @@ TEST(FenTokens, SeventySevenCharactersAfterRuossEtAl) {
   EXPECT_EQ(chess::fen_token_chars(late).substr(65), "-...-.99.123");
   EXPECT_EQ(chess::fen_vocab_size(), 32);
   for (uint8_t v : late) EXPECT_LT(v, 32);
-  auto error = [](const std::string& fen) {
-    try {
-      chess::encode_fen(fen, "file:3");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(error("8/8/8 w - - 0 1").find("file:3: malformed FEN"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/7 w - - 0 1").find("8 squares"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/7x w - - 0 1").find("'x'"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/8 x - - 0 1").find("side to move"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/8 w - e4 0 1").find("en passant"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/8 w - - 1000 1").find("above 999"), std::string::npos);
-  EXPECT_NE(error("8/8/8/8/8/8/8/8 w KX - 0 1").find("castling"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8 w - - 0 1").find("file:3: malformed FEN"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/7 w - - 0 1").find("8 squares"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/7x w - - 0 1").find("'x'"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/8 x - - 0 1").find("side to move"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/8 w - e4 0 1").find("en passant"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/8 w - - 1000 1").find("above 999"), std::string::npos);
+  EXPECT_NE(fen_error("8/8/8/8/8/8/8/8 w KX - 0 1").find("castling"), std::string::npos);
 }
 
 // Well-formed FENs of positions no game reaches are refused, naming why (audit H, 2026-12-08:
 // they were accepted; one with no kings made the engine exit with no record named, and others
 // were scored as real positions). The reasons are those of python-chess's Board.status().
 TEST(FenTokens, IllegalPositionsAreRefusedNamingWhy) {
-  auto error = [](const std::string& fen) {
-    try {
-      chess::encode_fen(fen, "file:3");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   const std::pair<const char*, const char*> refused[] = {
       {"8/8/8/8/8/8/8/8 w - - 0 1", "one king of each colour"},
       {"4k3/8/8/8/8/8/8/4K2K w - - 0 1", "one king of each colour"},
@@ -71,7 +65,7 @@ TEST(FenTokens, IllegalPositionsAreRefusedNamingWhy) {
       {"4k3/8/8/8/8/8/8/4K3 w - - 0 0", "the fullmove number starts at 1"},
   };
   for (const auto& [fen, why] : refused) {
-    const std::string e = error(fen);
+    const std::string e = fen_error(fen);
     EXPECT_EQ(e.rfind(std::string("file:3: "), 0), 0u) << fen << ": " << e;
     EXPECT_NE(e.find(why), std::string::npos) << fen << ": " << e;
   }
@@ -81,7 +75,7 @@ TEST(FenTokens, IllegalPositionsAreRefusedNamingWhy) {
         "4k3/4P3/8/8/8/8/8/4K3 b - - 0 1",
         "rnbqkbnr/ppp1pppp/8/8/3pP3/8/PPPP1PPP/RNBQKBNR b KQkq e3 0 3",
         "rnbqkbnr/pppp1ppp/8/3Pp3/8/8/PPP1PPPP/RNBQKBNR w KQkq e6 0 3"})
-    EXPECT_EQ(error(fen), "no error") << fen;
+    EXPECT_EQ(fen_error(fen), "no error") << fen;
 }
 
 TEST(KendallTau, TauBByHand) {
