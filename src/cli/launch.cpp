@@ -125,11 +125,11 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
     result = exit->code;
     // After a signal we passed on, 128 + signal is every rank's orderly exit.
     if (ranks.signal() != 0 && exit->code == 128 + ranks.signal()) continue;
+    grace_s = 30;
     // A rank killed from outside cannot say so itself, and the others would only find it lost
     // after dist.timeout_s: say which, and end the run as the failure it is (exit 1, not 137).
-    // The others cannot checkpoint without it (a checkpoint is agreed by every rank) and wait
-    // for it inside a collective, deaf to SIGTERM, until dist.timeout_s: a short grace only.
-    grace_s = 30;
+    // They cannot checkpoint without it either (every rank agrees on a checkpoint) and wait for
+    // it inside a collective, deaf to SIGTERM: a short grace only.
     if (exit->code > 128) {
       grace_s = 5;
       const auto rank = std::find(pids.begin(), pids.end(), exit->pid) - pids.begin();

@@ -98,7 +98,9 @@ RunLock::RunLock(const std::string& dir, std::string* owner) {
   // free a live run; .lock only keeps the owner's line. Where folders cannot be locked (NFS
   // emulates flock with fcntl locks, which need a file open for writing) .lock itself is.
   int err = 0;
-  if ((fd_ = handed_over(dir)) >= 0 || (fd_ = handed_over(path)) >= 0) {
+  fd_ = handed_over(dir);
+  if (fd_ < 0 && (fd_ = handed_over(path)) >= 0) on_file_ = true;  // a parent that locked .lock
+  if (fd_ >= 0) {
     ::fcntl(fd_, F_SETFD, FD_CLOEXEC);  // the lock's own descriptor: flock succeeds at once
     err = lock_with_retries(fd_);
   } else {
