@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <map>
 
 #include "core/metrics.h"
@@ -71,24 +72,38 @@ TEST_F(Resume, TrainRefusesARunDirWithCheckpoints) {
 }
 
 // torchrun --max-restarts runs the same `train` command again after a failure: with
-// TORCHELASTIC_RESTART_COUNT above 0 it continues the run it started (it exited 2, "already holds
-// checkpoints", on every restart), and a command whose config differs is still refused.
+// TORCHELASTIC_RESTART_COUNT above 0 it continues the run its own job started (it exited 2,
+// "already holds checkpoints", on every restart). A run another job left in the folder is still
+// refused, and so is a config that differs.
 TEST_F(Resume, ATorchrunRestartOfTrainContinuesTheRun) {
   const std::string run = dir_ + "/restarted";
   const std::vector<std::string> args = {
       "train", cfg_, "--run-dir", run, "--set", "train.steps=400", "--set", "train.eval_every=0"};
   int64_t last = 0;
-  ASSERT_NO_FATAL_FAILURE(test::signal_midway(SIGTERM, 143, args, run, dir_ + "/first.log", &last));
+  ::setenv("TORCHELASTIC_RUN_ID", "job-1", 1);  // what torchrun gives its workers
+  test::signal_midway(SIGTERM, 143, args, run, dir_ + "/first.log", &last);
+  ::unsetenv("TORCHELASTIC_RUN_ID");
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(test::read_text(run + "/.torchrun"), "job-1\n");
   std::string same;
   for (const auto& a : args) same += " " + a;
-  auto r = test::run_command("TORCHELASTIC_RESTART_COUNT=1 " + std::string(STOCH_BINARY) + same +
-                             " --set optim.lr=0.02");
+  const auto restart = [&](const std::string& job, const std::string& extra) {
+    return test::run_command("TORCHELASTIC_RESTART_COUNT=1 TORCHELASTIC_RUN_ID=" + job + " " +
+                             std::string(STOCH_BINARY) + same + extra);
+  };
+  auto r =
+      restart("job-2", "");  // another job's attempt 0 refused this folder: so does its restart
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(run + ": already holds checkpoints; continue it with `stoch resume"),
+            std::string::npos)
+      << r.output;
+  r = restart("job-1", " --set optim.lr=0.02");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find(run + ": already holds checkpoints of another config (optim.lr is 0.01 "
                                 "there, 0.02 in this command)"),
             std::string::npos)
       << r.output;
-  r = test::run_command("TORCHELASTIC_RESTART_COUNT=1 " + std::string(STOCH_BINARY) + same);
+  r = restart("job-1", "");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("torchrun restart 1: " + run + " holds checkpoints; resuming it"),
             std::string::npos)

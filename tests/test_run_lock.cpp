@@ -127,6 +127,21 @@ TEST(RunLock, AMomentaryHolderDoesNotStopARun) {
   ::close(held);
 }
 
+// A process that holds only .lock (stoch before 2026-12-08, or this run seen from another host
+// over NFS, where a folder's flock is local) still stops a run.
+TEST(RunLock, AHolderOfTheLockFileAloneStillStopsARun) {
+  const std::string dir = test::temp_dir("lock-file");
+  const int fd = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  std::string owner = "unset";
+  EXPECT_EQ(RunLock::try_take(dir, owner), nullptr);
+  EXPECT_TRUE(run_lock_owner(dir).has_value());
+  ::close(fd);
+  EXPECT_FALSE(run_lock_owner(dir).has_value());
+  EXPECT_NE(RunLock::try_take(dir, owner), nullptr);
+}
+
 // The lock is the folder's, not .lock's: deleting .lock under a live lock (audit D, 2026-12-07:
 // it used to let a second writer in) loses only the owner's line.
 TEST(RunLock, DeletingTheLockFileDoesNotFreeTheRun) {

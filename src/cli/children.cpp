@@ -139,7 +139,8 @@ std::optional<Children::Exit> Children::wait(std::chrono::milliseconds wait) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0 && pids_.erase(pid))
-      return Exit{pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
+      return Exit{pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                  WIFSIGNALED(status) != 0};
     if (pid < 0 && errno == ECHILD)
       throw std::runtime_error(stoch::str("children: ", pids_.size(),
                                           " started processes were reaped elsewhere; their exit "

@@ -47,7 +47,8 @@ class Children {
 
   struct Exit {
     pid_t pid;
-    int code;  // exit status, or 128 + signal number
+    int code;               // exit status, or 128 + signal number
+    bool signaled = false;  // ended by a signal, not by exiting (143 can be either)
   };
   // Passes on new signals, then waits up to `wait` for a child to end.
   std::optional<Exit> wait(std::chrono::milliseconds wait);

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
-
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -66,7 +66,11 @@ int eval(const EvalArgs& a) {
   const auto metrics = task->evaluate(ckpt.step);
   std::cout << "step " << ckpt.step;
   for (const auto& [k, v] : metrics) std::cout << " " << k << "=" << format_number(v, 6);
-  for (const auto& [k, v] : task->data_facts()) std::cout << " " << k << "=" << format_number(v, 6);
+  for (const auto& [k, v] : task->data_facts())  // whole numbers (a checksum) in full
+    std::cout << " " << k << "="
+              << (v == std::floor(v) && std::fabs(v) < 1e15
+                      ? std::to_string(static_cast<int64_t>(v))
+                      : format_number(v, 6));
   std::cout << "\n";
   const std::string summary = task->summary(metrics);
   if (!summary.empty()) log::info(summary);

@@ -130,7 +130,7 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& args) {
     // after dist.timeout_s: say which, and end the run as the failure it is (exit 1, not 137).
     // They cannot checkpoint without it either (every rank agrees on a checkpoint) and wait for
     // it inside a collective, deaf to SIGTERM: a short grace only.
-    if (exit->code > 128) {
+    if (exit->signaled) {  // an orderly stop's 143 is an exit, with a checkpoint being written
       grace_s = 5;
       const auto rank = std::find(pids.begin(), pids.end(), exit->pid) - pids.begin();
       log::error(stoch::str("rank ", rank, " (pid ", exit->pid, ") was killed by signal ",

@@ -104,8 +104,9 @@ void check_fresh_run_dir(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return;
   if (!fs::is_directory(dir, ec)) throw InputError(stoch::str("--run-dir ", dir, ": not a folder"));
-  static const std::set<std::string> kRunFiles = {
-      "config.yaml", "log.txt", "metrics.jsonl", "rollbacks.json", "tb", "checkpoints", ".lock"};
+  static const std::set<std::string> kRunFiles = {"config.yaml",    "log.txt",  "metrics.jsonl",
+                                                  "rollbacks.json", "tb",       "checkpoints",
+                                                  ".lock",          ".torchrun"};
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     // A file stoch was replacing when a run died there ("config.yaml.tmp.PID") is its own too.

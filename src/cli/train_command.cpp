@@ -1,4 +1,5 @@
 // stoch train: starts a run from a config in a new run directory (or as --nproc local ranks).
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "core/run_lock.h"
 #include "core/strings.h"
 #include "core/torch/checkpoint.h"
+#include "core/whole_file.h"
 #include "train/experiment.h"
 #include "train/trainer.h"
 
@@ -63,11 +65,28 @@ std::optional<int64_t> finished_results(const std::string& dir) {
   return std::nullopt;
 }
 
+// Which torchrun job this process belongs to: its run id (a fresh uuid under --standalone, the
+// user's --rdzv-id otherwise), and where that is torchrun's default "none", also this host and
+// the agent's pid (the same across the job's restarts); "" outside torchrun.
+std::string torchrun_job() {
+  const char* id = std::getenv("TORCHELASTIC_RUN_ID");
+  if (id == nullptr || *id == '\0') return "";
+  if (std::string(id) != "none") return id;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return stoch::str(id, " ", host, " ", ::getppid());
+}
+const char* const kTorchrunJob = "/.torchrun";  // the job that created the run, in its folder
+
 // torchrun --max-restarts starts the same `train` command again after a rank failed; with
-// --run-dir, that folder holds the failed attempt's checkpoints.
-bool restarted_by_torchrun(const TrainArgs& a) {
+// --run-dir, that folder holds the failed attempt's checkpoints. Only a run this job created
+// counts: an older run in the folder was refused by attempt 0 and must stay refused.
+bool restarted_by_torchrun(const TrainArgs& a, const std::string& run_dir) {
   const char* count = std::getenv("TORCHELASTIC_RESTART_COUNT");
-  return !a.run_dir.empty() && count != nullptr && *count != '\0' && std::string(count) != "0";
+  if (a.run_dir.empty() || count == nullptr || *count == '\0' || std::string(count) == "0")
+    return false;
+  const auto job = read_whole_file(run_dir + kTorchrunJob);
+  return job && !torchrun_job().empty() && *job == torchrun_job() + "\n";
 }
 
 // The restart continues the run the first attempt started, as `stoch resume` would, when this
@@ -89,7 +108,7 @@ int train(const TrainArgs& a) {
   auto cfg = train::parse_experiment(train::load_config(a.config, a.sets));
   const std::string run_dir = a.run_dir.empty() ? default_run_dir(cfg, a.config) : a.run_dir;
   if (!CheckpointStore(run_dir).steps().empty()) {
-    if (restarted_by_torchrun(a)) return continue_restarted_run(cfg, run_dir);
+    if (restarted_by_torchrun(a, run_dir)) return continue_restarted_run(cfg, run_dir);
     throw InputError(stoch::str(run_dir,
                                 ": already holds checkpoints; continue it with `stoch resume ",
                                 shell_word(run_dir), "` or choose another --run-dir"));
@@ -123,6 +142,10 @@ int train(const TrainArgs& a) {
     fs::remove_all(run_dir + "/tb", ec);  // TensorBoard would show the dead run's curves too
     noting_free_space(run_dir + "/log.txt", [&] { log::set_file(run_dir + "/log.txt"); });
     write_run_config(cfg, run_dir);
+    if (const std::string job = torchrun_job(); !job.empty())
+      write_file_durably(run_dir + kTorchrunJob, job + "\n");
+    else
+      fs::remove(run_dir + kTorchrunJob, ec);
     log::info(stoch::str("run dir ", run_dir));
   });
 }

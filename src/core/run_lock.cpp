@@ -16,6 +16,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/strings.h"
 
 namespace stoch {
 namespace {
@@ -46,19 +47,25 @@ std::string owner_line() {
   return "pid " + std::to_string(::getpid()) + " on " + host_name() + ", since " + when;
 }
 
-// The descriptor that kHandoverEnv names when it is an open descriptor of `path` itself (the
-// same file or folder), else -1: a stale or foreign value is ignored, never trusted.
+// The descriptor among those kHandoverEnv names ("N" or "N,M") that is an open descriptor of
+// `path` itself (the same file or folder), else -1: a stale or foreign value is ignored, never
+// trusted.
 int handed_over(const std::string& path) {
   const char* value = std::getenv(RunLock::kHandoverEnv);
   if (value == nullptr || *value == '\0') return -1;
-  char* end = nullptr;
-  errno = 0;
-  const long fd = std::strtol(value, &end, 10);
-  if (errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX) return -1;
-  struct stat held {};
   struct stat file {};
-  if (::fstat(static_cast<int>(fd), &held) != 0 || ::stat(path.c_str(), &file) != 0) return -1;
-  return held.st_dev == file.st_dev && held.st_ino == file.st_ino ? static_cast<int>(fd) : -1;
+  if (::stat(path.c_str(), &file) != 0) return -1;
+  for (const auto& item : split(value, ',')) {
+    char* end = nullptr;
+    errno = 0;
+    const long fd = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX) continue;
+    struct stat held {};
+    if (::fstat(static_cast<int>(fd), &held) == 0 && held.st_dev == file.st_dev &&
+        held.st_ino == file.st_ino)
+      return static_cast<int>(fd);
+  }
+  return -1;
 }
 
 // flock with a few tries: run_lock_owner holds a lock for a moment while it looks, which these
@@ -82,6 +89,17 @@ std::string owner_in(const std::string& path) {
   return line;
 }
 
+// A probe of one lock: whether another open of it holds it (EWOULDBLOCK). `flags` for the file:
+// NFS takes an exclusive lock only through a descriptor open for writing.
+bool held_elsewhere(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0 && (flags & O_RDWR)) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the probe's own lock, if it got one
+  return held;
+}
+
 }  // namespace
 
 RunLock::RunLock(const std::string& dir) : RunLock(dir, nullptr) {}
@@ -89,39 +107,36 @@ RunLock::RunLock(const std::string& dir) : RunLock(dir, nullptr) {}
 std::unique_ptr<RunLock> RunLock::try_take(const std::string& dir, std::string& owner) {
   owner.clear();
   std::unique_ptr<RunLock> lock(new RunLock(dir, &owner));
-  return lock->fd_ >= 0 ? std::move(lock) : nullptr;
+  return lock->busy_ ? nullptr : std::move(lock);
 }
 
 RunLock::RunLock(const std::string& dir, std::string* owner) {
   const std::string path = dir + "/.lock";
-  // The folder itself is locked, so removing .lock (by hand, or a clean-up of stray files) cannot
-  // free a live run; .lock only keeps the owner's line. Where folders cannot be locked (NFS
-  // emulates flock with fcntl locks, which need a file open for writing) .lock itself is.
-  int err = 0;
-  fd_ = handed_over(dir);
-  if (fd_ < 0 && (fd_ = handed_over(path)) >= 0) on_file_ = true;  // a parent that locked .lock
-  if (fd_ >= 0) {
-    ::fcntl(fd_, F_SETFD, FD_CLOEXEC);  // the lock's own descriptor: flock succeeds at once
-    err = lock_with_retries(fd_);
-  } else {
-    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0)
-      throw InputError(dir + ": cannot open the run's folder to lock it (" + std::strerror(errno) +
-                       ")");
-    err = lock_with_retries(fd_);
-    if (err != 0 && err != EWOULDBLOCK) {
-      ::close(fd_);
-      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd_ < 0)
-        throw InputError(path + ": cannot open the run's lock file (" + std::strerror(errno) + ")");
-      on_file_ = true;
-      err = lock_with_retries(fd_);
-    }
+  // Two locks. The folder's: removing .lock (by hand, a clean-up of stray files) cannot free a
+  // live run. .lock's: NFS keeps flock on a file across hosts (as fcntl locks on the server) but
+  // a folder's only on the host that took it, and stoch before 2026-12-08 locked only .lock.
+  // A lock handed over by the process that started this one is adopted: flock on its own
+  // descriptor succeeds at once.
+  dir_fd_ = handed_over(dir);
+  if (dir_fd_ < 0) dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0)
+    throw InputError(dir + ": cannot open the run's folder to lock it (" + std::strerror(errno) +
+                     ")");
+  ::fcntl(dir_fd_, F_SETFD, FD_CLOEXEC);
+  const int dir_err = lock_with_retries(dir_fd_);
+  int file_err = EWOULDBLOCK;
+  if (dir_err != EWOULDBLOCK) {
+    file_fd_ = handed_over(path);
+    if (file_fd_ < 0) file_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (file_fd_ < 0)
+      throw InputError(path + ": cannot open the run's lock file (" + std::strerror(errno) + ")");
+    ::fcntl(file_fd_, F_SETFD, FD_CLOEXEC);
+    file_err = lock_with_retries(file_fd_);
   }
-  if (err == EWOULDBLOCK) {
+  if (dir_err == EWOULDBLOCK || file_err == EWOULDBLOCK) {
     const std::string line = owner_in(path);
-    ::close(fd_);
-    fd_ = -1;
+    release();
+    busy_ = true;
     if (owner != nullptr) {
       *owner = line;
       return;
@@ -130,56 +145,59 @@ RunLock::RunLock(const std::string& dir, std::string* owner) {
                      (line.empty() ? "owner unknown" : line) +
                      "); wait for it to finish or stop it, then resume");
   }
-  if (err != 0) {
-    log::warn(path + ": no advisory locks on this file system (" + std::strerror(err) +
+  if (dir_err != 0 && file_err != 0) {
+    log::warn(path + ": no advisory locks on this file system (" + std::strerror(file_err) +
               "); nothing stops a second process from writing this run");
+    release();
     return;
   }
-  locked_ = true;
-  // Written before the old line is cut, so a reader never finds the file empty. Through the
-  // lock's own descriptor where that is the file: closing another descriptor of it would drop
-  // an fcntl-emulated lock.
+  // Written before the old line is cut, so a reader never finds the file empty; through the
+  // locked descriptor, since closing another one of the file would drop an fcntl-emulated lock.
   const std::string line = owner_line() + "\n";
-  const int out = on_file_ ? fd_ : ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (out < 0 || ::pwrite(out, line.data(), line.size(), 0) < 0 ||
-      ::ftruncate(out, static_cast<off_t>(line.size())) != 0)
+  if (::pwrite(file_fd_, line.data(), line.size(), 0) < 0 ||
+      ::ftruncate(file_fd_, static_cast<off_t>(line.size())) != 0)
     log::warn(path + ": cannot record the lock's owner (" + std::strerror(errno) + ")");
-  if (out >= 0 && !on_file_) ::close(out);
 }
 
-RunLock::Handover::Handover(int fd)
-    : fd_(fd), env_(fd < 0 ? "" : std::string(kHandoverEnv) + "=" + std::to_string(fd)) {}
+void RunLock::release() {
+  for (int* fd : {&dir_fd_, &file_fd_}) {
+    if (*fd >= 0) ::close(*fd);  // closing the last descriptor releases its lock
+    *fd = -1;
+  }
+}
+
+RunLock::Handover::Handover(std::vector<int> fds) : fds_(std::move(fds)) {
+  if (!fds_.empty()) env_ = std::string(kHandoverEnv) + "=" + join(fds_, ",");
+}
 
 RunLock::Handover::~Handover() {
-  if (fd_ >= 0) ::close(fd_);
+  for (const int fd : fds_) ::close(fd);
 }
 
 RunLock::Handover RunLock::hand_over() const {
-  if (!locked_) return Handover(-1);
-  const int fd = ::fcntl(fd_, F_DUPFD, 3);  // F_DUPFD leaves close-on-exec off
-  if (fd < 0) throw std::runtime_error(std::string("dup: ") + std::strerror(errno));
-  return Handover(fd);
+  std::vector<int> fds;
+  for (const int fd : {dir_fd_, file_fd_}) {
+    if (fd < 0) continue;
+    const int copy = ::fcntl(fd, F_DUPFD, 3);  // F_DUPFD leaves close-on-exec off
+    if (copy < 0) {
+      for (const int f : fds) ::close(f);
+      throw std::runtime_error(std::string("dup: ") + std::strerror(errno));
+    }
+    fds.push_back(copy);
+  }
+  return Handover(std::move(fds));
 }
 
 std::optional<std::string> run_lock_owner(const std::string& dir) {
   const std::string path = dir + "/.lock";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  int err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-  if (err != 0 && err != EWOULDBLOCK) {  // no locks on folders here: the owner locks .lock
-    ::close(fd);
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-  }
-  ::close(fd);  // releases the probe's own lock, if it got one
-  if (err != EWOULDBLOCK) return std::nullopt;
+  if (!held_elsewhere(dir, O_RDONLY | O_DIRECTORY) && !held_elsewhere(path, O_RDWR))
+    return std::nullopt;
   const std::string line = owner_in(path);
   return line.empty() ? "owner unknown" : line;
 }
 
 RunLock::~RunLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the lock
+  release();
 }
 
 }  // namespace stoch

@@ -1,14 +1,15 @@
-// One writer per run directory: `stoch train` and `stoch resume` hold an advisory lock on
-// RUN_DIR itself while they run, and a second process that would write into the same directory
-// stops with exit 2 instead. The lock is flock(2)'s: the kernel drops it when its owner exits or
-// dies, so the directory of a crashed or killed run is free again at once, with nothing to clean
-// up. RUN_DIR/.lock keeps the last owner's pid, host and start time for the message; deleting it
-// does not free the run. Where folders cannot be locked, .lock itself is.
+// One writer per run directory: `stoch train` and `stoch resume` hold advisory locks on RUN_DIR
+// itself and on RUN_DIR/.lock while they run, and a second process that would write into the
+// same directory stops with exit 2 instead. The locks are flock(2)'s: the kernel drops them when
+// their owner exits or dies, so the directory of a crashed or killed run is free again at once,
+// with nothing to clean up. The folder's lock outlives a deleted .lock; .lock's is the one NFS
+// keeps across hosts. .lock keeps the last owner's pid, host and start time for the message.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace stoch {
 
@@ -26,22 +27,22 @@ class RunLock {
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
 
-  // A new descriptor of this lock that survives exec, for a child that will take this folder's
-  // lock: put env() ("STOCH_RUN_LOCK_FD=N") in the child's environment and start the child while
-  // the Handover lives; it closes N when it goes. The lock passes to the child with no moment
-  // where it is free, so no other process can take the run in between (how `stoch sweep` hands a
-  // run it claimed to the process that trains it). env() is empty where the folder is unlocked
-  // (no advisory locks).
+  // New descriptors of these locks that survive exec, for a child that will take this folder's
+  // lock: put env() ("STOCH_RUN_LOCK_FD=N,M") in the child's environment and start the child
+  // while the Handover lives; it closes them when it goes. The lock passes to the child with no
+  // moment where it is free, so no other process can take the run in between (how `stoch sweep`
+  // hands a run it claimed to the process that trains it). env() is empty where the folder is
+  // unlocked (no advisory locks).
   class Handover {
    public:
-    explicit Handover(int fd);
+    explicit Handover(std::vector<int> fds);
     ~Handover();
     Handover(const Handover&) = delete;
     Handover& operator=(const Handover&) = delete;
     const std::string& env() const { return env_; }
 
    private:
-    int fd_;
+    std::vector<int> fds_;
     std::string env_;
   };
   Handover hand_over() const;
@@ -50,9 +51,10 @@ class RunLock {
 
  private:
   RunLock(const std::string& dir, std::string* owner);
-  int fd_ = -1;
-  bool locked_ = false;   // false where the file system has no advisory locks
-  bool on_file_ = false;  // the lock is on .lock, not on the folder
+  void release();
+  int dir_fd_ = -1;    // the folder's lock
+  int file_fd_ = -1;   // .lock's: the owner's line, and the lock NFS keeps across hosts
+  bool busy_ = false;  // another process holds it (try_take)
 };
 
 // The owner line ("pid 123 on host, since ...", or "owner unknown" when .lock lost it) when

@@ -100,8 +100,10 @@ void check_agrees(const LmConfig& cfg, const std::string& path, bool vocab_from_
   if (!cfg.bias)
     throw InputError(
         stoch::str("model.bias: false but ", path, " is GPT-2, which has biases in every layer"));
+  // A smaller vocabulary fills the first rows of a padded one (stoch's export drops the padding,
+  // 50304 over GPT-2's 50257): the rows past it keep their initial values, ids no text has.
   const auto vocab = field<int64_t>(j, path, "vocab_size", 50257);
-  if (cfg.vocab_size != vocab)
+  if (cfg.vocab_size < vocab || (vocab_from_data && cfg.vocab_size != vocab))
     mismatch("vocab_size",
              vocab_from_data ? stoch::str("0, the data's ", cfg.vocab_size)
                              : std::to_string(cfg.vocab_size),
@@ -254,17 +256,25 @@ void load_gpt2_weights(GptImpl& gpt, const std::string& dir, bool vocab_from_dat
     // A longer position table than model.context: its first rows are the positions stoch uses.
     if (t.name == "wpe.weight" && src.dim() == 2 && src.size(0) >= want[0])
       src = src.slice(0, 0, want[0]);
+    auto into = t.param;
+    if (t.name == "wte.weight" && src.dim() == 2 && src.size(0) < want[0]) {  // a padded model
+      into = t.param.slice(0, 0, src.size(0));
+      want[0] = src.size(0);
+    }
     if (src.sizes().vec() != want)
       throw InputError(stoch::str(file, ": tensor ", kPrefix, t.name, " has shape ",
                                   it->second.sizes(), ", expected ", torch::IntArrayRef(want)));
-    t.param.copy_(t.conv1d ? src.t() : src);
+    into.copy_(t.conv1d ? src.t() : src);
     by_name.erase(it);
   }
   if (!by_name.empty())
     throw InputError(
         stoch::str(file, ": unexpected tensor ", by_name.begin()->first, " (not part of GPT-2)"));
   // stoch ties the unembedding to wte: a separate lm_head must be that same matrix.
-  if (lm_head.defined() && !torch::equal(lm_head.to(torch::kFloat), gpt.wte->weight.detach().cpu()))
+  if (lm_head.defined() &&
+      (lm_head.dim() != 2 || lm_head.size(0) > gpt.wte->weight.size(0) ||
+       !torch::equal(lm_head.to(torch::kFloat),
+                     gpt.wte->weight.detach().cpu().slice(0, 0, lm_head.size(0)))))
     throw InputError(stoch::str(file,
                                 ": tensor lm_head.weight differs from transformer.wte.weight; "
                                 "stoch ties them (tie_word_embeddings)"));

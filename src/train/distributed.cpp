@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
@@ -128,11 +129,23 @@ void check_configs_agree(const std::vector<std::string>& configs,
 // Throws InputError naming the first data fact ("key value" lines) where rank r's data differs
 // from rank 0's: the configs agree by now, so the files behind them differ.
 void check_data_agrees(const std::vector<std::string>& facts, const std::vector<std::string>& who) {
+  // Whole numbers (counts, checksums) exactly; others to 1e-9, since hosts with other CPUs round
+  // a vectorised sum or a libm call differently.
+  const auto same = [](const std::string& x, const std::string& y) {
+    if (x == y) return true;
+    const auto cut_x = x.rfind(' '), cut_y = y.rfind(' ');
+    if (cut_x == std::string::npos || x.substr(0, cut_x) != y.substr(0, cut_y)) return false;
+    const double u = std::strtod(x.c_str() + cut_x + 1, nullptr),
+                 v = std::strtod(y.c_str() + cut_y + 1, nullptr);
+    if (u == std::floor(u) && v == std::floor(v)) return false;
+    return std::fabs(u - v) <= 1e-9 * std::max(std::fabs(u), std::fabs(v));
+  };
   for (size_t r = 1; r < facts.size(); ++r) {
     if (facts[r] == facts[0]) continue;
     const auto a = split(facts[0], '\n'), b = split(facts[r], '\n');
     size_t i = 0;
-    while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+    while (i < a.size() && i < b.size() && same(a[i], b[i])) ++i;
+    if (i == a.size() && i == b.size()) continue;
     const auto line = [&](const std::vector<std::string>& l) {
       return i < l.size() ? l[i] : std::string("(none)");
     };
@@ -313,6 +326,10 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
     // LibTorch says only "Timed out ... 1/2 clients joined", with a stack: say what it means.
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
+    if (what.find("imed out") == std::string::npos)  // a port in use, an address that fails
+      throw std::runtime_error(stoch::str("rank ", env.rank, " of ", env.world_size,
+                                          ": the rendezvous at ", env.master_addr, ":",
+                                          env.master_port, " failed: ", what));
     throw std::runtime_error(
         stoch::str("rank ", env.rank, " of ", env.world_size, ": the ranks did not all meet at ",
                    env.master_addr, ":", env.master_port, " within ", kJoinTimeout.count(), " s (",
