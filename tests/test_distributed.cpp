@@ -264,6 +264,30 @@ TEST_F(DataParallel, BackendsThatDoNotFitTheDeviceAreRefused) {
   EXPECT_FALSE(test::fs::exists(dir_ + "/nccl/checkpoints"));
 }
 
+// Rank 0 cannot host the rendezvous (its port is taken): it says so at once, naming the address,
+// rather than LibTorch's line and stack, or a claim that the ranks did not meet in 300 s.
+TEST_F(DataParallel, ARendezvousPortInUseIsNamed) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const auto r = test::run_command("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                   " " + STOCH_BINARY + " train " + cfg_ + " --run-dir " + dir_ +
+                                   "/taken --set train.grad_accum=1");
+  ::close(taken);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2: the rendezvous at 127.0.0.1:" + port + " failed: "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("EADDRINUSE"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did not all meet"), std::string::npos) << r.output;
+}
+
 TEST_F(DataParallel, TorchrunStartsTheSameRanks) {
   STOCH_REQUIRE(test::python_missing("torch"));
   const std::string torchrun = test::fs::path(test::python_path()).parent_path() / "torchrun";
