@@ -85,8 +85,9 @@ bool restarted_by_torchrun(const TrainArgs& a, const std::string& run_dir) {
   const char* count = std::getenv("TORCHELASTIC_RESTART_COUNT");
   if (a.run_dir.empty() || count == nullptr || *count == '\0' || std::string(count) == "0")
     return false;
+  const std::string ours = torchrun_job();
   const auto job = read_whole_file(run_dir + kTorchrunJob);
-  return job && !torchrun_job().empty() && *job == torchrun_job() + "\n";
+  return !ours.empty() && job && *job == ours + "\n";
 }
 
 // The restart continues the run the first attempt started, as `stoch resume` would, when this
