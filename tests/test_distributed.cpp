@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 
 #include "core/errors.h"
@@ -286,6 +287,33 @@ TEST_F(DataParallel, ARendezvousPortInUseIsNamed) {
       << r.output;
   EXPECT_NE(r.output.find("EADDRINUSE"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("did not all meet"), std::string::npos) << r.output;
+}
+
+// A rank whose partner never starts waits dist.join_timeout_s, then names the address.
+TEST_F(DataParallel, ARankAloneGivesUpAfterTheJoinTimeout) {
+  const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(probe);  // a free port, for rank 0 to listen on
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = test::run_command("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                   " " + STOCH_BINARY + " train " + cfg_ + " --run-dir " + dir_ +
+                                   "/alone --set train.grad_accum=1 --set dist.join_timeout_s=2");
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(
+      r.output.find("rank 0 of 2: the ranks did not all meet at 127.0.0.1:" + port + " within 2 s"),
+      std::string::npos)
+      << r.output;
+  EXPECT_GE(took, 2.0);
+  EXPECT_LT(took, 60.0) << "the default 300 s wait was used";
+  EXPECT_FALSE(test::fs::exists(dir_ + "/alone/checkpoints")) << r.output;
 }
 
 TEST_F(DataParallel, TorchrunStartsTheSameRanks) {

@@ -51,8 +51,6 @@ namespace {
 // other ranks wait in a collective while rank 0 evaluates, runs hooks or writes a checkpoint,
 // which may take more than an hour (60 minutes ended such healthy runs).
 constexpr std::chrono::hours kCollectiveTimeout{24 * 7};
-// How long ranks wait for each other to start: hosts start at different moments.
-constexpr std::chrono::seconds kJoinTimeout{300};
 
 int64_t env_int(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
   const char* v = std::getenv(name);
@@ -230,6 +228,7 @@ struct Distributed::Impl {
   std::string backend_name;
   std::unique_ptr<Watchdog> watchdog;
   std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds join_timeout{300000};  // dist.join_timeout_s
   int64_t rank = 0, world = 1;
   // Where collectives run: NCCL takes CUDA tensors only, so host tensors (RNG states, votes,
   // step counts) travel through the rank's GPU; Gloo takes them where they are.
@@ -265,7 +264,7 @@ struct Distributed::Impl {
     store->set(stoch::str(name, "/", rank), value);
     std::vector<std::string> keys;
     for (int64_t r = 0; r < world; ++r) keys.push_back(stoch::str(name, "/", r));
-    store->wait(keys, kJoinTimeout);
+    store->wait(keys, join_timeout);
     std::vector<std::string> out;
     for (const auto& v : store->multiGet(keys)) out.emplace_back(v.begin(), v.end());
     // The store lives in rank 0's process: when the values make every rank stop (configs that
@@ -274,7 +273,7 @@ struct Distributed::Impl {
     if (rank == 0) {
       std::vector<std::string> read;
       for (int64_t r = 0; r < world; ++r) read.push_back(stoch::str(name, "/read/", r));
-      store->wait(read, kJoinTimeout);
+      store->wait(read, join_timeout);
     }
     return out;
   }
@@ -311,7 +310,8 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0 && !env.agent_store;
   so.numWorkers = static_cast<size_t>(env.world_size);
-  so.timeout = kJoinTimeout;
+  impl_->join_timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.join_timeout_s * 1000));
+  so.timeout = impl_->join_timeout;
   so.multiTenant = true;
   std::vector<std::string> who;
   try {
@@ -332,7 +332,7 @@ Distributed::Distributed(const WorldEnv& env, const c10::Device& device, const D
                                           env.master_port, " failed: ", what));
     throw std::runtime_error(
         stoch::str("rank ", env.rank, " of ", env.world_size, ": the ranks did not all meet at ",
-                   env.master_addr, ":", env.master_port, " within ", kJoinTimeout.count(), " s (",
+                   env.master_addr, ":", env.master_port, " within ", cfg.join_timeout_s, " s (",
                    what, "); a rank that failed before joining says why in its own output"));
   }
   check_configs_agree(impl_->exchange("config", checks.config_text), who);
