@@ -252,7 +252,25 @@ TEST_F(DataParallel, DqnRefusesSeveralRanks) {
                                  "/configs/rl/cartpole.yaml --nproc 2 --run-dir " + dir_ +
                                  "/dqn --set train.steps=2");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("task dqn trains in one process only"), std::string::npos) << r.output;
+  // Said once, by the launcher, before any rank starts.
+  const std::string refusal = "task dqn trains in one process only";
+  const auto at = r.output.find(refusal);
+  EXPECT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(refusal, at + 1), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("rank 1"), std::string::npos) << r.output;
+  EXPECT_FALSE(test::fs::exists(dir_ + "/dqn")) << r.output;
+  // A one-process DQN run resumed on two ranks is refused for the same reason, not for its
+  // world size.
+  const std::string run = dir_ + "/dqn1";
+  ASSERT_EQ(test::run_stoch(std::string("train ") + STOCH_SOURCE_DIR +
+                            "/configs/rl/cartpole.yaml --run-dir " + run +
+                            " --set train.steps=2 --set train.ckpt_every=2")
+                .code,
+            0);
+  const auto resumed = test::run_stoch("resume " + run + " --nproc 2 --set train.steps=4");
+  EXPECT_EQ(resumed.code, 2) << resumed.output;
+  EXPECT_NE(resumed.output.find(refusal), std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("grad_accum"), std::string::npos) << resumed.output;
 }
 
 TEST_F(DataParallel, BackendsThatDoNotFitTheDeviceAreRefused) {

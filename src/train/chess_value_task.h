@@ -71,7 +71,6 @@ class ChessValueTask : public Task {
 
   torch::nn::Module& model() override { return *net_; }
   torch::Tensor train_loss(int64_t micro) override;
-  bool split_over_ranks(int64_t world_size) override { return true; }
   int64_t units_per_micro() const override { return batch_size_; }
   std::string rate_name() const override { return "positions_per_s"; }
   Metrics evaluate(int64_t step) override;

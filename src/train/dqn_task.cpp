@@ -82,7 +82,7 @@ MemoryEstimate estimate_dqn_memory(const ExperimentConfig& cfg, int64_t /*world_
 
 const bool registered = register_task<DqnSections, DqnTask>(
     "dqn", "online value-based RL (DQN family) with any value loss as the head", "eval/return_mean",
-    estimate_dqn_memory);
+    estimate_dqn_memory, /*language_model=*/false, /*one_process=*/true);
 
 }  // namespace
 

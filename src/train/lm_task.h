@@ -27,7 +27,6 @@ class LmTask : public Task {
 
   torch::nn::Module& model() override { return *model_; }
   torch::Tensor train_loss(int64_t micro) override;
-  bool split_over_ranks(int64_t /*world_size*/) override { return true; }
   int64_t units_per_micro() const override { return batch_size_ * context_; }
   double flops_per_unit() const override;
   Metrics evaluate(int64_t step) override;

@@ -34,11 +34,6 @@ class Task {
   // and the task's construction, so a resumed run sees exactly the data it would have seen.
   virtual torch::Tensor train_loss(int64_t micro) = 0;
 
-  // Data-parallel training over `world_size` processes, rank r computing micro-batches
-  // (step * world_size + r) * grad_accum + j. Returns false when the task cannot train that
-  // way (its data is not a pure function of the micro-batch number, e.g. acting in environments).
-  virtual bool split_over_ranks(int64_t world_size) { return world_size == 1; }
-
   // The micro-batches of one optimiser step over every rank, told before the first train_loss
   // (and again after a rollback's restart): grad_accum x world size, or, after a resume on
   // another number of ranks, the run's own count that the checkpoint holds. A task whose data
@@ -106,6 +101,10 @@ struct TaskEntry {
   std::string primary_metric;
   // It trains an LmTask (a GPT on a token source): sample, speculate and export read its runs.
   bool language_model = false;
+  // It trains in one process only: its data is not a pure function of the micro-batch number
+  // (acting in environments), so ranks cannot split a step's micro-batches between them. A
+  // data-parallel task has rank r compute micro-batches (step * world_size + r) * grad_accum + j.
+  bool one_process = false;
 };
 
 // Registers task class T, built from (config, device), whose own config sections are Sections:
@@ -113,12 +112,15 @@ struct TaskEntry {
 template <class Sections, class T>
 bool register_task(const std::string& name, std::string doc, std::string primary_metric,
                    decltype(TaskEntry::estimate_memory) estimate_memory = {},
-                   bool language_model = false) {
+                   bool language_model = false, bool one_process = false) {
   return registry<TaskEntry>().add(
-      name, TaskEntry{std::move(doc), [] { return std::make_shared<Sections>(); },
-                      [](const ExperimentConfig& cfg, const torch::Device& device)
-                          -> std::unique_ptr<Task> { return std::make_unique<T>(cfg, device); },
-                      std::move(estimate_memory), std::move(primary_metric), language_model});
+      name,
+      TaskEntry{
+          std::move(doc), [] { return std::make_shared<Sections>(); },
+          [](const ExperimentConfig& cfg, const torch::Device& device) -> std::unique_ptr<Task> {
+            return std::make_unique<T>(cfg, device);
+          },
+          std::move(estimate_memory), std::move(primary_metric), language_model, one_process});
 }
 
 }  // namespace stoch::train

@@ -2,6 +2,10 @@
 
 #include <memory>
 
+#include "core/errors.h"
+#include "core/registry.h"
+#include "core/strings.h"
+#include "train/task.h"
 #include "train/training_loop.h"
 
 namespace stoch::train {
@@ -25,6 +29,12 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 void check_run(ExperimentConfig& cfg) {
   // Not resuming, so the loop reads nothing under the run directory, and only run() writes.
   TrainingLoop loop(cfg, /*run_dir=*/"", /*resume=*/false);
+}
+
+void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size) {
+  if (world_size > 1 && registry<TaskEntry>().get(cfg.task, "task").one_process)
+    throw InputError(stoch::str("WORLD_SIZE=", world_size, ": task ", cfg.task,
+                                " trains in one process only; drop --nproc (or torchrun)"));
 }
 
 }  // namespace stoch::train

@@ -25,4 +25,8 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 // model.d_model, a hook needing a language model) is found here, not by parsing.
 void check_run(ExperimentConfig& cfg);
 
+// Throws InputError when cfg's task cannot train on `world_size` ranks (it trains in one
+// process only). Launchers call it before starting ranks, so that it is said once.
+void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size);
+
 }  // namespace stoch::train

@@ -13,6 +13,7 @@
 #include "core/torch/model_tensors.h"
 #include "train/rank_state.h"
 #include "train/schedule.h"
+#include "train/trainer.h"
 
 namespace stoch::train {
 namespace {
@@ -64,6 +65,7 @@ void TrainingLoop::set_up() {
                                 " workers need run.device cpu, not ", device_.str()));
 
   check_schedule(cfg_.schedule);
+  check_world_size_allowed(cfg_, W_);
   if (W_ > 1) data_parallel_backend(device_, cfg_.dist.backend);
   // Before anything large is allocated: a run that cannot fit is refused, not killed later.
   if (entry.estimate_memory) {
@@ -73,9 +75,6 @@ void TrainingLoop::set_up() {
   }
   task_ = entry.make(cfg_, device_);
   if (!resume_) task_->start_fresh();
-  if (!task_->split_over_ranks(W_))
-    throw InputError(stoch::str("WORLD_SIZE=", W_, ": task ", cfg_.task,
-                                " trains in one process only; drop --nproc (or torchrun)"));
   // Dropout masks differ between ranks, as they differ between micro-batches of one process.
   if (world_.rank > 0)
     torch::manual_seed(static_cast<uint64_t>(cfg_.run.seed) +

@@ -69,7 +69,6 @@ class ValueRegressionTask : public Task {
 
   torch::nn::Module& model() override { return *net_; }
   torch::Tensor train_loss(int64_t micro) override;
-  bool split_over_ranks(int64_t) override { return true; }
   void set_micro_batches_per_step(int64_t n) override { micros_per_step_ = n; }
   int64_t units_per_micro() const override { return batch_size_; }
   std::string rate_name() const override { return "samples_per_s"; }
