@@ -37,9 +37,12 @@ class BigramLmImpl : public models::LanguageModelImpl {
   torch::Tensor out;
 };
 
+// It reads no n_layer or mlp_ratio: its FLOPs and kept activations are its own, not GPT's.
 const bool registered = models::register_language_model<BigramLmImpl>(
-    "test_bigram", "test only: an embedding, then a separate unembedding",
-    [](const models::LmConfig& c) { return 2 * c.vocab_size * c.d_model; });
+    "test_bigram", {"test only: an embedding, then a separate unembedding",
+                    [](const models::LmConfig& c) { return 2 * c.vocab_size * c.d_model; },
+                    [](const models::LmConfig&) { return 0.0; },
+                    [](const models::LmConfig& c) { return static_cast<double>(c.d_model); }});
 
 std::string bigram_config(const std::string& extra_model = "") {
   return "task: lm\n"
@@ -84,6 +87,16 @@ TEST(LanguageModelArch, ABigramModelTrainsThroughTheLmTask) {
   const auto ids = generate::sample_plain(task.language_model(), {0}, 20, {1.0, 0, 1.0, 8}, gen);
   ASSERT_EQ(ids.size(), 21u);
   for (const auto id : ids) EXPECT_TRUE(id >= 0 && id < 8) << id;
+}
+
+// The memory estimate counts the architecture's own activations: GPT's formula would count
+// 100000 layers of a model that has none and refuse the run.
+TEST(LanguageModelArch, TheMemoryEstimateIsTheArchitectures) {
+  const std::string dir = test::temp_dir("lm_arch_memory");
+  auto cfg = parse_text(dir, bigram_config(", n_layer: 100000, mlp_ratio: 64"));
+  const auto need = registry<train::TaskEntry>().get("lm", "task").estimate_memory(cfg, 1);
+  EXPECT_LT(need.total(), 64e6) << need.describe();
+  EXPECT_NO_THROW(train::check_run(cfg));
 }
 
 TEST(LanguageModelArch, GptOnlyFeaturesRefuseOtherArchitectures) {

@@ -178,9 +178,23 @@ int64_t gpt_parameter_count(const LmConfig& c) {
          norm;
 }
 
+// PaLM's count (appendix B), as nanoGPT and llm.c use it: 12 L d T FLOPs per token for
+// attention's scores and weighted sums, forward and backward.
+double gpt_attention_flops(const LmConfig& c) {
+  return 12.0 * static_cast<double>(c.n_layer * c.d_model * c.context);
+}
+
+// Per layer and position a backward pass keeps at least the block's inputs and outputs of its
+// products (ln1, qkv, attention, projection, ln2, the MLP's two widths); attention scores and
+// LibTorch's workspaces come on top.
+double gpt_kept_floats(const LmConfig& c) {
+  return static_cast<double>(c.n_layer) * (7 + 2 * static_cast<double>(c.mlp_ratio)) *
+         static_cast<double>(c.d_model);
+}
+
 const bool registered = register_language_model<GptImpl>(
-    "gpt", "GPT-2-style decoder: pre-norm blocks, GELU MLP, tied embeddings", gpt_parameter_count,
-    /*gpt2_format=*/true);
+    "gpt", {"GPT-2-style decoder: pre-norm blocks, GELU MLP, tied embeddings", gpt_parameter_count,
+            gpt_attention_flops, gpt_kept_floats, /*gpt2_format=*/true});
 
 }  // namespace
 

@@ -20,9 +20,15 @@ class LanguageModelImpl;
 
 struct LmArchEntry {
   std::string doc;
-  std::function<std::shared_ptr<LanguageModelImpl>(const LmConfig&)> make;
-  std::function<int64_t(const LmConfig&)> parameter_count;  // before building (memory estimate)
+  // From the config alone, before building: the parameter count (memory estimate) ...
+  std::function<int64_t(const LmConfig&)> parameter_count;
+  // ... the FLOPs per token of a training step beyond 6 per parameter (attention's scores and
+  // weighted sums: the throughput log's FLOPs and MFU) ...
+  std::function<double(const LmConfig&)> extra_flops_per_token;
+  // ... and the floats a backward pass keeps per token at least, all layers (memory estimate).
+  std::function<double(const LmConfig&)> kept_floats_per_token;
   bool gpt2_format = false;  // `stoch export --format hf-gpt2` and model.init_from read/write it
+  std::function<std::shared_ptr<LanguageModelImpl>(const LmConfig&)> make;  // filled by register
 };
 
 // The `model` section of the lm task.
@@ -112,17 +118,14 @@ class LanguageModelImpl : public torch::nn::Module {
   LmConfig cfg_;
 };
 
-// Registers architecture M (constructible from an LmConfig) under `name`.
+// Registers architecture M (constructible from an LmConfig) under `name`; `entry` leaves make
+// empty.
 template <class M>
-bool register_language_model(const std::string& name, std::string doc,
-                             std::function<int64_t(const LmConfig&)> parameter_count,
-                             bool gpt2_format = false) {
-  return registry<LmArchEntry>().add(
-      name, LmArchEntry{std::move(doc),
-                        [](const LmConfig& c) -> std::shared_ptr<LanguageModelImpl> {
-                          return std::make_shared<M>(c);
-                        },
-                        std::move(parameter_count), gpt2_format});
+bool register_language_model(const std::string& name, LmArchEntry entry) {
+  entry.make = [](const LmConfig& c) -> std::shared_ptr<LanguageModelImpl> {
+    return std::make_shared<M>(c);
+  };
+  return registry<LmArchEntry>().add(name, std::move(entry));
 }
 
 // The architecture cfg.arch names, built from cfg (vocab_size resolved).

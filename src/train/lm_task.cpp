@@ -69,12 +69,12 @@ LmTask::LmTask(const ExperimentConfig& cfg, const torch::Device& device)
 }
 
 // PaLM's count (appendix B), as nanoGPT and llm.c use it: 6 FLOPs per parameter and token for
-// the products of the forward and backward passes, plus 12 L d T for attention's scores and
-// weighted sums. The position embedding is a lookup, not a product.
+// the products of the forward and backward passes, plus what the architecture adds (attention's
+// scores and weighted sums). The position embedding is a lookup, not a product.
 double LmTask::flops_per_unit() const {
   const auto& c = model_->config();
   return 6.0 * static_cast<double>(model_->num_parameters(/*exclude_position_embedding=*/true)) +
-         12.0 * static_cast<double>(c.n_layer * c.d_model * c.context);
+         registry<models::LmArchEntry>().get(c.arch, "model.arch").extra_flops_per_token(c);
 }
 
 // The Bayes-optimal loss on the very windows evaluation uses: the floor a model of this context
@@ -196,9 +196,7 @@ std::string LmTask::summary(const Metrics& last_eval) const {
 
 namespace {
 
-// Lower bounds (train/memory_estimate.h): per layer and position a backward pass keeps at least
-// the block's inputs and outputs of its products (ln1, qkv, attention, projection, ln2, the
-// MLP's two widths); attention scores and LibTorch's workspaces come on top.
+// Lower bounds (train/memory_estimate.h); the architecture counts the activations it keeps.
 MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_size) {
   const auto& s = cfg.task_sections<LmSections>();
   models::LmConfig mc = s.model;
@@ -208,7 +206,6 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
     mc.vocab_size = least > 0 ? least : s.data.vocab_size;
   }
   const double B = static_cast<double>(cfg.train.batch_size), T = static_cast<double>(mc.context);
-  const double d = static_cast<double>(mc.d_model), L = static_cast<double>(mc.n_layer);
   const bool sharded = world_size > 1 && cfg.dist.shard != "none";
   MemoryEstimate e;
   add_training_state(e, static_cast<double>(mc.parameter_count()),
@@ -221,8 +218,9 @@ MemoryEstimate estimate_lm_memory(const ExperimentConfig& cfg, int64_t world_siz
   // could be refused.
   const bool bf16 = use_bf16_autocast(cfg.run.precision, resolve_device(cfg.run.device),
                                       /*language_model=*/true);
-  e.add("activations",
-        (bf16 ? 2 : 4) * workers * B * T * L * (7 + 2 * static_cast<double>(mc.mlp_ratio)) * d,
+  const double kept =
+      registry<models::LmArchEntry>().get(mc.arch, "model.arch").kept_floats_per_token(mc);
+  e.add("activations", (bf16 ? 2 : 4) * workers * B * T * kept,
         "train.batch_size (raise train.grad_accum to keep the batch), model.context or the "
         "model's size");
   const double rows = mc.ce_chunk_rows > 0 ? std::min<double>(B * T, mc.ce_chunk_rows) : B * T;
