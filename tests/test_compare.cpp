@@ -31,6 +31,7 @@ std::map<std::string, std::string> task_metrics() {
   std::map<std::string, std::string> out;
   for (const auto& name : stoch::registry<stoch::train::TaskEntry>().names())
     out[name] = stoch::registry<stoch::train::TaskEntry>().get(name, "task").primary_metric;
+  out[""] = out[stoch::train::ExperimentConfig().task];  // as the cli passes it
   return out;
 }
 

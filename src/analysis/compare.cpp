@@ -189,7 +189,7 @@ std::string default_metric(const std::vector<std::string>& paths,
   const std::string config = (fs::path(find_run_dirs(paths).front()) / "config.yaml").string();
   const config::Node root = config::load_file(config);
   const config::Node* task = root.find("task");
-  const std::string name = task ? task->scalar : "lm";  // lm is the config's default task
+  const std::string name = task ? task->scalar : "";  // task_metrics maps "" to the default's
   const auto it = task_metrics.find(name);
   if (it == task_metrics.end() || it->second.empty())
     throw InputError(str(config, ": task ", name, " has no default metric; pass --metric"));

@@ -129,7 +129,8 @@ std::optional<bool> metric_direction(const std::string& metric);
 bool minimize_metric(const std::string& metric, const std::string& mode);
 
 // What the runs' task is judged by: the first run's config.yaml names the task, `task_metrics`
-// maps it to its metric; InputError for a task it does not list.
+// maps it to its metric ("" to the default task's, for a config.yaml without `task`);
+// InputError for a task it does not list.
 std::string default_metric(const std::vector<std::string>& paths,
                            const std::map<std::string, std::string>& task_metrics);
 

@@ -27,7 +27,7 @@ constexpr const char* kDefaultPython = "";
 struct CompareArgs {
   std::vector<std::string> paths;
   std::string metric;  // empty: the runs' task's own (analysis::default_metric)
-  std::vector<std::string> task_keys = {"env.name"};
+  std::vector<std::string> task_keys = analysis::CompareOptions().task_keys;
   bool task_keys_given = false;
   std::string normalize;
   bool task_bootstrap = false;
@@ -44,13 +44,15 @@ std::map<std::string, std::string> task_metrics() {
   std::map<std::string, std::string> out;
   for (const auto& name : registry<train::TaskEntry>().names())
     out[name] = registry<train::TaskEntry>().get(name, "task").primary_metric;
+  out[""] = out[train::ExperimentConfig().task];  // a config.yaml without `task`: its default
   return out;
 }
 
 std::string default_metrics_help() {
   std::string help;
   for (const auto& [task, metric] : task_metrics())
-    if (!metric.empty()) help += (help.empty() ? "" : ", ") + metric + " for " + task;
+    if (!metric.empty() && !task.empty())
+      help += (help.empty() ? "" : ", ") + metric + " for " + task;
   return help;
 }
 

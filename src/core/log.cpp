@@ -106,16 +106,6 @@ void set_file(const std::string& file) {
   sinks.push_back(g_file);
 }
 
-void close_file() {
-  std::lock_guard<std::recursive_mutex> lock(g_mu);
-  if (!g_file) return;
-  g_file->flush();
-  auto& sinks = logger().sinks();
-  sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file), sinks.end());
-  g_file.reset();
-  g_pending.clear();  // lines after this belong to whatever file comes next
-}
-
 void debug(const std::string& msg) {
   emit(spdlog::level::debug, msg);
 }

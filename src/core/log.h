@@ -11,7 +11,6 @@ enum class Level { kDebug, kInfo, kWarn, kError };
 // Console logging to stderr; when `file` is non-empty, also appends to that file.
 void init(const std::string& file = "", Level console = Level::kInfo);
 void set_file(const std::string& file);  // starts (or replaces) the file sink
-void close_file();
 
 void debug(const std::string& msg);
 void info(const std::string& msg);

@@ -73,7 +73,8 @@ struct HookEntry {
   bool sampling_probe = false;
 };
 
-// Registers hook class H, configured by Params (its `hooks[i].params` section), under `name`,
+// Registers hook class H, configured by Params (the keys beside `name` and `every` in its
+// `hooks` list item), under `name`,
 // e.g. register_hook<EntropyParams, EntropyHook>("entropy", "...", Needs::kLm).
 template <class Params, class H>
 bool register_hook(const std::string& name, std::string doc, Needs needs,

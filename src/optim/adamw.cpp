@@ -66,12 +66,6 @@ AdamW::AdamW(std::vector<Param> params, OptimConfig cfg) : cfg_(cfg) {
   }
 }
 
-int64_t AdamW::num_decayed() const {
-  int64_t n = 0;
-  for (const auto& s : slots_) n += s.decay ? s.param.numel() : 0;
-  return n;
-}
-
 void AdamW::zero_grad() {
   for (auto& s : slots_) s.param.mutable_grad() = torch::Tensor();
 }

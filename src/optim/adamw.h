@@ -70,7 +70,6 @@ class AdamW {
 
   TensorList state() const;              // moments and step counts, by parameter name
   void load_state(const TensorList& s);  // throws InputError when names or shapes differ
-  int64_t num_decayed() const;
   // A helper lane takes half of each host update (null: none; the same values either way).
   void set_lane(Lane* lane) { lane_ = lane; }
 

@@ -99,7 +99,8 @@ struct TaskEntry {
   std::function<MemoryEstimate(const ExperimentConfig&, int64_t world_size)> estimate_memory;
   // The metric its summary line reports, what `stoch compare` compares by default.
   std::string primary_metric;
-  // It trains an LmTask (a GPT on a token source): sample, speculate and export read its runs.
+  // It trains an LmTask (a language model of any model.arch on a token source): sample,
+  // speculate and export read its runs.
   bool language_model = false;
   // It trains in one process only: its data is not a pure function of the micro-batch number
   // (acting in environments), so ranks cannot split a step's micro-batches between them. A

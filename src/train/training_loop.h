@@ -4,7 +4,7 @@
 // run_hook, save. trainer.cpp runs it and starts it again after a rollback.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/nn/module.h>
 
 #include <chrono>
 #include <functional>
@@ -97,6 +97,7 @@ class TrainingLoop {
   std::unique_ptr<optim::AdamW> optim_;
   std::unique_ptr<ShardedAdamW> zero_;  // the optimiser of a sharded run, made once ranks join
   TensorList saved_optim_;              // restored optimiser state, loaded once the ranks join
+  std::string saved_optim_dir_;         // the checkpoint it came from
   std::vector<std::unique_ptr<hooks::Hook>> hooks_;
   CheckpointStore store_;
   Rollbacks rollbacks_;

@@ -79,8 +79,6 @@ class ValueRegressionTask : public Task {
   void load_state(const Checkpoint& ckpt) override;
 
   int64_t phase_of_step(int64_t step) const;
-  // value.support's current bounds, in target units (v_min, v_max when fixed).
-  value::Bounds support_bounds() const { return bounds_; }
   const torch::Tensor& inputs() const { return inputs_; }
   const torch::Tensor& targets() const { return targets_; }  // [phases, num_inputs], clean
 

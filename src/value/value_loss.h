@@ -20,7 +20,7 @@ namespace stoch::value {
 std::vector<std::string> value_loss_names();
 
 struct ValueLossConfig {
-  std::string loss = "hl_gauss";  // mse | huber | two_hot | hl_gauss | c51 | mse_on_expectation
+  std::string loss = "hl_gauss";  // a registered ValueLossEntry (value_loss_names())
   int64_t num_bins = 101;
   double v_min = -10.0, v_max = 10.0;
   double sigma_ratio = 0.75;  // hl_gauss: sigma = sigma_ratio * bin width
