@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/metrics.h"
+#include "core/torch/checkpoint.h"
 #include "core/whole_file.h"
 #include "test_util.h"
 
@@ -209,6 +210,23 @@ TEST_F(Resume, ARefusedResumeDoesNotWriteItsSets) {
   test::fs::remove(test::checkpoint_dir(run, 5) + "/model.safetensors");
   test::expect_refused("resume " + run + " --set train.steps=10", "no checkpoint verifies");
   EXPECT_EQ(test::read_text(run + "/config.yaml"), config);
+}
+
+// A checkpoint whose files verify but whose state this build cannot take (here an optimizer
+// state without one of its tensors) is refused naming the checkpoint, not with a bare "lacks".
+TEST_F(Resume, StateACheckpointCannotTakeNamesTheCheckpoint) {
+  const std::string run = dir_ + "/lacks";
+  ASSERT_EQ(test::run_stoch("train " + cfg_ + " --run-dir " + run + " --set train.steps=5").code,
+            0);
+  CheckpointStore store(run);
+  auto ckpt = store.load(5);
+  auto& optim = ckpt.tensors.at("optimizer");
+  ASSERT_FALSE(optim.empty());
+  optim.erase(optim.begin());
+  test::fs::remove_all(ckpt.dir);
+  store.save(ckpt, /*keep_last=*/3);
+  test::expect_refused("resume " + run + " --set train.steps=10",
+                       test::checkpoint_dir(run, 5) + ": optimizer state lacks ");
 }
 
 // A resume that finds no checkpoint starts over: step 0's lines (the data line) are written

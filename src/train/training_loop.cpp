@@ -18,6 +18,18 @@
 namespace stoch::train {
 namespace {
 
+// A checkpoint whose files verify can still hold state this build cannot take (another version's
+// replay buffer, a hand-edited state.json): the message names the checkpoint.
+void naming_checkpoint(const std::string& dir, const std::function<void()>& load) {
+  try {
+    load();
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    if (what.find(dir) != std::string::npos) throw;
+    throw InputError(stoch::str(dir, ": ", what));
+  }
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn::Module& m) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
@@ -130,14 +142,17 @@ void TrainingLoop::restore() {
   saved_optim_ = whole_optimizer_state(*ckpt, param_shapes(*model_));
   restore_rng(ckpt->tensors["rng"], device_, world_.rank, saved_world != W_,
               ckpt->dir + "/rng.safetensors");
-  task_->load_state(*ckpt);
-  for (size_t i = 0; i < hooks_.size(); ++i) {
-    auto it = ckpt->tensors.find(hooks::state_key(i));
-    if (it != ckpt->tensors.end()) hooks_[i]->load_state(it->second);
-  }
-  state_->restore(ckpt->state, main_rank_);
+  saved_optim_dir_ = ckpt->dir;
+  naming_checkpoint(ckpt->dir, [&] {
+    task_->load_state(*ckpt);
+    for (size_t i = 0; i < hooks_.size(); ++i) {
+      auto it = ckpt->tensors.find(hooks::state_key(i));
+      if (it != ckpt->tensors.end()) hooks_[i]->load_state(it->second);
+    }
+    state_->restore(ckpt->state, main_rank_);
+    if (guard_ && ckpt->state.contains("update_guard")) guard_->load(ckpt->state["update_guard"]);
+  });
   from_checkpoint_ = true;
-  if (guard_ && ckpt->state.contains("update_guard")) guard_->load(ckpt->state["update_guard"]);
   log::info(stoch::str("resumed from ", ckpt->dir, " (step ", state_->step, ")"));
 }
 
@@ -219,10 +234,12 @@ int TrainingLoop::run(const std::function<void()>& on_ready,
   else
     log::info(stoch::str("optimizer state: ", format_number(full_mb, 4), " MB on every rank"));
   if (!saved_optim_.empty()) {
-    if (zero_)
-      zero_->load_state(saved_optim_);
-    else
-      optim_->load_state(saved_optim_);
+    naming_checkpoint(saved_optim_dir_, [&] {
+      if (zero_)
+        zero_->load_state(saved_optim_);
+      else
+        optim_->load_state(saved_optim_);
+    });
     saved_optim_.clear();
   }
   open_metrics();
