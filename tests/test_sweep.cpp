@@ -432,6 +432,39 @@ TEST(Sweep, RunsUseTheSweepsOwnExecutableWhenItsFileIsReplaced) {
   EXPECT_EQ(test::train_losses(dir + "/sw/seed=2").size(), 400u);
 }
 
+// One setup and seed trained twice (a value written two ways, now or by an earlier call) was
+// counted by compare as two samples, narrowing its intervals.
+TEST(Sweep, OneRunWrittenTwoWaysIsRefused) {
+  const std::string dir = test::temp_dir("sweep");
+  test::write_text(dir + "/c.yaml", test::tiny_lm_config(4));
+  const std::string sweep = "sweep " + dir + "/c.yaml --seeds 1 --out " + dir + "/sw";
+  auto r = test::run_stoch(sweep + " --grid model.bias=true,True");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--grid: model.bias=true,seed=1 and model.bias=True,seed=1 are one run"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/sw"));
+  ASSERT_EQ(test::run_stoch(sweep + " --grid optim.lr=0.001").code, 0);
+  r = test::run_stoch(sweep + " --grid optim.lr=1e-3,0.002");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--grid: optim.lr=1e-3,seed=1 is the run " + dir +
+                          "/sw/optim.lr=0.001,seed=1 already holds"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(test::fs::exists(dir + "/sw/optim.lr=0.002,seed=1"));
+  // Another value is another run, beside the first.
+  r = test::run_stoch(sweep + " --grid optim.lr=0.002");
+  EXPECT_EQ(r.code, 0) << r.output;
+  // compare refuses a copy of a run as a second sample.
+  test::fs::copy(dir + "/sw/optim.lr=0.001,seed=1", dir + "/copy",
+                 test::fs::copy_options::recursive);
+  r = test::run_stoch("compare " + dir + "/sw " + dir + "/copy --python none");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(" are one setup with one run.seed (1): the same run twice"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   const std::string dir = test::temp_dir("sweep");
   test::write_text(dir + "/c.yaml", test::tiny_lm_config(10));

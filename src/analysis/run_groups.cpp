@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
 #include "core/errors.h"
 #include "core/run_lock.h"
@@ -266,6 +268,22 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
   ignored.insert(ignored.end(), same_setup.begin(), same_setup.end());
   set.groups = group_runs(std::move(runs), ignored);
   if (set.groups.size() == 1 && set.tasks.size() > 1) set.groups[0].label = "all runs";
+  // One setup, task and seed twice (a sweep's value written two ways, a run copied) is one
+  // sample: counted twice it would narrow every interval.
+  for (const auto& g : set.groups) {
+    std::map<std::pair<std::string, std::string>, std::string> seen;  // (task, seed) -> dir
+    for (const auto& run : g.runs) {
+      const auto leaves = config::leaves(run.config);
+      const auto seed = leaves.find("run.seed");
+      if (seed == leaves.end()) continue;
+      const auto [first, fresh] = seen.emplace(std::make_pair(run.task, seed->second), run.dir);
+      if (!fresh)
+        throw InputError(str(first->second, " and ", run.dir, " are one setup with one run.seed (",
+                             seed->second,
+                             "): the same run twice, one sample, not two; compare only one of "
+                             "them"));
+    }
+  }
   for (const auto& g : set.groups) {
     std::set<std::string> have;
     for (const auto& run : g.runs) have.insert(run.task);

@@ -71,15 +71,17 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step) {
   return store.load(step);
 }
 
+std::map<std::string, std::string> resolved_leaves(train::ExperimentConfig& cfg,
+                                                   const std::set<std::string>& skip) {
+  auto leaves = config::leaves(config::parse_text(train::to_yaml(cfg, false), "a config"));
+  for (const auto& key : skip) leaves.erase(key);
+  return leaves;
+}
+
 std::optional<ConfigDifference> first_config_difference(train::ExperimentConfig& a,
                                                         train::ExperimentConfig& b,
                                                         const std::set<std::string>& skip) {
-  auto leaves_of = [&](train::ExperimentConfig& cfg) {
-    auto leaves = config::leaves(config::parse_text(train::to_yaml(cfg, false), "a config"));
-    for (const auto& key : skip) leaves.erase(key);
-    return leaves;
-  };
-  const auto in_a = leaves_of(a), in_b = leaves_of(b);
+  const auto in_a = resolved_leaves(a, skip), in_b = resolved_leaves(b, skip);
   const auto key = config::first_differing_key(in_a, in_b);
   if (!key) return std::nullopt;
   const auto value = [&](const std::map<std::string, std::string>& m) {

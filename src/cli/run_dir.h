@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -36,6 +37,10 @@ void check_fresh_run_dir(const std::string& dir);
 // The first key, in sorted order, whose resolved value differs between two configs, with each
 // side's value ("(absent)" where a side lacks the key); nothing when they agree. Keys in `skip`
 // are not compared.
+// Every resolved key of `cfg` with its value, as config.yaml writes it, but the keys in `skip`.
+std::map<std::string, std::string> resolved_leaves(train::ExperimentConfig& cfg,
+                                                   const std::set<std::string>& skip = {});
+
 struct ConfigDifference {
   std::string key, a, b;
 };

@@ -72,6 +72,34 @@ std::string first_difference(train::ExperimentConfig& want, const std::string& d
                     d->b);
 }
 
+// A run folder in `out` that is none of `runs` (an earlier call's grid) but holds a run of one
+// of `setups` (resolved config but run.threads, to run name): that run, said as a line.
+std::optional<std::string> same_run_under_another_name(
+    const std::string& out, const std::vector<SweepRun>& runs,
+    const std::map<std::map<std::string, std::string>, std::string>& setups) {
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return std::nullopt;
+  std::set<std::string> names;
+  for (const auto& r : runs) names.insert(r.name);
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string file = (entry.path() / "config.yaml").string();
+    if (names.count(name) || !fs::is_regular_file(file, ec)) continue;
+    try {
+      auto cfg = train::parse_experiment(train::load_config(file, {}));
+      const auto same = setups.find(resolved_leaves(cfg, {"run.threads"}));
+      if (same != setups.end())
+        return stoch::str("--grid: ", same->second, " is the run ", entry.path().string(),
+                          " already holds (an earlier call's value written another way: their "
+                          "resolved configs and seeds agree); write the value as that run's "
+                          "folder does, or drop it");
+    } catch (const InputError&) {
+      // Not a run this stoch reads (another task's, a damaged file): compare says so.
+    }
+  }
+  return std::nullopt;
+}
+
 // The message of an error line as stoch's console prints it ("12:34:56 error MESSAGE"); the
 // line itself when it has another form.
 std::string error_message(const std::string& line) {
@@ -197,10 +225,19 @@ int sweep(const SweepArgs& a) {
   const config::Node base = train::load_config(a.config, a.sets);
   std::vector<Progress> progress;
   std::vector<std::string> differing;  // runs begun with other settings than this call's
+  // Each run's resolved config but run.threads (which the sweep sets), to its name: one setup
+  // and seed twice would be one sample that compare counts twice.
+  std::map<std::map<std::string, std::string>, std::string> setups;
+  std::optional<std::string> twice;
   for (const auto& r : runs) {
     config::Node point = base;
     for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
     auto cfg = train::parse_experiment(point);
+    const auto [same, fresh] = setups.emplace(resolved_leaves(cfg, {"run.threads"}), r.name);
+    if (!fresh && !twice)
+      twice = stoch::str("--grid: ", same->second, " and ", r.name,
+                         " are one run (a value written two ways: their resolved configs "
+                         "agree); give each value once");
     const std::string dir = out + "/" + r.name;
     progress.push_back(progress_of(dir, cfg.train.steps));
     // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
@@ -211,6 +248,9 @@ int sweep(const SweepArgs& a) {
     for (const auto& d : differing) log::warn("sweep: " + d);
     return print_status(out, runs, progress, a.jobs);
   }
+  if (twice) throw InputError(*twice);
+  if (const auto earlier = same_run_under_another_name(out, runs, setups))
+    throw InputError(*earlier);
   if (!differing.empty())
     throw InputError(stoch::str(
         differing[0], " (", counted(static_cast<int64_t>(differing.size()), "run"),
