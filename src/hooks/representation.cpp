@@ -1,4 +1,5 @@
-// Hook "representation": health of a value network's features on held-out inputs:
+// Hook "representation": health of a value network's features on the task's evaluation inputs
+// (value_regression: the first of its training inputs, which are all it has):
 //   diag/srank, diag/effective_rank   of the penultimate features (the head's input)
 //   diag/dormant, diag/dormant_layer<k>  share of dormant hidden units (all layers, each layer)
 #include <torch/torch.h>
@@ -22,7 +23,10 @@ struct RepresentationParams : config::VisitableOf<RepresentationParams> {
       Spec().above(0).at_most(1));
     v("tau", tau, "a unit is dormant when its mean |activation| / the layer's mean is at most tau",
       Spec().at_least(0));
-    v("max_inputs", max_inputs, "held-out inputs to measure on", Spec().at_least(1));
+    v("max_inputs", max_inputs,
+      "inputs to measure on, the first of the task's evaluation inputs (value_regression has no "
+      "held-out inputs: its training inputs)",
+      Spec().at_least(1));
   }
 };
 
