@@ -3,8 +3,12 @@
 // environment (STOCH_CACHE, XDG_CACHE_HOME, HOME).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <iterator>
 #include <optional>
+#include <set>
 
 #include "core/errors.h"
 #include "data/chess/fen_tokens.h"
@@ -149,6 +153,25 @@ TEST(ChessMoveCache, TheKeyFollowsTheHeldOutFile) {
   EXPECT_NE(a, chess::move_cache_key(dir + "/val.bin", "Stockfish 15.1", "depth 4"));
   test::write_text(dir + "/val.bin", std::string(127, 'a') + "b");
   EXPECT_NE(a, chess::move_cache_key(dir + "/val.bin", "Stockfish 15.1", "depth 3"));
+}
+
+// The folder keeps the most recently used files: one read now counts as recent, however old.
+TEST(ChessMoveCache, OnlyTheMostRecentlyUsedFilesAreKept) {
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("move_cache_lru");
+  const auto now = fs::file_time_type::clock::now();
+  for (int i = 0; i < 10; ++i) {
+    const std::string f = dir + "/" + std::to_string(i) + ".txt";
+    test::write_text(f, "x");
+    fs::last_write_time(f, now - std::chrono::hours(10 - i));  // 0.txt the oldest
+  }
+  test::write_text(dir + "/other.bin", "not a cache file");
+  chess::keep_recent_move_caches(dir + "/0.txt", /*keep=*/4);
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"0.txt", "7.txt", "8.txt", "9.txt", "other.bin"}));
+  chess::keep_recent_move_caches(dir + "/0.txt");  // under the limit: nothing goes
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 5);
 }
 
 }  // namespace

@@ -253,7 +253,7 @@ TEST_F(DataParallel, DqnRefusesSeveralRanks) {
                                  "/dqn --set train.steps=2");
   EXPECT_EQ(r.code, 2) << r.output;
   // Said once, by the launcher, before any rank starts.
-  const std::string refusal = "task dqn trains in one process only";
+  const std::string refusal = "--nproc 2: task dqn trains in one process only";
   const auto at = r.output.find(refusal);
   EXPECT_NE(at, std::string::npos) << r.output;
   EXPECT_EQ(r.output.find(refusal, at + 1), std::string::npos) << r.output;

@@ -460,7 +460,26 @@ TEST(Sweep, OneRunWrittenTwoWaysIsRefused) {
                  test::fs::copy_options::recursive);
   r = test::run_stoch("compare " + dir + "/sw " + dir + "/copy --python none");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find(" are one setup with one run.seed (1): the same run twice"),
+  EXPECT_NE(r.output.find(" are one setup with one run.seed (1): the same run twice, one sample, "
+                          "not two (their configs agree)"),
+            std::string::npos)
+      << r.output;
+  // A begun run is resumed or skipped, even beside a copy of it under another name.
+  test::fs::copy(dir + "/sw/optim.lr=0.001,seed=1", dir + "/sw/optim.lr=1e-3,seed=1",
+                 test::fs::copy_options::recursive);
+  r = test::run_stoch(sweep + " --grid optim.lr=0.001");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("0 to do"), std::string::npos) << r.output;
+  // A thread-scaling grid is no duplicate; the sweep says that compare takes it for one setup,
+  // and compare says why it refuses it.
+  r = test::run_stoch("sweep " + dir + "/c.yaml --seeds 1 --out " + dir +
+                      "/threads --grid run.threads=1,2");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("--grid run.threads changes at most rounding"), std::string::npos)
+      << r.output;
+  r = test::run_stoch("compare " + dir + "/threads --python none");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("they differ only in run.threads, which change at most rounding"),
             std::string::npos)
       << r.output;
 }

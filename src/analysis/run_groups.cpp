@@ -269,19 +269,29 @@ RunSet make_run_set(std::vector<Run> runs, const std::vector<std::string>& task_
   set.groups = group_runs(std::move(runs), ignored);
   if (set.groups.size() == 1 && set.tasks.size() > 1) set.groups[0].label = "all runs";
   // One setup, task and seed twice (a sweep's value written two ways, a run copied) is one
-  // sample: counted twice it would narrow every interval.
+  // sample: counted twice it would narrow every interval. A config.yaml without run.seed ran
+  // with the default seed.
   for (const auto& g : set.groups) {
-    std::map<std::pair<std::string, std::string>, std::string> seen;  // (task, seed) -> dir
+    std::map<std::pair<std::string, std::string>, const Run*> seen;  // (task, seed) -> run
     for (const auto& run : g.runs) {
       const auto leaves = config::leaves(run.config);
       const auto seed = leaves.find("run.seed");
-      if (seed == leaves.end()) continue;
-      const auto [first, fresh] = seen.emplace(std::make_pair(run.task, seed->second), run.dir);
-      if (!fresh)
-        throw InputError(str(first->second, " and ", run.dir, " are one setup with one run.seed (",
-                             seed->second,
-                             "): the same run twice, one sample, not two; compare only one of "
-                             "them"));
+      const std::string s = seed == leaves.end() ? "(default)" : seed->second;
+      const auto [first, fresh] = seen.emplace(std::make_pair(run.task, s), &run);
+      if (fresh) continue;
+      std::vector<std::string> differ;
+      const auto other = config::leaves(first->second->config);
+      for (const auto& [k, v] : leaves)
+        if (k != "run.name" && (!other.count(k) || other.at(k) != v)) differ.push_back(k);
+      for (const auto& [k, v] : other)
+        if (k != "run.name" && !leaves.count(k)) differ.push_back(k);
+      throw InputError(
+          str(first->second->dir, " and ", run.dir, " are one setup with one run.seed (", s,
+              "): the same run twice, one sample, not two (",
+              differ.empty()
+                  ? std::string("their configs agree")
+                  : "they differ only in " + join(differ, ", ") + ", which change at most rounding",
+              "); compare only one of them"));
     }
   }
   for (const auto& g : set.groups) {

@@ -89,7 +89,7 @@ int resume(const ResumeArgs& a) {
           " (its newest checkpoint); a run cannot be shortened (`stoch "
           "eval --checkpoint STEP` evaluates an earlier one)"));
   if (a.nproc > 1) {
-    train::check_world_size_allowed(cfg, a.nproc);
+    train::check_world_size_allowed(cfg, a.nproc, "--nproc");
     train::check_resume_world_size(a.run_dir, a.nproc,
                                    cfg.train.grad_accum);  // said once here, not once per rank
     return launch_local_ranks(a.nproc, rank_args({"resume", a.run_dir}, a.sets));

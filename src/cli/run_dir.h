@@ -34,13 +34,13 @@ Checkpoint load_run_checkpoint(const std::string& run_dir, int64_t step);
 // InputError naming the first thing that is not, so no folder of the user's is written over.
 void check_fresh_run_dir(const std::string& dir);
 
-// The first key, in sorted order, whose resolved value differs between two configs, with each
-// side's value ("(absent)" where a side lacks the key); nothing when they agree. Keys in `skip`
-// are not compared.
 // Every resolved key of `cfg` with its value, as config.yaml writes it, but the keys in `skip`.
 std::map<std::string, std::string> resolved_leaves(train::ExperimentConfig& cfg,
                                                    const std::set<std::string>& skip = {});
 
+// The first key, in sorted order, whose resolved value differs between two configs, with each
+// side's value ("(absent)" where a side lacks the key); nothing when they agree. Keys in `skip`
+// are not compared.
 struct ConfigDifference {
   std::string key, a, b;
 };

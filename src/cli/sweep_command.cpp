@@ -73,10 +73,12 @@ std::string first_difference(train::ExperimentConfig& want, const std::string& d
 }
 
 // A run folder in `out` that is none of `runs` (an earlier call's grid) but holds a run of one
-// of `setups` (resolved config but run.threads, to run name): that run, said as a line.
+// of `setups` (resolved config but the keys in `skip`, to run name): that run, said as a line.
 std::optional<std::string> same_run_under_another_name(
     const std::string& out, const std::vector<SweepRun>& runs,
-    const std::map<std::map<std::string, std::string>, std::string>& setups) {
+    const std::map<std::map<std::string, std::string>, std::string>& setups,
+    const std::set<std::string>& skip) {
+  if (setups.empty()) return std::nullopt;
   std::error_code ec;
   if (!fs::is_directory(out, ec)) return std::nullopt;
   std::set<std::string> names;
@@ -87,12 +89,12 @@ std::optional<std::string> same_run_under_another_name(
     if (names.count(name) || !fs::is_regular_file(file, ec)) continue;
     try {
       auto cfg = train::parse_experiment(train::load_config(file, {}));
-      const auto same = setups.find(resolved_leaves(cfg, {"run.threads"}));
+      const auto same = setups.find(resolved_leaves(cfg, skip));
       if (same != setups.end())
         return stoch::str("--grid: ", same->second, " is the run ", entry.path().string(),
-                          " already holds (an earlier call's value written another way: their "
-                          "resolved configs and seeds agree); write the value as that run's "
-                          "folder does, or drop it");
+                          " already holds under another folder name (their resolved configs and "
+                          "seeds agree: a value written another way, or a key moved between "
+                          "--set and --grid); drop the point, or give it as that run was given");
     } catch (const InputError&) {
       // Not a run this stoch reads (another task's, a damaged file): compare says so.
     }
@@ -225,21 +227,30 @@ int sweep(const SweepArgs& a) {
   const config::Node base = train::load_config(a.config, a.sets);
   std::vector<Progress> progress;
   std::vector<std::string> differing;  // runs begun with other settings than this call's
-  // Each run's resolved config but run.threads (which the sweep sets), to its name: one setup
-  // and seed twice would be one sample that compare counts twice.
-  std::map<std::map<std::string, std::string>, std::string> setups;
+  // Each run's resolved config, to its name: one setup and seed twice would be one sample that
+  // compare counts twice. run.threads is each call's share of the cores, so it is left out,
+  // unless the grid itself varies it (a thread-scaling sweep).
+  const bool grid_threads = std::any_of(a.grid.begin(), a.grid.end(), [](const std::string& g) {
+    return config::split_assignment(g, "--grid").first == "run.threads";
+  });
+  const std::set<std::string> skip =
+      grid_threads ? std::set<std::string>{} : std::set<std::string>{"run.threads"};
+  std::map<std::map<std::string, std::string>, std::string> setups, fresh_setups;
   std::optional<std::string> twice;
   for (const auto& r : runs) {
     config::Node point = base;
     for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
     auto cfg = train::parse_experiment(point);
-    const auto [same, fresh] = setups.emplace(resolved_leaves(cfg, {"run.threads"}), r.name);
+    const std::string dir = out + "/" + r.name;
+    progress.push_back(progress_of(dir, cfg.train.steps));
+    auto leaves = resolved_leaves(cfg, skip);
+    const auto [same, fresh] = setups.emplace(leaves, r.name);
     if (!fresh && !twice)
       twice = stoch::str("--grid: ", same->second, " and ", r.name,
                          " are one run (a value written two ways: their resolved configs "
                          "agree); give each value once");
-    const std::string dir = out + "/" + r.name;
-    progress.push_back(progress_of(dir, cfg.train.steps));
+    // Only a run not begun yet can duplicate one under another name: a begun one is resumed.
+    if (progress.back().state == RunState::kFresh) fresh_setups.emplace(std::move(leaves), r.name);
     // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
     if (progress.back().state != RunState::kFresh)
       if (auto d = first_difference(cfg, dir); !d.empty()) differing.push_back(std::move(d));
@@ -249,8 +260,18 @@ int sweep(const SweepArgs& a) {
     return print_status(out, runs, progress, a.jobs);
   }
   if (twice) throw InputError(*twice);
-  if (const auto earlier = same_run_under_another_name(out, runs, setups))
+  if (const auto earlier = same_run_under_another_name(out, runs, fresh_setups, skip))
     throw InputError(*earlier);
+  // compare takes runs that differ only in such keys for one setup (and refuses one seed twice).
+  const auto rounding_only = train::same_setup_keys();
+  for (const auto& g : a.grid) {
+    const std::string key = config::split_assignment(g, "--grid").first;
+    if (std::find(rounding_only.begin(), rounding_only.end(), key) != rounding_only.end())
+      log::warn(stoch::str("sweep: --grid ", key,
+                           " changes at most rounding (`stoch config` says "
+                           "so): compare counts its values as one setup, and refuses two runs of "
+                           "one seed"));
+  }
   if (!differing.empty())
     throw InputError(stoch::str(
         differing[0], " (", counted(static_cast<int64_t>(differing.size()), "run"),

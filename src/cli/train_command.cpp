@@ -124,8 +124,8 @@ int train(const TrainArgs& a) {
   // ranks would race rank 0's writes (its config.yaml.tmp.PID) into the folder.
   if (const char* rank = std::getenv("RANK"); rank == nullptr || std::string(rank) == "0")
     check_fresh_run_dir(run_dir);
+  train::check_world_size_allowed(cfg, a.nproc, "--nproc");  // said once here, not per rank
   // The launcher picks the run dir, so that every rank uses the same one.
-  train::check_world_size_allowed(cfg, a.nproc);  // said once here, not once per rank
   if (a.nproc > 1)
     return launch_local_ranks(a.nproc,
                               rank_args({"train", a.config, "--run-dir", run_dir}, a.sets));

@@ -114,6 +114,19 @@ std::vector<std::string> token_source_names() {
   return registry<TokenSourceEntry>().names();
 }
 
+const char* token_source_doc() {
+  static const std::string doc = [] {
+    std::string d = "token source";
+    const char* sep = ": ";
+    for (const auto& name : token_source_names()) {
+      d += stoch::str(sep, name, ", ", registry<TokenSourceEntry>().get(name, "data.source").doc);
+      sep = "; ";
+    }
+    return d;
+  }();
+  return doc.c_str();
+}
+
 const TokenSourceEntry& token_source_entry(const LmDataConfig& cfg) {
   return registry<TokenSourceEntry>().get(cfg.source, "data.source");
 }

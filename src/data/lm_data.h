@@ -13,6 +13,8 @@ namespace stoch::data {
 
 // The registered token sources' names (registry<TokenSourceEntry>), for the data.source key.
 std::vector<std::string> token_source_names();
+// `data.source`'s doc: every registered source with its own doc.
+const char* token_source_doc();
 
 struct LmDataConfig {
   std::string source = "hmm";
@@ -33,10 +35,7 @@ struct LmDataConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("source", source,
-      "hmm/markov: synthetic with exact entropy; uniform: independent uniform tokens (benchmarks); "
-      "text: byte-level files; tokens: a prepared folder (stoch, nanoGPT or llm.c files)",
-      Spec().one_of(token_source_names()));
+    v("source", source, token_source_doc(), Spec().one_of(token_source_names()));
     v("seed", seed,
       "seed of the data itself (source parameters, held-out set); run.seed orders training windows",
       Spec().at_least(0));

@@ -1,4 +1,5 @@
-// Hook "value_head": what the value head predicts on held-out inputs:
+// Hook "value_head": what the value head predicts on the task's evaluation inputs
+// (value_regression: the first of its training inputs, which are all it has):
 //   diag/value_mean, diag/value_gap (mean |read-back value - target|, when targets are known)
 //   diag/head_entropy  mean entropy of the categorical head's softmax (categorical losses only)
 #include <torch/torch.h>
@@ -13,7 +14,10 @@ struct ValueHeadParams : config::VisitableOf<ValueHeadParams> {
 
   template <class V>
   void visit(V& v) {
-    v("max_inputs", max_inputs, "held-out inputs to measure on", config::Spec().at_least(1));
+    v("max_inputs", max_inputs,
+      "inputs to measure on, the first of the task's evaluation inputs (value_regression has no "
+      "held-out inputs: its training inputs)",
+      config::Spec().at_least(1));
   }
 };
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "core/config_schema.h"
@@ -122,6 +123,10 @@ class LanguageModelImpl : public torch::nn::Module {
 // empty.
 template <class M>
 bool register_language_model(const std::string& name, LmArchEntry entry) {
+  if (!entry.parameter_count || !entry.extra_flops_per_token || !entry.kept_floats_per_token)
+    throw std::invalid_argument("register_language_model(\"" + name +
+                                "\"): parameter_count, extra_flops_per_token and "
+                                "kept_floats_per_token are required");
   entry.make = [](const LmConfig& c) -> std::shared_ptr<LanguageModelImpl> {
     return std::make_shared<M>(c);
   };

@@ -235,6 +235,7 @@ bool ChessValueTask::read_cached_move_positions(const std::string& cache, const 
     auto cached = chess::parse_move_cache(*text, key, cache);
     if (!cached) return false;
     move_positions_ = std::move(*cached);
+    chess::keep_recent_move_caches(cache);
   } catch (const InputError& e) {
     log::warn(
         str("chess move metrics: ignoring a damaged cache (", e.what(), "); preparing again"));
@@ -257,6 +258,7 @@ void ChessValueTask::write_move_cache(const std::string& cache, const std::strin
   try {
     std::filesystem::create_directories(std::filesystem::path(cache).parent_path());
     replace_file_durably(cache, chess::format_move_cache(key, move_positions_));
+    chess::keep_recent_move_caches(cache);
   } catch (const std::exception& e) {
     log::warn(str("chess move metrics: could not keep them in ", cache, " (", e.what(), ")"));
   }

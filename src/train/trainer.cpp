@@ -31,9 +31,11 @@ void check_run(ExperimentConfig& cfg) {
   TrainingLoop loop(cfg, /*run_dir=*/"", /*resume=*/false);
 }
 
-void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size) {
+void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size,
+                              const std::string& given_by) {
   if (world_size > 1 && registry<TaskEntry>().get(cfg.task, "task").one_process)
-    throw InputError(stoch::str("WORLD_SIZE=", world_size, ": task ", cfg.task,
+    throw InputError(stoch::str(given_by, given_by == "--nproc" ? " " : "=", world_size, ": task ",
+                                cfg.task,
                                 " trains in one process only; drop --nproc (or torchrun)"));
 }
 

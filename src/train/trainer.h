@@ -26,7 +26,9 @@ int run_training(ExperimentConfig& cfg, const std::string& run_dir, bool resume,
 void check_run(ExperimentConfig& cfg);
 
 // Throws InputError when cfg's task cannot train on `world_size` ranks (it trains in one
-// process only). Launchers call it before starting ranks, so that it is said once.
-void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size);
+// process only), naming `given_by` ("--nproc", "WORLD_SIZE") as what asked for them. Launchers
+// call it before starting ranks, so that it is said once.
+void check_world_size_allowed(const ExperimentConfig& cfg, int64_t world_size,
+                              const std::string& given_by);
 
 }  // namespace stoch::train

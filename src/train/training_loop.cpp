@@ -19,7 +19,8 @@ namespace stoch::train {
 namespace {
 
 // A checkpoint whose files verify can still hold state this build cannot take (another version's
-// replay buffer, a hand-edited state.json): the message names the checkpoint.
+// replay buffer, a hand-edited state.json or tensor): the message names the checkpoint, and
+// LibTorch's refusal of a tensor is bad input too, not a crash.
 void naming_checkpoint(const std::string& dir, const std::function<void()>& load) {
   try {
     load();
@@ -27,6 +28,8 @@ void naming_checkpoint(const std::string& dir, const std::function<void()>& load
     const std::string what = e.what();
     if (what.find(dir) != std::string::npos) throw;
     throw InputError(stoch::str(dir, ": ", what));
+  } catch (const c10::Error& e) {
+    throw InputError(stoch::str(dir, ": ", e.what_without_backtrace()));
   }
 }
 
@@ -77,7 +80,7 @@ void TrainingLoop::set_up() {
                                 " workers need run.device cpu, not ", device_.str()));
 
   check_schedule(cfg_.schedule);
-  check_world_size_allowed(cfg_, W_);
+  check_world_size_allowed(cfg_, W_, "WORLD_SIZE");
   if (W_ > 1) data_parallel_backend(device_, cfg_.dist.backend);
   // Before anything large is allocated: a run that cannot fit is refused, not killed later.
   if (entry.estimate_memory) {

@@ -321,6 +321,19 @@ std::vector<std::string> value_loss_names() {
   return registry<ValueLossEntry>().names();
 }
 
+const char* value_loss_doc() {
+  static const std::string doc = [] {
+    std::string d = "value loss";
+    const char* sep = ": ";
+    for (const auto& name : value_loss_names()) {
+      d += stoch::str(sep, name, ", ", registry<ValueLossEntry>().get(name, "value.loss").doc);
+      sep = "; ";
+    }
+    return d;
+  }();
+  return doc.c_str();
+}
+
 torch::Tensor ValueLoss::chosen_loss(const torch::Tensor& head_out, const torch::Tensor& actions,
                                      const torch::Tensor& target) const {
   return ValueLoss::chosen_rows(head_out, actions, target).mean();

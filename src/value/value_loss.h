@@ -18,6 +18,8 @@ namespace stoch::value {
 
 // Names of the registered losses (the choices of `value.loss`).
 std::vector<std::string> value_loss_names();
+// `value.loss`'s doc: every registered loss with its own doc, so a new one documents itself.
+const char* value_loss_doc();
 
 struct ValueLossConfig {
   std::string loss = "hl_gauss";  // a registered ValueLossEntry (value_loss_names())
@@ -41,10 +43,7 @@ struct ValueLossConfig {
   template <class V>
   void visit(V& v) {
     using config::Spec;
-    v("loss", loss,
-      "value loss: mse, huber (scalar head); two_hot, hl_gauss, c51, one_hot (cross-entropy on a "
-      "categorical head); mse_on_expectation (categorical head, MSE on its mean)",
-      Spec().one_of(value_loss_names()));
+    v("loss", loss, value_loss_doc(), Spec().one_of(value_loss_names()));
     v("num_bins", num_bins, "categorical head: number of bins (atoms for c51)", Spec().at_least(2));
     v("v_min", v_min,
       "categorical head: low end of the support, in return units (with value_transform the bins "

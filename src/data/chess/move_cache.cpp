@@ -1,10 +1,13 @@
 #include "data/chess/move_cache.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "core/crc32c.h"
 #include "core/errors.h"
@@ -103,6 +106,23 @@ std::string move_cache_path(const std::string& key) {
   }
   if (root.empty()) return "";
   return str(root, "/chess-moves/", hex8(crc32c(key.data(), key.size())), ".txt");
+}
+
+void keep_recent_move_caches(const std::string& cache, size_t keep) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::last_write_time(cache, fs::file_time_type::clock::now(), ec);
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  for (const auto& e : fs::directory_iterator(fs::path(cache).parent_path(), ec)) {
+    const auto& p = e.path();
+    if (p.extension() != ".txt" || fs::equivalent(p, cache, ec)) continue;
+    const auto t = fs::last_write_time(p, ec);
+    if (!ec) files.emplace_back(t, p);
+  }
+  if (files.size() + 1 <= keep) return;
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = keep > 0 ? keep - 1 : 0; i < files.size(); ++i) fs::remove(files[i].second, ec);
 }
 
 std::string format_move_cache(const std::string& key, const PreparedPositions& positions) {

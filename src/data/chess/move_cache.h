@@ -41,4 +41,12 @@ std::string format_move_cache(const std::string& key, const PreparedPositions& p
 std::optional<PreparedPositions> parse_move_cache(const std::string& text, const std::string& key,
                                                   const std::string& where);
 
+// The cache keeps at most this many files: each held-out file and setting adds one (a few MB),
+// and a sweep over data folders would otherwise grow the folder without end.
+constexpr size_t kMoveCacheFiles = 32;
+
+// Marks `cache` as just used, then removes the least recently used files of its folder beyond
+// `keep` (never `cache` itself). Failures are ignored: the cache only saves time.
+void keep_recent_move_caches(const std::string& cache, size_t keep = kMoveCacheFiles);
+
 }  // namespace stoch::chess
