@@ -119,7 +119,8 @@ const char* token_source_doc() {
     std::string d = "token source";
     const char* sep = ": ";
     for (const auto& name : token_source_names()) {
-      d += stoch::str(sep, name, ", ", registry<TokenSourceEntry>().get(name, "data.source").doc);
+      d += stoch::str(sep, name, " (", registry<TokenSourceEntry>().get(name, "data.source").doc,
+                      ")");
       sep = "; ";
     }
     return d;

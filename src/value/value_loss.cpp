@@ -326,7 +326,7 @@ const char* value_loss_doc() {
     std::string d = "value loss";
     const char* sep = ": ";
     for (const auto& name : value_loss_names()) {
-      d += stoch::str(sep, name, ", ", registry<ValueLossEntry>().get(name, "value.loss").doc);
+      d += stoch::str(sep, name, " (", registry<ValueLossEntry>().get(name, "value.loss").doc, ")");
       sep = "; ";
     }
     return d;
