@@ -201,241 +201,285 @@ std::vector<SweepRun> expand_sweep(const SweepArgs& a) {
   return runs;
 }
 
-int sweep(const SweepArgs& a) {
-  const auto runs = expand_sweep(a);
-  const std::string out =
-      a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out;
-  // Validate every run's config before launching any, so a typo fails at once with exit 2.
-  const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(usable_cpus()) / a.jobs);
-  // run.threads given with --set or --grid wins over the sweep's share of the cores.
-  const auto sets_threads = [](const std::vector<std::string>& sets) {
-    return std::any_of(sets.begin(), sets.end(), [](const std::string& s) {
-      return config::split_assignment(s).first == "run.threads";
-    });
-  };
-  // The run.threads assignment a run gets: the last one given, else the sweep's share. A resumed
-  // run gets it too, so this call's --jobs or --set run.threads reaches runs begun by another.
-  const auto threads_assignment = [&](const std::vector<std::string>& sets) {
-    std::string last = stoch::str("run.threads=", threads);
-    for (const auto& s : sets)
-      if (config::split_assignment(s).first == "run.threads") last = s;
-    return last;
-  };
-  // Runs found being written by another process (another sweep, a train or a resume), left to
-  // it and looked at again at the end.
-  std::vector<size_t> left_to_others;
-  const config::Node base = train::load_config(a.config, a.sets);
-  std::vector<Progress> progress;
-  std::vector<std::string> differing;  // runs begun with other settings than this call's
-  // Each run's resolved config, to its name: one setup and seed twice would be one sample that
-  // compare counts twice. run.threads is each call's share of the cores, so it is left out,
-  // unless the grid itself varies it (a thread-scaling sweep).
-  const bool grid_threads = std::any_of(a.grid.begin(), a.grid.end(), [](const std::string& g) {
-    return config::split_assignment(g, "--grid").first == "run.threads";
+namespace {
+
+// run.threads given with --set or --grid wins over the sweep's share of the cores.
+bool sets_threads(const std::vector<std::string>& sets) {
+  return std::any_of(sets.begin(), sets.end(), [](const std::string& s) {
+    return config::split_assignment(s).first == "run.threads";
   });
-  const std::set<std::string> skip =
-      grid_threads ? std::set<std::string>{} : std::set<std::string>{"run.threads"};
-  std::map<std::map<std::string, std::string>, std::string> setups, fresh_setups;
-  std::optional<std::string> twice;
-  for (const auto& r : runs) {
-    config::Node point = base;
-    for (const auto& s : r.sets) config::apply_override(point, s, "--grid");
-    auto cfg = train::parse_experiment(point);
-    const std::string dir = out + "/" + r.name;
-    progress.push_back(progress_of(dir, cfg.train.steps));
-    auto leaves = resolved_leaves(cfg, skip);
-    const auto [same, fresh] = setups.emplace(leaves, r.name);
-    if (!fresh && !twice)
-      twice = stoch::str("--grid: ", same->second, " and ", r.name,
-                         " are one run (a value written two ways: their resolved configs "
-                         "agree); give each value once");
-    // Only a run not begun yet can duplicate one under another name: a begun one is resumed.
-    if (progress.back().state == RunState::kFresh) fresh_setups.emplace(std::move(leaves), r.name);
-    // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
-    if (progress.back().state != RunState::kFresh)
-      if (auto d = first_difference(cfg, dir); !d.empty()) differing.push_back(std::move(d));
+}
+
+// One call of `stoch sweep`: its runs and where each stands (survey), what it refuses before
+// writing anything, the children it starts J at a time, and its last line.
+class SweepCall {
+ public:
+  explicit SweepCall(const SweepArgs& a)
+      : a_(a),
+        runs_(expand_sweep(a)),
+        out_(a.out.empty() ? "runs/sweep-" + fs::path(a.config).stem().string() : a.out),
+        threads_(std::max<int64_t>(1, static_cast<int64_t>(usable_cpus()) / a.jobs)) {}
+
+  int run() {
+    survey();
+    if (a_.status) {
+      for (const auto& d : differing_) log::warn("sweep: " + d);
+      return print_status(out_, runs_, progress_, a_.jobs);
+    }
+    refuse_what_would_mix();
+    for (size_t i = 0; i < runs_.size(); ++i) {
+      if (progress_[i].state == RunState::kFinished) {
+        log::info(stoch::str("sweep: ", runs_[i].name, " finished; skipping"));
+      } else if (const auto owner = run_lock_owner(dir(i))) {
+        leave(i, *owner);
+      } else {
+        todo_.push_back(i);
+      }
+    }
+    children_.emplace();
+    // A fault every run shares (a data folder not prepared, keys the task refuses together) is
+    // said once, before anything is written, instead of by each run in turn.
+    if (!todo_.empty() && progress_[todo_[0]].state != RunState::kInterrupted) {
+      std::vector<std::string> check = {"stoch", "config", a_.config, "--check", "--no-docs"};
+      const auto sets = set_args(todo_[0]);
+      check.insert(check.end(), sets.begin(), sets.end());
+      check_first_run(*children_, self_, check, runs_[todo_[0]].name);
+      if (const int sig = children_->signal()) return 128 + sig;
+    }
+    make_output_dir(out_, "--out");
+    announce();
+    for (;;) {
+      while (!children_->signal() && next_ < todo_.size() &&
+             static_cast<int64_t>(running_.size()) < a_.jobs)
+        launch(todo_[next_++]);
+      if (running_.empty() || children_->running() == 0) break;
+      if (const auto exit = children_->wait(std::chrono::seconds(1))) ended(*exit);
+    }
+    return last_line();
   }
-  if (a.status) {
-    for (const auto& d : differing) log::warn("sweep: " + d);
-    return print_status(out, runs, progress, a.jobs);
+
+ private:
+  std::string dir(size_t i) const { return out_ + "/" + runs_[i].name; }
+
+  // Each run's config (every one validated before any starts, so a typo fails at once with
+  // exit 2), where it stands, and what would make the sweep mix runs.
+  void survey() {
+    const config::Node base = train::load_config(a_.config, a_.sets);
+    // Each run's resolved config, to its name: one setup and seed twice would be one sample
+    // that compare counts twice. run.threads is each call's share of the cores, so it is left
+    // out, unless the grid itself varies it (a thread-scaling sweep).
+    const bool grid_threads = std::any_of(a_.grid.begin(), a_.grid.end(), [](const auto& g) {
+      return config::split_assignment(g, "--grid").first == "run.threads";
+    });
+    skip_ = grid_threads ? std::set<std::string>{} : std::set<std::string>{"run.threads"};
+    std::map<std::map<std::string, std::string>, std::string> setups;
+    for (size_t i = 0; i < runs_.size(); ++i) {
+      config::Node point = base;
+      for (const auto& s : runs_[i].sets) config::apply_override(point, s, "--grid");
+      auto cfg = train::parse_experiment(point);
+      progress_.push_back(progress_of(dir(i), cfg.train.steps));
+      auto leaves = resolved_leaves(cfg, skip_);
+      const auto [same, fresh] = setups.emplace(leaves, runs_[i].name);
+      if (!fresh && !twice_)
+        twice_ = stoch::str("--grid: ", same->second, " and ", runs_[i].name,
+                            " are one run (a value written two ways: their resolved configs "
+                            "agree); give each value once");
+      if (progress_.back().state == RunState::kFresh) {
+        // Only a run not begun yet can duplicate one under another name: a begun one resumes.
+        fresh_setups_.emplace(std::move(leaves), runs_[i].name);
+      } else if (auto d = first_difference(cfg, dir(i)); !d.empty()) {
+        // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
+        differing_.push_back(std::move(d));
+      }
+    }
   }
-  if (twice) throw InputError(*twice);
-  if (const auto earlier = same_run_under_another_name(out, runs, fresh_setups, skip))
-    throw InputError(*earlier);
-  // compare takes runs that differ only in such keys for one setup (and refuses one seed twice).
-  const auto rounding_only = train::same_setup_keys();
-  for (const auto& g : a.grid) {
-    const std::string key = config::split_assignment(g, "--grid").first;
-    if (std::find(rounding_only.begin(), rounding_only.end(), key) != rounding_only.end())
-      log::warn(stoch::str("sweep: --grid ", key,
-                           " changes at most rounding (`stoch config` says "
-                           "so): compare counts its values as one setup, and refuses two runs of "
-                           "one seed"));
+
+  void refuse_what_would_mix() const {
+    if (twice_) throw InputError(*twice_);
+    if (const auto earlier = same_run_under_another_name(out_, runs_, fresh_setups_, skip_))
+      throw InputError(*earlier);
+    // compare takes runs that differ only in such keys for one setup (and refuses one seed twice).
+    const auto rounding_only = train::same_setup_keys();
+    for (const auto& g : a_.grid) {
+      const std::string key = config::split_assignment(g, "--grid").first;
+      if (std::find(rounding_only.begin(), rounding_only.end(), key) != rounding_only.end())
+        log::warn(stoch::str("sweep: --grid ", key,
+                             " changes at most rounding (`stoch config` says so): compare counts "
+                             "its values as one setup, and refuses two runs of one seed"));
+    }
+    if (!differing_.empty())
+      throw InputError(stoch::str(
+          differing_[0], " (", counted(static_cast<int64_t>(differing_.size()), "run"),
+          " begun with other settings; the sweep would mix them: give its first config and "
+          "--set, or another --out)"));
   }
-  if (!differing.empty())
-    throw InputError(stoch::str(
-        differing[0], " (", counted(static_cast<int64_t>(differing.size()), "run"),
-        " begun with other settings; the sweep would mix them: give its first config and --set, "
-        "or another --out)"));
-  const auto leave = [&](size_t i, const std::string& owner) {
-    progress[i].running = true;
-    log::warn(stoch::str("sweep: ", runs[i].name, " is being written by another process (", owner,
+
+  void announce() const {
+    log::info(stoch::str("sweep: ", runs_.size(), " runs in ", out_, ", ", todo_.size(), " to do, ",
+                         a_.jobs, " at a time, ",
+                         sets_threads(a_.sets) ? std::string("run.threads as set")
+                                               : stoch::str(counted(threads_, "thread"), " each")));
+    if (!todo_.empty()) log::info("sweep: " + sweep_summary(runs_, progress_, a_.jobs));
+    // Each run warns in its own log, which a sweep's user does not watch: the sweep says it too.
+    const bool threads_chosen = sets_threads(a_.sets) ||
+                                std::any_of(runs_.begin(), runs_.end(),
+                                            [](const SweepRun& r) { return sets_threads(r.sets); });
+    if (!threads_chosen && !todo_.empty()) {
+      const int jobs = static_cast<int>(std::min<size_t>(a_.jobs, todo_.size()));
+      if (const auto busy = busy_machine_sweep_warning(static_cast<int>(threads_), jobs);
+          !busy.empty())
+        log::warn("sweep: " + busy);
+    }
+  }
+
+  // Run i is being written by another process (another sweep, a train or a resume): it is left
+  // to it and looked at again at the end.
+  void leave(size_t i, const std::string& owner) {
+    progress_[i].running = true;
+    log::warn(stoch::str("sweep: ", runs_[i].name, " is being written by another process (", owner,
                          "); skipping it"));
-    left_to_others.push_back(i);
-  };
-  // The command for run i as its folder stands now: resume from its checkpoint, else train.
+    left_to_others_.push_back(i);
+  }
+
   // The --set arguments run i is started with: the sweep's, its grid point's, its threads (only
-  // the threads when it is resumed: its config.yaml holds the rest).
-  const auto set_args = [&](size_t i) {
-    std::vector<std::string> sets = a.sets;
-    sets.insert(sets.end(), runs[i].sets.begin(), runs[i].sets.end());
+  // the threads when it is resumed: its config.yaml holds the rest). The threads are the last
+  // run.threads given, else the sweep's share; a resumed run gets them too, so this call's
+  // --jobs or --set run.threads reaches runs begun by another.
+  std::vector<std::string> set_args(size_t i) const {
+    std::vector<std::string> sets = a_.sets;
+    sets.insert(sets.end(), runs_[i].sets.begin(), runs_[i].sets.end());
+    std::string threads = stoch::str("run.threads=", threads_);
+    for (const auto& s : sets)
+      if (config::split_assignment(s).first == "run.threads") threads = s;
     std::vector<std::string> args;
-    if (progress[i].state != RunState::kInterrupted)
+    if (progress_[i].state != RunState::kInterrupted)
       for (const auto& s : sets) args.insert(args.end(), {"--set", s});
-    args.insert(args.end(), {"--set", threads_assignment(sets)});
+    args.insert(args.end(), {"--set", threads});
     return args;
-  };
-  const auto command_for = [&](size_t i) {
-    const std::string dir = out + "/" + runs[i].name;
-    std::vector<std::string> cmd = {"stoch"};
-    if (progress[i].state == RunState::kInterrupted)
-      cmd.insert(cmd.end(), {"resume", dir});
+  }
+
+  // The command for run i as its folder stands now: resume from its checkpoint, else train.
+  std::vector<std::string> command_for(size_t i) const {
+    std::vector<std::string> cmd = {self_};
+    if (progress_[i].state == RunState::kInterrupted)
+      cmd.insert(cmd.end(), {"resume", dir(i)});
     else
-      cmd.insert(cmd.end(), {"train", a.config, "--run-dir", dir});
+      cmd.insert(cmd.end(), {"train", a_.config, "--run-dir", dir(i)});
     const auto sets = set_args(i);
     cmd.insert(cmd.end(), sets.begin(), sets.end());
     return cmd;
-  };
-  std::vector<size_t> todo;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    if (progress[i].state == RunState::kFinished) {
-      log::info(stoch::str("sweep: ", runs[i].name, " finished; skipping"));
-    } else if (const auto owner = run_lock_owner(out + "/" + runs[i].name)) {
-      leave(i, *owner);
-    } else {
-      todo.push_back(i);
-    }
-  }
-  // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
-  Children children;
-  const std::string self = this_executable();
-  // A fault every run shares (a data folder not prepared, keys the task refuses together) is
-  // said once, before anything is written, instead of by each run in turn.
-  if (!todo.empty() && progress[todo[0]].state != RunState::kInterrupted) {
-    std::vector<std::string> check = {"stoch", "config", a.config, "--check", "--no-docs"};
-    const auto sets = set_args(todo[0]);
-    check.insert(check.end(), sets.begin(), sets.end());
-    check_first_run(children, self, check, runs[todo[0]].name);
-    if (const int sig = children.signal()) return 128 + sig;
-  }
-  make_output_dir(out, "--out");
-  log::info(stoch::str("sweep: ", runs.size(), " runs in ", out, ", ", todo.size(), " to do, ",
-                       a.jobs, " at a time, ",
-                       sets_threads(a.sets) ? std::string("run.threads as set")
-                                            : stoch::str(counted(threads, "thread"), " each")));
-  if (!todo.empty()) log::info("sweep: " + sweep_summary(runs, progress, a.jobs));
-  // Each run warns in its own log, which a sweep's user does not watch: the sweep says it too.
-  const bool threads_chosen =
-      sets_threads(a.sets) || std::any_of(runs.begin(), runs.end(),
-                                          [&](const SweepRun& r) { return sets_threads(r.sets); });
-  if (!threads_chosen && !todo.empty()) {
-    const int jobs = static_cast<int>(std::min<size_t>(a.jobs, todo.size()));
-    if (const auto busy = busy_machine_sweep_warning(static_cast<int>(threads), jobs);
-        !busy.empty())
-      log::warn("sweep: " + busy);
   }
 
-  std::map<pid_t, size_t> running;           // child pid -> run index
-  size_t next = 0, failed = 0, refused = 0;  // refused: exit 2, the run's input
-  std::vector<size_t> stopped;               // runs that ended on the sweep's signal
-  for (;;) {
-    while (!children.signal() && next < todo.size() &&
-           static_cast<int64_t>(running.size()) < a.jobs) {
-      // Claimed before the launch: the sweep takes the run's lock, looks at the run again under
-      // it and hands the lock to the process it starts, so nothing else can take the run in
-      // between, and sweeps sharing a folder split it. A run another process has finished or is
-      // writing since this sweep began is left to it.
-      const size_t i = todo[next++];
-      const std::string& name = runs[i].name;
-      const std::string dir = out + "/" + name;
-      make_output_dir(dir, "--out");
-      std::string owner;
-      const auto claim = RunLock::try_take(dir, owner);
-      if (!claim) {
-        leave(i, owner.empty() ? "owner unknown" : owner);
-        continue;
-      }
-      progress[i] = progress_of(dir, progress[i].steps);
-      if (progress[i].state == RunState::kFinished) {
-        log::info(stoch::str("sweep: ", name, " was finished by another process; skipping"));
-        continue;
-      }
-      auto cmd = command_for(i);
-      log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
-      cmd[0] = self;
-      // Kept until the child has started; from then on only the child holds the lock.
-      const RunLock::Handover handover = claim->hand_over();
-      std::vector<std::string> env = environment_without(RunLock::kHandoverEnv);
-      if (!handover.env().empty()) env.push_back(handover.env());
-      running[children.start(cmd, env, out + "/" + name + kConsoleLog, kThisExecutable)] = i;
+  // Claimed before the launch: the sweep takes the run's lock, looks at the run again under it
+  // and hands the lock to the process it starts, so nothing else can take the run in between,
+  // and sweeps sharing a folder split it. A run another process has finished or is writing since
+  // this sweep began is left to it.
+  void launch(size_t i) {
+    const std::string& name = runs_[i].name;
+    make_output_dir(dir(i), "--out");
+    std::string owner;
+    const auto claim = RunLock::try_take(dir(i), owner);
+    if (!claim) {
+      leave(i, owner.empty() ? "owner unknown" : owner);
+      return;
     }
-    if (running.empty() || children.running() == 0) break;
-    const auto exit = children.wait(std::chrono::seconds(1));
-    if (!exit) continue;
-    const size_t i = running[exit->pid];
-    const std::string& name = runs[i].name;
-    running.erase(exit->pid);
-    if (exit->code == 0) {
-      refresh_progress(out, runs, progress);
-      log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(runs, progress, a.jobs)));
-    } else if (children.signal() && exit->code == 128 + children.signal()) {
-      stopped.push_back(i);
+    progress_[i] = progress_of(dir(i), progress_[i].steps);
+    if (progress_[i].state == RunState::kFinished) {
+      log::info(stoch::str("sweep: ", name, " was finished by another process; skipping"));
+      return;
+    }
+    const auto cmd = command_for(i);
+    log::info(stoch::str("sweep: ", cmd[1] == "resume" ? "resuming " : "starting ", name));
+    // Kept until the child has started; from then on only the child holds the lock.
+    const RunLock::Handover handover = claim->hand_over();
+    std::vector<std::string> env = environment_without(RunLock::kHandoverEnv);
+    if (!handover.env().empty()) env.push_back(handover.env());
+    running_[children_->start(cmd, env, dir(i) + kConsoleLog, kThisExecutable)] = i;
+  }
+
+  void ended(const Children::Exit& exit) {
+    const size_t i = running_[exit.pid];
+    const std::string& name = runs_[i].name;
+    running_.erase(exit.pid);
+    if (exit.code == 0) {
+      refresh_progress(out_, runs_, progress_);
+      log::info(stoch::str("sweep: ", name, " done; ", sweep_summary(runs_, progress_, a_.jobs)));
+    } else if (children_->signal() && exit.code == 128 + children_->signal()) {
+      stopped_.push_back(i);
       log::info(stoch::str("sweep: ", name, " stopped"));
     } else {
-      ++failed;
-      refused += exit->code == kExitBadInput ? 1 : 0;
-      log::warn(stoch::str("sweep: ", name, " exited with ", exit->code, " (see ", out, "/", name,
+      ++failed_;
+      refused_ += exit.code == kExitBadInput ? 1 : 0;
+      log::warn(stoch::str("sweep: ", name, " exited with ", exit.code, " (see ", dir(i),
                            kConsoleLog, ")"));
     }
   }
-  if (const int sig = children.signal()) {
-    // A run signalled while still setting up ends before its first checkpoint: say so, rather
-    // than count it as kept.
-    refresh_progress(out, runs, progress);
-    const auto kept = std::count_if(stopped.begin(), stopped.end(),
-                                    [&](size_t i) { return progress[i].step > 0; });
-    const auto lost = static_cast<std::ptrdiff_t>(stopped.size()) - kept;
-    log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", kept,
-                          " runs stopped at a checkpoint, ",
-                          lost ? stoch::str(lost, " stopped before their first one, ") : "",
-                          todo.size() - next, " not started; re-run the same command to continue"));
-    return 128 + sig;
+
+  // The sweep's last line and exit code.
+  int last_line() {
+    if (const int sig = children_->signal()) {
+      // A run signalled while still setting up ends before its first checkpoint: say so, rather
+      // than count it as kept.
+      refresh_progress(out_, runs_, progress_);
+      const auto kept = std::count_if(stopped_.begin(), stopped_.end(),
+                                      [&](size_t i) { return progress_[i].step > 0; });
+      const auto lost = static_cast<std::ptrdiff_t>(stopped_.size()) - kept;
+      log::error(stoch::str("sweep: stopped by ", sig == SIGINT ? "SIGINT" : "SIGTERM", "; ", kept,
+                            " runs stopped at a checkpoint, ",
+                            lost ? stoch::str(lost, " stopped before their first one, ") : "",
+                            todo_.size() - next_,
+                            " not started; re-run the same command to continue"));
+      return 128 + sig;
+    }
+    if (failed_) {
+      // A refused input fails again as it is: retrying helps only runs that failed otherwise.
+      log::error(stoch::str("sweep: ", failed_, " runs failed",
+                            refused_ ? stoch::str(" (", refused_,
+                                                  " refused their input, exit 2: fix what their "
+                                                  "console logs name first)")
+                                     : "",
+                            "; re-run the same command to retry them"));
+      return kExitFailure;
+    }
+    // Runs left to other processes that have finished meanwhile complete this sweep too.
+    refresh_progress(out_, runs_, progress_);
+    const auto busy = static_cast<size_t>(
+        std::count_if(left_to_others_.begin(), left_to_others_.end(),
+                      [&](size_t i) { return progress_[i].state != RunState::kFinished; }));
+    if (busy) {
+      log::error(stoch::str("sweep: ", busy,
+                            " runs were left to the processes writing them; re-run the same "
+                            "command once they stop to finish the sweep"));
+      return kExitFailure;
+    }
+    log::info(stoch::str("sweep: all runs finished in ", out_,
+                         "; compare them with `stoch compare ", shell_word(out_), "`"));
+    return kExitOk;
   }
-  if (failed) {
-    // A refused input fails again as it is: retrying helps only runs that failed otherwise.
-    log::error(stoch::str("sweep: ", failed, " runs failed",
-                          refused
-                              ? stoch::str(" (", refused,
-                                           " refused their input, exit 2: fix what their console "
-                                           "logs name first)")
-                              : "",
-                          "; re-run the same command to retry them"));
-    return kExitFailure;
-  }
-  // Runs left to other processes that have finished meanwhile complete this sweep too.
-  refresh_progress(out, runs, progress);
-  const auto busy = static_cast<size_t>(
-      std::count_if(left_to_others.begin(), left_to_others.end(),
-                    [&](size_t i) { return progress[i].state != RunState::kFinished; }));
-  if (busy) {
-    log::error(stoch::str("sweep: ", busy,
-                          " runs were left to the processes writing them; re-run the same "
-                          "command once they stop to finish the sweep"));
-    return kExitFailure;
-  }
-  log::info(stoch::str("sweep: all runs finished in ", out, "; compare them with `stoch compare ",
-                       shell_word(out), "`"));
-  return kExitOk;
+
+  const SweepArgs& a_;
+  const std::vector<SweepRun> runs_;
+  const std::string out_;
+  const int64_t threads_;  // each run's share of the cores
+  std::vector<Progress> progress_;
+  std::vector<std::string> differing_;  // runs begun with other settings than this call's
+  std::set<std::string> skip_;          // keys left out when runs are compared
+  std::map<std::map<std::string, std::string>, std::string> fresh_setups_;
+  std::optional<std::string> twice_;
+  std::vector<size_t> todo_, left_to_others_;
+  std::vector<size_t> stopped_;  // runs that ended on the sweep's signal
+  // Runs are children that stop with the sweep: a signal to it checkpoints every running run.
+  // Made once the sweep is about to start them (it takes over SIGINT and SIGTERM).
+  std::optional<Children> children_;
+  const std::string self_ = this_executable();
+  std::map<pid_t, size_t> running_;             // child pid -> run index
+  size_t next_ = 0, failed_ = 0, refused_ = 0;  // refused: exit 2, the run's input
+};
+
+}  // namespace
+
+int sweep(const SweepArgs& a) {
+  return SweepCall(a).run();
 }
 
 namespace {
