@@ -283,18 +283,29 @@ TEST_F(DataParallel, BackendsThatDoNotFitTheDeviceAreRefused) {
   EXPECT_FALSE(test::fs::exists(dir_ + "/nccl/checkpoints"));
 }
 
-// Rank 0 cannot host the rendezvous (its port is taken): it says so at once, naming the address,
-// rather than LibTorch's line and stack, or a claim that the ranks did not meet in 300 s.
-TEST_F(DataParallel, ARendezvousPortInUseIsNamed) {
-  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+// A TCP socket bound to a free port on 127.0.0.1 (its number in `port`); -1 when binding fails.
+int loopback_socket(std::string& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(taken, 1), 0);
   socklen_t len = sizeof addr;
-  ::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  port = std::to_string(ntohs(addr.sin_port));
+  return fd;
+}
+
+// Rank 0 cannot host the rendezvous (its port is taken): it says so at once, naming the address,
+// rather than LibTorch's line and stack, or a claim that the ranks did not meet in 300 s.
+TEST_F(DataParallel, ARendezvousPortInUseIsNamed) {
+  std::string port;
+  const int taken = loopback_socket(port);
+  ASSERT_GE(taken, 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
   const auto r = test::run_command("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
                                    " " + STOCH_BINARY + " train " + cfg_ + " --run-dir " + dir_ +
                                    "/taken --set train.grad_accum=1");
@@ -309,15 +320,10 @@ TEST_F(DataParallel, ARendezvousPortInUseIsNamed) {
 
 // A rank whose partner never starts waits dist.join_timeout_s, then names the address.
 TEST_F(DataParallel, ARankAloneGivesUpAfterTheJoinTimeout) {
-  const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string port;
+  const int probe = loopback_socket(port);
+  ASSERT_GE(probe, 0);
   ::close(probe);  // a free port, for rank 0 to listen on
-  const std::string port = std::to_string(ntohs(addr.sin_port));
   const auto start = std::chrono::steady_clock::now();
   const auto r = test::run_command("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
                                    " " + STOCH_BINARY + " train " + cfg_ + " --run-dir " + dir_ +
