@@ -4,8 +4,8 @@
 # bench/nanogpt_ref.py on the same card with nanoGPT bench.py's settings (bf16 autocast, no
 # biases, fused AdamW) eager and with torch.compile, and prints one table last:
 #   median ms/step and tokens/s after warm-up, MFU, peak GPU memory (max_memory_allocated).
-# MFU = tokens/s x FLOPs per token / peak; FLOPs per token = 6N + 12 L d T (gpu.md), N the
-# parameters without position embeddings, computed from the config's shape. The peak comes
+# MFU = tokens/s x FLOPs per token / peak; FLOPs per token = 6N + 12 L d T (docs/benchmarks.md,
+# "CUDA"), N the parameters without position embeddings, computed from the config's shape. The peak comes
 # from the table below, keyed by the device name; PEAK_TFLOPS overrides it.
 # Env: STEPS (70: 10 warm-up + 60 timed, logged every 10), SKIP_BUILD=1, SKIP_NANOGPT=1,
 #      STOCH (build-gpu/stoch), SETS (extra --set KEY=VALUE words for stoch), OUT (results).
@@ -60,7 +60,7 @@ fi
 import json, re, statistics, sys
 path, name, L, d, T, V, B, override, eager, compiled = sys.argv[1:11]
 L, d, T, V, B = map(int, (L, d, T, V, B))
-# Dense bf16 peaks (TFLOP/s) by device name; gpu.md.
+# Dense bf16 peaks (TFLOP/s) by device name, as the README's MFU paragraph gives them.
 peaks = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 peak = float(override) if override else next((v for k, v in peaks.items() if k in name), None)
 N = V * d + L * (12 * d * d + 2 * d) + d  # no biases; tied embedding; LayerNorm gains

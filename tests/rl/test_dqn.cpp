@@ -470,12 +470,31 @@ TEST(DqnResume, AScheduleMovedByANewTrainStepsIsSaid) {
   ASSERT_EQ(r.code, 0) << r.output;
   r = test::run_stoch("resume " + dir + "/run --set train.steps=60");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("dqn: the exploration and prioritised-replay schedules now span 320 "
-                          "environment steps, not 280 (train.steps changed with "
-                          "dqn.total_env_steps 0)"),
+  EXPECT_NE(r.output.find("dqn: the exploration schedule now spans 320 environment steps, not "
+                          "280 (train.steps changed with dqn.total_env_steps 0): epsilon at step "),
             std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("set dqn.total_env_steps: 280 to keep them"), std::string::npos)
+  EXPECT_NE(r.output.find("set dqn.total_env_steps: 280 to keep it"), std::string::npos)
+      << r.output;
+  // An exploration of its own length, without prioritised replay, does not move: nothing is said
+  // (every MinAtar config warned on each resume).
+  r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                      "/own --set dqn.total_env_steps=0 --set dqn.exploration_steps=150");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/own --set train.steps=60");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("now span"), std::string::npos) << r.output;
+  // With prioritised replay its importance weights' schedule moves, and that is said.
+  r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir +
+                      "/per --set dqn.total_env_steps=0 --set dqn.exploration_steps=150 "
+                      "--set dqn.prioritized=true");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = test::run_stoch("resume " + dir + "/per --set train.steps=60");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("dqn: the prioritised-replay schedule now spans 320 environment steps, "
+                          "not 280 (train.steps changed with dqn.total_env_steps 0); set "
+                          "dqn.total_env_steps: 280 to keep it"),
+            std::string::npos)
       << r.output;
   // A pinned length stays, and nothing is said.
   r = test::run_stoch("train " + dir + "/c.yaml --run-dir " + dir + "/pinned");

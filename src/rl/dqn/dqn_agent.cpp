@@ -152,8 +152,12 @@ double DqnAgent::schedule_env_steps() const {
 }
 
 double DqnAgent::epsilon_at(int64_t env_steps) const {
+  return epsilon_at(env_steps, schedule_env_steps());
+}
+
+double DqnAgent::epsilon_at(int64_t env_steps, double schedule_steps) const {
   const double span = dqn_.exploration_steps > 0 ? static_cast<double>(dqn_.exploration_steps)
-                                                 : dqn_.exploration_fraction * schedule_env_steps();
+                                                 : dqn_.exploration_fraction * schedule_steps;
   const int64_t into = std::max<int64_t>(0, env_steps - dqn_.exploration_start);
   const double frac = std::min(1.0, static_cast<double>(into) / span);
   return dqn_.epsilon_start + frac * (dqn_.epsilon_end - dqn_.epsilon_start);
@@ -379,16 +383,29 @@ void DqnAgent::load_state(const Checkpoint& ckpt, bool training) {
     const double* v = t.data_ptr<double>();
     targets_ = {v[0], v[1], v[2], v[3]};
   }
-  // A resume with another train.steps moves the schedules under a run already part way through
-  // them (epsilon jumped from its end back up); allowed, but said.
+  // A resume with another train.steps moves the schedules that span the run under a run already
+  // part way through them (epsilon jumped from its end back up); allowed, but said. Epsilon's
+  // spans the run only without dqn.exploration_steps, the importance weights' only with
+  // prioritised replay.
   const double was = ckpt.state.value("schedule_env_steps", schedule_env_steps());
-  if (was != schedule_env_steps())
-    log::warn(stoch::str("dqn: the exploration and prioritised-replay schedules now span ",
-                         format_number(schedule_env_steps(), 12), " environment steps, not ",
-                         format_number(was, 12),
-                         " (train.steps changed with dqn.total_env_steps 0): ", "epsilon at step ",
-                         env_steps_, " is now ", format_number(epsilon_at(env_steps_), 4),
-                         "; set dqn.total_env_steps: ", format_number(was, 12), " to keep them"));
+  const bool epsilon_moves = dqn_.exploration_steps == 0;
+  if (was == schedule_env_steps() || (!epsilon_moves && !dqn_.prioritized)) return;
+  const std::string which = epsilon_moves && dqn_.prioritized
+                                ? "the exploration and prioritised-replay schedules now span "
+                            : epsilon_moves ? "the exploration schedule now spans "
+                                            : "the prioritised-replay schedule now spans ";
+  std::string epsilon;
+  if (epsilon_moves) {
+    const double before = epsilon_at(env_steps_, was);
+    epsilon =
+        stoch::str(": epsilon at step ", env_steps_, " is now ",
+                   format_number(epsilon_at(env_steps_), 4), ", was ", format_number(before, 4));
+  }
+  log::warn(stoch::str("dqn: ", which, format_number(schedule_env_steps(), 12),
+                       " environment steps, not ", format_number(was, 12),
+                       " (train.steps changed with dqn.total_env_steps 0)", epsilon,
+                       "; set dqn.total_env_steps: ", format_number(was, 12), " to keep ",
+                       epsilon_moves && dqn_.prioritized ? "them" : "it"));
 }
 
 }  // namespace stoch::rl

@@ -51,6 +51,8 @@ class DqnAgent {
   // its Q-values, computed without operators where greedy_on_host can.
   int greedy_action(const float* obs);
   double epsilon_at(int64_t env_steps) const;
+  // ... as it was when the schedules spanned `schedule_steps` environment steps.
+  double epsilon_at(int64_t env_steps, double schedule_steps) const;
   // Length of the run in environment steps, as the schedules see it.
   double schedule_env_steps() const;
   int64_t env_steps() const { return env_steps_; }
