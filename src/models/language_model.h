@@ -1,6 +1,6 @@
 // What every language-model architecture offers the task, the hooks, sampling and export, and
 // the registry of architectures (config key model.arch). A second architecture is one file: a
-// LanguageModelImpl subclass and register_language_model<M>(name, doc) at its end.
+// LanguageModelImpl subclass and register_language_model<M>(name, {doc, counts...}) at its end.
 #pragma once
 
 #include <torch/nn/module.h>
