@@ -81,14 +81,7 @@ std::map<std::string, std::string> resolved_leaves(train::ExperimentConfig& cfg,
 std::optional<ConfigDifference> first_config_difference(train::ExperimentConfig& a,
                                                         train::ExperimentConfig& b,
                                                         const std::set<std::string>& skip) {
-  const auto in_a = resolved_leaves(a, skip), in_b = resolved_leaves(b, skip);
-  const auto key = config::first_differing_key(in_a, in_b);
-  if (!key) return std::nullopt;
-  const auto value = [&](const std::map<std::string, std::string>& m) {
-    const auto it = m.find(*key);
-    return it == m.end() ? std::string("(absent)") : it->second;
-  };
-  return ConfigDifference{*key, value(in_a), value(in_b)};
+  return config::first_difference(resolved_leaves(a, skip), resolved_leaves(b, skip));
 }
 
 std::string shell_word(const std::string& s) {

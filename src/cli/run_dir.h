@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config_tree.h"
 #include "core/torch/checkpoint.h"
 #include "train/experiment.h"
 
@@ -41,9 +42,7 @@ std::map<std::string, std::string> resolved_leaves(train::ExperimentConfig& cfg,
 // The first key, in sorted order, whose resolved value differs between two configs, with each
 // side's value ("(absent)" where a side lacks the key); nothing when they agree. Keys in `skip`
 // are not compared.
-struct ConfigDifference {
-  std::string key, a, b;
-};
+using ConfigDifference = config::LeafDifference;
 std::optional<ConfigDifference> first_config_difference(train::ExperimentConfig& a,
                                                         train::ExperimentConfig& b,
                                                         const std::set<std::string>& skip = {});

@@ -60,13 +60,14 @@ constexpr size_t kMaxFolderName = 255;
 const std::string kConsoleLog = ".console.log";  // RUN.console.log: a run's output, beside it
 
 // The first key (but run.threads, which each call of the sweep passes on) whose value in the
-// run's config.yaml differs from the one this sweep would start the run with, said as a line;
-// "" when there is none.
-std::string first_difference(train::ExperimentConfig& want, const std::string& dir) {
+// run's config.yaml differs from the one this sweep would start the run with (`want`, its
+// resolved leaves), said as a line; "" when there is none.
+std::string first_difference(std::map<std::string, std::string> want, const std::string& dir) {
   const std::string file = dir + "/config.yaml";
   check_run_config_whole(file);
   auto have = train::parse_experiment(train::load_config(file, {}));
-  const auto d = first_config_difference(have, want, {"run.threads"});
+  want.erase("run.threads");
+  const auto d = config::first_difference(resolved_leaves(have, {"run.threads"}), want);
   if (!d) return "";
   return stoch::str(file, ": ", d->key, " is ", d->a, " where this sweep's config and --set give ",
                     d->b);
@@ -268,10 +269,7 @@ class SweepCall {
     // Each run's resolved config, to its name: one setup and seed twice would be one sample
     // that compare counts twice. run.threads is each call's share of the cores, so it is left
     // out, unless the grid itself varies it (a thread-scaling sweep).
-    const bool grid_threads = std::any_of(a_.grid.begin(), a_.grid.end(), [](const auto& g) {
-      return config::split_assignment(g, "--grid").first == "run.threads";
-    });
-    skip_ = grid_threads ? std::set<std::string>{} : std::set<std::string>{"run.threads"};
+    skip_ = sets_threads(a_.grid) ? std::set<std::string>{} : std::set<std::string>{"run.threads"};
     std::map<std::map<std::string, std::string>, std::string> setups;
     for (size_t i = 0; i < runs_.size(); ++i) {
       config::Node point = base;
@@ -287,7 +285,7 @@ class SweepCall {
       if (progress_.back().state == RunState::kFresh) {
         // Only a run not begun yet can duplicate one under another name: a begun one resumes.
         fresh_setups_.emplace(std::move(leaves), runs_[i].name);
-      } else if (auto d = first_difference(cfg, dir(i)); !d.empty()) {
+      } else if (auto d = first_difference(std::move(leaves), dir(i)); !d.empty()) {
         // A run to resume or skip keeps its own config.yaml (a fresh one is trained anew).
         differing_.push_back(std::move(d));
       }

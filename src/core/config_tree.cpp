@@ -408,4 +408,15 @@ std::optional<std::string> first_differing_key(const std::map<std::string, std::
   return from_a ? x->first : y->first;
 }
 
+std::optional<LeafDifference> first_difference(const std::map<std::string, std::string>& a,
+                                               const std::map<std::string, std::string>& b) {
+  const auto key = first_differing_key(a, b);
+  if (!key) return std::nullopt;
+  const auto value = [&](const std::map<std::string, std::string>& m) {
+    const auto it = m.find(*key);
+    return it == m.end() ? std::string("(absent)") : it->second;
+  };
+  return LeafDifference{*key, value(a), value(b)};
+}
+
 }  // namespace stoch::config

@@ -55,6 +55,13 @@ std::map<std::string, std::string> leaves(const Node& node);
 std::optional<std::string> first_differing_key(const std::map<std::string, std::string>& a,
                                                const std::map<std::string, std::string>& b);
 
+// That key with each side's value ("(absent)" where a side lacks it); nothing when equal.
+struct LeafDifference {
+  std::string key, a, b;
+};
+std::optional<LeafDifference> first_difference(const std::map<std::string, std::string>& a,
+                                               const std::map<std::string, std::string>& b);
+
 // Writes a node as YAML (scalars quoted when YAML would misread them).
 std::string to_yaml(const Node& node, int indent = 0);
 

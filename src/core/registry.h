@@ -48,6 +48,15 @@ class Registry {
     return out;
   }
 
+  // "name (doc); name (doc)" over every entry, for the doc of the key that names one (entries
+  // with a `doc`), so a new entry documents itself.
+  std::string describe() const {
+    std::string out;
+    for (const auto& [name, entry] : entries_)
+      out += str(out.empty() ? "" : "; ", name, " (", entry.doc, ")");
+    return out;
+  }
+
  private:
   std::map<std::string, Entry> entries_;
 };

@@ -115,16 +115,7 @@ std::vector<std::string> token_source_names() {
 }
 
 const char* token_source_doc() {
-  static const std::string doc = [] {
-    std::string d = "token source";
-    const char* sep = ": ";
-    for (const auto& name : token_source_names()) {
-      d += stoch::str(sep, name, " (", registry<TokenSourceEntry>().get(name, "data.source").doc,
-                      ")");
-      sep = "; ";
-    }
-    return d;
-  }();
+  static const std::string doc = "token source: " + registry<TokenSourceEntry>().describe();
   return doc.c_str();
 }
 

@@ -20,15 +20,10 @@ void check_configs_agree(const std::vector<std::string>& configs,
   for (size_t r = 1; r < configs.size(); ++r) {
     if (configs[r] == configs[0]) continue;
     const auto other = leaves_of(r);
-    const auto differing = config::first_differing_key(base, other);
-    if (!differing) continue;  // the same leaves, written otherwise
-    const std::string& key = *differing;
-    const auto value = [&](const std::map<std::string, std::string>& m) {
-      const auto it = m.find(key);
-      return it == m.end() ? std::string("(absent)") : it->second;
-    };
-    throw InputError(stoch::str("config differs between ranks: ", key, " is ", value(base), " on ",
-                                who[0], " but ", value(other), " on ", who[r],
+    const auto d = config::first_difference(base, other);
+    if (!d) continue;  // the same leaves, written otherwise
+    throw InputError(stoch::str("config differs between ranks: ", d->key, " is ", d->a, " on ",
+                                who[0], " but ", d->b, " on ", who[r],
                                 "; start every rank with the same config"));
   }
 }

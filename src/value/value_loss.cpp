@@ -322,15 +322,7 @@ std::vector<std::string> value_loss_names() {
 }
 
 const char* value_loss_doc() {
-  static const std::string doc = [] {
-    std::string d = "value loss";
-    const char* sep = ": ";
-    for (const auto& name : value_loss_names()) {
-      d += stoch::str(sep, name, " (", registry<ValueLossEntry>().get(name, "value.loss").doc, ")");
-      sep = "; ";
-    }
-    return d;
-  }();
+  static const std::string doc = "value loss: " + registry<ValueLossEntry>().describe();
   return doc.c_str();
 }
 
