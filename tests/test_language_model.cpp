@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
 
 #include "core/errors.h"
 #include "generate/sampling.h"
@@ -97,6 +98,15 @@ TEST(LanguageModelArch, TheMemoryEstimateIsTheArchitectures) {
   const auto need = registry<train::TaskEntry>().get("lm", "task").estimate_memory(cfg, 1);
   EXPECT_LT(need.total(), 64e6) << need.describe();
   EXPECT_NO_THROW(train::check_run(cfg));
+}
+
+// An architecture registered without its counts is refused at once, not left to fail as an
+// empty std::function in the first throughput log or memory estimate.
+TEST(LanguageModelArch, AnEntryWithoutItsCountsIsRefused) {
+  models::LmArchEntry entry{"test only", [](const models::LmConfig&) { return int64_t{1}; }};
+  EXPECT_THROW(models::register_language_model<BigramLmImpl>("test_incomplete", entry),
+               std::invalid_argument);
+  EXPECT_FALSE(registry<models::LmArchEntry>().has("test_incomplete"));
 }
 
 TEST(LanguageModelArch, GptOnlyFeaturesRefuseOtherArchitectures) {
